@@ -1,0 +1,285 @@
+"""The command line: parse, call the library, print.
+
+The one place where a CatalogError becomes one line on stderr and an exit code is
+``CatalogGroup.invoke``; everything below it only raises.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from catalog.config import resolve_db_url
+from catalog.errors import CatalogError
+from catalog.methods import get_method, method_names, parse_method_list
+from catalog.models import Image
+from catalog.store import Catalog
+
+
+class CatalogGroup(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CatalogError as exc:
+            typer.echo(f"catalog: error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("catalog: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=CatalogGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="A persistent catalogue of images: finds duplicate and near-duplicate pictures and counts copies.",
+)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+
+
+@dataclass
+class State:
+    db: str | None
+
+    def open(self, create: bool = False) -> Catalog:
+        return Catalog.open(resolve_db_url(self.db), create=create)
+
+
+def _thresholds_help() -> str:
+    parts = [f"{n} {get_method(n).default_threshold:g}" for n in method_names()]
+    return "Defaults: " + ", ".join(parts) + " (Hamming bits for the hashes)."
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Catalogue file or SQLAlchemy URL. Default: $CATALOG_DB, else ~/.local/share/catalog/catalog.db.",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = State(db)
+
+
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+MethodOption = Annotated[str, typer.Option("--method", "-m", help=f"One of: {', '.join(method_names())}.")]
+ThresholdOption = Annotated[
+    float | None, typer.Option("--threshold", "-t", help="Match threshold. " + _thresholds_help())
+]
+
+
+@app.command("index")
+def index_command(
+    ctx: typer.Context,
+    paths: Annotated[list[str], typer.Argument(help="Folders (or files) to catalogue.")],
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            "--methods",
+            help="Comma-separated methods to compute, added to the catalogue's set. "
+            "Default for a new catalogue: ahash,phash,dhash,whash (exact is always on).",
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Catalogue image files: new and changed files are read, moved ones followed, vanished ones dropped."""
+    from catalog.indexer import index
+
+    requested = parse_method_list(methods) if methods else None
+    with ctx.obj.open(create=True) as catalog, _progress_bar() as progress:
+        report = index(catalog, paths, requested, workers=workers, progress=progress)
+    if fmt is Format.json:
+        _print_json(report.as_dict())
+        return
+    typer.echo(
+        f"{report.added} added, {report.updated} updated, {report.moved} moved, {report.removed} removed, "
+        f"{report.unchanged} unchanged, {report.backfilled} completed with new methods "
+        f"({report.seconds:.1f} s; methods: {', '.join(report.methods)})"
+    )
+    for title, rows in (("could not be read", report.errors), ("skipped", report.problems)):
+        if rows:
+            typer.echo(f"{len(rows)} {'file' if title != 'skipped' else 'path'}(s) {title}:")
+            for path, reason in rows:
+                typer.echo(f"  {path}: {reason}")
+
+
+@app.command("status")
+def status_command(ctx: typer.Context, fmt: FormatOption = Format.text) -> None:
+    """What the catalogue holds: images, methods, roots and files that could not be read."""
+    with ctx.obj.open() as catalog:
+        counts = catalog.counts()
+        data = {
+            "catalogue": catalog.url,
+            "images": counts["images"],
+            "methods": catalog.methods(),
+            "signatures": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("signatures:")},
+            "roots": catalog.roots(),
+            "errors": [{"path": p, "error": e} for p, e in catalog.errors()],
+        }
+    if fmt is Format.json:
+        _print_json(data)
+        return
+    typer.echo(f"catalogue: {data['catalogue']}")
+    typer.echo(f"images:    {data['images']}")
+    typer.echo(f"methods:   {', '.join(f'{k} ({v})' for k, v in data['methods'].items()) or '-'}")
+    typer.echo(f"roots:     {', '.join(data['roots']) or '-'}")
+    typer.echo(f"errors:    {len(data['errors'])}")
+    for row in data["errors"]:
+        typer.echo(f"  {row['path']}: {row['error']}")
+
+
+def _image_fields(image: Image) -> dict[str, Any]:
+    return {
+        "path": image.path,
+        "size": image.size,
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "content_hash": image.content_hash,
+    }
+
+
+@app.command("dupes")
+def dupes_command(
+    ctx: typer.Context,
+    method: MethodOption = "phash",
+    threshold: ThresholdOption = None,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Groups of duplicate images (two or more each), largest first."""
+    from catalog.groups import find_groups
+
+    with ctx.obj.open() as catalog:
+        grouping = find_groups(catalog, method, threshold)
+    if fmt is Format.json:
+        groups = [{"images": [_image_fields(im) for im in group]} for group in grouping.groups]
+        _print_json({"method": grouping.method, "threshold": grouping.threshold, "groups": groups})
+    elif fmt is Format.csv:
+        rows = [[n, im.path, im.size, im.width, im.height] for n, g in enumerate(grouping.groups, 1) for im in g]
+        _print_csv(["group", "path", "size", "width", "height"], rows)
+    else:
+        for n, group in enumerate(grouping.groups, 1):
+            typer.echo(f"group {n}: {len(group)} images")
+            for im in group:
+                typer.echo(f"  {im.path}  ({im.width}x{im.height}, {_human_size(im.size)})")
+        extra = sum(len(g) - 1 for g in grouping.groups)
+        typer.echo(
+            f"{len(grouping.groups)} groups, {extra} redundant copies "
+            f"({grouping.method}, threshold {grouping.threshold:g}, {len(grouping.images)} images)"
+        )
+
+
+@app.command("copies")
+def copies_command(
+    ctx: typer.Context,
+    method: MethodOption = "phash",
+    threshold: ThresholdOption = None,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """For every catalogued image, how many other copies of it the catalogue holds."""
+    from catalog.groups import find_groups
+
+    with ctx.obj.open() as catalog:
+        grouping = find_groups(catalog, method, threshold)
+    rows = sorted(
+        ((grouping.images[i].path, n) for i, n in grouping.copies.items()), key=lambda r: (-r[1], r[0])
+    )
+    if fmt is Format.json:
+        images = [{"path": path, "copies": n} for path, n in rows]
+        _print_json({"method": grouping.method, "threshold": grouping.threshold, "images": images})
+    elif fmt is Format.csv:
+        _print_csv(["path", "copies"], rows)
+    else:
+        for path, n in rows:
+            typer.echo(f"{n:6d}  {path}")
+
+
+@app.command("query")
+def query_command(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Argument(help="Any image file, catalogued or not.")],
+    method: MethodOption = "phash",
+    k: Annotated[int, typer.Option("-k", help="How many results.")] = 10,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """The catalogued images nearest to IMAGE, best first."""
+    from catalog.query import nearest
+
+    with ctx.obj.open() as catalog:
+        found = nearest(catalog, image, method, k)
+    if fmt is Format.json:
+        results = [{"path": im.path, "score": score} for im, score in found.results]
+        _print_json({"method": found.method, "query": found.query, "score_kind": found.score_kind,
+                     "results": results})
+    elif fmt is Format.csv:
+        _print_csv(["path", "score"], [(im.path, score) for im, score in found.results])
+    else:
+        typer.echo(f"{found.method} ({found.score_kind}) nearest to {found.query}:")
+        for im, score in found.results:
+            typer.echo(f"{score:8.3g}  {im.path}")
+
+
+def _print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _print_csv(header: list[str], rows: Any) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    typer.echo(buffer.getvalue(), nl=False)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task("indexing", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,111 @@
+"""Open an image once: size guard, JPEG draft decode, EXIF orientation, mode normalisation.
+
+Every method computes its signature from the one :class:`Decoded` image this module returns, so a
+file is read and decoded exactly once per indexing run.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from catalog.config import MAX_PIXELS, WORK_SIZE
+from catalog.errors import ImageError
+
+# We enforce our own pixel limit (below) with a clear message; Pillow's warning would only be noise.
+Image.MAX_IMAGE_PIXELS = None
+
+#: File endings looked at by the scanner (lower case). Files without an ending are sniffed instead.
+IMAGE_SUFFIXES = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .gif .bmp .dib .tif .tiff .webp .ppm .pgm .pbm .pnm .ico .tga .jp2"
+    " .j2k .pcx .sgi .ras .psd .dds .icns .im .qoi".split()
+)
+
+_SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded image: an RGB working copy (long side <= WORK_SIZE) and facts about the original."""
+
+    image: Image.Image
+    width: int  # of the original, after EXIF orientation
+    height: int
+    format: str
+
+
+def decode(data: bytes) -> Decoded:
+    """Decode image bytes, or raise :class:`ImageError` with a one-line reason."""
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _decode(data)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError("not an image (format not recognised)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"cannot decode: {_one_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - a decoder bug on one file must not stop a scan
+        raise ImageError(f"cannot decode ({type(exc).__name__}): {_one_line(exc)}") from None
+
+
+def _decode(data: bytes) -> Decoded:
+    img = Image.open(io.BytesIO(data))
+    fmt = img.format or "unknown"
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"refused: {width}x{height} = {width * height / 1e6:.0f} MP exceeds the "
+            f"{MAX_PIXELS / 1e6:.0f} MP limit (possible decompression bomb)"
+        )
+    orientation = img.getexif().get(0x0112, 1)
+    if orientation in _SWAPS_AXES:
+        width, height = height, width
+    if fmt == "JPEG":
+        img.draft("RGB", (WORK_SIZE // 2, WORK_SIZE // 2))
+    img.load()
+    if max(img.size) > WORK_SIZE:
+        img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    img = ImageOps.exif_transpose(img) or img
+    return Decoded(image=to_rgb(img), width=width, height=height, format=fmt)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Normalise any Pillow mode to 8-bit RGB: 16-bit is scaled (not clipped), transparency goes on white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode != "F" or arr.max() > 1.0 else 1.0
+        if img.mode == "I" and arr.max() <= 255:
+            top = 255.0
+        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    )
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def looks_like_image(head: bytes) -> bool:
+    """Sniff the first bytes of a file that has no file ending."""
+    signatures = (
+        b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF",
+    )
+    return head.startswith(signatures) and (not head.startswith(b"RIFF") or head[8:12] == b"WEBP")

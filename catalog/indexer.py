@@ -1,0 +1,267 @@
+"""The one ingest path, used by ``catalog index`` and ``catalog watch``.
+
+scan -> classify (unchanged / changed / new / missing) -> read, hash and decode in a process pool ->
+write in batches (one transaction each) -> drop what vanished.
+
+A crash or kill at any point leaves the catalogue consistent: an image row and its signatures are
+written in the same transaction, moves are single updates, and vanished files are dropped only after
+the walk is complete. The next run picks up whatever was not committed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from catalog.config import DEFAULT_METHODS, WRITE_BATCH
+from catalog.errors import UsageError
+from catalog.methods import get_method
+from catalog.models import Image, Signature
+from catalog.scan import ScanResult, scan
+from catalog.store import Catalog, KnownFile, now
+from catalog.worker import FileResult, Task, process
+
+ProgressCallback = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    backfilled: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # files that could not be read
+    problems: list[tuple[str, str]] = field(default_factory=list)  # folders, links
+    methods: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "moved": self.moved,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "backfilled": self.backfilled,
+            "methods": self.methods,
+            "errors": [{"path": p, "error": e} for p, e in self.errors],
+            "problems": [{"path": p, "problem": e} for p, e in self.problems],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def enable_methods(catalog: Catalog, requested: Iterable[str] | None) -> list[str]:
+    """Record the requested methods (or the defaults for a new catalogue); return every enabled method.
+
+    Methods add up: ``--methods phash`` on a catalogue that also has ``dhash`` keeps both.
+    """
+    current = catalog.methods()
+    names = list(requested or []) or (list(current) if current else list(DEFAULT_METHODS))
+    for name in names:
+        catalog.set_method(name, get_method(name).version)
+    for name in current:  # a method whose code changed version gets recomputed
+        catalog.set_method(name, get_method(name).version)
+    return sorted(set(current) | set(names))
+
+
+def normalise_roots(paths: Iterable[str]) -> list[str]:
+    """Absolute roots, checked to exist, without roots nested in other given roots."""
+    roots = []
+    for path in paths:
+        absolute = os.path.abspath(os.path.expanduser(path))
+        if not os.path.exists(absolute):
+            raise UsageError(f"no such file or folder: {path}")
+        roots.append(absolute)
+    roots = sorted(set(roots))
+    return [r for r in roots if not any(r != o and r.startswith(o.rstrip("/") + "/") for o in roots)]
+
+
+def index(
+    catalog: Catalog,
+    paths: Iterable[str],
+    methods: Iterable[str] | None = None,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> IndexReport:
+    """Bring the catalogue in line with the files below ``paths``."""
+    started = time.perf_counter()
+    roots = normalise_roots(paths)
+    report = IndexReport(methods=enable_methods(catalog, methods))
+    pixel_methods = tuple(m for m in report.methods if get_method(m).needs_pixels)
+    for root in roots:
+        if os.path.isdir(root):
+            catalog.add_root(root)
+        _index_root(catalog, root, pixel_methods, workers or os.cpu_count() or 1, progress, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class _Plan:
+    tasks: list[Task]
+    known: dict[str, KnownFile]
+    missing: dict[str, KnownFile]  # vanished paths, still candidates for a move
+
+
+def _plan(catalog: Catalog, root: str, found: ScanResult, methods: tuple[str, ...], report: IndexReport) -> _Plan:
+    known = catalog.known_files(root)
+    lacking = catalog.ids_lacking(root, methods)
+    unknowable = tuple(folder.rstrip("/") + "/" for folder in found.unreadable)
+    missing = {
+        path: info for path, info in known.items() if path not in found.files and not path.startswith(unknowable)
+    }
+    hashes_by_size: dict[int, set[str]] = {}
+    for info in missing.values():
+        if info.content_hash and info.error is None:
+            hashes_by_size.setdefault(info.size, set()).add(info.content_hash)
+
+    tasks = []
+    for path, (size, mtime_ns) in found.files.items():
+        old = known.get(path)
+        if old is None:
+            tasks.append(Task(path, size, mtime_ns, methods, frozenset(hashes_by_size.get(size, ()))))
+        elif (old.size, old.mtime_ns) != (size, mtime_ns):
+            reusable = old.content_hash and old.error is None and old.id not in lacking
+            tasks.append(Task(path, size, mtime_ns, methods, frozenset([old.content_hash] if reusable else [])))
+        elif old.id in lacking:
+            tasks.append(Task(path, size, mtime_ns, tuple(lacking[old.id])))
+            report.backfilled += 1
+        else:
+            report.unchanged += 1
+    return _Plan(tasks, known, missing)
+
+
+def _index_root(
+    catalog: Catalog,
+    root: str,
+    methods: tuple[str, ...],
+    workers: int,
+    progress: ProgressCallback | None,
+    report: IndexReport,
+) -> None:
+    found = scan(root)
+    report.problems.extend(found.problems)
+    plan = _plan(catalog, root, found, methods, report)
+    writer = _Writer(catalog, plan, report)
+    done = 0
+    for result in _run(plan.tasks, workers):
+        writer.add(result)
+        done += 1
+        if progress:
+            progress(done, len(plan.tasks))
+    writer.flush()
+    report.removed += catalog.remove(info.id for info in plan.missing.values())
+
+
+def _run(tasks: list[Task], workers: int) -> Iterator[FileResult]:
+    """Results in completion order; a pool of ``workers`` processes when there is enough work."""
+    if workers <= 1 or len(tasks) < 4:
+        yield from map(process, tasks)
+        return
+    chunksize = max(1, min(16, len(tasks) // (workers * 16)))
+    with multiprocessing.get_context().Pool(workers) as pool:
+        yield from pool.imap_unordered(process, tasks, chunksize=chunksize)
+
+
+class _Writer:
+    """Applies results to the catalogue, WRITE_BATCH at a time, each batch one transaction."""
+
+    def __init__(self, catalog: Catalog, plan: _Plan, report: IndexReport):
+        self.catalog = catalog
+        self.plan = plan
+        self.report = report
+        self.pending: list[FileResult] = []
+        self.missing_by_hash: dict[str, list[str]] = {}
+        for path, info in plan.missing.items():
+            if info.content_hash and info.error is None:
+                self.missing_by_hash.setdefault(info.content_hash, []).append(path)
+
+    def add(self, result: FileResult) -> None:
+        self.pending.append(result)
+        if len(self.pending) >= WRITE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        with self.catalog.session() as session:
+            for result in self.pending:
+                self._apply(session, result)
+        self.pending.clear()
+
+    def _apply(self, session: Session, r: FileResult) -> None:
+        old = self.plan.known.get(r.path)
+        if r.error is not None:
+            self.report.errors.append((r.path, r.error))
+            self._write_error(session, old, r)
+        elif r.known_content and old is not None:
+            session.execute(
+                update(Image).where(Image.id == old.id).values(size=r.size, mtime_ns=r.mtime_ns, indexed_at=now())
+            )
+            self.report.updated += 1
+        elif r.known_content:
+            source_path = self._pop_moved_from(r.content_hash or "")
+            if source_path is None:
+                self._clone(session, r)
+            else:
+                source = self.plan.missing.pop(source_path)
+                self.catalog.move(session, source.id, r.path, r.size, r.mtime_ns)
+                self.report.moved += 1
+        else:
+            self._write_image(session, old, r)
+
+    def _pop_moved_from(self, content_hash: str) -> str | None:
+        """A vanished path with this content, not yet claimed by another moved file."""
+        paths = self.missing_by_hash.get(content_hash)
+        return paths.pop() if paths else None
+
+    def _write_error(self, session: Session, old: KnownFile | None, r: FileResult) -> None:
+        values = dict(size=r.size, mtime_ns=r.mtime_ns, content_hash=r.content_hash, width=None, height=None,
+                      format=None, indexed_at=now(), error=r.error)
+        if old is None:
+            session.add(Image(path=r.path, **values))
+        else:
+            session.execute(delete(Signature).where(Signature.image_id == old.id))
+            session.execute(update(Image).where(Image.id == old.id).values(**values))
+
+    def _write_image(self, session: Session, old: KnownFile | None, r: FileResult) -> None:
+        values = dict(size=r.size, mtime_ns=r.mtime_ns, content_hash=r.content_hash, width=r.width,
+                      height=r.height, format=r.format, indexed_at=now(), error=None)
+        if old is None:
+            image = Image(path=r.path, **values)
+            image.signatures = [Signature(method=m, value=v) for m, v in r.signatures.items()]
+            session.add(image)
+            self.report.added += 1
+            return
+        session.execute(update(Image).where(Image.id == old.id).values(**values))
+        session.execute(
+            delete(Signature).where(Signature.image_id == old.id, Signature.method.in_(list(r.signatures)))
+        )
+        session.add_all(Signature(image_id=old.id, method=m, value=v) for m, v in r.signatures.items())
+        if old.size != r.size or old.mtime_ns != r.mtime_ns or old.error is not None:
+            self.report.updated += 1
+
+    def _clone(self, session: Session, r: FileResult) -> None:
+        """A new byte-identical copy of a file that moved away in this run: reuse the signatures."""
+        source = session.scalars(
+            select(Image).where(Image.content_hash == r.content_hash, Image.error.is_(None)).limit(1)
+        ).first()
+        if source is None:  # cannot happen unless the source vanished meanwhile: decode after all
+            self._apply(session, process(Task(r.path, r.size, r.mtime_ns, self._methods())))
+            return
+        image = Image(path=r.path, size=r.size, mtime_ns=r.mtime_ns, content_hash=r.content_hash,
+                      width=source.width, height=source.height, format=source.format, indexed_at=now())
+        image.signatures = [Signature(method=s.method, value=s.value) for s in source.signatures]
+        session.add(image)
+        self.report.added += 1
+
+    def _methods(self) -> tuple[str, ...]:
+        return tuple(m for m in self.report.methods if get_method(m).needs_pixels)

@@ -1,0 +1,107 @@
+"""Exact duplicates by content hash, and the perceptual hashes of imagehash (64-bit codes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL.Image import Image
+
+from catalog.methods import Method, register
+
+
+@register
+class ExactMethod(Method):
+    """Byte-identical files: the signature is the BLAKE2b content hash kept on every image row."""
+
+    name = "exact"
+    version = "blake2b-256"
+    kind = "key"
+    default_threshold = 0
+    higher_is_similar = False
+    score_kind = "equal (0) or not (1)"
+    needs_pixels = False
+    description = "byte-identical files (BLAKE2b of the content)"
+
+    def compute(self, images: Sequence[Image]) -> list[bytes]:
+        raise TypeError("exact signatures come from the file bytes, not from pixels")
+
+    def score(self, a: bytes, b: bytes) -> float:
+        return 0.0 if a == b else 1.0
+
+
+def pack_bits(bits: np.ndarray) -> bytes:
+    """imagehash's 8x8 boolean array -> 8 bytes, most significant bit first."""
+    return np.packbits(bits.flatten()).tobytes()
+
+
+def hamming(a: bytes, b: bytes) -> int:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+class ImageHashMethod(Method):
+    """A 64-bit imagehash code compared by Hamming distance."""
+
+    kind = "bits"
+    higher_is_similar = False
+    score_kind = "hamming distance (bits of 64)"
+    hash_function: ClassVar[Callable[..., Any]]
+    hash_kwargs: ClassVar[dict[str, Any]] = {}
+
+    def compute(self, images: Sequence[Image]) -> list[bytes]:
+        fn = type(self).hash_function
+        return [pack_bits(fn(img.convert("L"), hash_size=8, **self.hash_kwargs).hash) for img in images]
+
+    def score(self, a: bytes, b: bytes) -> float:
+        return float(hamming(a, b))
+
+
+def _imagehash(name: str) -> Callable[..., Any]:
+    """imagehash (and its scipy/PyWavelets imports) loads only when a hash is first computed."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import imagehash
+
+        return getattr(imagehash, name)(*args, **kwargs)
+
+    return call
+
+
+@register
+class AverageHash(ImageHashMethod):
+    name = "ahash"
+    version = "imagehash-4-ahash-8"
+    default_threshold = 6
+    description = "average hash: 8x8 grayscale, one bit per pixel above/below the mean"
+    hash_function = staticmethod(_imagehash("average_hash"))
+
+
+@register
+class PerceptualHash(ImageHashMethod):
+    name = "phash"
+    version = "imagehash-4-phash-8"
+    default_threshold = 10
+    description = "perceptual hash: low frequencies of a 32x32 DCT"
+    hash_function = staticmethod(_imagehash("phash"))
+
+
+@register
+class DifferenceHash(ImageHashMethod):
+    name = "dhash"
+    version = "imagehash-4-dhash-8"
+    default_threshold = 8
+    description = "difference hash: horizontal gradients of a 9x8 grayscale"
+    hash_function = staticmethod(_imagehash("dhash"))
+
+
+@register
+class WaveletHash(ImageHashMethod):
+    name = "whash"
+    version = "imagehash-4-whash-haar-8-s64"
+    default_threshold = 6
+    description = "wavelet hash: Haar wavelet of a 64x64 grayscale"
+    hash_function = staticmethod(_imagehash("whash"))
+    # A fixed scale: imagehash's default derives it from the decoded size, which would make the
+    # signature depend on how small the file was decoded.
+    hash_kwargs = {"image_scale": 64}

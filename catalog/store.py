@@ -1,0 +1,227 @@
+"""The catalogue store: engine and sessions, Alembic upgrade on open, and the queries the rest needs.
+
+SQLite is tuned for one writer and many readers (WAL, a busy timeout, foreign keys on). Any SQLAlchemy
+URL works through the same code; the SQL stays portable (no SQLite-only statements outside the pragmas).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, delete, event, func, inspect, select, text, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.errors import StoreError
+from catalog.models import Image, MethodRecord, Root, Signature
+
+#: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
+#: tests check that it matches the head of migrations/versions.
+HEAD_REVISION = "0001"
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def under(prefix_path: str):  # type: ignore[no-untyped-def]
+    """SQL condition: the image path lies below the folder ``prefix_path`` (portable, no LIKE escaping)."""
+    prefix = prefix_path.rstrip("/") + "/"
+    return func.substr(Image.path, 1, len(prefix)) == prefix
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    id: int
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    error: str | None
+
+
+class Catalog:
+    """An open catalogue. Use :meth:`open`; close with :meth:`close` or as a context manager."""
+
+    def __init__(self, engine: Engine, url: str):
+        self.engine = engine
+        self.url = url
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str, create: bool = True) -> Catalog:
+        """Open (and create or upgrade) the catalogue at a SQLAlchemy URL."""
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            if not path.exists() and not create:
+                raise StoreError(f"no catalogue at {path} (run `catalog index PATH` first)")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the catalogue folder {path.parent}: {exc.strerror}") from None
+        try:
+            engine = create_engine(url, connect_args=_connect_args(url))
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"cannot open catalogue {url}: {exc}") from None
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        catalog = cls(engine, url)
+        try:
+            catalog._upgrade()
+        except OperationalError as exc:
+            raise StoreError(f"cannot open catalogue {url}: {exc.orig}") from None
+        return catalog
+
+    def _upgrade(self) -> None:
+        with self.engine.connect() as conn:
+            if inspect(conn).has_table("alembic_version"):
+                current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                if current == HEAD_REVISION:
+                    return
+        from catalog.migrate import upgrade_to_head
+
+        upgrade_to_head(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any exception."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    # -- methods and roots -----------------------------------------------------------------------
+
+    def methods(self) -> dict[str, str]:
+        """Methods this catalogue computes, with the version their signatures came from."""
+        with self.session() as s:
+            return {r.name: r.version for r in s.scalars(select(MethodRecord))}
+
+    def set_method(self, name: str, version: str) -> bool:
+        """Record a method; when its version changed, drop its old signatures. True if anything changed."""
+        with self.session() as s:
+            record = s.get(MethodRecord, name)
+            if record is None:
+                s.add(MethodRecord(name=name, version=version))
+                return True
+            if record.version != version:
+                s.execute(delete(Signature).where(Signature.method == name))
+                record.version = version
+                return True
+            return False
+
+    def roots(self) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(Root.path).order_by(Root.path)))
+
+    def add_root(self, path: str) -> None:
+        with self.session() as s:
+            if s.get(Root, path) is None:
+                s.add(Root(path=path, added_at=now()))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def known_files(self, root: str) -> dict[str, KnownFile]:
+        """Every catalogued file below ``root``, by path."""
+        query = select(
+            Image.path, Image.id, Image.size, Image.mtime_ns, Image.content_hash, Image.error
+        ).where(under(root))
+        with self.session() as s:
+            return {row[0]: KnownFile(*row[1:]) for row in s.execute(query)}
+
+    def ids_lacking(self, root: str, methods: Iterable[str]) -> dict[int, list[str]]:
+        """Readable images below ``root`` that lack a signature of some of ``methods`` -> the missing ones."""
+        wanted = set(methods)
+        if not wanted:
+            return {}
+        with self.session() as s:
+            ids = set(s.scalars(select(Image.id).where(under(root), Image.error.is_(None))))
+            have = s.execute(
+                select(Signature.image_id, Signature.method)
+                .join(Image, Image.id == Signature.image_id)
+                .where(under(root), Signature.method.in_(wanted))
+            )
+            present: dict[int, set[str]] = {}
+            for image_id, method in have:
+                present.setdefault(image_id, set()).add(method)
+        return {i: sorted(wanted - present.get(i, set())) for i in ids if present.get(i, set()) != wanted}
+
+    def signatures(self, method: str) -> tuple[list[int], list[bytes]]:
+        """(image ids, signatures) of every readable image that has one for ``method``."""
+        with self.session() as s:
+            if method == "exact":
+                query = select(Image.id, Image.content_hash).where(Image.error.is_(None))
+                rows = [(i, bytes.fromhex(h)) for i, h in s.execute(query) if h]
+            else:
+                rows = list(s.execute(select(Signature.image_id, Signature.value).where(Signature.method == method)))
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def images(self, ids: Iterable[int] | None = None) -> dict[int, Image]:
+        """Readable images by id (all of them when ``ids`` is None)."""
+        with self.session() as s:
+            query = select(Image).where(Image.error.is_(None))
+            if ids is not None:
+                wanted = list(ids)
+                result: dict[int, Image] = {}
+                for start in range(0, len(wanted), 5000):
+                    chunk = wanted[start : start + 5000]
+                    result.update({im.id: im for im in s.scalars(query.where(Image.id.in_(chunk)))})
+                return result
+            return {im.id: im for im in s.scalars(query)}
+
+    def errors(self) -> list[tuple[str, str]]:
+        with self.session() as s:
+            query = select(Image.path, Image.error).where(Image.error.is_not(None)).order_by(Image.path)
+            return [(p, e) for p, e in s.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        with self.session() as s:
+            images = s.scalar(select(func.count()).select_from(Image).where(Image.error.is_(None))) or 0
+            errors = s.scalar(select(func.count()).select_from(Image).where(Image.error.is_not(None))) or 0
+            per_method = {
+                m: c for m, c in s.execute(select(Signature.method, func.count()).group_by(Signature.method))
+            }
+        return {"images": images, "errors": errors, **{f"signatures:{k}": v for k, v in per_method.items()}}
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def remove(self, ids: Iterable[int]) -> int:
+        ids = list(ids)
+        with self.session() as s:
+            for start in range(0, len(ids), 5000):
+                chunk = ids[start : start + 5000]
+                s.execute(delete(Signature).where(Signature.image_id.in_(chunk)))
+                s.execute(delete(Image).where(Image.id.in_(chunk)))
+        return len(ids)
+
+    def move(self, session: Session, image_id: int, path: str, size: int, mtime_ns: int) -> None:
+        session.execute(
+            update(Image).where(Image.id == image_id).values(path=path, size=size, mtime_ns=mtime_ns)
+        )
+
+
+def _connect_args(url: str) -> dict[str, object]:
+    if url.startswith("sqlite"):
+        return {"timeout": 30}
+    return {}
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,68 @@
+"""The work done for one file, in a pool process: read once, hash, decode once, compute signatures."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from catalog.errors import ImageError
+from catalog.imaging import decode
+from catalog.methods import get_method
+
+
+@dataclass(frozen=True)
+class Task:
+    path: str
+    size: int
+    mtime_ns: int
+    methods: tuple[str, ...]
+    #: Content hashes that make decoding unnecessary (the file's old hash, or hashes of vanished files
+    #: of the same size that this one may have been moved from).
+    known_hashes: frozenset[str] = frozenset()
+
+
+@dataclass
+class FileResult:
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    signatures: dict[str, bytes] = field(default_factory=dict)
+    error: str | None = None
+    #: The content hash is one of ``Task.known_hashes``: nothing was decoded.
+    known_content: bool = False
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def process(task: Task) -> FileResult:
+    """Never raises for a bad file: the reason is returned in ``error``."""
+    result = FileResult(task.path, task.size, task.mtime_ns)
+    try:
+        with open(task.path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        result.error = f"cannot read: {exc.strerror or exc}"
+        return result
+    result.size = len(data)
+    result.content_hash = content_hash(data)
+    if result.content_hash in task.known_hashes:
+        result.known_content = True
+        return result
+    try:
+        decoded = decode(data)
+        del data
+        result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
+        for name in task.methods:
+            method = get_method(name)
+            if method.needs_pixels:
+                result.signatures[name] = method.compute([decoded.image])[0]
+    except ImageError as exc:
+        result.error = str(exc)
+        result.signatures.clear()
+    return result

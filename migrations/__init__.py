@@ -1,0 +1,1 @@
+"""Alembic environment of catalog (shipped inside the package as ``catalog.migrations``)."""
