@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -30,12 +30,24 @@ _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 
 @dataclass(frozen=True)
 class Decoded:
-    """A decoded image: an RGB working copy (long side <= WORK_SIZE) and facts about the original."""
+    """A decoded image: an RGB working copy (long side <= WORK_SIZE) and facts about the original.
+
+    Methods that need a smaller or grayscale view ask :meth:`gray`, which computes each view once and
+    shares it between methods.
+    """
 
     image: Image.Image
     width: int  # of the original, after EXIF orientation
     height: int
     format: str
+    _views: dict[tuple[str, int], Image.Image] = field(default_factory=dict, repr=False, compare=False)
+
+    def gray(self, side: int) -> Image.Image:
+        """A ``side`` x ``side`` grayscale view (aspect squashed, area-averaged), cached."""
+        key = ("L", side)
+        if key not in self._views:
+            self._views[key] = self.image.convert("L").resize((side, side), Image.Resampling.BOX)
+        return self._views[key]
 
 
 def decode(data: bytes) -> Decoded:

@@ -61,7 +61,7 @@ def process(task: Task) -> FileResult:
         for name in task.methods:
             method = get_method(name)
             if method.needs_pixels:
-                result.signatures[name] = method.compute([decoded.image])[0]
+                result.signatures[name] = method.compute([decoded])[0]
     except ImageError as exc:
         result.error = str(exc)
         result.signatures.clear()

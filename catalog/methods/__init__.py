@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar, Literal
-
-from PIL.Image import Image
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from catalog.errors import UsageError
+
+if TYPE_CHECKING:
+    from catalog.imaging import Decoded
 
 Kind = Literal["key", "bits", "vector"]
 
@@ -35,8 +36,8 @@ class Method(ABC):
     description: ClassVar[str] = ""
 
     @abstractmethod
-    def compute(self, images: Sequence[Image]) -> list[bytes]:
-        """Signatures of a batch of decoded RGB images, in order."""
+    def compute(self, images: Sequence[Decoded]) -> list[bytes]:
+        """Signatures of a batch of decoded images, in order."""
 
     @abstractmethod
     def score(self, a: bytes, b: bytes) -> float:
