@@ -1,0 +1,81 @@
+"""Shared fixtures: a real catalogue file in tmp_path, real image files made with Pillow or copied from
+the shared sample photos."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from catalog.store import Catalog
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PHOTOS = SHARED_DATA / "photos"
+#: Small real photos (under 200 KB each) used as near-duplicate material.
+SMALL_PHOTOS = ["Canon_IXUS.jpg", "Olympus_C960.jpg", "Ricoh_DC-3Z_(normal_res).jpg", "Nikon_E950.jpg",
+                "Sony_DCR-PC110.jpg"]
+
+
+def synthetic(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A distinct picture per seed: a colour gradient with random shapes."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    x = np.linspace(0, 1, w)[None, :, None]
+    y = np.linspace(0, 1, h)[:, None, None]
+    colours = rng.random((2, 3))
+    pixels = (x * colours[0] + y * colours[1]) * 255 / 2
+    img = Image.fromarray(np.broadcast_to(pixels, (h, w, 3)).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
+        x1, y1 = x0 + int(rng.integers(10, w // 2)), y0 + int(rng.integers(10, h // 2))
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=fill)
+    return img
+
+
+@pytest.fixture
+def make_image(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """make_image("a/b.jpg", seed=1, size=(w, h), **save_kwargs) -> absolute path of a new image file."""
+
+    def make(relative: str, seed: int = 0, size: tuple[int, int] = (160, 120), **save: object) -> Path:
+        path = tmp_path / "pics" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        synthetic(seed, size).save(path, **save)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def pics(tmp_path: Path) -> Path:
+    folder = tmp_path / "pics"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def photo(pics: Path):  # type: ignore[no-untyped-def]
+    """photo("Canon_IXUS.jpg", "dest.jpg") copies a real sample photo into the pictures folder."""
+
+    def copy(name: str, dest: str | None = None) -> Path:
+        target = pics / (dest or name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PHOTOS / name, target)
+        return target
+
+    return copy
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "catalog.db"
+
+
+@pytest.fixture
+def catalog(db_path: Path):  # type: ignore[no-untyped-def]
+    with Catalog.open(f"sqlite:///{db_path}") as opened:
+        yield opened

@@ -1,0 +1,172 @@
+"""The incremental indexer on real files and a real SQLite catalogue."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+
+from catalog.indexer import index
+from catalog.models import Image, Signature
+from catalog.store import Catalog
+
+
+def rows(catalog: Catalog) -> dict[str, Image]:
+    with catalog.session() as s:
+        return {im.path: im for im in s.scalars(select(Image))}
+
+
+def signature_rows(catalog: Catalog) -> set[tuple[int, str, bytes]]:
+    with catalog.session() as s:
+        return {(sig.image_id, sig.method, sig.value) for sig in s.scalars(select(Signature))}
+
+
+def test_new_catalogue_indexes_every_image_with_default_methods(catalog, make_image, pics):
+    for n in range(5):
+        make_image(f"sub/{n}.jpg", seed=n)
+    report = index(catalog, [str(pics)], workers=2)
+    assert report.added == 5 and not report.errors
+    assert report.methods == ["ahash", "dhash", "phash", "whash"]
+    images = rows(catalog)
+    assert set(images) == {str(pics / "sub" / f"{n}.jpg") for n in range(5)}
+    first = images[str(pics / "sub" / "0.jpg")]
+    assert (first.width, first.height, first.format) == (160, 120, "JPEG")
+    assert len(first.content_hash or "") == 64
+    assert len(signature_rows(catalog)) == 5 * 4
+
+
+def test_unchanged_files_are_skipped(catalog, make_image, pics):
+    make_image("a.jpg", seed=1)
+    make_image("b.png", seed=2)
+    index(catalog, [str(pics)])
+    before = {p: im.indexed_at for p, im in rows(catalog).items()}
+    report = index(catalog, [str(pics)])
+    assert (report.unchanged, report.added, report.updated) == (2, 0, 0)
+    assert {p: im.indexed_at for p, im in rows(catalog).items()} == before
+
+
+def test_changed_file_is_rehashed_and_resigned(catalog, make_image, pics):
+    path = make_image("a.jpg", seed=1)
+    index(catalog, [str(pics)])
+    old = rows(catalog)[str(path)]
+    old_signatures = signature_rows(catalog)
+    make_image("a.jpg", seed=99)  # new content at the same path
+    os.utime(path, ns=(old.mtime_ns + 10**9, old.mtime_ns + 10**9))
+    report = index(catalog, [str(pics)])
+    assert report.updated == 1
+    new = rows(catalog)[str(path)]
+    assert new.id == old.id and new.content_hash != old.content_hash
+    assert signature_rows(catalog) != old_signatures
+
+
+def test_touched_file_keeps_its_signatures(catalog, make_image, pics):
+    path = make_image("a.jpg", seed=1)
+    index(catalog, [str(pics)])
+    old_signatures = signature_rows(catalog)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    report = index(catalog, [str(pics)])
+    assert report.updated == 1
+    assert rows(catalog)[str(path)].mtime_ns == 1_000_000_000
+    assert signature_rows(catalog) == old_signatures
+
+
+def test_moved_file_keeps_row_and_signatures(catalog, make_image, pics):
+    path = make_image("old/name.jpg", seed=3)
+    make_image("other.jpg", seed=4)
+    index(catalog, [str(pics)])
+    old = rows(catalog)[str(path)]
+    old_signatures = signature_rows(catalog)
+    target = pics / "new" / "renamed.jpg"
+    target.parent.mkdir()
+    shutil.move(path, target)
+    report = index(catalog, [str(pics)])
+    assert (report.moved, report.added, report.removed) == (1, 0, 0)
+    images = rows(catalog)
+    assert str(path) not in images and images[str(target)].id == old.id
+    assert signature_rows(catalog) == old_signatures
+
+
+def test_deleted_files_leave_the_catalogue(catalog, make_image, pics):
+    keep = make_image("keep.jpg", seed=1)
+    gone = make_image("gone/x.jpg", seed=2)
+    index(catalog, [str(pics)])
+    shutil.rmtree(gone.parent)
+    report = index(catalog, [str(pics)])
+    assert report.removed == 1
+    assert set(rows(catalog)) == {str(keep)}
+    assert {image_id for image_id, _, _ in signature_rows(catalog)} == {rows(catalog)[str(keep)].id}
+
+
+def test_copy_of_a_moved_file_reuses_signatures(catalog, make_image, pics):
+    path = make_image("a.jpg", seed=5)
+    index(catalog, [str(pics)])
+    shutil.copyfile(path, pics / "b.jpg")
+    shutil.copyfile(path, pics / "c.jpg")
+    path.unlink()
+    report = index(catalog, [str(pics)])
+    assert (report.moved, report.added, report.removed) == (1, 1, 0)
+    images = rows(catalog)
+    assert set(images) == {str(pics / "b.jpg"), str(pics / "c.jpg")}
+    by_image: dict[int, set[tuple[str, bytes]]] = {}
+    for image_id, method, value in signature_rows(catalog):
+        by_image.setdefault(image_id, set()).add((method, value))
+    assert len(by_image) == 2 and len({frozenset(v) for v in by_image.values()}) == 1
+
+
+def test_methods_are_remembered_and_new_ones_backfilled(catalog, make_image, pics):
+    for n in range(3):
+        make_image(f"{n}.jpg", seed=n)
+    assert index(catalog, [str(pics)], methods=["phash"]).methods == ["phash"]
+    assert {m for _, m, _ in signature_rows(catalog)} == {"phash"}
+    report = index(catalog, [str(pics)])  # no --methods: the catalogue's own set
+    assert report.methods == ["phash"] and report.unchanged == 3
+    report = index(catalog, [str(pics)], methods=["dhash"])
+    assert report.methods == ["dhash", "phash"] and report.backfilled == 3
+    assert len(signature_rows(catalog)) == 6
+
+
+def test_changed_method_version_recomputes(catalog, make_image, pics):
+    make_image("a.jpg", seed=1)
+    index(catalog, [str(pics)], methods=["ahash"])
+    catalog.set_method("ahash", "an-older-version")  # as if the code had changed since
+    assert signature_rows(catalog) == set()
+    report = index(catalog, [str(pics)])
+    assert report.backfilled == 1 and len(signature_rows(catalog)) == 1
+    assert catalog.methods()["ahash"] != "an-older-version"
+
+
+def test_interrupted_run_resumes(db_path, make_image, pics):
+    """Rows committed by a run that died are kept; the next run finishes the rest."""
+    for n in range(6):
+        make_image(f"{n}.jpg", seed=n)
+    with Catalog.open(f"sqlite:///{db_path}") as first:
+        index(first, [str(pics / "0.jpg"), str(pics / "1.jpg")])
+    with Catalog.open(f"sqlite:///{db_path}") as second:
+        report = index(second, [str(pics)])
+        assert (report.added, report.unchanged) == (4, 2)
+        assert len(rows(second)) == 6
+
+
+def test_single_file_root_and_nested_roots(catalog, make_image, pics):
+    a = make_image("x/a.jpg", seed=1)
+    make_image("x/y/b.jpg", seed=2)
+    report = index(catalog, [str(pics / "x"), str(pics / "x" / "y"), str(a)])
+    assert report.added == 2
+    assert catalog.roots() == [str(pics / "x")]
+
+
+def test_large_photo_is_draft_decoded_with_original_size(catalog, photo, pics):
+    path = photo("Nikon_D70.jpg")  # 3008 x 2000
+    report = index(catalog, [str(pics)])
+    assert not report.errors
+    image = rows(catalog)[str(path)]
+    assert (image.width, image.height) == (3008, 2000)
+
+
+def test_exif_rotated_photo_reports_rotated_size(catalog, photo, pics):
+    path = photo("Samsung_SM-J327T1.jpg")  # stored 2576 x 1932, EXIF orientation 6
+    index(catalog, [str(pics)])
+    image = rows(catalog)[str(path)]
+    assert (image.width, image.height) == (1932, 2576)

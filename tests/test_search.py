@@ -1,0 +1,70 @@
+"""Hamming search: multi-index hashing agrees with brute force, identical codes collapse, nearest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from catalog.groups import components
+from catalog.search import (
+    _ball_size,
+    _brute_force,
+    _multi_index,
+    choose_blocks,
+    codes_from_bytes,
+    hamming_edges,
+    hamming_nearest,
+    hamming_pairs,
+)
+
+
+def planted(n: int, max_flips: int, seed: int = 0) -> np.ndarray:
+    """n/2 random codes and a copy of each with 0..max_flips distinct bits flipped."""
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    base = rng.integers(0, np.iinfo(np.uint64).max, size=half, dtype=np.uint64, endpoint=True)
+    flips = rng.integers(0, max_flips + 1, size=half)
+    chosen = rng.random((half, 64)).argsort(axis=1) < flips[:, None]
+    noise = (chosen.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+    return np.unique(np.concatenate([base, base ^ noise]))
+
+
+def as_set(i: np.ndarray, j: np.ndarray) -> set[tuple[int, int]]:
+    pairs = list(zip(i.tolist(), j.tolist(), strict=True))
+    assert len(pairs) == len(set(pairs)), "a pair was reported twice"
+    return set(pairs)
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 3, 6, 8, 10, 13])
+@pytest.mark.parametrize("blocks", [2, 3, 4, 5, 8])
+def test_multi_index_matches_brute_force(threshold, blocks):
+    if _ball_size(64 // blocks, threshold // blocks) > 5000:
+        pytest.skip("too many probes per block: the cost model never picks this")
+    codes = planted(3000, max_flips=14, seed=threshold)
+    expected = as_set(*_brute_force(codes, threshold))
+    assert as_set(*_multi_index(codes, threshold, blocks)) == expected
+    if threshold >= 3:
+        assert expected  # the planted pairs make the check meaningful
+
+
+def test_cost_model_prefers_multi_index_at_scale():
+    assert choose_blocks(100, 10) is None  # brute force for tiny inputs
+    assert choose_blocks(100_000, 8) is not None
+    assert choose_blocks(1_000_000, 10) is not None
+
+
+def test_identical_codes_become_a_star_not_all_pairs():
+    codes = np.array([5] * 1000 + [5 ^ 0b111, 2**64 - 1], dtype=np.uint64)
+    left, right = hamming_edges(codes, 3)
+    assert len(left) == 1000  # 999 star edges + one edge to the 3-bit neighbour
+    labels = components(len(codes), left, right)
+    assert len(set(labels[:1001].tolist())) == 1 and labels[1001] != labels[0]
+
+
+def test_codes_round_trip_and_nearest():
+    values = [int(v).to_bytes(8, "big") for v in (0, 0b1, 0b1111, 2**63)]
+    codes = codes_from_bytes(values)
+    assert codes.tolist() == [0, 1, 15, 2**63]
+    order, distance = hamming_nearest(codes, 0b11, 3)
+    assert order.tolist() == [1, 0, 2] and distance.tolist() == [1, 2, 2]
+    assert hamming_pairs(codes, 0)[0].size == 0

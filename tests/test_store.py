@@ -1,0 +1,34 @@
+"""The store: migrations, locations, pragmas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+
+from catalog.config import resolve_db_url
+from catalog.migrate import head_revision
+from catalog.store import HEAD_REVISION, Catalog
+
+
+def test_head_revision_constant_matches_migrations():
+    assert head_revision() == HEAD_REVISION
+
+
+def test_new_catalogue_is_migrated_and_in_wal_mode(db_path: Path):
+    with Catalog.open(f"sqlite:///{db_path}") as catalog, catalog.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    with Catalog.open(f"sqlite:///{db_path}") as again:  # reopening is a no-op
+        assert again.counts()["images"] == 0
+
+
+def test_db_location_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CATALOG_DB", raising=False)
+    assert resolve_db_url(None) == f"sqlite:///{tmp_path / 'xdg' / 'catalog' / 'catalog.db'}"
+    monkeypatch.setenv("CATALOG_DB", str(tmp_path / "env.db"))
+    assert resolve_db_url(None) == f"sqlite:///{tmp_path / 'env.db'}"
+    assert resolve_db_url(str(tmp_path / "flag.db")) == f"sqlite:///{tmp_path / 'flag.db'}"
+    assert resolve_db_url("postgresql://u@h/db") == "postgresql://u@h/db"
