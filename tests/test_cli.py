@@ -45,7 +45,7 @@ def test_index_status_dupes_copies_json(db_path, photo, pics):
     assert status["errors"] == [{"path": str(pics / "broken.jpg"), "error": "not an image (format not recognised)"}]
 
     dupes = json.loads(cli(db_path, "dupes", "--method", "phash", "--format", "json").output)
-    assert dupes["method"] == "phash" and dupes["threshold"] == 10
+    assert dupes["method"] == "phash" and dupes["threshold"] == 6
     assert [{im["path"] for im in g["images"]} for g in dupes["groups"]] == [members]
     assert all(os.path.isabs(im["path"]) and im["size"] > 0 for im in dupes["groups"][0]["images"])
 

@@ -45,7 +45,12 @@ def hamming(a: bytes, b: bytes) -> int:
 
 
 class ImageHashMethod(Method):
-    """A 64-bit imagehash code compared by Hamming distance."""
+    """A 64-bit imagehash code compared by Hamming distance.
+
+    Default thresholds come from benchmarks/hash_thresholds.py (BENCHMARKS.md): the largest distance that
+    keeps every re-encoded, resized and brightened copy of the sample photos while joining no two
+    unrelated photos (nor UKBench objects).
+    """
 
     kind = "bits"
     higher_is_similar = False
@@ -78,7 +83,7 @@ def _imagehash(name: str) -> Callable[..., Any]:
 class AverageHash(ImageHashMethod):
     name = "ahash"
     version = "imagehash-4-ahash-8-g64"
-    default_threshold = 6
+    default_threshold = 2
     description = "average hash: 8x8 grayscale, one bit per pixel above/below the mean"
     hash_function = staticmethod(_imagehash("average_hash"))
 
@@ -87,7 +92,7 @@ class AverageHash(ImageHashMethod):
 class PerceptualHash(ImageHashMethod):
     name = "phash"
     version = "imagehash-4-phash-8-g64"
-    default_threshold = 10
+    default_threshold = 6
     description = "perceptual hash: low frequencies of a 32x32 DCT"
     hash_function = staticmethod(_imagehash("phash"))
 
@@ -96,7 +101,7 @@ class PerceptualHash(ImageHashMethod):
 class DifferenceHash(ImageHashMethod):
     name = "dhash"
     version = "imagehash-4-dhash-8-g64"
-    default_threshold = 8
+    default_threshold = 5
     description = "difference hash: horizontal gradients of a 9x8 grayscale"
     hash_function = staticmethod(_imagehash("dhash"))
 
@@ -105,7 +110,7 @@ class DifferenceHash(ImageHashMethod):
 class WaveletHash(ImageHashMethod):
     name = "whash"
     version = "imagehash-4-whash-haar-8-g64"
-    default_threshold = 6
+    default_threshold = 2
     description = "wavelet hash: Haar wavelet of a 64x64 grayscale"
     hash_function = staticmethod(_imagehash("whash"))
     # A fixed scale: imagehash's default derives it from the decoded size, which would make the
