@@ -22,8 +22,7 @@ from typer.core import TyperGroup
 from catalog.config import resolve_db_url
 from catalog.errors import CatalogError
 from catalog.methods import get_method, method_names, parse_method_list
-from catalog.models import Image
-from catalog.store import Catalog
+from catalog.store import Catalog, ImageInfo
 
 
 class CatalogGroup(TyperGroup):
@@ -148,7 +147,7 @@ def status_command(ctx: typer.Context, fmt: FormatOption = Format.text) -> None:
         typer.echo(f"  {row['path']}: {row['error']}")
 
 
-def _image_fields(image: Image) -> dict[str, Any]:
+def _image_fields(image: ImageInfo) -> dict[str, Any]:
     return {
         "path": image.path,
         "size": image.size,
@@ -185,7 +184,7 @@ def dupes_command(
         extra = sum(len(g) - 1 for g in grouping.groups)
         typer.echo(
             f"{len(grouping.groups)} groups, {extra} redundant copies "
-            f"({grouping.method}, threshold {grouping.threshold:g}, {len(grouping.images)} images)"
+            f"({grouping.method}, threshold {grouping.threshold:g}, {grouping.images} images)"
         )
 
 
@@ -197,16 +196,14 @@ def copies_command(
     fmt: FormatOption = Format.text,
 ) -> None:
     """For every catalogued image, how many other copies of it the catalogue holds."""
-    from catalog.groups import find_groups
+    from catalog.groups import copy_counts
 
     with ctx.obj.open() as catalog:
-        grouping = find_groups(catalog, method, threshold)
-    rows = sorted(
-        ((grouping.images[i].path, n) for i, n in grouping.copies.items()), key=lambda r: (-r[1], r[0])
-    )
+        used_method, used_threshold, counts = copy_counts(catalog, method, threshold)
+    rows = sorted(counts.items(), key=lambda r: (-r[1], r[0]))
     if fmt is Format.json:
         images = [{"path": path, "copies": n} for path, n in rows]
-        _print_json({"method": grouping.method, "threshold": grouping.threshold, "images": images})
+        _print_json({"method": used_method, "threshold": used_threshold, "images": images})
     elif fmt is Format.csv:
         _print_csv(["path", "copies"], rows)
     else:

@@ -10,18 +10,16 @@ from scipy.sparse.csgraph import connected_components
 
 from catalog.errors import UsageError
 from catalog.methods import Method, get_method
-from catalog.models import Image
 from catalog.search import codes_from_bytes, hamming_edges, key_edges
-from catalog.store import Catalog
+from catalog.store import Catalog, ImageInfo
 
 
 @dataclass
 class Grouping:
     method: str
     threshold: float
-    groups: list[list[Image]]  # two or more images each, largest group first
-    copies: dict[int, int]  # image id -> number of other images in its group (every readable image)
-    images: dict[int, Image]
+    groups: list[list[ImageInfo]]  # two or more images each, largest group first
+    images: int  # how many images were compared
 
 
 def check_threshold(method: Method, threshold: float | None) -> float:
@@ -43,7 +41,8 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def find_groups(catalog: Catalog, method_name: str, threshold: float | None = None) -> Grouping:
+def _labelled(catalog: Catalog, method_name: str, threshold: float | None) -> tuple[Method, float, np.ndarray, np.ndarray]:
+    """(method, threshold, image ids, component label of each image)."""
     method = get_method(method_name)
     threshold = check_threshold(method, threshold)
     if method.kind != "key" and method.name not in catalog.methods():
@@ -58,17 +57,27 @@ def find_groups(catalog: Catalog, method_name: str, threshold: float | None = No
         left, right = hamming_edges(codes_from_bytes(values), int(threshold))
     else:
         raise UsageError(f"method {method.name} cannot be grouped yet")
-    labels = components(len(ids), left, right)
-    members: dict[int, list[int]] = {}
-    for position, label in enumerate(labels.tolist()):
-        members.setdefault(label, []).append(ids[position])
-    images = catalog.images()
-    copies = {image_id: 0 for image_id in images}
-    groups = []
-    for group in members.values():
-        for image_id in group:
-            copies[image_id] = len(group) - 1
-        if len(group) > 1:
-            groups.append(sorted((images[i] for i in group if i in images), key=lambda im: im.path))
+    return method, threshold, np.asarray(ids, dtype=np.int64), components(len(ids), left, right)
+
+
+def find_groups(catalog: Catalog, method_name: str, threshold: float | None = None) -> Grouping:
+    """Groups of two or more duplicates, largest first; only their images are loaded."""
+    method, threshold, ids, labels = _labelled(catalog, method_name, threshold)
+    sizes = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
+    grouped = sizes[labels] > 1 if len(labels) else np.zeros(0, dtype=bool)
+    info = catalog.image_info(ids[grouped].tolist())
+    members: dict[int, list[ImageInfo]] = {}
+    for image_id, label in zip(ids[grouped].tolist(), labels[grouped].tolist(), strict=True):
+        if image_id in info:
+            members.setdefault(label, []).append(info[image_id])
+    groups = [sorted(g, key=lambda im: im.path) for g in members.values() if len(g) > 1]
     groups.sort(key=lambda g: (-len(g), g[0].path))
-    return Grouping(method.name, threshold, groups, copies, images)
+    return Grouping(method.name, threshold, groups, len(ids))
+
+
+def copy_counts(catalog: Catalog, method_name: str, threshold: float | None = None) -> tuple[str, float, dict[str, int]]:
+    """(method, threshold, path -> number of other images in its group) for every readable image."""
+    method, threshold, ids, labels = _labelled(catalog, method_name, threshold)
+    sizes = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
+    copies = dict(zip(ids.tolist(), (sizes[labels] - 1).tolist(), strict=True))
+    return method.name, threshold, {path: copies.get(i, 0) for i, path in catalog.paths().items()}

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 from catalog.errors import UsageError
 from catalog.methods import get_method
-from catalog.models import Image
 from catalog.search import codes_from_bytes, hamming_nearest
-from catalog.store import Catalog
+from catalog.store import Catalog, ImageInfo
 from catalog.worker import Task, process
 
 
@@ -19,7 +18,7 @@ class QueryResult:
     method: str
     score_kind: str
     query: str
-    results: list[tuple[Image, float]]
+    results: list[tuple[ImageInfo, float]]
 
 
 def signature_of(path: str, method_name: str) -> bytes:
@@ -53,7 +52,7 @@ def nearest(catalog: Catalog, path: str, method_name: str, k: int = 10) -> Query
         hits = [(ids[p], float(d)) for p, d in zip(positions.tolist(), distances.tolist(), strict=True)]
     else:
         raise UsageError(f"method {method.name} cannot be queried yet")
-    images = catalog.images(i for i, _ in hits)
+    images = catalog.image_info(i for i, _ in hits)
     results = [(images[i], score) for i, score in hits if i in images]
     return QueryResult(method.name, method.score_kind, absolute, results)
 

@@ -35,6 +35,19 @@ def under(prefix_path: str):  # type: ignore[no-untyped-def]
 
 
 @dataclass(frozen=True)
+class ImageInfo:
+    """What commands print about an image."""
+
+    id: int
+    path: str
+    size: int
+    width: int | None
+    height: int | None
+    format: str | None
+    content_hash: str | None
+
+
+@dataclass(frozen=True)
 class KnownFile:
     id: int
     size: int
@@ -168,18 +181,25 @@ class Catalog:
                 rows = list(s.execute(select(Signature.image_id, Signature.value).where(Signature.method == method)))
         return [r[0] for r in rows], [r[1] for r in rows]
 
-    def images(self, ids: Iterable[int] | None = None) -> dict[int, Image]:
-        """Readable images by id (all of them when ``ids`` is None)."""
+    def image_info(self, ids: Iterable[int] | None = None) -> dict[int, ImageInfo]:
+        """Readable images by id (all of them when ``ids`` is None), as light rows, not ORM objects."""
+        query = select(
+            Image.id, Image.path, Image.size, Image.width, Image.height, Image.format, Image.content_hash
+        ).where(Image.error.is_(None))
         with self.session() as s:
-            query = select(Image).where(Image.error.is_(None))
-            if ids is not None:
-                wanted = list(ids)
-                result: dict[int, Image] = {}
-                for start in range(0, len(wanted), 5000):
-                    chunk = wanted[start : start + 5000]
-                    result.update({im.id: im for im in s.scalars(query.where(Image.id.in_(chunk)))})
-                return result
-            return {im.id: im for im in s.scalars(query)}
+            if ids is None:
+                return {row[0]: ImageInfo(*row) for row in s.execute(query)}
+            wanted = list(ids)
+            result: dict[int, ImageInfo] = {}
+            for start in range(0, len(wanted), 5000):
+                chunk = query.where(Image.id.in_(wanted[start : start + 5000]))
+                result.update({row[0]: ImageInfo(*row) for row in s.execute(chunk)})
+            return result
+
+    def paths(self) -> dict[int, str]:
+        """Path of every readable image, by id."""
+        with self.session() as s:
+            return {i: p for i, p in s.execute(select(Image.id, Image.path).where(Image.error.is_(None)))}
 
     def errors(self) -> list[tuple[str, str]]:
         with self.session() as s:

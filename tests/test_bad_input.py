@@ -92,10 +92,10 @@ def test_bad_input_corpus_is_survived_and_reported(catalog, tmp_path):
     for path, word in bad.items():
         assert word in errors[str(path)], (path, errors[str(path)])
     assert {p for p, _ in catalog.errors()} == {str(p) for p in bad}
-    indexed = {im.path for im in catalog.images().values()}
+    indexed = {im.path for im in catalog.image_info().values()}
     assert indexed == {str(p) for p in good}
     assert any("symlink" in problem for _, problem in report.problems)
-    rotated = next(im for im in catalog.images().values() if im.path.endswith("exif-rotated.jpg"))
+    rotated = next(im for im in catalog.image_info().values() if im.path.endswith("exif-rotated.jpg"))
     assert (rotated.width, rotated.height) == (100, 200)
     # A second run changes nothing and does not retry unchanged bad files.
     again = index(catalog, [str(folder)])
@@ -138,7 +138,7 @@ def test_unreadable_folder_is_reported_and_its_known_files_kept(tmp_path):
         problems = _index_as_unprivileged(url, str(pictures))
         assert any(path == str(locked) and "cannot read folder" in why for path, why in problems)
         with Catalog.open(url) as catalog:
-            assert str(locked / "hidden.jpg") in {im.path for im in catalog.images().values()}
+            assert str(locked / "hidden.jpg") in {im.path for im in catalog.image_info().values()}
     finally:
         os.chmod(locked, 0o755)
         import shutil
