@@ -9,8 +9,8 @@ from pathlib import Path
 #: is always available: every image row carries its hash.
 DEFAULT_METHODS: tuple[str, ...] = ("ahash", "phash", "dhash", "whash")
 
-#: Longest side of the decoded working image every method computes from. JPEGs are draft-decoded to
-#: about this size (1/2, 1/4 or 1/8 scale), other formats are reduced after decoding.
+#: Size of the decoded working image every method computes from. JPEGs are draft-decoded (1/2, 1/4 or
+#: 1/8 scale) to at least half of it on the short side; other formats are box-reduced to under twice it.
 WORK_SIZE = 512
 
 #: Images with more pixels than this are refused as decompression bombs (about 16k x 11k).
@@ -36,3 +36,8 @@ def resolve_db_url(db: str | None) -> str:
         return value
     path = Path(value).expanduser().absolute()
     return f"sqlite:///{path}"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL (None for other databases)."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None

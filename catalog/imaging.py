@@ -30,34 +30,59 @@ _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 
 @dataclass(frozen=True)
 class Decoded:
-    """A decoded image: an RGB working copy (long side <= WORK_SIZE) and facts about the original.
+    """A decoded image (short side about WORK_SIZE / 2 or more, long side under 2 x WORK_SIZE, EXIF
+    orientation applied) and facts about the original file.
 
-    Methods that need a smaller or grayscale view ask :meth:`gray`, which computes each view once and
-    shares it between methods.
+    Methods ask for the view they need: :attr:`rgb`, :attr:`luma`, or :meth:`gray` (small, square);
+    each view is computed once and shared between methods. A JPEG's luma is the decoder's own Y plane,
+    whether or not colour was decoded too, so a grayscale signature does not depend on which other
+    methods are enabled.
     """
 
-    image: Image.Image
+    source: Image.Image  # mode "L" or "YCbCr" for a JPEG, anything Pillow decodes otherwise
     width: int  # of the original, after EXIF orientation
     height: int
     format: str
-    _views: dict[tuple[str, int], Image.Image] = field(default_factory=dict, repr=False, compare=False)
+    has_color: bool = True  # False when decoded for grayscale views only
+    _views: dict[object, Image.Image] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def rgb(self) -> Image.Image:
+        if "rgb" not in self._views:
+            if not self.has_color:
+                raise ValueError("this image was decoded without colour (decode(..., color=True))")
+            self._views["rgb"] = to_rgb(self.source)
+        return self._views["rgb"]
+
+    @property
+    def luma(self) -> Image.Image:
+        if "luma" not in self._views:
+            if self.source.mode == "L":
+                self._views["luma"] = self.source
+            elif self.source.mode == "YCbCr":
+                self._views["luma"] = self.source.getchannel(0)
+            else:
+                self._views["luma"] = self.rgb.convert("L")
+        return self._views["luma"]
 
     def gray(self, side: int) -> Image.Image:
         """A ``side`` x ``side`` grayscale view (aspect squashed, area-averaged), cached."""
-        key = ("L", side)
-        if key not in self._views:
-            self._views[key] = self.image.convert("L").resize((side, side), Image.Resampling.BOX)
-        return self._views[key]
+        if side not in self._views:
+            self._views[side] = self.luma.resize((side, side), Image.Resampling.BOX)
+        return self._views[side]
 
 
-def decode(data: bytes) -> Decoded:
-    """Decode image bytes, or raise :class:`ImageError` with a one-line reason."""
+def decode(data: bytes, color: bool = True) -> Decoded:
+    """Decode image bytes, or raise :class:`ImageError` with a one-line reason.
+
+    ``color=False``: only grayscale views will be asked for; a JPEG then skips its chroma planes.
+    """
     if not data:
         raise ImageError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _decode(data)
+            return _decode(data, color)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -68,7 +93,7 @@ def decode(data: bytes) -> Decoded:
         raise ImageError(f"cannot decode ({type(exc).__name__}): {_one_line(exc)}") from None
 
 
-def _decode(data: bytes) -> Decoded:
+def _decode(data: bytes, color: bool) -> Decoded:
     img = Image.open(io.BytesIO(data))
     fmt = img.format or "unknown"
     width, height = img.size
@@ -80,13 +105,17 @@ def _decode(data: bytes) -> Decoded:
     orientation = img.getexif().get(0x0112, 1)
     if orientation in _SWAPS_AXES:
         width, height = height, width
+    gray_only = fmt == "JPEG" and img.mode == "RGB" and not color
     if fmt == "JPEG":
-        img.draft("RGB", (WORK_SIZE // 2, WORK_SIZE // 2))
+        # Decode straight to a small scale, and to YCbCr (or luma alone) so that the Y plane is the
+        # decoder's own: Pillow converts to RGB only when a method asks for colour.
+        img.draft("L" if gray_only else "YCbCr", (WORK_SIZE // 2, WORK_SIZE // 2))
     img.load()
-    if max(img.size) > WORK_SIZE:
-        img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    factor = max(img.size) // WORK_SIZE
+    if factor >= 2:  # large non-JPEG files (a JPEG draft is already small): integer box reduction
+        img = img.reduce(factor)
     img = ImageOps.exif_transpose(img) or img
-    return Decoded(image=to_rgb(img), width=width, height=height, format=fmt)
+    return Decoded(source=img, width=width, height=height, format=fmt, has_color=not gray_only)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

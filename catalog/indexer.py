@@ -10,7 +10,6 @@ the walk is complete. The next run picks up whatever was not committed.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,10 +19,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from catalog.config import DEFAULT_METHODS, WRITE_BATCH
-from catalog.errors import UsageError
 from catalog.methods import get_method
 from catalog.models import Image, Signature
-from catalog.scan import ScanResult, scan
+from catalog.pool import EarlyStart, WorkerPool
+from catalog.scan import ScanResult, normalise_roots, scan
 from catalog.store import Catalog, KnownFile, now
 from catalog.worker import FileResult, Task, process
 
@@ -72,36 +71,62 @@ def enable_methods(catalog: Catalog, requested: Iterable[str] | None) -> list[st
     return sorted(set(current) | set(names))
 
 
-def normalise_roots(paths: Iterable[str]) -> list[str]:
-    """Absolute roots, checked to exist, without roots nested in other given roots."""
-    roots = []
-    for path in paths:
-        absolute = os.path.abspath(os.path.expanduser(path))
-        if not os.path.exists(absolute):
-            raise UsageError(f"no such file or folder: {path}")
-        roots.append(absolute)
-    roots = sorted(set(roots))
-    return [r for r in roots if not any(r != o and r.startswith(o.rstrip("/") + "/") for o in roots)]
-
-
 def index(
     catalog: Catalog,
     paths: Iterable[str],
     methods: Iterable[str] | None = None,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
+    early: EarlyStart | None = None,
 ) -> IndexReport:
-    """Bring the catalogue in line with the files below ``paths``."""
+    """Bring the catalogue in line with the files below ``paths``.
+
+    ``early``: workers the caller started, maybe already reading files (``pool.start_new_catalogue``).
+    Otherwise a pool of ``workers`` processes (default: one per core) starts when there is enough work.
+    """
     started = time.perf_counter()
     roots = normalise_roots(paths)
     report = IndexReport(methods=enable_methods(catalog, methods))
     pixel_methods = tuple(m for m in report.methods if get_method(m).needs_pixels)
-    for root in roots:
-        if os.path.isdir(root):
-            catalog.add_root(root)
-        _index_root(catalog, root, pixel_methods, workers or os.cpu_count() or 1, progress, report)
+    runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods)
+    try:
+        for root in roots:
+            if os.path.isdir(root):
+                catalog.add_root(root)
+            _index_root(catalog, root, pixel_methods, runner, progress, report)
+    finally:
+        runner.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Runner:
+    """Runs tasks in the given pool, in a pool of its own (started on first need), or in-process."""
+
+    def __init__(self, early: EarlyStart | None, workers: int, methods: tuple[str, ...]):
+        self.early = early
+        self.pool = early.pool if early else None
+        self.owned: WorkerPool | None = None
+        self.workers = workers
+        self.methods = methods
+
+    def scan(self, root: str) -> ScanResult:
+        run = self.early.roots.get(root) if self.early else None
+        return run.found if run else scan(root)
+
+    def run(self, root: str, tasks: list[Task]) -> Iterator[FileResult]:
+        run = self.early.roots.pop(root, None) if self.early else None
+        if run is not None and set(run.tasks) == set(tasks):
+            return run.results  # the very work the plan asks for, already under way
+        if self.pool is None and (self.workers <= 1 or len(tasks) < 4):
+            return map(process, tasks)
+        if self.pool is None:
+            self.pool = self.owned = WorkerPool(self.workers, self.methods)
+        return self.pool.map(tasks)
+
+    def close(self) -> None:
+        if self.owned is not None:
+            self.owned.close()
 
 
 @dataclass
@@ -143,32 +168,22 @@ def _index_root(
     catalog: Catalog,
     root: str,
     methods: tuple[str, ...],
-    workers: int,
+    runner: _Runner,
     progress: ProgressCallback | None,
     report: IndexReport,
 ) -> None:
-    found = scan(root)
+    found = runner.scan(root)
     report.problems.extend(found.problems)
     plan = _plan(catalog, root, found, methods, report)
     writer = _Writer(catalog, plan, report)
     done = 0
-    for result in _run(plan.tasks, workers):
+    for result in runner.run(root, plan.tasks):
         writer.add(result)
         done += 1
         if progress:
             progress(done, len(plan.tasks))
     writer.flush()
     report.removed += catalog.remove(info.id for info in plan.missing.values())
-
-
-def _run(tasks: list[Task], workers: int) -> Iterator[FileResult]:
-    """Results in completion order; a pool of ``workers`` processes when there is enough work."""
-    if workers <= 1 or len(tasks) < 4:
-        yield from map(process, tasks)
-        return
-    chunksize = max(1, min(16, len(tasks) // (workers * 16)))
-    with multiprocessing.get_context().Pool(workers) as pool:
-        yield from pool.imap_unordered(process, tasks, chunksize=chunksize)
 
 
 class _Writer:

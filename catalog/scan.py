@@ -10,8 +10,10 @@ knows below it are kept (they may well still exist).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from catalog.errors import UsageError
 from catalog.imaging import IMAGE_SUFFIXES, looks_like_image
 
 
@@ -84,3 +86,15 @@ def _sniff(path: str) -> bool:
             return looks_like_image(handle.read(16))
     except OSError:
         return False
+
+
+def normalise_roots(paths: Iterable[str]) -> list[str]:
+    """Absolute roots, checked to exist, without roots nested in other given roots."""
+    roots = []
+    for path in paths:
+        absolute = os.path.abspath(os.path.expanduser(path))
+        if not os.path.exists(absolute):
+            raise UsageError(f"no such file or folder: {path}")
+        roots.append(absolute)
+    roots = sorted(set(roots))
+    return [r for r in roots if not any(r != o and r.startswith(o.rstrip("/") + "/") for o in roots)]

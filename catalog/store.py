@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.errors import StoreError
-from catalog.models import Image, MethodRecord, Root, Signature
+from catalog.models import Base, Image, MethodRecord, Root, Signature
 
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
@@ -91,11 +91,24 @@ class Catalog:
         return catalog
 
     def _upgrade(self) -> None:
-        with self.engine.connect() as conn:
-            if inspect(conn).has_table("alembic_version"):
+        """Bring the schema to the head revision.
+
+        An empty database gets the current schema from the models and is stamped at head (Alembic's
+        recipe for new databases; tests check that models and migrations agree). An older catalogue
+        is upgraded by the migrations; one at head costs a single query.
+        """
+        with self.engine.begin() as conn:
+            tables = set(inspect(conn).get_table_names())
+            if "alembic_version" in tables:
                 current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
                 if current == HEAD_REVISION:
                     return
+            elif not tables:
+                Base.metadata.create_all(conn)
+                conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                                  "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
+                conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION})
+                return
         from catalog.migrate import upgrade_to_head
 
         upgrade_to_head(self.engine)

@@ -108,7 +108,7 @@ def test_sixteen_bit_and_cmyk_are_converted_not_clipped():
     ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
     buffer = io.BytesIO()
     Image.fromarray(ramp).save(buffer, "PNG")
-    pixels = np.asarray(decode(buffer.getvalue()).image.convert("L"))
+    pixels = np.asarray(decode(buffer.getvalue()).rgb.convert("L"))
     assert pixels.min() < 10 and pixels.max() > 245 and len(np.unique(pixels)) > 200
 
 

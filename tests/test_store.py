@@ -32,3 +32,28 @@ def test_db_location_precedence(monkeypatch, tmp_path):
     assert resolve_db_url(None) == f"sqlite:///{tmp_path / 'env.db'}"
     assert resolve_db_url(str(tmp_path / "flag.db")) == f"sqlite:///{tmp_path / 'flag.db'}"
     assert resolve_db_url("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_models_and_migrations_define_the_same_schema(tmp_path):
+    """A new catalogue is created from the models; an old one is upgraded by the migrations: they must agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine, inspect
+
+    from catalog.migrate import upgrade_to_head
+    from catalog.models import Base
+
+    migrated = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    upgrade_to_head(migrated)
+    with migrated.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    with Catalog.open(f"sqlite:///{tmp_path / 'created.db'}") as created:
+        shapes = []
+        for engine in (migrated, created.engine):
+            inspector = inspect(engine)
+            shapes.append({
+                t: (sorted((c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(t)),
+                    sorted(str(ix["column_names"]) for ix in inspector.get_indexes(t)))
+                for t in inspector.get_table_names()
+            })
+        assert shapes[0] == shapes[1]

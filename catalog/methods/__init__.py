@@ -33,6 +33,8 @@ class Method(ABC):
     score_kind: ClassVar[str]
     #: False for methods whose signature comes from the file bytes, not the pixels.
     needs_pixels: ClassVar[bool] = True
+    #: False for methods that look at grayscale only (JPEGs can then skip decoding colour).
+    needs_color: ClassVar[bool] = True
     description: ClassVar[str] = ""
 
     @abstractmethod
@@ -42,6 +44,9 @@ class Method(ABC):
     @abstractmethod
     def score(self, a: bytes, b: bytes) -> float:
         """Similarity or distance of two signatures (see ``higher_is_similar``)."""
+
+    def warm_up(self) -> None:
+        """Import what :meth:`compute` needs (called once in each worker process as it starts)."""
 
     def is_match(self, score: float, threshold: float) -> bool:
         return score >= threshold if self.higher_is_similar else score <= threshold

@@ -1,0 +1,58 @@
+"""The hash methods against imagehash itself, on real photos."""
+
+from __future__ import annotations
+
+import imagehash
+import pytest
+
+from catalog.imaging import decode
+from catalog.methods import get_method
+from catalog.methods.hashes import pack_bits
+from conftest import SHARED_DATA
+
+SAMPLES = sorted((SHARED_DATA / "ukbench-500").glob("*.jpg"))[:120] + sorted((SHARED_DATA / "photos").glob("*.jpg"))
+
+
+@pytest.mark.parametrize(
+    ("method", "reference"),
+    [
+        ("phash", lambda g: imagehash.phash(g)),
+        ("ahash", lambda g: imagehash.average_hash(g)),
+        ("dhash", lambda g: imagehash.dhash(g)),
+        ("whash", lambda g: imagehash.whash(g, image_scale=64)),
+    ],
+)
+def test_signatures_equal_imagehash_on_the_shared_view(method, reference):
+    """Each method is imagehash's function applied to the shared 64x64 grayscale view (for phash, a
+    NumPy DCT)."""
+    mismatches = 0
+    for path in SAMPLES:
+        decoded = decode(path.read_bytes())
+        ours = get_method(method).compute([decoded])[0]
+        mismatches += ours != pack_bits(reference(decoded.gray(64)).hash)
+    assert mismatches == 0
+
+
+def test_scores_are_hamming_distances():
+    phash = get_method("phash")
+    assert phash.score(b"\x00" * 8, b"\x00" * 8) == 0
+    assert phash.score(b"\x00" * 8, b"\xff" * 8) == 64
+    assert phash.is_match(6, 6) and not phash.is_match(7, 6)
+
+
+@pytest.mark.parametrize("name", ["Canon_IXUS.jpg", "Samsung_SM-J327T1.jpg", "Kodak_ProBack.jpg"])
+def test_hashes_do_not_depend_on_whether_colour_was_decoded(name, tmp_path):
+    """A JPEG decoded for hashes only skips its chroma planes; the hashes must come out the same as
+    when colour is decoded for another method in the same run."""
+    data = (SHARED_DATA / "photos" / name).read_bytes()
+    gray_only, with_colour = decode(data, color=False), decode(data, color=True)
+    assert not gray_only.has_color and with_colour.rgb.mode == "RGB"
+    assert gray_only.luma.size == with_colour.rgb.size
+    for method in ("ahash", "phash", "dhash", "whash"):
+        assert get_method(method).compute([gray_only]) == get_method(method).compute([with_colour])
+
+
+def test_colour_view_of_a_grayscale_decode_is_refused():
+    decoded = decode((SHARED_DATA / "photos" / "Canon_IXUS.jpg").read_bytes(), color=False)
+    with pytest.raises(ValueError, match="without colour"):
+        _ = decoded.rgb
