@@ -80,7 +80,7 @@ def main() -> None:
         with Catalog.open(f"sqlite:///{tmp}/t.db") as catalog:
             roots = [args.data / "photos", args.data / "fruits360-96", args.data / "ukbench-500", Path(tmp) / "variants"]
             index(catalog, [str(r) for r in roots], methods=methods)
-            path_of = {i: im.path for i, im in catalog.images().items()}
+            path_of = catalog.paths()
             originals = [p for p in path_of.values() if not p.startswith(tmp)]
             negatives = unrelated_pairs(args.data, originals)
             print(f"{len(pairs)} copy pairs ({len(ALTERATIONS)} alterations x photos), "

@@ -48,9 +48,9 @@ def hamming(a: bytes, b: bytes) -> int:
 class ImageHashMethod(Method):
     """A 64-bit imagehash code compared by Hamming distance.
 
-    Default thresholds come from benchmarks/hash_thresholds.py (BENCHMARKS.md): the largest distance that
-    keeps every re-encoded, resized and brightened copy of the sample photos while joining no two
-    unrelated photos (nor UKBench objects).
+    Default thresholds come from benchmarks/hash_thresholds.py (BENCHMARKS.md): about the largest
+    distance that keeps the re-encoded, resized and brightened copies of the sample photos while joining
+    (next to) no unrelated photos or UKBench objects.
     """
 
     kind = "bits"
@@ -93,7 +93,7 @@ def _imagehash(name: str) -> Callable[..., Any]:
 class AverageHash(ImageHashMethod):
     name = "ahash"
     version = "imagehash-4-ahash-8-y64"
-    default_threshold = 2
+    default_threshold = 3
     description = "average hash: 8x8 grayscale, one bit per pixel above/below the mean"
     hash_function = staticmethod(_imagehash("average_hash"))
 
