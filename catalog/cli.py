@@ -280,7 +280,8 @@ def _early_start(url: str, roots: list[str], workers: int | None, methods: list[
         return
     import os
 
-    import catalog.worker  # noqa: F401 - Pillow and NumPy load once here, not once per worker
+    import numpy  # noqa: F401 - Pillow and NumPy load once here, not once in each worker
+    import catalog.imaging  # noqa: F401
     from catalog.pool import start_new_catalogue
 
     early = start_new_catalogue(roots, methods or DEFAULT_METHODS, workers or os.cpu_count() or 1)

@@ -10,7 +10,6 @@ import io
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from catalog.config import MAX_PIXELS, WORK_SIZE
@@ -18,12 +17,6 @@ from catalog.errors import ImageError
 
 # We enforce our own pixel limit (below) with a clear message; Pillow's warning would only be noise.
 Image.MAX_IMAGE_PIXELS = None
-
-#: File endings looked at by the scanner (lower case). Files without an ending are sniffed instead.
-IMAGE_SUFFIXES = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .gif .bmp .dib .tif .tiff .webp .ppm .pgm .pbm .pnm .ico .tga .jp2"
-    " .j2k .pcx .sgi .ras .psd .dds .icns .im .qoi".split()
-)
 
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 
@@ -123,6 +116,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        import numpy as np
+
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode != "F" or arr.max() > 1.0 else 1.0
         if img.mode == "I" and arr.max() <= 255:
@@ -142,11 +137,3 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
-
-
-def looks_like_image(head: bytes) -> bool:
-    """Sniff the first bytes of a file that has no file ending."""
-    signatures = (
-        b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF",
-    )
-    return head.startswith(signatures) and (not head.startswith(b"RIFF") or head[8:12] == b"WEBP")

@@ -14,7 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from catalog.errors import UsageError
-from catalog.imaging import IMAGE_SUFFIXES, looks_like_image
+
+#: File endings looked at (lower case). Files without an ending are sniffed instead.
+IMAGE_SUFFIXES = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .gif .bmp .dib .tif .tiff .webp .ppm .pgm .pbm .pnm .ico .tga .jp2"
+    " .j2k .pcx .sgi .ras .psd .dds .icns .im .qoi".split()
+)
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 
 
 @dataclass
@@ -24,12 +30,18 @@ class ScanResult:
     unreadable: list[str] = field(default_factory=list)  # folders whose content is unknown
 
 
-def is_candidate(name: str) -> bool:
-    """Should a file of this name be looked at? (Hidden and temporary files are not.)"""
+def image_suffix(name: str) -> str | None:
+    """The lower-case ending of a file worth looking at ("" when it has none), or None to skip it.
+    Hidden and temporary files are skipped."""
     if name.startswith(".") or name.endswith("~"):
-        return False
+        return None
     suffix = os.path.splitext(name)[1].lower()
-    return suffix in IMAGE_SUFFIXES or suffix == ""
+    return suffix if suffix == "" or suffix in IMAGE_SUFFIXES else None
+
+
+def looks_like_image(head: bytes) -> bool:
+    """Sniff the first bytes of a file that has no ending."""
+    return head.startswith(_MAGIC) or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
 
 
 def scan(root: str) -> ScanResult:
@@ -64,14 +76,13 @@ def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult) -> Non
     if entry.name.startswith("."):
         return
     try:
-        if entry.is_dir(follow_symlinks=True):
+        if entry.is_dir():  # follows a symlink; loops are caught by the visited set in scan()
             stack.append(entry.path)
             return
-        if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+        suffix = image_suffix(entry.name)
+        if suffix is None or entry.is_symlink() or not entry.is_file():
             return
-        if not is_candidate(entry.name):
-            return
-        if os.path.splitext(entry.name)[1] == "" and not _sniff(entry.path):
+        if suffix == "" and not _sniff(entry.path):
             return
         st = entry.stat(follow_symlinks=False)
     except OSError as exc:

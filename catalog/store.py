@@ -168,21 +168,33 @@ class Catalog:
             return {row[0]: KnownFile(*row[1:]) for row in s.execute(query)}
 
     def ids_lacking(self, root: str, methods: Iterable[str]) -> dict[int, list[str]]:
-        """Readable images below ``root`` that lack a signature of some of ``methods`` -> the missing ones."""
-        wanted = set(methods)
+        """Readable images below ``root`` that lack a signature of some of ``methods`` -> the missing ones.
+
+        One grouped query finds them (usually none), so an unchanged catalogue costs no per-signature rows.
+        """
+        wanted = sorted(set(methods))
         if not wanted:
             return {}
+        present = func.count(Signature.method)
+        short = (
+            select(Image.id)
+            .outerjoin(Signature, (Signature.image_id == Image.id) & Signature.method.in_(wanted))
+            .where(under(root), Image.error.is_(None))
+            .group_by(Image.id)
+            .having(present < len(wanted))
+        )
         with self.session() as s:
-            ids = set(s.scalars(select(Image.id).where(under(root), Image.error.is_(None))))
-            have = s.execute(
-                select(Signature.image_id, Signature.method)
-                .join(Image, Image.id == Signature.image_id)
-                .where(under(root), Signature.method.in_(wanted))
-            )
-            present: dict[int, set[str]] = {}
-            for image_id, method in have:
-                present.setdefault(image_id, set()).add(method)
-        return {i: sorted(wanted - present.get(i, set())) for i in ids if present.get(i, set()) != wanted}
+            ids = list(s.scalars(short))
+            have: dict[int, set[str]] = {i: set() for i in ids}
+            for start in range(0, len(ids), 5000):
+                rows = s.execute(
+                    select(Signature.image_id, Signature.method).where(
+                        Signature.image_id.in_(ids[start : start + 5000]), Signature.method.in_(wanted)
+                    )
+                )
+                for image_id, method in rows:
+                    have[image_id].add(method)
+        return {i: [m for m in wanted if m not in have[i]] for i in ids}
 
     def signatures(self, method: str) -> tuple[list[int], list[bytes]]:
         """(image ids, signatures) of every readable image that has one for ``method``."""

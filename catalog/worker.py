@@ -6,7 +6,6 @@ import hashlib
 from dataclasses import dataclass, field
 
 from catalog.errors import ImageError
-from catalog.imaging import decode
 from catalog.methods import get_method
 
 
@@ -55,6 +54,8 @@ def process(task: Task) -> FileResult:
     if result.content_hash in task.known_hashes:
         result.known_content = True
         return result
+    from catalog.imaging import decode  # Pillow loads only where files are decoded
+
     try:
         decoded = decode(data, color=any(get_method(name).needs_color for name in task.methods))
         del data
