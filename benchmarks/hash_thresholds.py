@@ -25,12 +25,20 @@ from catalog.store import Catalog
 
 ALTERATIONS = {
     "reencode-q50": lambda im: (im, {"quality": 50}),
-    "resize-50%": lambda im: (im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS), {"quality": 85}),
+    "resize-50%": lambda im: (
+        im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS),
+        {"quality": 85},
+    ),
     "resize-640": lambda im: (ImageOps.contain(im, (640, 640)), {"quality": 85}),
     "brighter-20%": lambda im: (ImageEnhance.Brightness(im).enhance(1.2), {"quality": 90}),
-    "crop-5%": lambda im: (im.crop((im.width // 20, im.height // 20, im.width * 19 // 20, im.height * 19 // 20)),
-                           {"quality": 90}),
-    "border-3%": lambda im: (ImageOps.expand(im, border=max(1, im.width // 33), fill="white"), {"quality": 90}),
+    "crop-5%": lambda im: (
+        im.crop((im.width // 20, im.height // 20, im.width * 19 // 20, im.height * 19 // 20)),
+        {"quality": 90},
+    ),
+    "border-3%": lambda im: (
+        ImageOps.expand(im, border=max(1, im.width // 33), fill="white"),
+        {"quality": 90},
+    ),
     "overlay-text": lambda im: (_overlay(im), {"quality": 90}),
 }
 
@@ -71,25 +79,39 @@ def unrelated_pairs(data: Path, paths: list[str]) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     args = parser.parse_args()
     methods = ["ahash", "phash", "dhash", "whash"]
     with tempfile.TemporaryDirectory() as tmp:
         pairs = make_variants(args.data / "photos", Path(tmp) / "variants")
         with Catalog.open(f"sqlite:///{tmp}/t.db") as catalog:
-            roots = [args.data / "photos", args.data / "fruits360-96", args.data / "ukbench-500", Path(tmp) / "variants"]
+            roots = [
+                args.data / "photos",
+                args.data / "fruits360-96",
+                args.data / "ukbench-500",
+                Path(tmp) / "variants",
+            ]
             index(catalog, [str(r) for r in roots], methods=methods)
             path_of = catalog.paths()
             originals = [p for p in path_of.values() if not p.startswith(tmp)]
             negatives = unrelated_pairs(args.data, originals)
-            print(f"{len(pairs)} copy pairs ({len(ALTERATIONS)} alterations x photos), "
-                  f"{len(negatives)} unrelated pairs\n")
+            print(
+                f"{len(pairs)} copy pairs ({len(ALTERATIONS)} alterations x photos), "
+                f"{len(negatives)} unrelated pairs\n"
+            )
             for method in methods:
                 ids, values = catalog.signatures(method)
                 code = dict(zip((path_of[i] for i in ids), codes_from_bytes(values).tolist(), strict=True))
-                dist = lambda a, b: (code[a] ^ code[b]).bit_count()  # noqa: E731
-                positives = {name: np.array([dist(a, b) for a, b, n in pairs if n == name]) for name in ALTERATIONS}
+
+                def dist(a: str, b: str, code: dict[str, int] = code) -> int:
+                    return (code[a] ^ code[b]).bit_count()
+
+                positives = {
+                    name: np.array([dist(a, b) for a, b, n in pairs if n == name]) for name in ALTERATIONS
+                }
                 negative = np.array([dist(a, b) for a, b in negatives])
                 fruit = np.array(["fruits360" in a and "fruits360" in b for a, b in negatives])
                 print(f"## {method}")
@@ -97,7 +119,9 @@ def main() -> None:
                 print("|---" * (len(ALTERATIONS) + 3) + "|")
                 for t in range(0, 17):
                     recalls = " | ".join(f"{(positives[n] <= t).mean():.0%}" for n in ALTERATIONS)
-                    print(f"| {t} | {recalls} | {(negative <= t).sum()} | {((negative <= t) & fruit).sum()} |")
+                    print(
+                        f"| {t} | {recalls} | {(negative <= t).sum()} | {((negative <= t) & fruit).sum()} |"
+                    )
                 print()
 
 

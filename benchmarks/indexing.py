@@ -89,9 +89,20 @@ def throughput_table(photos: Path, repeat: int, tmp: Path) -> None:
         ("imagededup PHash, 2 workers", lambda n: [*me, "_imagededup", str(photos)]),
     ]
     for methods in ("phash", "ahash", "dhash", "whash", "ahash,phash,dhash,whash"):
-        cases.append((f"catalog index --methods {methods}",
-                      lambda n, m=methods: [*CATALOG, "--db", str(tmp / f"{m}-{n}.db"), "index", str(photos),
-                                            "--methods", m]))
+        cases.append(
+            (
+                f"catalog index --methods {methods}",
+                lambda n, m=methods: [
+                    *CATALOG,
+                    "--db",
+                    str(tmp / f"{m}-{n}.db"),
+                    "index",
+                    str(photos),
+                    "--methods",
+                    m,
+                ],
+            )
+        )
     results = {name: best_of(repeat, make) for name, make in cases}
     peer = results["imagededup PHash, 2 workers"][0]
     print(f"\n{count} photos in {photos}, median of {repeat} runs, whole processes\n")
@@ -101,8 +112,10 @@ def throughput_table(photos: Path, repeat: int, tmp: Path) -> None:
         print(f"| {name} | {seconds:.2f} | {count / seconds:.1f} | {peer / seconds:.2f}x | {rss:.0f} |")
     separate = sum(results[f"catalog index --methods {m}"][0] for m in ("phash", "ahash", "dhash", "whash"))
     together = results["catalog index --methods ahash,phash,dhash,whash"][0]
-    print(f"\nall four hashes in one run: {together:.2f} s; four separate runs: {separate:.2f} s "
-          f"({together / separate:.0%} of the sum)")
+    print(
+        f"\nall four hashes in one run: {together:.2f} s; four separate runs: {separate:.2f} s "
+        f"({together / separate:.0%} of the sum)"
+    )
 
 
 def reindex_table(tmp: Path, files: int) -> None:
@@ -124,12 +137,13 @@ def reindex_table(tmp: Path, files: int) -> None:
         in_process = time.perf_counter() - started
     assert report.unchanged == files, report.as_dict()
     startup, _ = run([*CATALOG, "--db", str(db), "status"])
-    print(f"\nre-index of {files:,} unchanged files (copies of the fruits360/ukbench samples), default methods\n")
+    print(f"\nre-index of {files:,} unchanged files (copies of the fruit/ukbench samples), default methods\n")
     print("| run | seconds | share of first indexing |")
     print("|---|---|---|")
     print(f"| first indexing (whole process) | {first:.2f} | 100% |")
     print(f"| re-index, whole process | {again:.2f} | {again / first:.1%} |")
-    print(f"| re-index, library call (scan + compare, no start-up) | {in_process:.3f} | {in_process / first:.1%} |")
+    share = in_process / first
+    print(f"| re-index, library call (scan + compare, no start-up) | {in_process:.3f} | {share:.1%} |")
     print(f"| start-up alone (`catalog status`) | {startup:.2f} | {startup / first:.1%} |")
 
 

@@ -10,8 +10,6 @@ Synthetic 64-bit hashes: uniformly random codes, 10 % of which get a near copy (
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,10 +19,10 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy import insert
 
+from catalog.methods import get_method
+from catalog.models import Image, Signature
 from catalog.search import _brute_force, choose_blocks, hamming_edges
 from catalog.store import Catalog
-from catalog.models import Image, MethodRecord, Signature
-from catalog.methods import get_method
 
 
 def synthetic_codes(n: int, seed: int = 0) -> np.ndarray:
@@ -52,12 +50,30 @@ def fill_catalogue(url: str, codes: np.ndarray) -> None:
         with catalog.engine.begin() as conn:
             for start in range(0, len(codes), 50_000):
                 chunk = range(start, min(len(codes), start + 50_000))
-                conn.execute(insert(Image), [
-                    {"id": i + 1, "path": f"/synthetic/{i:07d}.jpg", "size": 1000, "mtime_ns": 0,
-                     "content_hash": f"{i:064x}", "width": 8, "height": 8, "format": "JPEG", "indexed_at": now}
-                    for i in chunk])
-                conn.execute(insert(Signature), [
-                    {"image_id": i + 1, "method": "phash", "value": int(codes[i]).to_bytes(8, "big")} for i in chunk])
+                conn.execute(
+                    insert(Image),
+                    [
+                        {
+                            "id": i + 1,
+                            "path": f"/synthetic/{i:07d}.jpg",
+                            "size": 1000,
+                            "mtime_ns": 0,
+                            "content_hash": f"{i:064x}",
+                            "width": 8,
+                            "height": 8,
+                            "format": "JPEG",
+                            "indexed_at": now,
+                        }
+                        for i in chunk
+                    ],
+                )
+                conn.execute(
+                    insert(Signature),
+                    [
+                        {"image_id": i + 1, "method": "phash", "value": int(codes[i]).to_bytes(8, "big")}
+                        for i in chunk
+                    ],
+                )
 
 
 def main() -> None:
@@ -66,8 +82,10 @@ def main() -> None:
     parser.add_argument("--thresholds", type=int, nargs="+", default=[6, 10])
     parser.add_argument("--brute-limit", type=int, default=100_000, help="largest n to brute-force for real")
     args = parser.parse_args()
-    print("| hashes | threshold | blocks | MIH s | pairs found | brute force s | brute / MIH | "
-          "`catalog dupes` s | dupes RSS MB |")
+    print(
+        "| hashes | threshold | blocks | MIH s | pairs found | brute force s | brute / MIH | "
+        "`catalog dupes` s | dupes RSS MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     brute_rate = None
     for n in args.sizes:
@@ -87,15 +105,35 @@ def main() -> None:
                     brute = f"~{brute_s:.0f} (extrapolated)"
                 start = time.perf_counter()
                 run = subprocess.run(
-                    [sys.executable, "-c", "import resource,sys; from catalog.cli import main; sys.argv=sys.argv[1:];"
-                     " import atexit; atexit.register(lambda: print(resource.getrusage(resource.RUSAGE_SELF)"
-                     ".ru_maxrss, file=sys.stderr)); main()",
-                     "catalog", "--db", f"{tmp}/bench.db", "dupes", "-m", "phash", "-t", str(t), "-f", "json"],
-                    capture_output=True, text=True, check=True)
+                    [
+                        sys.executable,
+                        "-c",
+                        "import atexit, resource, sys; from catalog.cli import main; sys.argv = sys.argv[1:];"
+                        " atexit.register(lambda: print("
+                        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)); main()",
+                        "catalog",
+                        "--db",
+                        f"{tmp}/bench.db",
+                        "dupes",
+                        "-m",
+                        "phash",
+                        "-t",
+                        str(t),
+                        "-f",
+                        "json",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 dupes_s = time.perf_counter() - start
                 rss_mb = int(run.stderr.strip().splitlines()[-1]) / 1024
-                print(f"| {n:,} | {t} | {choose_blocks(len(unique), t) or 'brute'} | {mih_s:.2f} | {len(left):,} | "
-                      f"{brute} | {brute_s / mih_s:.0f}x | {dupes_s:.1f} | {rss_mb:.0f} |", flush=True)
+                blocks = choose_blocks(len(unique), t) or "brute"
+                print(
+                    f"| {n:,} | {t} | {blocks} | {mih_s:.2f} | {len(left):,} | "
+                    f"{brute} | {brute_s / mih_s:.0f}x | {dupes_s:.1f} | {rss_mb:.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -50,7 +50,7 @@ app = typer.Typer(
 )
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     csv = "csv"
@@ -82,7 +82,8 @@ def main_options(
         str | None,
         typer.Option(
             "--db",
-            help="Catalogue file or SQLAlchemy URL. Default: $CATALOG_DB, else ~/.local/share/catalog/catalog.db.",
+            help="Catalogue file or SQLAlchemy URL. "
+            "Default: $CATALOG_DB, else ~/.local/share/catalog/catalog.db.",
         ),
     ] = None,
 ) -> None:
@@ -188,7 +189,9 @@ def dupes_command(
         groups = [{"images": [_image_fields(im) for im in group]} for group in grouping.groups]
         _print_json({"method": grouping.method, "threshold": grouping.threshold, "groups": groups})
     elif fmt is Format.csv:
-        rows = [[n, im.path, im.size, im.width, im.height] for n, g in enumerate(grouping.groups, 1) for im in g]
+        rows = [
+            [n, im.path, im.size, im.width, im.height] for n, g in enumerate(grouping.groups, 1) for im in g
+        ]
         _print_csv(["group", "path", "size", "width", "height"], rows)
     else:
         for n, group in enumerate(grouping.groups, 1):
@@ -240,8 +243,9 @@ def query_command(
         found = nearest(catalog, image, method, k)
     if fmt is Format.json:
         results = [{"path": im.path, "score": score} for im, score in found.results]
-        _print_json({"method": found.method, "query": found.query, "score_kind": found.score_kind,
-                     "results": results})
+        _print_json(
+            {"method": found.method, "query": found.query, "score_kind": found.score_kind, "results": results}
+        )
     elif fmt is Format.csv:
         _print_csv(["path", "score"], [(im.path, score) for im, score in found.results])
     else:
@@ -272,7 +276,9 @@ def _human_size(size: int) -> str:
 
 
 @contextmanager
-def _early_start(url: str, roots: list[str], workers: int | None, methods: list[str] | None) -> Iterator[EarlyStart | None]:
+def _early_start(
+    url: str, roots: list[str], workers: int | None, methods: list[str] | None
+) -> Iterator[EarlyStart | None]:
     """A new catalogue: start reading files at once (see ``catalog.pool.start_new_catalogue``)."""
     db_file = sqlite_file(url)
     if db_file is None or db_file.exists():
@@ -281,6 +287,7 @@ def _early_start(url: str, roots: list[str], workers: int | None, methods: list[
     import os
 
     import numpy  # noqa: F401 - Pillow and NumPy load once here, not once in each worker
+
     import catalog.imaging  # noqa: F401
     from catalog.pool import start_new_catalogue
 
@@ -299,8 +306,12 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
     ) as bar:
         task = bar.add_task("indexing", total=None)
 

@@ -41,7 +41,9 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def _labelled(catalog: Catalog, method_name: str, threshold: float | None) -> tuple[Method, float, np.ndarray, np.ndarray]:
+def _labelled(
+    catalog: Catalog, method_name: str, threshold: float | None
+) -> tuple[Method, float, np.ndarray, np.ndarray]:
     """(method, threshold, image ids, component label of each image)."""
     method = get_method(method_name)
     threshold = check_threshold(method, threshold)
@@ -75,7 +77,9 @@ def find_groups(catalog: Catalog, method_name: str, threshold: float | None = No
     return Grouping(method.name, threshold, groups, len(ids))
 
 
-def copy_counts(catalog: Catalog, method_name: str, threshold: float | None = None) -> tuple[str, float, dict[str, int]]:
+def copy_counts(
+    catalog: Catalog, method_name: str, threshold: float | None = None
+) -> tuple[str, float, dict[str, int]]:
     """(method, threshold, path -> number of other images in its group) for every readable image."""
     method, threshold, ids, labels = _labelled(catalog, method_name, threshold)
     sizes = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)

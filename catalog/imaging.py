@@ -10,7 +10,7 @@ import io
 import warnings
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from catalog.config import MAX_PIXELS, WORK_SIZE
 from catalog.errors import ImageError
@@ -87,7 +87,7 @@ def decode(data: bytes, color: bool = True) -> Decoded:
 
 
 def _decode(data: bytes, color: bool) -> Decoded:
-    img = Image.open(io.BytesIO(data))
+    img: Image.Image = Image.open(io.BytesIO(data))
     fmt = img.format or "unknown"
     width, height = img.size
     if width * height > MAX_PIXELS:
@@ -98,8 +98,9 @@ def _decode(data: bytes, color: bool) -> Decoded:
     orientation = img.getexif().get(0x0112, 1)
     if orientation in _SWAPS_AXES:
         width, height = height, width
-    gray_only = fmt == "JPEG" and img.mode == "RGB" and not color
-    if fmt == "JPEG":
+    is_jpeg = isinstance(img, JpegImagePlugin.JpegImageFile)  # JPEG and MPO (multi-picture JPEG)
+    gray_only = is_jpeg and img.mode == "RGB" and not color
+    if is_jpeg:
         # Decode straight to a small scale, and to YCbCr (or luma alone) so that the Y plane is the
         # decoder's own: Pillow converts to RGB only when a method asks for colour.
         img.draft("L" if gray_only else "YCbCr", (WORK_SIZE // 2, WORK_SIZE // 2))

@@ -136,12 +136,16 @@ class _Plan:
     missing: dict[str, KnownFile]  # vanished paths, still candidates for a move
 
 
-def _plan(catalog: Catalog, root: str, found: ScanResult, methods: tuple[str, ...], report: IndexReport) -> _Plan:
+def _plan(
+    catalog: Catalog, root: str, found: ScanResult, methods: tuple[str, ...], report: IndexReport
+) -> _Plan:
     known = catalog.known_files(root)
     lacking = catalog.ids_lacking(root, methods)
     unknowable = tuple(folder.rstrip("/") + "/" for folder in found.unreadable)
     missing = {
-        path: info for path, info in known.items() if path not in found.files and not path.startswith(unknowable)
+        path: info
+        for path, info in known.items()
+        if path not in found.files and not path.startswith(unknowable)
     }
     hashes_by_size: dict[int, set[str]] = {}
     for info in missing.values():
@@ -154,8 +158,8 @@ def _plan(catalog: Catalog, root: str, found: ScanResult, methods: tuple[str, ..
         if old is None:
             tasks.append(Task(path, size, mtime_ns, methods, frozenset(hashes_by_size.get(size, ()))))
         elif (old.size, old.mtime_ns) != (size, mtime_ns):
-            reusable = old.content_hash and old.error is None and old.id not in lacking
-            tasks.append(Task(path, size, mtime_ns, methods, frozenset([old.content_hash] if reusable else [])))
+            reusable = old.content_hash if old.error is None and old.id not in lacking else None
+            tasks.append(Task(path, size, mtime_ns, methods, frozenset([reusable] if reusable else [])))
         elif old.id in lacking:
             tasks.append(Task(path, size, mtime_ns, tuple(lacking[old.id])))
             report.backfilled += 1
@@ -176,10 +180,8 @@ def _index_root(
     report.problems.extend(found.problems)
     plan = _plan(catalog, root, found, methods, report)
     writer = _Writer(catalog, plan, report)
-    done = 0
-    for result in runner.run(root, plan.tasks):
+    for done, result in enumerate(runner.run(root, plan.tasks), 1):
         writer.add(result)
-        done += 1
         if progress:
             progress(done, len(plan.tasks))
     writer.flush()
@@ -219,7 +221,9 @@ class _Writer:
             self._write_error(session, old, r)
         elif r.known_content and old is not None:
             session.execute(
-                update(Image).where(Image.id == old.id).values(size=r.size, mtime_ns=r.mtime_ns, indexed_at=now())
+                update(Image)
+                .where(Image.id == old.id)
+                .values(size=r.size, mtime_ns=r.mtime_ns, indexed_at=now())
             )
             self.report.updated += 1
         elif r.known_content:
@@ -239,8 +243,16 @@ class _Writer:
         return paths.pop() if paths else None
 
     def _write_error(self, session: Session, old: KnownFile | None, r: FileResult) -> None:
-        values = dict(size=r.size, mtime_ns=r.mtime_ns, content_hash=r.content_hash, width=None, height=None,
-                      format=None, indexed_at=now(), error=r.error)
+        values = dict(
+            size=r.size,
+            mtime_ns=r.mtime_ns,
+            content_hash=r.content_hash,
+            width=None,
+            height=None,
+            format=None,
+            indexed_at=now(),
+            error=r.error,
+        )
         if old is None:
             session.add(Image(path=r.path, **values))
         else:
@@ -248,8 +260,16 @@ class _Writer:
             session.execute(update(Image).where(Image.id == old.id).values(**values))
 
     def _write_image(self, session: Session, old: KnownFile | None, r: FileResult) -> None:
-        values = dict(size=r.size, mtime_ns=r.mtime_ns, content_hash=r.content_hash, width=r.width,
-                      height=r.height, format=r.format, indexed_at=now(), error=None)
+        values = dict(
+            size=r.size,
+            mtime_ns=r.mtime_ns,
+            content_hash=r.content_hash,
+            width=r.width,
+            height=r.height,
+            format=r.format,
+            indexed_at=now(),
+            error=None,
+        )
         if old is None:
             image = Image(path=r.path, **values)
             image.signatures = [Signature(method=m, value=v) for m, v in r.signatures.items()]
@@ -272,8 +292,16 @@ class _Writer:
         if source is None:  # cannot happen unless the source vanished meanwhile: decode after all
             self._apply(session, process(Task(r.path, r.size, r.mtime_ns, self._methods())))
             return
-        image = Image(path=r.path, size=r.size, mtime_ns=r.mtime_ns, content_hash=r.content_hash,
-                      width=source.width, height=source.height, format=source.format, indexed_at=now())
+        image = Image(
+            path=r.path,
+            size=r.size,
+            mtime_ns=r.mtime_ns,
+            content_hash=r.content_hash,
+            width=source.width,
+            height=source.height,
+            format=source.format,
+            indexed_at=now(),
+        )
         image.signatures = [Signature(method=s.method, value=s.value) for s in source.signatures]
         session.add(image)
         self.report.added += 1

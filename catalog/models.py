@@ -13,7 +13,7 @@ class Base(DeclarativeBase):
 
 
 class Image(Base):
-    """One file under an indexed root. ``error`` is set (and there are no signatures) when it is unreadable."""
+    """One file under an indexed root. ``error`` is set (and there are no signatures) if it is unreadable."""
 
     __tablename__ = "images"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-
 from catalog.errors import UsageError
 from catalog.methods import get_method
 from catalog.search import codes_from_bytes, hamming_nearest
@@ -40,7 +39,9 @@ def nearest(catalog: Catalog, path: str, method_name: str, k: int = 10) -> Query
     if k < 1:
         raise UsageError("-k must be at least 1")
     if method.kind != "key" and method.name not in catalog.methods():
-        raise UsageError(f"this catalogue has no {method.name} signatures (`catalog index PATH --methods {method.name}`)")
+        raise UsageError(
+            f"this catalogue has no {method.name} signatures (`catalog index PATH --methods {method.name}`)"
+        )
     absolute = os.path.abspath(path)
     signature = signature_of(absolute, method.name)
     ids, values = catalog.signatures(method.name)
@@ -55,6 +56,3 @@ def nearest(catalog: Catalog, path: str, method_name: str, k: int = 10) -> Query
     images = catalog.image_info(i for i, _ in hits)
     results = [(images[i], score) for i, score in hits if i in images]
     return QueryResult(method.name, method.score_kind, absolute, results)
-
-
-

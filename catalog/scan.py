@@ -17,8 +17,35 @@ from catalog.errors import UsageError
 
 #: File endings looked at (lower case). Files without an ending are sniffed instead.
 IMAGE_SUFFIXES = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .gif .bmp .dib .tif .tiff .webp .ppm .pgm .pbm .pnm .ico .tga .jp2"
-    " .j2k .pcx .sgi .ras .psd .dds .icns .im .qoi".split()
+    [
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".ico",
+        ".tga",
+        ".jp2",
+        ".j2k",
+        ".pcx",
+        ".sgi",
+        ".ras",
+        ".psd",
+        ".dds",
+        ".icns",
+        ".im",
+        ".qoi",
+    ]
 )
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 

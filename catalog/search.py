@@ -115,9 +115,11 @@ def _multi_index(codes: np.ndarray, t: int, m: int) -> tuple[np.ndarray, np.ndar
     n = len(codes)
     bounds = _block_bounds(m)
     radius = t // m
-    blocks = [((codes >> np.uint64(low)) & np.uint64((1 << width) - 1)).astype(np.int64) for low, width in bounds]
+    blocks = [
+        ((codes >> np.uint64(low)) & np.uint64((1 << width) - 1)).astype(np.int64) for low, width in bounds
+    ]
     found_i, found_j = [], []
-    for k, (low, width) in enumerate(bounds):
+    for k, (_, width) in enumerate(bounds):
         values = blocks[k]
         order = np.argsort(values, kind="stable")
         bucket_range = _bucket_lookup(values, order, width)

@@ -76,7 +76,9 @@ class Catalog:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"cannot create the catalogue folder {path.parent}: {exc.strerror}") from None
+                raise StoreError(
+                    f"cannot create the catalogue folder {path.parent}: {exc.strerror}"
+                ) from None
         try:
             engine = create_engine(url, connect_args=_connect_args(url))
         except (SQLAlchemyError, ImportError) as exc:
@@ -105,9 +107,15 @@ class Catalog:
                     return
             elif not tables:
                 Base.metadata.create_all(conn)
-                conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                                  "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
-                conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION})
+                conn.execute(
+                    text(
+                        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+                    )
+                )
+                conn.execute(
+                    text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
+                )
                 return
         from catalog.migrate import upgrade_to_head
 
@@ -203,7 +211,9 @@ class Catalog:
                 query = select(Image.id, Image.content_hash).where(Image.error.is_(None))
                 rows = [(i, bytes.fromhex(h)) for i, h in s.execute(query) if h]
             else:
-                rows = list(s.execute(select(Signature.image_id, Signature.value).where(Signature.method == method)))
+                rows = list(
+                    s.execute(select(Signature.image_id, Signature.value).where(Signature.method == method))
+                )
         return [r[0] for r in rows], [r[1] for r in rows]
 
     def image_info(self, ids: Iterable[int] | None = None) -> dict[int, ImageInfo]:
@@ -229,7 +239,7 @@ class Catalog:
     def errors(self) -> list[tuple[str, str]]:
         with self.session() as s:
             query = select(Image.path, Image.error).where(Image.error.is_not(None)).order_by(Image.path)
-            return [(p, e) for p, e in s.execute(query)]
+            return [(p, e or "") for p, e in s.execute(query)]
 
     def counts(self) -> dict[str, int]:
         with self.session() as s:

@@ -15,8 +15,13 @@ from catalog.store import Catalog
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PHOTOS = SHARED_DATA / "photos"
 #: Small real photos (under 200 KB each) used as near-duplicate material.
-SMALL_PHOTOS = ["Canon_IXUS.jpg", "Olympus_C960.jpg", "Ricoh_DC-3Z_(normal_res).jpg", "Nikon_E950.jpg",
-                "Sony_DCR-PC110.jpg"]
+SMALL_PHOTOS = [
+    "Canon_IXUS.jpg",
+    "Olympus_C960.jpg",
+    "Ricoh_DC-3Z_(normal_res).jpg",
+    "Nikon_E950.jpg",
+    "Sony_DCR-PC110.jpg",
+]
 
 
 def synthetic(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:

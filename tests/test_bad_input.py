@@ -24,8 +24,12 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def bomb_png(width: int, height: int) -> bytes:
     """A tiny file whose header claims an enormous image."""
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
-        png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def jpeg_bytes(seed: int, **save: object) -> bytes:
@@ -180,5 +184,7 @@ def test_decode_errors_are_one_line(name):
     from catalog.imaging import decode
 
     with pytest.raises(ImageError) as caught:
-        decode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40 if name.endswith("png") else b"\xff\xd8\xff" + b"\x01" * 40)
+        decode(
+            b"\x89PNG\r\n\x1a\n" + b"\x00" * 40 if name.endswith("png") else b"\xff\xd8\xff" + b"\x01" * 40
+        )
     assert "\n" not in str(caught.value)

@@ -42,7 +42,9 @@ def test_index_status_dupes_copies_json(db_path, photo, pics):
 
     status = json.loads(cli(db_path, "status", "--format", "json").output)
     assert status["images"] == 4
-    assert status["errors"] == [{"path": str(pics / "broken.jpg"), "error": "not an image (format not recognised)"}]
+    assert status["errors"] == [
+        {"path": str(pics / "broken.jpg"), "error": "not an image (format not recognised)"}
+    ]
 
     dupes = json.loads(cli(db_path, "dupes", "--method", "phash", "--format", "json").output)
     assert dupes["method"] == "phash" and dupes["threshold"] == 6
@@ -106,12 +108,24 @@ def test_installed_command_in_a_subprocess(tmp_path, make_image, pics):
     shutil.copyfile(pics / "a.jpg", pics / "b.jpg")
     catalog_bin = Path(sys.executable).parent / "catalog"
     env = {**os.environ, "CATALOG_DB": str(tmp_path / "env.db")}
-    run = subprocess.run([catalog_bin, "index", str(pics)], capture_output=True, text=True, env=env, timeout=120)
+    run = subprocess.run(
+        [catalog_bin, "index", str(pics)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "env.db").exists()
-    out = subprocess.run([catalog_bin, "dupes", "-m", "exact", "-f", "json"], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [catalog_bin, "dupes", "-m", "exact", "-f", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert json.loads(out.stdout)["groups"][0]["images"][0]["path"] == str(pics / "a.jpg")
-    module = subprocess.run([sys.executable, "-m", "catalog", "status", "-f", "json"], capture_output=True,
-                            text=True, env=env, timeout=120)
+    module = subprocess.run(
+        [sys.executable, "-m", "catalog", "status", "-f", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert json.loads(module.stdout)["images"] == 2

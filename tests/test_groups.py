@@ -14,13 +14,15 @@ from conftest import SMALL_PHOTOS
 
 @pytest.fixture
 def copies_of_one_photo(photo, pics):  # type: ignore[no-untyped-def]
-    """One real photo with a byte-identical copy, a re-encoded copy and a half-size copy, plus unrelated photos."""
+    """A real photo with a byte-identical, a re-encoded and a half-size copy, plus unrelated photos."""
     original = photo("Canon_IXUS.jpg", "original.jpg")
     (pics / "copy").mkdir()
     shutil.copyfile(original, pics / "copy" / "same-bytes.jpg")
     with Image.open(original) as img:
         img.save(pics / "copy" / "reencoded.jpg", quality=60)
-        img.resize((img.width // 2, img.height // 2), Image.Resampling.LANCZOS).save(pics / "copy" / "half.png")
+        img.resize((img.width // 2, img.height // 2), Image.Resampling.LANCZOS).save(
+            pics / "copy" / "half.png"
+        )
     for name in SMALL_PHOTOS[1:]:
         photo(name, f"others/{name}")
     family = {str(original), *(str(p) for p in (pics / "copy").iterdir())}

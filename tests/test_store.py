@@ -35,7 +35,7 @@ def test_db_location_precedence(monkeypatch, tmp_path):
 
 
 def test_models_and_migrations_define_the_same_schema(tmp_path):
-    """A new catalogue is created from the models; an old one is upgraded by the migrations: they must agree."""
+    """New catalogues are created from the models, old ones upgraded by the migrations: they must agree."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from sqlalchemy import create_engine, inspect
@@ -51,9 +51,13 @@ def test_models_and_migrations_define_the_same_schema(tmp_path):
         shapes = []
         for engine in (migrated, created.engine):
             inspector = inspect(engine)
-            shapes.append({
-                t: (sorted((c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(t)),
-                    sorted(str(ix["column_names"]) for ix in inspector.get_indexes(t)))
-                for t in inspector.get_table_names()
-            })
+            shapes.append(
+                {
+                    t: (
+                        sorted((c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(t)),
+                        sorted(str(ix["column_names"]) for ix in inspector.get_indexes(t)),
+                    )
+                    for t in inspector.get_table_names()
+                }
+            )
         assert shapes[0] == shapes[1]

@@ -45,7 +45,7 @@ class Method(ABC):
     def score(self, a: bytes, b: bytes) -> float:
         """Similarity or distance of two signatures (see ``higher_is_similar``)."""
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Import what :meth:`compute` needs (called once in each worker process as it starts)."""
 
     def is_match(self, score: float, threshold: float) -> bool:

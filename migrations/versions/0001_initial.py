@@ -41,9 +41,7 @@ def upgrade() -> None:
     op.create_index("ix_images_content_hash", "images", ["content_hash"])
     op.create_table(
         "signatures",
-        sa.Column(
-            "image_id", sa.Integer, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("image_id", sa.Integer, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("method", sa.String(32), sa.ForeignKey("methods.name"), primary_key=True),
         sa.Column("value", sa.LargeBinary, nullable=False),
     )
