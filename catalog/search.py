@@ -127,11 +127,7 @@ def _multi_index(codes: np.ndarray, t: int, m: int) -> tuple[np.ndarray, np.ndar
         rows_per_step = max(1, _CHUNK // len(masks))
         for start in range(0, n, rows_per_step):
             rows = np.arange(start, min(n, start + rows_per_step))
-            probes = (values[rows, None] ^ masks[None, :]).ravel()
-            first, counts = bucket_range(probes)
-            i, j = _expand(np.repeat(rows, len(masks)), first, counts, order)
-            keep = i < j
-            i, j = i[keep], j[keep]
+            i, j = _block_candidates(rows, values[rows], masks, bucket_range, order)
             diff = codes[i] ^ codes[j]
             keep = popcount(diff) <= t
             # A pair is reported by the first block where it lies within the radius, not again later.
@@ -142,6 +138,25 @@ def _multi_index(codes: np.ndarray, t: int, m: int) -> tuple[np.ndarray, np.ndar
             found_i.append(i[keep])
             found_j.append(j[keep])
     return np.concatenate(found_i), np.concatenate(found_j)
+
+
+def _block_candidates(rows, own, masks, bucket_range, order):  # type: ignore[no-untyped-def]
+    """Candidate pairs (i < j) whose block values differ by one of ``masks`` (``masks[0]`` is 0).
+
+    Equal blocks pair up within their bucket. Blocks that differ by a non-zero mask would find each
+    other from both sides, so only the side with the smaller value probes: half the candidates.
+    """
+    first, counts = bucket_range(own)
+    i, j = _expand(rows, first, counts, order)
+    keep = i < j
+    pairs_i, pairs_j = [i[keep]], [j[keep]]
+    probes = own[:, None] ^ masks[None, 1:]
+    upward = probes > own[:, None]
+    first, counts = bucket_range(probes[upward])
+    i, j = _expand(np.broadcast_to(rows[:, None], probes.shape)[upward], first, counts, order)
+    pairs_i.append(np.minimum(i, j))
+    pairs_j.append(np.maximum(i, j))
+    return np.concatenate(pairs_i), np.concatenate(pairs_j)
 
 
 def _bucket_lookup(values: np.ndarray, order: np.ndarray, width: int):  # type: ignore[no-untyped-def]
