@@ -243,40 +243,20 @@ class _Writer:
         return paths.pop() if paths else None
 
     def _write_error(self, session: Session, old: KnownFile | None, r: FileResult) -> None:
-        values = dict(
-            size=r.size,
-            mtime_ns=r.mtime_ns,
-            content_hash=r.content_hash,
-            width=None,
-            height=None,
-            format=None,
-            indexed_at=now(),
-            error=r.error,
-        )
         if old is None:
-            session.add(Image(path=r.path, **values))
+            session.add(Image(path=r.path, **_row(r)))
         else:
             session.execute(delete(Signature).where(Signature.image_id == old.id))
-            session.execute(update(Image).where(Image.id == old.id).values(**values))
+            session.execute(update(Image).where(Image.id == old.id).values(**_row(r)))
 
     def _write_image(self, session: Session, old: KnownFile | None, r: FileResult) -> None:
-        values = dict(
-            size=r.size,
-            mtime_ns=r.mtime_ns,
-            content_hash=r.content_hash,
-            width=r.width,
-            height=r.height,
-            format=r.format,
-            indexed_at=now(),
-            error=None,
-        )
         if old is None:
-            image = Image(path=r.path, **values)
+            image = Image(path=r.path, **_row(r))
             image.signatures = [Signature(method=m, value=v) for m, v in r.signatures.items()]
             session.add(image)
             self.report.added += 1
             return
-        session.execute(update(Image).where(Image.id == old.id).values(**values))
+        session.execute(update(Image).where(Image.id == old.id).values(**_row(r)))
         session.execute(
             delete(Signature).where(Signature.image_id == old.id, Signature.method.in_(list(r.signatures)))
         )
@@ -292,19 +272,26 @@ class _Writer:
         if source is None:  # cannot happen unless the source vanished meanwhile: decode after all
             self._apply(session, process(Task(r.path, r.size, r.mtime_ns, self._methods())))
             return
-        image = Image(
-            path=r.path,
-            size=r.size,
-            mtime_ns=r.mtime_ns,
-            content_hash=r.content_hash,
-            width=source.width,
-            height=source.height,
-            format=source.format,
-            indexed_at=now(),
-        )
+        image = Image(path=r.path, **_row(r, width=source.width, height=source.height, format=source.format))
         image.signatures = [Signature(method=s.method, value=s.value) for s in source.signatures]
         session.add(image)
         self.report.added += 1
 
     def _methods(self) -> tuple[str, ...]:
         return tuple(m for m in self.report.methods if get_method(m).needs_pixels)
+
+
+def _row(r: FileResult, **overrides: object) -> dict[str, object]:
+    """The image columns for a result (an unreadable file keeps its error and no dimensions)."""
+    row: dict[str, object] = dict(
+        size=r.size,
+        mtime_ns=r.mtime_ns,
+        content_hash=r.content_hash,
+        width=r.width,
+        height=r.height,
+        format=r.format,
+        indexed_at=now(),
+        error=r.error,
+    )
+    row.update(overrides)
+    return row
