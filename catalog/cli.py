@@ -86,7 +86,25 @@ def main_options(
             "Default: $CATALOG_DB, else ~/.local/share/catalog/catalog.db.",
         ),
     ] = None,
+    cnn_model: Annotated[
+        str | None,
+        typer.Option(
+            "--cnn-model",
+            help="CNN model for the cnn methods: efficientnet-lite0 (default, works offline) or "
+            "efficientnet-b0. A catalogue remembers its model; another one recomputes every feature.",
+        ),
+    ] = None,
+    cnn_weights: Annotated[
+        str | None,
+        typer.Option("--cnn-weights", help="A local weights file for the CNN model (required for "
+                     "efficientnet-b0 without internet)."),
+    ] = None,
 ) -> None:
+    import os
+
+    for variable, value in (("CATALOG_CNN_MODEL", cnn_model), ("CATALOG_CNN_WEIGHTS", cnn_weights)):
+        if value:
+            os.environ[variable] = value  # inherited by worker processes
     ctx.obj = State(db)
 
 
@@ -130,6 +148,8 @@ def index_command(
         f"{report.unchanged} unchanged, {report.backfilled} completed with new methods "
         f"({report.seconds:.1f} s; methods: {', '.join(report.methods)})"
     )
+    for note in report.notes:
+        typer.echo(note)
     for title, rows in (("could not be read", report.errors), ("skipped", report.problems)):
         if rows:
             typer.echo(f"{len(rows)} {'file' if title != 'skipped' else 'path'}(s) {title}:")

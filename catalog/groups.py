@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from catalog.errors import UsageError
-from catalog.methods import Method, get_method
+from catalog.methods import Method, check_stored_version, get_method
 from catalog.search import codes_from_bytes, hamming_edges, key_edges
 from catalog.store import Catalog, ImageInfo
+
+if TYPE_CHECKING:
+    from catalog.methods.cnn import CnnCosine
 
 
 @dataclass
@@ -41,24 +45,47 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
+#: Neighbours asked of the vector index per image when grouping: a group larger than this still
+#: joins up through chains of neighbours.
+NEIGHBOURS = 16
+
+
+def vector_edges(
+    catalog: Catalog, method: CnnCosine, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image ids, edge ends as positions in them) for pairs at or above the threshold, by kNN queries."""
+    from catalog.vectors import VectorIndex
+
+    index = VectorIndex(catalog, method.signature_name, method.version).sync()
+    cosine = method.cosine_threshold(threshold)
+    left, right = [], []
+    for ids, labels, similarity in index.neighbour_chunks(NEIGHBOURS):
+        near = (similarity >= cosine) & (labels != ids[:, None])
+        rows, cols = np.nonzero(near)
+        left.append(ids[rows])
+        right.append(labels[rows, cols])
+    ids = index.ids
+    if not left:
+        return ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return ids, np.searchsorted(ids, np.concatenate(left)), np.searchsorted(ids, np.concatenate(right))
+
+
 def _labelled(
     catalog: Catalog, method_name: str, threshold: float | None
 ) -> tuple[Method, float, np.ndarray, np.ndarray]:
     """(method, threshold, image ids, component label of each image)."""
     method = get_method(method_name)
     threshold = check_threshold(method, threshold)
-    if method.kind != "key" and method.name not in catalog.methods():
-        raise UsageError(
-            f"this catalogue has no {method.name} signatures; add them with "
-            f"`catalog index PATH --methods {method.name}`"
-        )
+    if method.kind != "key":
+        check_stored_version(method, catalog.methods())
+    if method.kind == "vector":
+        vector_ids, left, right = vector_edges(catalog, method, threshold)  # type: ignore[arg-type]
+        return method, threshold, vector_ids, components(len(vector_ids), left, right)
     ids, values = catalog.signatures(method.name)
     if method.kind == "key":
         left, right = key_edges(values)
-    elif method.kind == "bits":
-        left, right = hamming_edges(codes_from_bytes(values), int(threshold))
     else:
-        raise UsageError(f"method {method.name} cannot be grouped yet")
+        left, right = hamming_edges(codes_from_bytes(values), int(threshold))
     return method, threshold, np.asarray(ids, dtype=np.int64), components(len(ids), left, right)
 
 

@@ -40,6 +40,7 @@ class IndexReport:
     errors: list[tuple[str, str]] = field(default_factory=list)  # files that could not be read
     problems: list[tuple[str, str]] = field(default_factory=list)  # folders, links
     methods: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
@@ -51,23 +52,29 @@ class IndexReport:
             "unchanged": self.unchanged,
             "backfilled": self.backfilled,
             "methods": self.methods,
+            "notes": self.notes,
             "errors": [{"path": p, "error": e} for p, e in self.errors],
             "problems": [{"path": p, "problem": e} for p, e in self.problems],
             "seconds": round(self.seconds, 3),
         }
 
 
-def enable_methods(catalog: Catalog, requested: Iterable[str] | None) -> list[str]:
+def enable_methods(catalog: Catalog, requested: Iterable[str] | None, notes: list[str]) -> list[str]:
     """Record the requested methods (or the defaults for a new catalogue); return every enabled method.
 
-    Methods add up: ``--methods phash`` on a catalogue that also has ``dhash`` keeps both.
+    Methods add up: ``--methods phash`` on a catalogue that also has ``dhash`` keeps both. A method whose
+    version changed (new code, or another CNN model chosen) drops its signatures, which are then
+    recomputed; ``notes`` says so.
     """
     current = catalog.methods()
     names = list(requested or []) or (list(current) if current else list(DEFAULT_METHODS))
-    for name in names:
-        catalog.set_method(name, get_method(name).version)
-    for name in current:  # a method whose code changed version gets recomputed
-        catalog.set_method(name, get_method(name).version)
+    names = list(dict.fromkeys(get_method(name).signature_name for name in names))  # cnn-euclidean -> cnn
+    for name, stored in current.items():
+        get_method(name).adopt(stored)
+    for name in dict.fromkeys([*names, *current]):
+        new = get_method(name).version
+        if catalog.set_method(name, new) and name in current:
+            notes.append(f"{name} signatures recomputed: {current[name]} -> {new}")
     return sorted(set(current) | set(names))
 
 
@@ -86,7 +93,8 @@ def index(
     """
     started = time.perf_counter()
     roots = normalise_roots(paths)
-    report = IndexReport(methods=enable_methods(catalog, methods))
+    report = IndexReport()
+    report.methods = enable_methods(catalog, methods, report.notes)
     pixel_methods = tuple(m for m in report.methods if get_method(m).needs_pixels)
     runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods)
     try:
@@ -209,6 +217,7 @@ class _Writer:
     def flush(self) -> None:
         if not self.pending:
             return
+        _finish_signatures(self.pending)
         with self.catalog.session() as session:
             for result in self.pending:
                 self._apply(session, result)
@@ -295,3 +304,16 @@ def _row(r: FileResult, **overrides: object) -> dict[str, object]:
     )
     row.update(overrides)
     return row
+
+
+def _finish_signatures(results: list[FileResult]) -> None:
+    """Run each method's batched step (the CNN) over what the workers prepared, in place."""
+    pending: dict[str, list[FileResult]] = {}
+    for result in results:
+        for name, value in result.signatures.items():
+            if not isinstance(value, bytes):
+                pending.setdefault(name, []).append(result)
+    for name, waiting in pending.items():
+        finished = get_method(name).finish([r.signatures[name] for r in waiting])
+        for result, value in zip(waiting, finished, strict=True):
+            result.signatures[name] = value

@@ -216,6 +216,23 @@ class Catalog:
                 )
         return [r[0] for r in rows], [r[1] for r in rows]
 
+    def signature_ids(self, method: str, since: datetime | None = None) -> list[int]:
+        """Ids of readable images with a ``method`` signature (written after ``since``, if given)."""
+        query = select(Signature.image_id).where(Signature.method == method).order_by(Signature.image_id)
+        if since is not None:
+            query = query.join(Image, Image.id == Signature.image_id).where(Image.indexed_at >= since)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def signature_values(self, method: str, ids: list[int]) -> list[bytes]:
+        """The ``method`` signatures of ``ids``, in that order (every id must have one)."""
+        with self.session() as s:
+            query = select(Signature.image_id, Signature.value).where(
+                Signature.method == method, Signature.image_id.in_(ids)
+            )
+            rows = {image_id: value for image_id, value in s.execute(query)}
+        return [rows[i] for i in ids]
+
     def image_info(self, ids: Iterable[int] | None = None) -> dict[int, ImageInfo]:
         """Readable images by id (all of them when ``ids`` is None), as light rows, not ORM objects."""
         query = select(

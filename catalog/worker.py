@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from catalog.errors import ImageError
 from catalog.methods import get_method
@@ -29,7 +30,8 @@ class FileResult:
     width: int | None = None
     height: int | None = None
     format: str | None = None
-    signatures: dict[str, bytes] = field(default_factory=dict)
+    #: Method -> signature bytes, or what its ``prepare`` returned until the main process finishes it.
+    signatures: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     #: The content hash is one of ``Task.known_hashes``: nothing was decoded.
     known_content: bool = False
@@ -63,7 +65,7 @@ def process(task: Task) -> FileResult:
         for name in task.methods:
             method = get_method(name)
             if method.needs_pixels:
-                result.signatures[name] = method.compute([decoded])[0]
+                result.signatures[name] = method.prepare(decoded)
     except ImageError as exc:
         result.error = str(exc)
         result.signatures.clear()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from catalog.errors import UsageError
 
@@ -36,14 +36,33 @@ class Method(ABC):
     #: False for methods that look at grayscale only (JPEGs can then skip decoding colour).
     needs_color: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    #: The method whose stored signatures this one scores (``cnn-euclidean`` reads ``cnn``'s features).
+    stored_as: ClassVar[str | None] = None
+
+    @property
+    def signature_name(self) -> str:
+        return self.stored_as or self.name
 
     @abstractmethod
+    def prepare(self, image: Decoded) -> Any:
+        """Per-image work, done in the decoding worker: the signature itself, or the input that
+        :meth:`finish` turns into one (for a model that runs batched in the main process)."""
+
+    def finish(self, prepared: list[Any]) -> list[bytes]:
+        """Signatures from what :meth:`prepare` returned, as one batch (default: already final)."""
+        return prepared
+
     def compute(self, images: Sequence[Decoded]) -> list[bytes]:
-        """Signatures of a batch of decoded images, in order."""
+        """Signatures of decoded images, in order."""
+        return self.finish([self.prepare(image) for image in images])
 
     @abstractmethod
     def score(self, a: bytes, b: bytes) -> float:
         """Similarity or distance of two signatures (see ``higher_is_similar``)."""
+
+    def adopt(self, stored_version: str) -> None:  # noqa: B027 - optional hook
+        """Configure from the version a catalogue's signatures came from, unless the user chose
+        otherwise (the CNN method takes its model from it)."""
 
     def warm_up(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Import what :meth:`compute` needs (called once in each worker process as it starts)."""
@@ -62,7 +81,7 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def _load_builtin() -> None:
-    from catalog.methods import hashes  # noqa: F401  (registers on import)
+    from catalog.methods import cnn, hashes  # noqa: F401  (registers on import)
 
 
 def method_names() -> list[str]:
@@ -78,6 +97,21 @@ def get_method(name: str) -> Method:
             raise UsageError(f"unknown method {name!r}; choose from: {', '.join(_REGISTRY)}")
         _INSTANCES[name] = _REGISTRY[name]()
     return _INSTANCES[name]
+
+
+def check_stored_version(method: Method, stored: dict[str, str]) -> None:
+    """Refuse to compare signatures that came from another version (another CNN model, say)."""
+    name = method.signature_name
+    if name not in stored:
+        raise UsageError(
+            f"this catalogue has no {name} signatures; add them with `catalog index PATH --methods {name}`"
+        )
+    method.adopt(stored[name])
+    if stored[name] != method.version:
+        raise UsageError(
+            f"this catalogue's {name} signatures come from {stored[name]}, not {method.version}: "
+            f"choose that model, or run `catalog index` with this one to recompute them"
+        )
 
 
 def parse_method_list(text: str) -> list[str]:

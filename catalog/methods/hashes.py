@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,7 +27,7 @@ class ExactMethod(Method):
     needs_pixels = False
     description = "byte-identical files (SHA-256 of the content)"
 
-    def compute(self, images: Sequence[Decoded]) -> list[bytes]:
+    def prepare(self, image: Decoded) -> bytes:
         raise TypeError("exact signatures come from the file bytes, not from pixels")
 
     def score(self, a: bytes, b: bytes) -> float:
@@ -62,11 +62,11 @@ class ImageHashMethod(Method):
     #: Modules imagehash imports lazily for this hash.
     libraries: ClassVar[tuple[str, ...]] = ()
 
-    def compute(self, images: Sequence[Decoded]) -> list[bytes]:
+    def prepare(self, image: Decoded) -> bytes:
         # imagehash resizes to at most 64x64 itself; starting from the shared 64x64 grayscale view makes
         # that resize trivial instead of four Lanczos passes over the working copy.
         fn = type(self).hash_function
-        return [pack_bits(fn(img.gray(64), hash_size=8, **self.hash_kwargs).hash) for img in images]
+        return pack_bits(fn(image.gray(64), hash_size=8, **self.hash_kwargs).hash)
 
     def score(self, a: bytes, b: bytes) -> float:
         return float(hamming(a, b))
@@ -106,20 +106,16 @@ class PerceptualHash(ImageHashMethod):
     description = "perceptual hash: low frequencies of a 32x32 DCT"
     hash_function = staticmethod(_imagehash("phash"))
 
-    def compute(self, images: Sequence[Decoded]) -> list[bytes]:
+    def prepare(self, image: Decoded) -> bytes:
         """imagehash.phash, bit for bit (tests compare them), with its two SciPy DCTs written as one
         8x32 matrix product: importing scipy.fftpack costs each worker process a quarter second, more
         than hashing a hundred photos."""
         import numpy as np
         from PIL import Image
 
-        basis = _dct_basis()
-        signatures = []
-        for img in images:
-            pixels = np.asarray(img.gray(64).resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
-            low = basis @ pixels @ basis.T
-            signatures.append(pack_bits(low > np.median(low)))
-        return signatures
+        pixels = np.asarray(image.gray(64).resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+        low = _dct_basis() @ pixels @ _dct_basis().T
+        return pack_bits(low > np.median(low))
 
 
 @cache
