@@ -96,8 +96,10 @@ def main_options(
     ] = None,
     cnn_weights: Annotated[
         str | None,
-        typer.Option("--cnn-weights", help="A local weights file for the CNN model (required for "
-                     "efficientnet-b0 without internet)."),
+        typer.Option(
+            "--cnn-weights",
+            help="A local weights file for the CNN model (required for efficientnet-b0 without internet).",
+        ),
     ] = None,
 ) -> None:
     import os

@@ -11,6 +11,7 @@ the walk is complete. The next run picks up whatever was not committed.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -125,12 +126,24 @@ class _Runner:
     def run(self, root: str, tasks: list[Task]) -> Iterator[FileResult]:
         run = self.early.roots.pop(root, None) if self.early else None
         if run is not None and set(run.tasks) == set(tasks):
+            self._preload()
             return run.results  # the very work the plan asks for, already under way
         if self.pool is None and (self.workers <= 1 or len(tasks) < 4):
             return map(process, tasks)
         if self.pool is None:
             self.pool = self.owned = WorkerPool(self.workers, self.methods)
+        self._preload()
         return self.pool.map(tasks)
+
+    def _preload(self) -> None:
+        """Load models (torch takes seconds to import) while the workers decode: in a thread, and only
+        once the worker processes exist, so that no fork happens in the middle of an import."""
+        heavy = [get_method(m) for m in self.methods if get_method(m).finish_batch]
+        if heavy and not self.preloading:
+            self.preloading = threading.Thread(target=lambda: [m.preload() for m in heavy], daemon=True)
+            self.preloading.start()
+
+    preloading: threading.Thread | None = None
 
     def close(self) -> None:
         if self.owned is not None:
@@ -204,6 +217,8 @@ class _Writer:
         self.plan = plan
         self.report = report
         self.pending: list[FileResult] = []
+        self.unfinished = 0
+        self.finish_batch = max([get_method(m).finish_batch for m in report.methods] + [1])
         self.missing_by_hash: dict[str, list[str]] = {}
         for path, info in plan.missing.items():
             if info.content_hash and info.error is None:
@@ -211,6 +226,11 @@ class _Writer:
 
     def add(self, result: FileResult) -> None:
         self.pending.append(result)
+        if any(not isinstance(v, bytes) for v in result.signatures.values()):
+            self.unfinished += 1
+            if self.unfinished >= self.finish_batch:  # keep the model busy while workers decode
+                _finish_signatures(self.pending)
+                self.unfinished = 0
         if len(self.pending) >= WRITE_BATCH:
             self.flush()
 

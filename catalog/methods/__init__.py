@@ -64,6 +64,12 @@ class Method(ABC):
         """Configure from the version a catalogue's signatures came from, unless the user chose
         otherwise (the CNN method takes its model from it)."""
 
+    #: How many prepared images :meth:`finish` wants at a time (the CNN's batch); 0: no batched step.
+    finish_batch: ClassVar[int] = 0
+
+    def preload(self) -> None:  # noqa: B027 - optional hook
+        """Load what :meth:`finish` needs (a model) ahead of time, in the main process."""
+
     def warm_up(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Import what :meth:`compute` needs (called once in each worker process as it starts)."""
 
