@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from catalog.config import default_db_path, sqlite_file
+from catalog.errors import CatalogError
 from catalog.store import Catalog, now
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class VectorIndex:
     _dirty = False  # changed since loaded
 
     def _load(self) -> datetime | None:
-        import hnswlib
+        hnswlib = _hnswlib()
 
         try:
             meta = json.loads(self.paths["json"].read_text())
@@ -101,7 +102,7 @@ class VectorIndex:
         return datetime.fromisoformat(meta["synced_at"])
 
     def _build(self, ids: np.ndarray) -> None:
-        import hnswlib
+        hnswlib = _hnswlib()
 
         vectors = self._vectors(ids)
         dim = vectors.shape[1] if len(ids) else 1
@@ -171,3 +172,11 @@ class VectorIndex:
             ids = self.ids[start : start + CHUNK]
             labels, similarity = self.knn(self._vectors(ids), k)
             yield ids, labels, similarity
+
+
+def _hnswlib():  # type: ignore[no-untyped-def]
+    try:
+        import hnswlib
+    except ImportError:
+        raise CatalogError("vector search needs hnswlib: pip install catalog[cnn]") from None
+    return hnswlib

@@ -84,3 +84,22 @@ def db_path(tmp_path: Path) -> Path:
 def catalog(db_path: Path):  # type: ignore[no-untyped-def]
     with Catalog.open(f"sqlite:///{db_path}") as opened:
         yield opened
+
+
+@pytest.fixture(autouse=True)
+def fresh_cnn_settings():  # type: ignore[no-untyped-def]
+    """The CNN model choice lives in the environment (inherited by worker processes) and, once a
+    catalogue's model is adopted, in catalog.methods.cnn: start and leave every test without either."""
+    import os
+    import sys
+
+    def reset() -> None:
+        for variable in ("CATALOG_CNN_MODEL", "CATALOG_CNN_WEIGHTS"):
+            os.environ.pop(variable, None)
+        module = sys.modules.get("catalog.methods.cnn")
+        if module is not None:
+            module._adopted = None  # type: ignore[attr-defined]
+
+    reset()
+    yield
+    reset()

@@ -76,7 +76,10 @@ class Embedder:
     """The loaded model: uint8 RGB arrays in, L2-normalised float32 features out."""
 
     def __init__(self, spec: ModelSpec, weights: str | None):
-        import torch
+        try:
+            import torch
+        except ImportError:
+            raise CatalogError("the cnn methods need PyTorch: pip install torch, then catalog[cnn]") from None
 
         self.torch = torch
         self.spec = spec
@@ -137,7 +140,7 @@ def _load(spec: ModelSpec, weights: str | None) -> Any:
         model.load_state_dict(state, strict=True)
     except FileNotFoundError:
         raise CatalogError(f"no weights file at {weights}") from None
-    except (RuntimeError, ValueError, KeyError, EOFError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - torch raises pickle, runtime and value errors alike here
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CatalogError(f"{weights} does not hold {spec.name} weights: {first_line}") from None
     return model

@@ -1,0 +1,172 @@
+"""CNN features and the HNSW index, on real photos with the real model (slow: torch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from catalog.cli import app
+from catalog.errors import CatalogError
+from catalog.indexer import index
+from catalog.methods import get_method
+from catalog.store import Catalog
+from catalog.vectors import VectorIndex, as_matrix
+from conftest import PHOTOS, SHARED_DATA
+
+pytestmark = pytest.mark.slow
+torch = pytest.importorskip("torch")
+
+STRAWBERRY, LEMON, GRANNY_SMITH = 949, 951, 948  # ImageNet classes
+
+
+def cli(db: Path, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, ["--db", str(db), *args])
+
+
+def test_default_model_has_real_imagenet_weights():
+    from catalog.imaging import decode
+    from catalog.methods.cnn import INPUT_SIZE, _embedder
+
+    method = get_method("cnn")
+    fruits = {"000.jpg": STRAWBERRY, "080.jpg": LEMON, "060.jpg": GRANNY_SMITH}
+    arrays = []
+    for name in fruits:
+        rgb = decode((SHARED_DATA / "fruits360-96" / name).read_bytes()).rgb
+        arrays.append(np.asarray(rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC)))
+    probabilities = _embedder(*method.model).classify(arrays)
+    top5 = [set(np.argsort(-p)[:5].tolist()) for p in probabilities]
+    assert [label in best for label, best in zip(fruits.values(), top5, strict=True)] == [True, True, True]
+    assert probabilities[0][STRAWBERRY] > 0.5
+
+
+def test_copies_are_near_and_unrelated_photos_far(tmp_path):
+    from catalog.imaging import decode
+
+    original = (PHOTOS / "Canon_IXUS.jpg").read_bytes()
+    with Image.open(PHOTOS / "Canon_IXUS.jpg") as img:
+        img.resize((img.width // 3, img.height // 3)).save(tmp_path / "small.jpg", quality=70)
+    images = [original, (tmp_path / "small.jpg").read_bytes(), (PHOTOS / "Nikon_E950.jpg").read_bytes()]
+    method = get_method("cnn")
+    a, b, c = method.compute([decode(data) for data in images])
+    assert method.score(a, b) > 0.9
+    assert method.score(a, c) < 0.6
+    euclid = get_method("cnn-euclidean")
+    assert euclid.score(a, b) < euclid.score(a, c)
+    assert len(a) == 1280 * 2  # float16 features
+
+
+@pytest.fixture
+def cnn_catalogue(tmp_path, photo, pics):  # type: ignore[no-untyped-def]
+    for name in ("Canon_IXUS.jpg", "Nikon_E950.jpg", "Olympus_C960.jpg", "Sony_DCR-PC110.jpg"):
+        photo(name)
+    with Image.open(pics / "Canon_IXUS.jpg") as img:
+        img.crop((20, 20, img.width - 20, img.height - 20)).save(pics / "ixus-cropped.jpg", quality=85)
+    db = tmp_path / "cnn.db"
+    result = cli(db, "index", str(pics), "--methods", "cnn")
+    assert result.exit_code == 0, result.output
+    return db, pics
+
+
+def index_matches_store(db: Path) -> bool:
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        method = get_method("cnn")
+        vectors = VectorIndex(catalog, "cnn", method.version).sync()
+        return vectors.ids.tolist() == catalog.signature_ids("cnn")
+
+
+def test_dupes_query_and_rankings(cnn_catalogue, tmp_path):
+    db, pics = cnn_catalogue
+    dupes = json.loads(cli(db, "dupes", "-m", "cnn", "-f", "json").output)
+    assert dupes["threshold"] == 0.8
+    assert [{Path(im["path"]).name for im in g["images"]} for g in dupes["groups"]] == [
+        {"Canon_IXUS.jpg", "ixus-cropped.jpg"}
+    ]
+    copies = json.loads(cli(db, "copies", "-m", "cnn-euclidean", "-f", "json").output)
+    assert {Path(r["path"]).name: r["copies"] for r in copies["images"]}["ixus-cropped.jpg"] == 1
+
+    probe = tmp_path / "probe.png"
+    with Image.open(pics / "Olympus_C960.jpg") as img:
+        img.resize((300, 225)).save(probe)
+    cosine = json.loads(cli(db, "query", str(probe), "-m", "cnn", "-k", "3", "-f", "json").output)
+    euclid = json.loads(cli(db, "query", str(probe), "-m", "cnn-euclidean", "-k", "3", "-f", "json").output)
+    assert cosine["method"] == "cnn" and cosine["query"] == str(probe) and "cosine" in cosine["score_kind"]
+    assert Path(cosine["results"][0]["path"]).name == "Olympus_C960.jpg"
+    assert [r["path"] for r in cosine["results"]] == [r["path"] for r in euclid["results"]]
+    similarities = [r["score"] for r in cosine["results"]]
+    assert similarities == sorted(similarities, reverse=True)
+    distances = [r["score"] for r in euclid["results"]]
+    assert distances == sorted(distances)
+    assert np.allclose(distances, np.sqrt(2 - 2 * np.array(similarities)), atol=1e-3)
+
+
+def test_hnsw_index_is_a_cache_rebuilt_and_kept_in_step(cnn_catalogue, photo):
+    db, pics = cnn_catalogue
+    assert index_matches_store(db)
+    for path in db.parent.glob("cnn.db.cnn.*"):
+        path.unlink()  # the index is a cache: gone, it is rebuilt
+    assert cli(db, "dupes", "-m", "cnn").exit_code == 0
+    assert (db.parent / "cnn.db.cnn.hnsw").exists() and index_matches_store(db)
+    (db.parent / "cnn.db.cnn.hnsw").write_bytes(b"garbage")  # corrupt: rebuilt
+    assert index_matches_store(db)
+
+    photo("Ricoh_RDC5300.jpg", "new/added.jpg")  # add
+    shutil.move(pics / "Nikon_E950.jpg", pics / "new" / "moved.jpg")  # move
+    (pics / "Sony_DCR-PC110.jpg").unlink()  # delete
+    assert cli(db, "index", str(pics)).exit_code == 0
+    assert index_matches_store(db)
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        vectors = VectorIndex(catalog, "cnn", get_method("cnn").version).sync()
+        paths = catalog.paths()
+        moved = next(i for i, p in paths.items() if p.endswith("moved.jpg"))
+        ids, _ = vectors.knn(as_matrix(catalog.signature_values("cnn", [moved])), 1)
+        assert ids[0][0] == moved
+
+
+def test_b0_loads_a_local_weights_file_and_a_model_change_recomputes(cnn_catalogue, tmp_path):
+    from efficientnet_pytorch import EfficientNet
+
+    db, pics = cnn_catalogue
+    weights = tmp_path / "b0.pth"
+    torch.save(EfficientNet.from_name("efficientnet-b0").state_dict(), weights)  # the test's own weights
+    result = cli(db, "--cnn-model", "efficientnet-b0", "--cnn-weights", str(weights), "index", str(pics))
+    assert result.exit_code == 0, result.output
+    assert "cnn signatures recomputed: efficientnet-lite0@" in result.output
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        assert catalog.methods()["cnn"].startswith("efficientnet-b0@")
+    for variable in ("CATALOG_CNN_MODEL", "CATALOG_CNN_WEIGHTS"):
+        os.environ.pop(variable, None)  # a new command without the options
+    refused = cli(db, "dupes", "-m", "cnn")  # the catalogue remembers b0; without its weights: refused
+    assert (
+        refused.exit_code == 2
+        and "efficientnet-b0@" in refused.output
+        and "choose that model" in refused.output
+    )
+    again = cli(db, "--cnn-weights", str(weights), "--cnn-model", "efficientnet-b0", "dupes", "-m", "cnn")
+    assert again.exit_code == 0, again.output
+
+
+def test_missing_or_wrong_weights_are_clear_errors(tmp_path, monkeypatch):
+    from catalog.methods.cnn import MODELS, _load
+
+    with pytest.raises(CatalogError, match="no weights file"):
+        _load(MODELS["efficientnet-b0"], str(tmp_path / "absent.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CatalogError, match="does not hold efficientnet-b0 weights"):
+        _load(MODELS["efficientnet-b0"], str(tmp_path / "junk.pth"))
+    lite = tmp_path / "lite.pth"
+    from efficientnet_lite_pytorch import EfficientNet as Lite
+
+    torch.save(Lite.from_name("efficientnet-lite0").state_dict(), lite)
+    with pytest.raises(CatalogError, match="does not hold efficientnet-b0 weights"):
+        _load(MODELS["efficientnet-b0"], str(lite))  # another architecture's weights: refused, not random
+    if os.environ.get("CATALOG_TEST_OFFLINE", "1") == "1":
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+        with pytest.raises(CatalogError, match="cannot download the efficientnet-b0 weights.*--cnn-weights"):
+            _load(MODELS["efficientnet-b0"], None)
