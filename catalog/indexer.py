@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from catalog.config import DEFAULT_METHODS, WRITE_BATCH
-from catalog.methods import get_method
+from catalog.methods import Method, get_method
 from catalog.models import Image, Signature
 from catalog.pool import EarlyStart, WorkerPool
 from catalog.scan import ScanResult, normalise_roots, scan
@@ -140,7 +140,7 @@ class _Runner:
         once the worker processes exist, so that no fork happens in the middle of an import."""
         heavy = [get_method(m) for m in self.methods if get_method(m).finish_batch]
         if heavy and not self.preloading:
-            self.preloading = threading.Thread(target=lambda: [m.preload() for m in heavy], daemon=True)
+            self.preloading = threading.Thread(target=_preload_all, args=(heavy,), daemon=True)
             self.preloading.start()
 
     preloading: threading.Thread | None = None
@@ -337,3 +337,8 @@ def _finish_signatures(results: list[FileResult]) -> None:
         finished = get_method(name).finish([r.signatures[name] for r in waiting])
         for result, value in zip(waiting, finished, strict=True):
             result.signatures[name] = value
+
+
+def _preload_all(methods: list[Method]) -> None:
+    for method in methods:
+        method.preload()

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from catalog.cli import app
 from catalog.errors import CatalogError
-from catalog.indexer import index
 from catalog.methods import get_method
 from catalog.store import Catalog
 from catalog.vectors import VectorIndex, as_matrix
