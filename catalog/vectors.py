@@ -104,12 +104,17 @@ class VectorIndex:
     def _build(self, ids: np.ndarray) -> None:
         hnswlib = _hnswlib()
 
-        vectors = self._vectors(ids)
-        dim = vectors.shape[1] if len(ids) else 1
-        index = hnswlib.Index(space="cosine", dim=dim)
-        index.init_index(max_elements=max(1024, int(len(ids) * 1.25)), M=M, ef_construction=EF_CONSTRUCTION)
-        if len(ids):
-            index.add_items(vectors, ids, num_threads=os.cpu_count() or 1)
+        index = None
+        for start in range(0, max(len(ids), 1), CHUNK):  # chunks: never every vector in memory at once
+            chunk = ids[start : start + CHUNK]
+            vectors = self._vectors(chunk)
+            if index is None:
+                index = hnswlib.Index(space="cosine", dim=vectors.shape[1] if len(chunk) else 1)
+                capacity = max(1024, int(len(ids) * 1.25))
+                index.init_index(max_elements=capacity, M=M, ef_construction=EF_CONSTRUCTION)
+            if len(chunk):
+                index.add_items(vectors, chunk, num_threads=os.cpu_count() or 1)
+        assert index is not None
         index.set_ef(EF_SEARCH)
         self.index, self.ids, self.rebuilt = index, ids, True
 
