@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -167,15 +168,16 @@ def dupes_at_scale(vectors: np.ndarray, tmp: Path) -> None:
         "json",
     ]
     print(f"\n`catalog dupes --method cnn` on a catalogue of {len(vectors):,} images\n")
-    print("| run | seconds | peak RSS MB |")
-    print("|---|---|---|")
+    print("| run | seconds | peak RSS MB | groups | largest group |")
+    print("|---|---|---|---|---|")
     for label in ("first (builds the HNSW index from SQLite)", "second (loads the saved index)"):
         started = time.perf_counter()
         run = subprocess.run(command, check=True, capture_output=True, text=True)
         seconds = time.perf_counter() - started
-        print(
-            f"| {label} | {seconds:.1f} | {int(run.stderr.strip().splitlines()[-1]) / 1024:.0f} |", flush=True
-        )
+        rss = int(run.stderr.strip().splitlines()[-1]) / 1024
+        sizes = [len(g["images"]) for g in json.loads(run.stdout)["groups"]]
+        largest = max(sizes, default=0)
+        print(f"| {label} | {seconds:.1f} | {rss:.0f} | {len(sizes):,} | {largest:,} |", flush=True)
     size = sum(p.stat().st_size for p in tmp.glob("scale.db*"))
     print(f"\nfiles: {size / 1e6:.0f} MB for {len(vectors):,} images (SQLite with float16 features + index)")
 
