@@ -169,3 +169,22 @@ def test_missing_or_wrong_weights_are_clear_errors(tmp_path, monkeypatch):
         monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
         with pytest.raises(CatalogError, match="cannot download the efficientnet-b0 weights.*--cnn-weights"):
             _load(MODELS["efficientnet-b0"], None)
+
+
+def test_onnx_runtime_and_pytorch_give_the_same_features(tmp_path, monkeypatch):
+    """Inference runs in ONNX Runtime (graph exported into the cache); PyTorch is the reference."""
+    pytest.importorskip("onnxruntime")
+    from catalog.imaging import decode
+    from catalog.methods.cnn import MODELS, Embedder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a fresh export
+    arrays = [
+        get_method("cnn").prepare(decode((PHOTOS / n).read_bytes()))
+        for n in ("Canon_IXUS.jpg", "Nikon_D70.jpg")
+    ]
+    onnx = Embedder(MODELS["efficientnet-lite0"], None)
+    assert onnx.session is not None and list((tmp_path / "cache" / "catalog" / "models").glob("*.onnx"))
+    monkeypatch.setenv("CATALOG_CNN_BACKEND", "torch")
+    reference = Embedder(MODELS["efficientnet-lite0"], None)
+    assert reference.session is None
+    assert np.abs(onnx.embed(arrays) - reference.embed(arrays)).max() < 1e-4

