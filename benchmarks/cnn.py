@@ -65,7 +65,7 @@ def throughput(tmp: Path) -> np.ndarray:
     print(f"\n{count} photos, `catalog index --methods cnn`\n")
     print("| run | seconds | images/s |")
     print("|---|---|---|")
-    print(f"| whole process (torch import, model load included) | {whole:.2f} | {count / whole:.1f} |")
+    print(f"| whole process (start-up, model load included) | {whole:.2f} | {count / whole:.1f} |")
     print(f"| pipeline: decode + model + store (model loaded) | {pipeline:.2f} | {count / pipeline:.1f} |")
     return as_matrix(values)
 
