@@ -118,6 +118,7 @@ class _Runner:
         self.owned: WorkerPool | None = None
         self.workers = workers
         self.methods = methods
+        self.preloading: threading.Thread | None = None
 
     def scan(self, root: str) -> ScanResult:
         run = self.early.roots.get(root) if self.early else None
@@ -142,8 +143,6 @@ class _Runner:
         if heavy and not self.preloading:
             self.preloading = threading.Thread(target=_preload_all, args=(heavy,), daemon=True)
             self.preloading.start()
-
-    preloading: threading.Thread | None = None
 
     def close(self) -> None:
         if self.owned is not None:
