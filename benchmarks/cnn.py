@@ -152,12 +152,14 @@ def dupes_at_scale(vectors: np.ndarray, tmp: Path) -> None:
                         for i in chunk
                     ],
                 )
+    # Peak RSS from /usr/bin/time: inside a child that this (large) process forked, ru_maxrss would start
+    # from the parent's own high-water mark.
     command = [
+        "/usr/bin/time",
+        "-f",
+        "%M",
         sys.executable,
-        "-c",
-        "import atexit, resource, sys; from catalog.cli import main; sys.argv = sys.argv[1:];"
-        " atexit.register(lambda: print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-        " file=sys.stderr)); main()",
+        "-m",
         "catalog",
         "--db",
         str(tmp / "scale.db"),

@@ -105,12 +105,12 @@ def main() -> None:
                     brute = f"~{brute_s:.0f} (extrapolated)"
                 start = time.perf_counter()
                 run = subprocess.run(
-                    [
+                    [  # peak RSS by /usr/bin/time (a forked child's ru_maxrss starts at this process's)
+                        "/usr/bin/time",
+                        "-f",
+                        "%M",
                         sys.executable,
-                        "-c",
-                        "import atexit, resource, sys; from catalog.cli import main; sys.argv = sys.argv[1:];"
-                        " atexit.register(lambda: print("
-                        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)); main()",
+                        "-m",
                         "catalog",
                         "--db",
                         f"{tmp}/bench.db",
