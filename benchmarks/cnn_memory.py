@@ -109,9 +109,8 @@ def main() -> None:
             "json",
         ]
         run = subprocess.run(command, capture_output=True, text=True, check=True)
-        print(
-            f"\nwhole `catalog dupes --method cnn -f json`: peak RSS {int(run.stderr.split()[-1]) // 1024} MB"
-        )
+        peak = int(run.stderr.split()[-1]) // 1024
+        print(f"\nwhole `catalog dupes --method cnn -f json`: peak RSS {peak} MB")
 
 
 if __name__ == "__main__":
