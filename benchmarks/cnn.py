@@ -20,17 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert
 
 from catalog.indexer import index
 from catalog.methods import get_method
-from catalog.models import Image, Signature
 from catalog.store import Catalog
 from catalog.vectors import EF_CONSTRUCTION, M, as_matrix
+from common import fill_catalogue, run_catalog
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -123,61 +121,13 @@ def hnsw_table(vectors: np.ndarray) -> None:
 
 
 def dupes_at_scale(vectors: np.ndarray, tmp: Path) -> None:
-    method = get_method("cnn")
-    url = f"sqlite:///{tmp / 'scale.db'}"
-    with Catalog.open(url) as catalog:
-        catalog.set_method("cnn", method.version)
-        now = datetime(2026, 1, 1)
-        with catalog.engine.begin() as conn:
-            for start in range(0, len(vectors), 20_000):
-                chunk = range(start, min(len(vectors), start + 20_000))
-                conn.execute(
-                    insert(Image),
-                    [
-                        {
-                            "id": i + 1,
-                            "path": f"/synthetic/{i:07d}.jpg",
-                            "size": 1,
-                            "mtime_ns": 0,
-                            "content_hash": f"{i:064x}",
-                            "indexed_at": now,
-                        }
-                        for i in chunk
-                    ],
-                )
-                conn.execute(
-                    insert(Signature),
-                    [
-                        {"image_id": i + 1, "method": "cnn", "value": vectors[i].astype(np.float16).tobytes()}
-                        for i in chunk
-                    ],
-                )
-    # Peak RSS from /usr/bin/time: inside a child that this (large) process forked, ru_maxrss would start
-    # from the parent's own high-water mark.
-    command = [
-        "/usr/bin/time",
-        "-f",
-        "%M",
-        sys.executable,
-        "-m",
-        "catalog",
-        "--db",
-        str(tmp / "scale.db"),
-        "dupes",
-        "-m",
-        "cnn",
-        "-f",
-        "json",
-    ]
+    fill_catalogue(f"sqlite:///{tmp / 'scale.db'}", "cnn", [v.astype(np.float16).tobytes() for v in vectors])
     print(f"\n`catalog dupes --method cnn` on a catalogue of {len(vectors):,} images\n")
     print("| run | seconds | peak RSS MB | groups | largest group |")
     print("|---|---|---|---|---|")
     for label in ("first (builds the HNSW index from SQLite)", "second (loads the saved index)"):
-        started = time.perf_counter()
-        run = subprocess.run(command, check=True, capture_output=True, text=True)
-        seconds = time.perf_counter() - started
-        rss = int(run.stderr.strip().splitlines()[-1]) / 1024
-        sizes = [len(g["images"]) for g in json.loads(run.stdout)["groups"]]
+        seconds, rss, output = run_catalog("--db", str(tmp / "scale.db"), "dupes", "-m", "cnn", "-f", "json")
+        sizes = [len(g["images"]) for g in json.loads(output)["groups"]]
         largest = max(sizes, default=0)
         print(f"| {label} | {seconds:.1f} | {rss:.0f} | {len(sizes):,} | {largest:,} |", flush=True)
     size = sum(p.stat().st_size for p in tmp.glob("scale.db*"))

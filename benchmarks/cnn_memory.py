@@ -7,25 +7,21 @@ grouping) in one process, then the whole command's peak RSS by /usr/bin/time.
 from __future__ import annotations
 
 import gc
-import subprocess
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-from cnn import synthetic  # noqa: E402
 
 from catalog.groups import find_groups  # noqa: E402
 from catalog.indexer import index  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
-from catalog.models import Image, Signature  # noqa: E402
 from catalog.store import Catalog  # noqa: E402
 from catalog.vectors import VectorIndex, as_matrix  # noqa: E402
+from cnn import synthetic  # noqa: E402
+from common import fill_catalogue, run_catalog  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -46,36 +42,7 @@ def main() -> None:
             index(catalog, [str(DATA / "ukbench-500"), str(DATA / "fruits360-96")], methods=["cnn"])
             vectors = synthetic(as_matrix(catalog.signatures("cnn")[1]), n)
         url = f"sqlite:///{tmp}/scale.db"
-        with Catalog.open(url) as catalog:
-            catalog.set_method("cnn", get_method("cnn").version)
-            with catalog.engine.begin() as conn:
-                for start in range(0, n, 20_000):
-                    chunk = range(start, min(n, start + 20_000))
-                    conn.execute(
-                        insert(Image),
-                        [
-                            {
-                                "id": i + 1,
-                                "path": f"/s/{i}.jpg",
-                                "size": 1,
-                                "mtime_ns": 0,
-                                "content_hash": f"{i:064x}",
-                                "indexed_at": datetime(2026, 1, 1),
-                            }
-                            for i in chunk
-                        ],
-                    )
-                    conn.execute(
-                        insert(Signature),
-                        [
-                            {
-                                "image_id": i + 1,
-                                "method": "cnn",
-                                "value": vectors[i].astype(np.float16).tobytes(),
-                            }
-                            for i in chunk
-                        ],
-                    )
+        fill_catalogue(url, "cnn", [v.astype(np.float16).tobytes() for v in vectors])
         del vectors
         gc.collect()
         print(f"{n:,} vectors; in one process (the peak column includes filling the test catalogue)\n")
@@ -93,24 +60,8 @@ def main() -> None:
             memory("all kNN queries")
             groups = find_groups(catalog, "cnn").groups
             memory(f"find_groups ({len(groups)} groups)")
-        command = [
-            "/usr/bin/time",
-            "-f",
-            "%M",
-            sys.executable,
-            "-m",
-            "catalog",
-            "--db",
-            f"{tmp}/scale.db",
-            "dupes",
-            "-m",
-            "cnn",
-            "-f",
-            "json",
-        ]
-        run = subprocess.run(command, capture_output=True, text=True, check=True)
-        peak = int(run.stderr.split()[-1]) // 1024
-        print(f"\nwhole `catalog dupes --method cnn -f json`: peak RSS {peak} MB")
+        _, peak, _ = run_catalog("--db", f"{tmp}/scale.db", "dupes", "-m", "cnn", "-f", "json")
+        print(f"\nwhole `catalog dupes --method cnn -f json`: peak RSS {peak:.0f} MB")
 
 
 if __name__ == "__main__":

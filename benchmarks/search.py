@@ -10,19 +10,13 @@ Synthetic 64-bit hashes: uniformly random codes, 10 % of which get a near copy (
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
-from datetime import datetime
 
 import numpy as np
-from sqlalchemy import insert
 
-from catalog.methods import get_method
-from catalog.models import Image, Signature
 from catalog.search import _brute_force, choose_blocks, hamming_edges
-from catalog.store import Catalog
+from common import fill_catalogue, run_catalog
 
 
 def synthetic_codes(n: int, seed: int = 0) -> np.ndarray:
@@ -43,39 +37,6 @@ def timed(fn, *args):  # type: ignore[no-untyped-def]
     return time.perf_counter() - start, result
 
 
-def fill_catalogue(url: str, codes: np.ndarray) -> None:
-    with Catalog.open(url) as catalog:
-        catalog.set_method("phash", get_method("phash").version)
-        now = datetime(2026, 1, 1)
-        with catalog.engine.begin() as conn:
-            for start in range(0, len(codes), 50_000):
-                chunk = range(start, min(len(codes), start + 50_000))
-                conn.execute(
-                    insert(Image),
-                    [
-                        {
-                            "id": i + 1,
-                            "path": f"/synthetic/{i:07d}.jpg",
-                            "size": 1000,
-                            "mtime_ns": 0,
-                            "content_hash": f"{i:064x}",
-                            "width": 8,
-                            "height": 8,
-                            "format": "JPEG",
-                            "indexed_at": now,
-                        }
-                        for i in chunk
-                    ],
-                )
-                conn.execute(
-                    insert(Signature),
-                    [
-                        {"image_id": i + 1, "method": "phash", "value": int(codes[i]).to_bytes(8, "big")}
-                        for i in chunk
-                    ],
-                )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -92,7 +53,7 @@ def main() -> None:
         codes = synthetic_codes(n)
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/bench.db"
-            fill_catalogue(url, codes)
+            fill_catalogue(url, "phash", [int(c).to_bytes(8, "big") for c in codes])
             for t in args.thresholds:
                 mih_s, (left, _) = timed(hamming_edges, codes, t)
                 unique = np.unique(codes)
@@ -103,31 +64,9 @@ def main() -> None:
                 else:
                     brute_s = (brute_rate or 5e-9) * len(unique) ** 2
                     brute = f"~{brute_s:.0f} (extrapolated)"
-                start = time.perf_counter()
-                run = subprocess.run(
-                    [  # peak RSS by /usr/bin/time (a forked child's ru_maxrss starts at this process's)
-                        "/usr/bin/time",
-                        "-f",
-                        "%M",
-                        sys.executable,
-                        "-m",
-                        "catalog",
-                        "--db",
-                        f"{tmp}/bench.db",
-                        "dupes",
-                        "-m",
-                        "phash",
-                        "-t",
-                        str(t),
-                        "-f",
-                        "json",
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
+                dupes_s, rss_mb, _ = run_catalog(
+                    "--db", f"{tmp}/bench.db", "dupes", "-m", "phash", "-t", str(t), "-f", "json"
                 )
-                dupes_s = time.perf_counter() - start
-                rss_mb = int(run.stderr.strip().splitlines()[-1]) / 1024
                 blocks = choose_blocks(len(unique), t) or "brute"
                 print(
                     f"| {n:,} | {t} | {blocks} | {mih_s:.2f} | {len(left):,} | "
