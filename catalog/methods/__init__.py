@@ -87,7 +87,9 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def _load_builtin() -> None:
-    from catalog.methods import cnn, hashes  # noqa: F401  (registers on import)
+    # Registration order is the order users see: exact and the hashes first.
+    from catalog.methods import hashes  # noqa: F401, I001
+    from catalog.methods import cnn  # noqa: F401
 
 
 def method_names() -> list[str]:
