@@ -59,7 +59,7 @@ class VectorIndex:
         self.paths = {kind: Path(f"{base}.{kind}") for kind in ("hnsw", "ids.npy", "json")}
         self.index: hnswlib.Index | None = None
         self.ids = np.zeros(0, dtype=np.int64)  # live labels (image ids)
-        self.rebuilt = False
+        self.changed = False  # built or updated since loaded: to be saved
 
     # -- keeping in step ---------------------------------------------------------------------------
 
@@ -77,11 +77,9 @@ class VectorIndex:
             if len(added) or len(removed):
                 self._update(added, removed)
                 self.ids = stored_ids
-        if self.rebuilt or self._dirty:
+        if self.changed:
             self._save(started)
         return self
-
-    _dirty = False  # changed since loaded
 
     def _load(self) -> datetime | None:
         hnswlib = _hnswlib()
@@ -116,7 +114,7 @@ class VectorIndex:
                 index.add_items(vectors, chunk, num_threads=os.cpu_count() or 1)
         assert index is not None
         index.set_ef(EF_SEARCH)
-        self.index, self.ids, self.rebuilt = index, ids, True
+        self.index, self.ids, self.changed = index, ids, True
 
     def _update(self, added: np.ndarray, removed: np.ndarray) -> None:
         """Mark vanished images deleted; add new ones (an existing label, deleted or not, is replaced)."""
@@ -128,7 +126,7 @@ class VectorIndex:
             if needed > self.index.get_max_elements():
                 self.index.resize_index(int(needed * 1.25))
             self.index.add_items(self._vectors(added), added, num_threads=os.cpu_count() or 1)
-        self._dirty = True
+        self.changed = True
 
     def _vectors(self, ids: np.ndarray) -> np.ndarray:
         chunks = [
