@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from catalog.config import DEFAULT_METHODS, WRITE_BATCH
-from catalog.methods import Method, get_method
+from catalog.methods import Method, get_method, pixel_methods
 from catalog.models import Image, Signature
 from catalog.pool import EarlyStart, WorkerPool
 from catalog.scan import ScanResult, normalise_roots, scan
@@ -96,13 +96,12 @@ def index(
     roots = normalise_roots(paths)
     report = IndexReport()
     report.methods = enable_methods(catalog, methods, report.notes)
-    pixel_methods = tuple(m for m in report.methods if get_method(m).needs_pixels)
-    runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods)
+    runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods(report.methods))
     try:
         for root in roots:
             if os.path.isdir(root):
                 catalog.add_root(root)
-            _index_root(catalog, root, pixel_methods, runner, progress, report)
+            _index_root(catalog, root, runner.methods, runner, progress, report)
     finally:
         runner.close()
     report.seconds = time.perf_counter() - started
@@ -306,7 +305,7 @@ class _Writer:
         self.report.added += 1
 
     def _methods(self) -> tuple[str, ...]:
-        return tuple(m for m in self.report.methods if get_method(m).needs_pixels)
+        return pixel_methods(self.report.methods)
 
 
 def _row(r: FileResult, **overrides: object) -> dict[str, object]:

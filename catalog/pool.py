@@ -72,14 +72,14 @@ def start_new_catalogue(roots: list[str], methods: Iterable[str], workers: int) 
     """For a catalogue that does not exist yet every file will be read: scan the roots and start reading
     them now, while the main process loads the database layer. The indexer still plans every root from
     the catalogue and uses these results only if its plan is the same."""
-    from catalog.methods import get_method
+    from catalog.methods import pixel_methods
     from catalog.scan import scan
     from catalog.worker import Task
 
-    pixel_methods = tuple(m for m in sorted(set(methods)) if get_method(m).needs_pixels)
-    start = EarlyStart(WorkerPool(workers, pixel_methods))
+    wanted = pixel_methods(methods)
+    start = EarlyStart(WorkerPool(workers, wanted))
     for root in roots:
         found = scan(root)
-        tasks = [Task(path, size, mtime_ns, pixel_methods) for path, (size, mtime_ns) in found.files.items()]
+        tasks = [Task(path, size, mtime_ns, wanted) for path, (size, mtime_ns) in found.files.items()]
         start.roots[root] = EarlyRun(found, tasks, start.pool.map(tasks))
     return start

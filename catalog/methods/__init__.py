@@ -11,7 +11,7 @@ Search structures are chosen by the signature ``kind``, not by the method:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from catalog.errors import UsageError
@@ -120,6 +120,12 @@ def check_stored_version(method: Method, stored: dict[str, str]) -> None:
             f"this catalogue's {name} signatures come from {stored[name]}, not {method.version}: "
             f"choose that model, or run `catalog index` with this one to recompute them"
         )
+
+
+def pixel_methods(names: Iterable[str]) -> tuple[str, ...]:
+    """The stored methods that decoding must feed, sorted (``cnn-euclidean`` is stored as ``cnn``)."""
+    stored = {get_method(name).signature_name for name in names}
+    return tuple(sorted(name for name in stored if get_method(name).needs_pixels))
 
 
 def parse_method_list(text: str) -> list[str]:
