@@ -50,10 +50,9 @@ def main() -> None:
         print("|---|---|---|")
         with Catalog.open(url) as catalog:
             memory("catalogue open")
-            version = get_method("cnn").version
-            VectorIndex(catalog, "cnn", version).sync()
+            VectorIndex(catalog, get_method("cnn")).sync()
             memory("index built")
-            vectors_index = VectorIndex(catalog, "cnn", version).sync()
+            vectors_index = VectorIndex(catalog, get_method("cnn")).sync()
             memory("index loaded (a second copy)")
             for _ in vectors_index.neighbour_chunks(16):
                 pass

@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from catalog.config import DEFAULT_METHODS, resolve_db_url, sqlite_file
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, UsageError
 from catalog.methods import get_method, method_names, parse_method_list
 
 if TYPE_CHECKING:
@@ -274,6 +274,80 @@ def query_command(
         typer.echo(f"{found.method} ({found.score_kind}) nearest to {found.query}:")
         for im, score in found.results:
             typer.echo(f"{score:8.3g}  {im.path}")
+
+
+@app.command("compare")
+def compare_command(
+    a: Annotated[str, typer.Argument(help="An image file.")],
+    b: Annotated[str, typer.Argument(help="Another image file.")],
+    method: Annotated[
+        str | None, typer.Option("--method", "-m", help=f"One of: {', '.join(method_names())}.")
+    ] = None,
+    all_methods: Annotated[bool, typer.Option("--all", help="Every method (the default).")] = False,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """How alike two image files are, by one method or by every method (no catalogue needed)."""
+    from catalog.compare import compare_files
+
+    if method and all_methods:
+        raise UsageError("choose --method or --all, not both")
+    results = compare_files(a, b, [method] if method else None)
+    if fmt is Format.json:
+        _print_json({"a": a, "b": b, "results": [r.as_dict() for r in results]})
+    elif fmt is Format.csv:
+        _print_csv(["method", "score", "duplicate"], [(r.method, r.score, r.duplicate) for r in results])
+    else:
+        for r in results:
+            verdict = "duplicate" if r.duplicate else "different"
+            typer.echo(f"{r.method:14s} {r.score:10.4g}  {verdict:9s}  {r.score_kind}")
+
+
+class BenchFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command("bench")
+def bench_command(
+    folder: Annotated[
+        str, typer.Argument(help="A folder with a groups.csv (file,group), or images in runs of 4.")
+    ],
+    methods: Annotated[
+        str | None, typer.Option("--methods", help="Comma-separated methods (default: all but exact).")
+    ] = None,
+    make_variants: Annotated[
+        str | None,
+        typer.Option(
+            "--make-variants",
+            metavar="OUT",
+            help="Treat FOLDER as originals: write altered copies of each (resize+JPEG, crop, brightness "
+            "and contrast, mirror, 90-degree rotation, text, border, grayscale) and a groups.csv into OUT, "
+            "then benchmark OUT.",
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+    fmt: Annotated[BenchFormat, typer.Option("--format", "-f", help="Output format.")] = BenchFormat.text,
+) -> None:
+    """Reproduce the founding article's experiments on FOLDER, with its figures alongside."""
+    from pathlib import Path
+
+    from catalog import bench
+    from catalog.report import bench_markdown, bench_text
+
+    names = parse_method_list(methods) if methods else None
+    target = Path(folder)
+    if make_variants:
+        from catalog.variants import make_variants as write_variants
+
+        groups = write_variants(target, Path(make_variants))
+        typer.echo(f"wrote {groups} groups of altered copies to {make_variants}", err=True)
+        target = Path(make_variants)
+    report = bench.run(target, names, workers=workers, progress=lambda m: typer.echo(m, err=True))
+    if fmt is BenchFormat.json:
+        _print_json(report.as_dict())
+    else:
+        typer.echo(bench_markdown(report) if fmt is BenchFormat.markdown else bench_text(report))
 
 
 def _print_json(data: object) -> None:

@@ -15,7 +15,7 @@ from catalog.search import codes_from_bytes, hamming_edges, key_edges
 from catalog.store import Catalog, ImageInfo
 
 if TYPE_CHECKING:
-    from catalog.methods.cnn import CnnCosine
+    from catalog.methods import VectorMethod
 
 
 @dataclass
@@ -51,23 +51,39 @@ NEIGHBOURS = 16
 
 
 def vector_edges(
-    catalog: Catalog, method: CnnCosine, threshold: float
+    catalog: Catalog, method: VectorMethod, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image ids, edge ends as positions in them) for pairs at or above the threshold, by kNN queries."""
+    """(image ids, edge ends as positions in them) for matching pairs among each image's nearest
+    neighbours in the vector index (scored by the method itself where the index only proposes)."""
     from catalog.vectors import VectorIndex
 
-    index = VectorIndex(catalog, method.signature_name, method.version).sync()
-    cosine = method.cosine_threshold(threshold)
+    index = VectorIndex(catalog, method).sync()
     left, right = [], []
-    for ids, labels, similarity in index.neighbour_chunks(NEIGHBOURS):
-        near = (similarity >= cosine) & (labels != ids[:, None])
-        rows, cols = np.nonzero(near)
-        left.append(ids[rows])
-        right.append(labels[rows, cols])
+    for ids, labels, distances in index.neighbour_chunks(NEIGHBOURS):
+        rows, cols = np.nonzero(labels != ids[:, None])
+        if method.index_is_exact:
+            near = distances[rows, cols] <= method.index_radius(threshold)
+        else:
+            scores = _pair_scores(catalog, method, ids[rows], labels[rows, cols])
+            near = matches(method, scores, threshold)
+        left.append(ids[rows[near]])
+        right.append(labels[rows[near], cols[near]])
     ids = index.ids
     if not left:
         return ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return ids, np.searchsorted(ids, np.concatenate(left)), np.searchsorted(ids, np.concatenate(right))
+
+
+def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The method's scores of the pairs (a[k], b[k]) of image ids, each signature read once."""
+    unique = np.unique(np.concatenate([a, b])).tolist()
+    values = dict(zip(unique, catalog.signature_values(method.signature_name, unique), strict=True))
+    return method.score_pairs([values[i] for i in a.tolist()], [values[i] for i in b.tolist()])
+
+
+def matches(method: Method, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Which scores are matches at ``threshold`` (vectorised :meth:`Method.is_match`)."""
+    return scores >= threshold if method.higher_is_similar else scores <= threshold
 
 
 def _labelled(

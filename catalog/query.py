@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from catalog.compare import file_signatures
 from catalog.errors import UsageError
 from catalog.methods import check_stored_version, get_method
 from catalog.search import codes_from_bytes, hamming_nearest
 from catalog.store import Catalog, ImageInfo
-from catalog.worker import Task, process
+
+if TYPE_CHECKING:
+    from catalog.methods import VectorMethod
 
 
 @dataclass
@@ -21,20 +26,6 @@ class QueryResult:
     results: list[tuple[ImageInfo, float]]
 
 
-def signature_of(path: str, method_name: str) -> bytes:
-    """Read, decode and sign one file; a clear error when it is not a readable image."""
-    if not os.path.isfile(path):
-        raise UsageError(f"no such file: {path}")
-    method = get_method(method_name)
-    st = os.stat(path)
-    result = process(Task(path, st.st_size, st.st_mtime_ns, (method.name,) if method.needs_pixels else ()))
-    if result.error:
-        raise UsageError(f"{path}: {result.error}")
-    if method.kind == "key":
-        return bytes.fromhex(result.content_hash or "")
-    return method.finish([result.signatures[method.name]])[0]
-
-
 def nearest(catalog: Catalog, path: str, method_name: str, k: int = 10) -> QueryResult:
     method = get_method(method_name)
     if k < 1:
@@ -42,9 +33,9 @@ def nearest(catalog: Catalog, path: str, method_name: str, k: int = 10) -> Query
     if method.kind != "key":
         check_stored_version(method, catalog.methods())
     absolute = os.path.abspath(path)
-    signature = signature_of(absolute, method.name)
+    signature = file_signatures(absolute, [method.name])[method.name]
     if method.kind == "vector":
-        hits = _vector_hits(catalog, method, signature, k)
+        hits = _vector_hits(catalog, method, signature, k)  # type: ignore[arg-type]
     else:
         ids, values = catalog.signatures(method.name)
         if method.kind == "key":
@@ -58,10 +49,23 @@ def nearest(catalog: Catalog, path: str, method_name: str, k: int = 10) -> Query
     return QueryResult(method.name, method.score_kind, absolute, results)
 
 
-def _vector_hits(catalog: Catalog, method: Any, signature: bytes, k: int) -> list[tuple[int, float]]:
-    from catalog.vectors import VectorIndex, as_matrix
+#: Candidates the vector index proposes per wanted result, for methods it cannot score itself (SSIM).
+CANDIDATES_PER_RESULT = 8
 
-    index = VectorIndex(catalog, method.signature_name, method.version).sync()
-    labels, similarity = index.knn(as_matrix([signature]), k)
-    scores = method.from_cosine(similarity[0])
-    return [(int(i), round(float(v), 6)) for i, v in zip(labels[0].tolist(), scores.tolist(), strict=True)]
+
+def _vector_hits(catalog: Catalog, method: VectorMethod, signature: bytes, k: int) -> list[tuple[int, float]]:
+    from catalog.vectors import VectorIndex
+
+    index = VectorIndex(catalog, method).sync()
+    query = method.index_vectors([signature])
+    if method.index_is_exact:
+        labels, distances = index.knn(query, k)
+        ids, scores = labels[0], method.from_index(distances[0])
+    else:
+        labels, _ = index.knn(query, max(k * CANDIDATES_PER_RESULT, 64))
+        candidates = labels[0]
+        values = catalog.signature_values(method.signature_name, candidates.tolist())
+        all_scores = method.score_pairs([signature] * len(values), values)
+        order = np.argsort(-all_scores if method.higher_is_similar else all_scores, kind="stable")[:k]
+        ids, scores = candidates[order], all_scores[order]
+    return [(int(i), round(float(v), 6)) for i, v in zip(ids.tolist(), scores.tolist(), strict=True)]

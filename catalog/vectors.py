@@ -1,4 +1,4 @@
-"""Vector signatures (CNN features) searched through a persistent hnswlib index.
+"""Vector signatures (CNN features, pixel thumbnails) searched through a persistent hnswlib index.
 
 The index is a cache beside the catalogue (``catalog.db.cnn.hnsw`` with ``.ids.npy`` and ``.json``),
 never the truth: every use first brings it in step with SQLite - features of new or re-signed images are
@@ -26,6 +26,8 @@ from catalog.store import Catalog, now
 if TYPE_CHECKING:
     import hnswlib
 
+    from catalog.methods import VectorMethod
+
 #: Graph degree and search breadth; chosen by recall@10 on real features (BENCHMARKS.md).
 M = 16
 EF_CONSTRUCTION = 200
@@ -51,11 +53,15 @@ def index_base(catalog: Catalog, method: str) -> Path:
 
 
 class VectorIndex:
-    def __init__(self, catalog: Catalog, method: str, version: str):
+    """The index of one vector method's stored signatures (``cnn`` and ``cnn-euclidean`` share one)."""
+
+    def __init__(self, catalog: Catalog, method: VectorMethod):
         self.catalog = catalog
-        self.method = method
-        self.version = version
-        base = index_base(catalog, method)
+        self.method = method.signature_name
+        self.to_vectors = method.index_vectors
+        self.space = method.index_space
+        self.version = f"{method.version}/{method.index_space}"
+        base = index_base(catalog, self.method)
         self.paths = {kind: Path(f"{base}.{kind}") for kind in ("hnsw", "ids.npy", "json")}
         self.index: hnswlib.Index | None = None
         self.ids = np.zeros(0, dtype=np.int64)  # live labels (image ids)
@@ -89,7 +95,7 @@ class VectorIndex:
             if meta.get("version") != self.version:
                 return None
             ids = np.load(self.paths["ids.npy"])
-            index = hnswlib.Index(space="cosine", dim=int(meta["dim"]))
+            index = hnswlib.Index(space=self.space, dim=int(meta["dim"]))
             index.load_index(str(self.paths["hnsw"]), max_elements=int(meta["capacity"]))
             if meta["count"] != len(ids) or index.get_current_count() < len(ids):
                 return None
@@ -107,7 +113,7 @@ class VectorIndex:
             chunk = ids[start : start + CHUNK]
             vectors = self._vectors(chunk)
             if index is None:
-                index = hnswlib.Index(space="cosine", dim=vectors.shape[1] if len(chunk) else 1)
+                index = hnswlib.Index(space=self.space, dim=vectors.shape[1] if len(chunk) else 1)
                 capacity = max(1024, int(len(ids) * 1.25))
                 index.init_index(max_elements=capacity, M=M, ef_construction=EF_CONSTRUCTION)
             if len(chunk):
@@ -130,7 +136,7 @@ class VectorIndex:
 
     def _vectors(self, ids: np.ndarray) -> np.ndarray:
         chunks = [
-            as_matrix(self.catalog.signature_values(self.method, ids[s : s + CHUNK].tolist()))
+            self.to_vectors(self.catalog.signature_values(self.method, ids[s : s + CHUNK].tolist()))
             for s in range(0, len(ids), CHUNK)
         ]
         return np.concatenate(chunks) if chunks else np.zeros((0, 1), dtype=np.float32)
@@ -160,17 +166,17 @@ class VectorIndex:
     # -- searching ---------------------------------------------------------------------------------
 
     def knn(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(image ids, cosine similarities) of the ``k`` nearest, best first, for each query row."""
+        """(image ids, index distances) of the ``k`` nearest, nearest first, for each query row."""
         assert self.index is not None
         k = min(k, len(self.ids))
         if k == 0:
             return np.zeros((len(vectors), 0), dtype=np.int64), np.zeros((len(vectors), 0), dtype=np.float32)
         self.index.set_ef(max(EF_SEARCH, k))
         labels, distances = self.index.knn_query(vectors, k=k, num_threads=os.cpu_count() or 1)
-        return labels.astype(np.int64), 1.0 - distances
+        return labels.astype(np.int64), distances
 
     def neighbour_chunks(self, k: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """For every indexed image, in chunks: (its id, ids of its k nearest, their similarities)."""
+        """For every indexed image, in chunks: (its id, ids of its k nearest, their index distances)."""
         for start in range(0, len(self.ids), CHUNK):
             ids = self.ids[start : start + CHUNK]
             labels, similarity = self.knn(self._vectors(ids), k)
@@ -181,5 +187,5 @@ def _hnswlib():  # type: ignore[no-untyped-def]
     try:
         import hnswlib
     except ImportError:
-        raise CatalogError("vector search needs hnswlib: pip install catalog[cnn]") from None
+        raise CatalogError("vector search needs hnswlib: pip install hnswlib") from None
     return hnswlib

@@ -76,7 +76,7 @@ def cnn_catalogue(tmp_path, photo, pics):  # type: ignore[no-untyped-def]
 def index_matches_store(db: Path) -> bool:
     with Catalog.open(f"sqlite:///{db}") as catalog:
         method = get_method("cnn")
-        vectors = VectorIndex(catalog, "cnn", method.version).sync()
+        vectors = VectorIndex(catalog, method).sync()
         return vectors.ids.tolist() == catalog.signature_ids("cnn")
 
 
@@ -121,7 +121,7 @@ def test_hnsw_index_is_a_cache_rebuilt_and_kept_in_step(cnn_catalogue, photo):
     assert cli(db, "index", str(pics)).exit_code == 0
     assert index_matches_store(db)
     with Catalog.open(f"sqlite:///{db}") as catalog:
-        vectors = VectorIndex(catalog, "cnn", get_method("cnn").version).sync()
+        vectors = VectorIndex(catalog, get_method("cnn")).sync()
         paths = catalog.paths()
         moved = next(i for i, p in paths.items() if p.endswith("moved.jpg"))
         ids, _ = vectors.knn(as_matrix(catalog.signature_values("cnn", [moved])), 1)

@@ -5,7 +5,8 @@ Search structures are chosen by the signature ``kind``, not by the method:
 
 - ``key``: equal or not (the content hash);
 - ``bits``: 64-bit codes compared by Hamming distance;
-- ``vector``: float vectors (CNN features, pixel thumbnails) - searched through an index.
+- ``vector``: vectors (CNN features, pixel thumbnails) - searched through an HNSW index
+  (:class:`VectorMethod`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from catalog.errors import UsageError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from catalog.imaging import Decoded
 
 Kind = Literal["key", "bits", "vector"]
@@ -60,6 +63,12 @@ class Method(ABC):
     def score(self, a: bytes, b: bytes) -> float:
         """Similarity or distance of two signatures (see ``higher_is_similar``)."""
 
+    def score_pairs(self, a: list[bytes], b: list[bytes]) -> np.ndarray:
+        """Scores of the pairs (a[k], b[k]), vectorised where the method allows."""
+        import numpy as np
+
+        return np.asarray([self.score(x, y) for x, y in zip(a, b, strict=True)], dtype=np.float64)
+
     def adopt(self, stored_version: str) -> None:  # noqa: B027 - optional hook
         """Configure from the version a catalogue's signatures came from, unless the user chose
         otherwise (the CNN method takes its model from it)."""
@@ -77,6 +86,32 @@ class Method(ABC):
         return score >= threshold if self.higher_is_similar else score <= threshold
 
 
+class VectorMethod(Method):
+    """A method searched through an HNSW index (:mod:`catalog.vectors`) instead of compared pair by pair.
+
+    The index holds :meth:`index_vectors` of the stored signatures in ``index_space`` (hnswlib's
+    ``"cosine"`` or ``"l2"``, squared). Where the index distance is the method's own measure
+    (``index_is_exact``), :meth:`from_index` turns it into the score; otherwise the index only proposes
+    candidates and :meth:`score_pairs` scores them (SSIM).
+    """
+
+    kind = "vector"
+    index_space: ClassVar[Literal["cosine", "l2"]] = "cosine"
+    index_is_exact: ClassVar[bool] = True
+
+    @abstractmethod
+    def index_vectors(self, values: list[bytes]) -> np.ndarray:
+        """float32 rows to index for these signatures."""
+
+    @abstractmethod
+    def from_index(self, distances: np.ndarray) -> np.ndarray:
+        """This method's scores from index distances (when ``index_is_exact``)."""
+
+    @abstractmethod
+    def index_radius(self, threshold: float) -> float:
+        """The largest index distance that is a match at ``threshold`` (when ``index_is_exact``)."""
+
+
 _REGISTRY: dict[str, type[Method]] = {}
 _INSTANCES: dict[str, Method] = {}
 
@@ -89,6 +124,7 @@ def register(cls: type[Method]) -> type[Method]:
 def _load_builtin() -> None:
     # Registration order is the order users see: exact and the hashes first.
     from catalog.methods import hashes  # noqa: F401, I001
+    from catalog.methods import pixels  # noqa: F401
     from catalog.methods import cnn  # noqa: F401
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from catalog.errors import CatalogError, UsageError
-from catalog.methods import Method, register
+from catalog.methods import VectorMethod, register
 
 if TYPE_CHECKING:
     import numpy as np
@@ -279,9 +279,9 @@ def _file_id(path: str) -> str:
 
 
 @register
-class CnnCosine(Method):
+class CnnCosine(VectorMethod):
     name = "cnn"
-    kind = "vector"
+    index_space = "cosine"
     higher_is_similar = True
     #: Photos and their altered copies: 95.9 % of copy pairs at 99.0 % pair precision (BENCHMARKS.md).
     default_threshold = 0.80
@@ -329,13 +329,16 @@ class CnnCosine(Method):
 
         return float(np.dot(_vector(a), _vector(b)))
 
-    def from_cosine(self, similarity: np.ndarray) -> np.ndarray:
-        """This method's score from cosine similarities (what the vector index returns)."""
-        return similarity
+    def index_vectors(self, values: list[bytes]) -> np.ndarray:
+        from catalog.vectors import as_matrix
 
-    def cosine_threshold(self, threshold: float) -> float:
-        """The cosine similarity equivalent to a threshold on this method's score."""
-        return threshold
+        return as_matrix(values)
+
+    def from_index(self, distances: np.ndarray) -> np.ndarray:
+        return 1.0 - distances  # hnswlib's cosine distance is 1 - similarity
+
+    def index_radius(self, threshold: float) -> float:
+        return 1.0 - threshold
 
 
 @register
@@ -353,13 +356,13 @@ class CnnEuclidean(CnnCosine):
 
         return float(np.linalg.norm(_vector(a) - _vector(b)))
 
-    def from_cosine(self, similarity: np.ndarray) -> np.ndarray:
+    def from_index(self, distances: np.ndarray) -> np.ndarray:
         import numpy as np
 
-        return np.sqrt(np.maximum(0.0, 2.0 - 2.0 * similarity))  # unit vectors: |a-b|^2 = 2 - 2 cos
+        return np.sqrt(np.maximum(0.0, 2.0 * distances))  # unit vectors: |a-b|^2 = 2 - 2 cos
 
-    def cosine_threshold(self, threshold: float) -> float:
-        return 1.0 - threshold * threshold / 2.0
+    def index_radius(self, threshold: float) -> float:
+        return threshold * threshold / 2.0
 
 
 def _vector(value: bytes) -> np.ndarray:

@@ -1,0 +1,63 @@
+"""Signatures of image files outside any catalogue, and two files compared by every method."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from catalog.errors import UsageError
+from catalog.methods import get_method, method_names, pixel_methods
+from catalog.worker import Task, process
+
+
+def file_signatures(path: str, names: Sequence[str]) -> dict[str, bytes]:
+    """Read and decode ``path`` once and sign it by each named method (keyed by method name); a clear
+    error when it is not a readable image."""
+    if not os.path.isfile(path):
+        raise UsageError(f"no such file: {path}")
+    st = os.stat(path)
+    result = process(Task(path, st.st_size, st.st_mtime_ns, pixel_methods(names)))
+    if result.error:
+        raise UsageError(f"{path}: {result.error}")
+    finished: dict[str, bytes] = {}
+    for stored in result.signatures:
+        finished[stored] = get_method(stored).finish([result.signatures[stored]])[0]
+    signatures = {}
+    for name in names:
+        method = get_method(name)
+        if method.kind == "key":
+            signatures[name] = bytes.fromhex(result.content_hash or "")
+        else:
+            signatures[name] = finished[method.signature_name]
+    return signatures
+
+
+@dataclass
+class Comparison:
+    method: str
+    score: float
+    score_kind: str
+    duplicate: bool  # a match at the method's default threshold
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "method": self.method,
+            "score": self.score,
+            "score_kind": self.score_kind,
+            "duplicate": self.duplicate,
+        }
+
+
+def compare_files(a: str, b: str, names: Sequence[str] | None = None) -> list[Comparison]:
+    """Two image files compared by the named methods (default: every method); each file decoded once."""
+    names = list(names) if names else method_names()
+    first, second = file_signatures(a, names), file_signatures(b, names)
+    results = []
+    for name in names:
+        method = get_method(name)
+        score = round(float(method.score(first[name], second[name])), 6)
+        results.append(
+            Comparison(name, score, method.score_kind, method.is_match(score, method.default_threshold))
+        )
+    return results

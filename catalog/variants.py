@@ -1,0 +1,101 @@
+"""Altered copies of a folder of originals, with a ``groups.csv``: a benchmark set from one's own photos.
+
+Each original becomes one group: the original file itself (byte for byte, listed first, so it is the
+reference) and one copy per alteration. Alterations work on the original reduced to at most
+``VARIANT_SIZE`` pixels on its long side (EXIF orientation applied), as copies shared online usually are;
+each is saved as a JPEG of quality 90 unless said otherwise:
+
+- ``resize-jpeg``: half the size, JPEG quality 70;
+- ``crop``: the central 80 % (10 % cut from each side);
+- ``brightness-contrast``: brightness x1.3, then contrast x1.2;
+- ``mirror``: flipped left to right;
+- ``rotate-90``: turned 90 degrees counter-clockwise;
+- ``text``: a caption in white with a black outline, 1/12 of the height tall, near the bottom left;
+- ``border``: a white border 5 % of the long side wide;
+- ``grayscale``: the luminance only.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+
+from catalog.errors import UsageError
+from catalog.scan import image_suffix
+
+VARIANT_SIZE = 1600
+QUALITY = 90
+
+
+def _text(img: Image.Image) -> Image.Image:
+    img = img.copy()
+    size = max(8, img.height // 12)
+    font = ImageFont.load_default(size=size)
+    ImageDraw.Draw(img).text(
+        (img.width // 20, img.height - 2 * size),
+        "(c) catalog 2026",
+        font=font,
+        fill="white",
+        stroke_width=max(1, size // 12),
+        stroke_fill="black",
+    )
+    return img
+
+
+def _crop(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    return img.crop((w // 10, h // 10, w - w // 10, h - h // 10))
+
+
+#: name -> (alteration, JPEG quality)
+ALTERATIONS: dict[str, tuple[Callable[[Image.Image], Image.Image], int]] = {
+    "resize-jpeg": (
+        lambda im: im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.Resampling.LANCZOS),
+        70,
+    ),
+    "crop": (_crop, QUALITY),
+    "brightness-contrast": (
+        lambda im: ImageEnhance.Contrast(ImageEnhance.Brightness(im).enhance(1.3)).enhance(1.2),
+        QUALITY,
+    ),
+    "mirror": (ImageOps.mirror, QUALITY),
+    "rotate-90": (lambda im: im.transpose(Image.Transpose.ROTATE_90), QUALITY),
+    "text": (_text, QUALITY),
+    "border": (lambda im: ImageOps.expand(im, border=max(1, max(im.size) // 20), fill="white"), QUALITY),
+    "grayscale": (lambda im: ImageOps.grayscale(im).convert("RGB"), QUALITY),
+}
+
+
+def make_variants(originals: Path, out: Path) -> int:
+    """Write ``out/<original stem>/`` for every image directly in ``originals``, and ``out/groups.csv``;
+    return the number of groups. Unreadable files are skipped with a note on the returned count."""
+    sources = sorted(p for p in originals.iterdir() if p.is_file() and image_suffix(p.name))
+    if not sources:
+        raise UsageError(f"no image files in {originals}")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for source in sources:
+        try:
+            with Image.open(source) as opened:
+                img = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+        img.thumbnail((VARIANT_SIZE, VARIANT_SIZE))
+        folder = out / source.stem
+        folder.mkdir(exist_ok=True)
+        original = folder / f"original{source.suffix.lower()}"
+        shutil.copyfile(source, original)
+        rows.append((original.relative_to(out).as_posix(), source.stem))
+        for name, (alter, quality) in ALTERATIONS.items():
+            target = folder / f"{name}.jpg"
+            alter(img).save(target, quality=quality)
+            rows.append((target.relative_to(out).as_posix(), source.stem))
+    with open(out / "groups.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "group"])
+        writer.writerows(rows)
+    return len({group for _, group in rows})
