@@ -297,9 +297,10 @@ def _experiment3(dataset: Dataset, features: list[bytes]) -> Experiment3:
 
     accuracy_scipy, seconds_scipy = ranked(distance.euclidean)
     accuracy_numpy, seconds_numpy = ranked(lambda a, b: float(np.linalg.norm(a - b)))
-    started = time.perf_counter()
-    batched = np.linalg.norm(vectors[refs][:, None, :] - vectors[None, :, :], axis=2)
-    np.argsort(batched, axis=1, kind="stable")
+    started = time.perf_counter()  # all references at once: one matrix product, as catalog batches
+    squares = np.einsum("ij,ij->i", vectors, vectors)
+    batched = squares[refs, None] + squares[None, :] - 2.0 * (vectors[refs] @ vectors.T)
+    np.argsort(np.sqrt(np.maximum(batched, 0.0)), axis=1, kind="stable")
     seconds_batched = (time.perf_counter() - started) / (len(refs) * len(vectors))
     return Experiment3(
         comparisons=len(refs) * len(vectors),

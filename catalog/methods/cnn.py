@@ -329,6 +329,13 @@ class CnnCosine(VectorMethod):
 
         return float(np.dot(_vector(a), _vector(b)))
 
+    def score_pairs(self, a: list[bytes], b: list[bytes]) -> np.ndarray:
+        import numpy as np
+
+        from catalog.vectors import as_matrix
+
+        return np.sum(as_matrix(a) * as_matrix(b), axis=1)
+
     def index_vectors(self, values: list[bytes]) -> np.ndarray:
         from catalog.vectors import as_matrix
 
@@ -355,6 +362,13 @@ class CnnEuclidean(CnnCosine):
         import numpy as np
 
         return float(np.linalg.norm(_vector(a) - _vector(b)))
+
+    def score_pairs(self, a: list[bytes], b: list[bytes]) -> np.ndarray:
+        import numpy as np
+
+        from catalog.vectors import as_matrix
+
+        return np.linalg.norm(as_matrix(a) - as_matrix(b), axis=1)
 
     def from_index(self, distances: np.ndarray) -> np.ndarray:
         import numpy as np

@@ -71,6 +71,11 @@ class ImageHashMethod(Method):
     def score(self, a: bytes, b: bytes) -> float:
         return float(hamming(a, b))
 
+    def score_pairs(self, a: list[bytes], b: list[bytes]) -> np.ndarray:
+        from catalog.search import codes_from_bytes, popcount
+
+        return popcount(codes_from_bytes(a) ^ codes_from_bytes(b)).astype(float)
+
     def warm_up(self) -> None:
         import imagehash  # noqa: F401
 
