@@ -14,7 +14,7 @@ from test_cli import cli
 
 from catalog.compare import file_signatures
 from catalog.methods import get_method
-from catalog.methods.pixels import ssim_batch
+from catalog.methods.pixels import SSIM_SIDE, ssim_batch
 
 PIXEL_METHODS = ["euclidean", "cosine", "ssim"]
 
@@ -66,6 +66,7 @@ def test_cosine_ignores_brightness_scale_and_handles_black():
 
 
 def test_vectorised_ssim_equals_scikit_image():
+    assert SSIM_SIDE * SSIM_SIDE * 255 * 255 < 2**31  # ssim_batch's int32 summed-area tables hold it
     rng = np.random.default_rng(2)
     x = rng.integers(0, 256, (40, 32, 32), dtype=np.uint8)
     noise = rng.integers(-60, 60, x.shape)
