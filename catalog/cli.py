@@ -133,11 +133,15 @@ def index_command(
     fmt: FormatOption = Format.text,
 ) -> None:
     """Catalogue image files: new and changed files are read, moved ones followed, vanished ones dropped."""
+    from catalog.lock import writer_lock
     from catalog.scan import normalise_roots
 
     requested = parse_method_list(methods) if methods else None
     roots = normalise_roots(paths)
-    with _early_start(ctx.obj.url, roots, workers, requested) as early:
+    with (
+        writer_lock(ctx.obj.url, "catalog index"),
+        _early_start(ctx.obj.url, roots, workers, requested) as early,
+    ):
         from catalog.indexer import index
 
         with ctx.obj.open(create=True) as catalog, _progress_bar() as progress:
@@ -157,6 +161,73 @@ def index_command(
             typer.echo(f"{len(rows)} {'file' if title != 'skipped' else 'path'}(s) {title}:")
             for path, reason in rows:
                 typer.echo(f"  {path}: {reason}")
+
+
+@app.command("watch")
+def watch_command(
+    ctx: typer.Context,
+    paths: Annotated[list[str], typer.Argument(help="Folders to watch (and catalogue).")],
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            "--methods", help="Comma-separated methods, added to the catalogue's set (as for index)."
+        ),
+    ] = None,
+    polling: Annotated[
+        bool,
+        typer.Option(
+            "--polling",
+            help="Poll the folders every second instead of kernel events (network drives, containers).",
+        ),
+    ] = False,
+    settle: Annotated[
+        float,
+        typer.Option(help="Seconds a file must be left alone before it is read (a copy in progress waits)."),
+    ] = 0.5,
+    reconcile_every: Annotated[
+        float, typer.Option(help="Seconds between full reconciliations with the disk (0: only at start).")
+    ] = 3600.0,
+    summary_every: Annotated[float, typer.Option(help="Seconds between summary lines.")] = 600.0,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+) -> None:
+    """Keep the catalogue equal to the disk: reconcile, then index every change as it happens.
+
+    Runs in the foreground and logs one line per change; stops cleanly on Ctrl-C or SIGTERM.
+    """
+    import logging
+    import os
+
+    from catalog.lock import writer_lock
+    from catalog.scan import normalise_roots
+
+    roots = normalise_roots(paths)
+    not_folders = [r for r in roots if not os.path.isdir(r)]
+    if not_folders:
+        raise UsageError(f"catalog watch watches folders; not a folder: {not_folders[0]}")
+    if settle < 0 or reconcile_every < 0 or summary_every <= 0:
+        raise UsageError("--settle and --reconcile-every must be 0 or more, --summary-every more than 0")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr
+    )
+    requested = parse_method_list(methods) if methods else None
+    with writer_lock(ctx.obj.url, "catalog watch"), ctx.obj.open(create=True) as catalog:
+        from catalog.watch import Watcher
+
+        watcher = Watcher(
+            catalog,
+            roots,
+            requested,
+            polling=polling,
+            settle=settle,
+            reconcile_every=reconcile_every or float("inf"),
+            summary_every=summary_every,
+            workers=workers,
+        )
+        logging.getLogger("catalog.watch").info(
+            "watching %s (%s); Ctrl-C or SIGTERM stops", ", ".join(roots), "polling" if polling else "events"
+        )
+        with watcher.signals_stop():
+            watcher.run()
 
 
 @app.command("status")

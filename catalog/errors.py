@@ -19,3 +19,9 @@ class StoreError(CatalogError):
 
 class ImageError(CatalogError):
     """One file could not be read as an image. Recorded per file; never stops a scan."""
+
+
+class BusyError(CatalogError):
+    """Another process is writing the catalogue (one writer per catalogue)."""
+
+    exit_code = 3

@@ -23,8 +23,8 @@ from catalog.config import DEFAULT_METHODS, WRITE_BATCH
 from catalog.methods import Method, get_method, pixel_methods
 from catalog.models import Image, Signature
 from catalog.pool import EarlyStart, WorkerPool
-from catalog.scan import ScanResult, normalise_roots, scan
-from catalog.store import Catalog, KnownFile, now
+from catalog.scan import ScanResult, image_suffix, normalise_roots, scan
+from catalog.store import Catalog, KnownFile, Scope, now
 from catalog.worker import FileResult, Task, process
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
@@ -43,6 +43,15 @@ class IndexReport:
     methods: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: (action, path) per file written, when asked for (the watcher logs them): added, updated,
+    #: moved (path is "source -> target"), removed, error.
+    changes: list[tuple[str, str]] | None = None
+    #: Files left for later because they were modified too recently (still being written?).
+    deferred: list[str] = field(default_factory=list)
+
+    def log(self, action: str, path: str) -> None:
+        if self.changes is not None:
+            self.changes.append((action, path))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -101,19 +110,74 @@ def index(
         for root in roots:
             if os.path.isdir(root):
                 catalog.add_root(root)
-            _index_root(catalog, root, runner.methods, runner, progress, report)
+                scope = Scope(folders=(root,))
+            else:
+                scope = Scope(files=(root,))
+            _index_scope(catalog, scope, runner.scan(root), runner, progress, report, root)
     finally:
         runner.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
+def index_paths(
+    catalog: Catalog,
+    paths: Iterable[str],
+    methods: Iterable[str] | None = None,
+    pool: WorkerPool | None = None,
+    settling: frozenset[str] = frozenset(),
+    fresh_after_ns: int | None = None,
+) -> IndexReport:
+    """Bring the catalogue in line with exactly these paths: files or folders, present or vanished
+    (what a watcher saw change). The same planning and writing as :func:`index`; every change is
+    listed in ``report.changes``.
+
+    ``settling``: files still being written, neither read nor dropped this time. Files found with a
+    modification time after ``fresh_after_ns`` are treated the same and listed in ``report.deferred``.
+    """
+    started = time.perf_counter()
+    report = IndexReport(changes=[])
+    report.methods = enable_methods(catalog, methods, report.notes)
+    folders, files, found = [], [], ScanResult()
+    for path in sorted(set(paths)):
+        if os.path.isdir(path):
+            folders.append(path)
+            _merge(found, scan(path))
+        elif os.path.isfile(path):
+            files.append(path)
+            if image_suffix(os.path.basename(path)) is not None:
+                _merge(found, scan(path))
+        else:  # vanished: a file or a folder
+            folders.append(path)
+            files.append(path)
+    if fresh_after_ns is not None:
+        report.deferred = sorted(p for p, (_, mtime) in found.files.items() if mtime > fresh_after_ns)
+    keep = settling | frozenset(report.deferred)
+    found.files = {p: v for p, v in found.files.items() if p not in keep}
+    runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), pool)
+    _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _merge(into: ScanResult, other: ScanResult) -> None:
+    into.files.update(other.files)
+    into.problems.extend(other.problems)
+    into.unreadable.extend(other.unreadable)
+
+
 class _Runner:
     """Runs tasks in the given pool, in a pool of its own (started on first need), or in-process."""
 
-    def __init__(self, early: EarlyStart | None, workers: int, methods: tuple[str, ...]):
+    def __init__(
+        self,
+        early: EarlyStart | None,
+        workers: int,
+        methods: tuple[str, ...],
+        pool: WorkerPool | None = None,
+    ):
         self.early = early
-        self.pool = early.pool if early else None
+        self.pool = early.pool if early else pool
         self.owned: WorkerPool | None = None
         self.workers = workers
         self.methods = methods
@@ -123,8 +187,8 @@ class _Runner:
         run = self.early.roots.get(root) if self.early else None
         return run.found if run else scan(root)
 
-    def run(self, root: str, tasks: list[Task]) -> Iterator[FileResult]:
-        run = self.early.roots.pop(root, None) if self.early else None
+    def run(self, root: str | None, tasks: list[Task]) -> Iterator[FileResult]:
+        run = self.early.roots.pop(root, None) if self.early and root else None
         if run is not None and set(run.tasks) == set(tasks):
             self._preload()
             return run.results  # the very work the plan asks for, already under way
@@ -156,15 +220,20 @@ class _Plan:
 
 
 def _plan(
-    catalog: Catalog, root: str, found: ScanResult, methods: tuple[str, ...], report: IndexReport
+    catalog: Catalog,
+    scope: Scope,
+    found: ScanResult,
+    methods: tuple[str, ...],
+    report: IndexReport,
+    keep: frozenset[str] = frozenset(),
 ) -> _Plan:
-    known = catalog.known_files(root)
-    lacking = catalog.ids_lacking(root, methods)
+    known = catalog.known_files(scope)
+    lacking = catalog.ids_lacking(scope, methods)
     unknowable = tuple(folder.rstrip("/") + "/" for folder in found.unreadable)
     missing = {
         path: info
         for path, info in known.items()
-        if path not in found.files and not path.startswith(unknowable)
+        if path not in found.files and path not in keep and not path.startswith(unknowable)
     }
     hashes_by_size: dict[int, set[str]] = {}
     for info in missing.values():
@@ -187,17 +256,19 @@ def _plan(
     return _Plan(tasks, known, missing)
 
 
-def _index_root(
+def _index_scope(
     catalog: Catalog,
-    root: str,
-    methods: tuple[str, ...],
+    scope: Scope,
+    found: ScanResult,
     runner: _Runner,
     progress: ProgressCallback | None,
     report: IndexReport,
+    root: str | None,
+    keep: frozenset[str] = frozenset(),
 ) -> None:
-    found = runner.scan(root)
+    """Plan, process and write one scope; ``root`` names the early-started work that may serve it."""
     report.problems.extend(found.problems)
-    plan = _plan(catalog, root, found, methods, report)
+    plan = _plan(catalog, scope, found, runner.methods, report, keep)
     writer = _Writer(catalog, plan, report)
     for done, result in enumerate(runner.run(root, plan.tasks), 1):
         writer.add(result)
@@ -205,6 +276,8 @@ def _index_root(
             progress(done, len(plan.tasks))
     writer.flush()
     report.removed += catalog.remove(info.id for info in plan.missing.values())
+    for path in plan.missing:
+        report.log("removed", path)
 
 
 class _Writer:
@@ -245,6 +318,7 @@ class _Writer:
         old = self.plan.known.get(r.path)
         if r.error is not None:
             self.report.errors.append((r.path, r.error))
+            self.report.log("error", f"{r.path}: {r.error}")
             self._write_error(session, old, r)
         elif r.known_content and old is not None:
             session.execute(
@@ -253,6 +327,7 @@ class _Writer:
                 .values(size=r.size, mtime_ns=r.mtime_ns, indexed_at=now())
             )
             self.report.updated += 1
+            self.report.log("updated", r.path)
         elif r.known_content:
             source_path = self._pop_moved_from(r.content_hash or "")
             if source_path is None:
@@ -261,6 +336,7 @@ class _Writer:
                 source = self.plan.missing.pop(source_path)
                 self.catalog.move(session, source.id, r.path, r.size, r.mtime_ns)
                 self.report.moved += 1
+                self.report.log("moved", f"{source_path} -> {r.path}")
         else:
             self._write_image(session, old, r)
 
@@ -282,6 +358,7 @@ class _Writer:
             image.signatures = [Signature(method=m, value=v) for m, v in r.signatures.items()]
             session.add(image)
             self.report.added += 1
+            self.report.log("added", r.path)
             return
         session.execute(update(Image).where(Image.id == old.id).values(**_row(r)))
         session.execute(
@@ -290,6 +367,7 @@ class _Writer:
         session.add_all(Signature(image_id=old.id, method=m, value=v) for m, v in r.signatures.items())
         if old.size != r.size or old.mtime_ns != r.mtime_ns or old.error is not None:
             self.report.updated += 1
+            self.report.log("updated", r.path)
 
     def _clone(self, session: Session, r: FileResult) -> None:
         """A new byte-identical copy of a file that moved away in this run: reuse the signatures."""
@@ -303,6 +381,7 @@ class _Writer:
         image.signatures = [Signature(method=s.method, value=s.value) for s in source.signatures]
         session.add(image)
         self.report.added += 1
+        self.report.log("added", r.path)
 
     def _methods(self) -> tuple[str, ...]:
         return pixel_methods(self.report.methods)

@@ -35,6 +35,22 @@ def under(prefix_path: str):  # type: ignore[no-untyped-def]
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Where an indexing run looks: whole folders (recursively) and single files. A path that no longer
+    exists may have been either, so it goes in both."""
+
+    folders: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+
+    def conditions(self):  # type: ignore[no-untyped-def]
+        """SQL conditions whose union selects the scope's images (file lists in chunks)."""
+        conditions = [under(folder) for folder in self.folders]
+        files = sorted(self.files)
+        conditions += [Image.path.in_(files[s : s + 1000]) for s in range(0, len(files), 1000)]
+        return conditions
+
+
+@dataclass(frozen=True)
 class ImageInfo:
     """What commands print about an image."""
 
@@ -167,32 +183,38 @@ class Catalog:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def known_files(self, root: str) -> dict[str, KnownFile]:
-        """Every catalogued file below ``root``, by path."""
-        query = select(
-            Image.path, Image.id, Image.size, Image.mtime_ns, Image.content_hash, Image.error
-        ).where(under(root))
+    def known_files(self, scope: Scope) -> dict[str, KnownFile]:
+        """Every catalogued file in ``scope``, by path."""
+        columns = (Image.path, Image.id, Image.size, Image.mtime_ns, Image.content_hash, Image.error)
+        known = {}
         with self.session() as s:
-            return {row[0]: KnownFile(*row[1:]) for row in s.execute(query)}
+            for condition in scope.conditions():
+                known.update(
+                    {row[0]: KnownFile(*row[1:]) for row in s.execute(select(*columns).where(condition))}
+                )
+        return known
 
-    def ids_lacking(self, root: str, methods: Iterable[str]) -> dict[int, list[str]]:
-        """Readable images below ``root`` that lack a signature of some of ``methods`` -> the missing ones.
+    def ids_lacking(self, scope: Scope, methods: Iterable[str]) -> dict[int, list[str]]:
+        """Readable images in ``scope`` that lack a signature of some of ``methods`` -> the missing ones.
 
-        One grouped query finds them (usually none), so an unchanged catalogue costs no per-signature rows.
+        One grouped query per condition finds them (usually none), so an unchanged catalogue costs no
+        per-signature rows.
         """
         wanted = sorted(set(methods))
         if not wanted:
             return {}
         present = func.count(Signature.method)
-        short = (
-            select(Image.id)
-            .outerjoin(Signature, (Signature.image_id == Image.id) & Signature.method.in_(wanted))
-            .where(under(root), Image.error.is_(None))
-            .group_by(Image.id)
-            .having(present < len(wanted))
-        )
+        ids: list[int] = []
         with self.session() as s:
-            ids = list(s.scalars(short))
+            for condition in scope.conditions():
+                short = (
+                    select(Image.id)
+                    .outerjoin(Signature, (Signature.image_id == Image.id) & Signature.method.in_(wanted))
+                    .where(condition, Image.error.is_(None))
+                    .group_by(Image.id)
+                    .having(present < len(wanted))
+                )
+                ids.extend(s.scalars(short))
             have: dict[int, set[str]] = {i: set() for i in ids}
             for start in range(0, len(ids), 5000):
                 rows = s.execute(
@@ -277,6 +299,27 @@ class Catalog:
                 s.execute(delete(Signature).where(Signature.image_id.in_(chunk)))
                 s.execute(delete(Image).where(Image.id.in_(chunk)))
         return len(ids)
+
+    def rename(self, source: str, target: str) -> int:
+        """A file or folder moved from ``source`` to ``target``: its images follow, signatures kept, in one
+        transaction. Returns how many images moved (0 when nothing was catalogued there)."""
+        prefix = source.rstrip("/") + "/"
+        with self.session() as s:
+            rows = list(s.execute(select(Image.id, Image.path).where((Image.path == source) | under(source))))
+            if not rows:
+                return 0
+            targets = {
+                i: target if path == source else target.rstrip("/") + "/" + path[len(prefix) :]
+                for i, path in rows
+            }
+            # Whatever the catalogue still holds at the target paths was replaced on disk by the move.
+            stale = list(s.scalars(select(Image.id).where(Image.path.in_(list(targets.values())))))
+            if stale:
+                s.execute(delete(Signature).where(Signature.image_id.in_(stale)))
+                s.execute(delete(Image).where(Image.id.in_(stale)))
+            for image_id, path in targets.items():
+                s.execute(update(Image).where(Image.id == image_id).values(path=path))
+        return len(rows)
 
     def move(self, session: Session, image_id: int, path: str, size: int, mtime_ns: int) -> None:
         session.execute(

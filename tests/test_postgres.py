@@ -15,7 +15,7 @@ import pytest
 
 from catalog.groups import copy_counts, find_groups
 from catalog.indexer import index
-from catalog.store import Catalog
+from catalog.store import Catalog, Scope
 
 
 def _postgres_bin() -> Path | None:
@@ -82,4 +82,4 @@ def test_index_dupes_copies_move_and_delete_on_postgres(postgres_url, photo, pic
         report = index(catalog, [str(pics)])
         assert (report.moved, report.removed, report.unchanged) == (1, 1, 2)
         assert set(catalog.paths().values()) == {str(original), str(pics / "moved.jpg")}
-        assert catalog.ids_lacking(str(pics), ["phash", "dhash"]) == {}
+        assert catalog.ids_lacking(Scope(folders=(str(pics),)), ["phash", "dhash"]) == {}

@@ -1,0 +1,50 @@
+"""One writer per catalogue: ``index`` and ``watch`` hold an exclusive lock while they write.
+
+The lock is ``flock`` on a small file beside a SQLite catalogue (``catalog.db.lock``; for a server URL, in
+the user's cache folder, so it guards one machine). The kernel releases it when its process ends, however
+it ends (``kill -9`` included): a lock is never left stale. Readers take no lock; SQLite's WAL mode lets
+them read while the writer writes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from catalog.config import sqlite_file
+from catalog.errors import BusyError
+
+
+def lock_path(url: str) -> Path:
+    db_file = sqlite_file(url)
+    if db_file is not None:
+        return db_file.with_name(f"{db_file.name}.lock")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catalog"
+    return cache / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}.lock"
+
+
+@contextmanager
+def writer_lock(url: str, holder: str) -> Iterator[None]:
+    """Hold the catalogue's writer lock, or raise :class:`BusyError` naming the process that has it."""
+    path = lock_path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise BusyError(
+                f"the catalogue is being written by {other}; one writer at a time: wait for it to "
+                "finish, or stop it (catalog watch stops on Ctrl-C or SIGTERM). Reading commands "
+                "(dupes, copies, query, status) work meanwhile."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({holder})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

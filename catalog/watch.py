@@ -1,0 +1,392 @@
+"""`catalog watch`: keep the catalogue equal to the disk as folders change, for months.
+
+Data flow:
+
+- watchdog's thread only puts events in a queue (:class:`Inbox`); it never blocks on the catalogue.
+- The main thread drains the queue every tick. :class:`Settler` remembers each changed path and when it
+  last changed; a path is *ready* once it has been quiet for ``settle`` seconds and, where the
+  observer reports it (inotify), no writer still holds it open. Renames are applied to the catalogue at
+  once (paths follow, signatures stay).
+- Ready paths go, in batches, through :func:`catalog.indexer.index_paths`: the planning and writing code
+  of ``catalog index``. Files still settling are neither read nor dropped; a file found with a very
+  recent modification time is put back to settle.
+- On start, and every ``reconcile_every`` seconds, the roots are reconciled with a full incremental
+  ``index`` (events are missed while the daemon is down, or when the kernel's queue overflows).
+
+A crash or ``kill -9`` at any moment leaves the catalogue consistent (each batch is a transaction), and
+the reconciliation at the next start makes it exact.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+from catalog.errors import CatalogError
+from catalog.scan import image_suffix
+
+if TYPE_CHECKING:
+    from catalog.indexer import IndexReport
+    from catalog.pool import WorkerPool
+    from catalog.store import Catalog
+
+log = logging.getLogger("catalog.watch")
+
+#: Endings of files that are still being downloaded or written under a temporary name.
+TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", ".swp", "~")
+#: Ready paths handed to one indexing run (so that a stop request waits for one batch at most).
+BATCH = 2000
+
+
+def ignored(path: str, roots: Iterable[str]) -> bool:
+    """Hidden or temporary files and anything in hidden folders (below the watched root) are ignored,
+    as ``catalog index`` skips them."""
+    for root in roots:
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            relative = path[len(root) :].strip("/")
+            break
+    else:
+        return True  # outside every watched root
+    parts = relative.split("/") if relative else []
+    if any(part.startswith(".") for part in parts):
+        return True
+    name = parts[-1] if parts else ""
+    return name.lower().endswith(TEMPORARY_SUFFIXES)
+
+
+def _text(path: str | bytes) -> str:
+    return os.fsdecode(path)
+
+
+class Inbox(FileSystemEventHandler):
+    """What watchdog's thread hands over: events, timestamped, in order. Nothing else happens there."""
+
+    def __init__(self) -> None:
+        self.events: queue.SimpleQueue[tuple[float, FileSystemEvent]] = queue.SimpleQueue()
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        if event.event_type not in ("opened", "closed_no_write", "attrib"):  # our own reads, chmod
+            self.events.put((time.monotonic(), event))
+
+    def drain(self) -> list[tuple[float, Any]]:
+        drained = []
+        while True:
+            try:
+                drained.append(self.events.get_nowait())
+            except queue.Empty:
+                return drained
+
+
+@dataclass
+class _Pending:
+    changed_at: float
+    open_for_writing: bool = False
+
+
+@dataclass
+class Settler:
+    """Changed paths waiting to be indexed, and the renames to apply first."""
+
+    settle: float
+    tracks_close: bool  # the observer reports when a writer closes a file (inotify)
+    #: A file modified without a "closed" event is indexed after this long anyway (a writer that keeps
+    #: it open, or a change made without opening it, such as truncate).
+    max_open: float = 60.0
+    pending: dict[str, _Pending] = field(default_factory=dict)
+    renames: list[tuple[str, str]] = field(default_factory=list)
+
+    def note(self, when: float, path: str, writing: bool = False) -> None:
+        entry = self.pending.setdefault(path, _Pending(when))
+        entry.changed_at = max(entry.changed_at, when)
+        entry.open_for_writing = writing and self.tracks_close
+
+    def closed(self, when: float, path: str) -> None:
+        self.note(when, path)
+
+    def ready(self, now: float) -> list[str]:
+        """Paths quiet for ``settle`` seconds (and closed, where that is known), oldest first."""
+        done = []
+        for path, entry in self.pending.items():
+            quiet = now - entry.changed_at
+            if quiet >= self.settle and (not entry.open_for_writing or quiet >= self.max_open):
+                done.append(path)
+        return sorted(done, key=lambda p: self.pending[p].changed_at)
+
+    def settling(self, now: float) -> frozenset[str]:
+        ready = set(self.ready(now))
+        return frozenset(p for p in self.pending if p not in ready)
+
+    def take(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            self.pending.pop(path, None)
+
+
+@dataclass
+class Totals:
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    errors: int = 0
+
+    def add(self, report: IndexReport) -> None:
+        self.added += report.added
+        self.updated += report.updated
+        self.moved += report.moved
+        self.removed += report.removed
+        self.errors += len(report.errors)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.added} added, {self.updated} updated, {self.moved} moved, {self.removed} removed, "
+            f"{self.errors} unreadable"
+        )
+
+
+class Watcher:
+    def __init__(
+        self,
+        catalog: Catalog,
+        roots: list[str],
+        methods: list[str] | None = None,
+        polling: bool = False,
+        settle: float = 0.5,
+        reconcile_every: float = 3600.0,
+        summary_every: float = 600.0,
+        workers: int | None = None,
+        tick: float = 0.1,
+    ):
+        self.catalog = catalog
+        self.roots = roots
+        self.methods = methods
+        self.polling = polling
+        self.reconcile_every = reconcile_every
+        self.summary_every = summary_every
+        self.workers = workers or os.cpu_count() or 1
+        self.tick = tick
+        self.settler = Settler(settle, tracks_close=not polling)
+        self.inbox = Inbox()
+        self.stop_requested = threading.Event()
+        self.totals = Totals()
+        self._pool: WorkerPool | None = None
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Watch until :meth:`stop` (or SIGINT/SIGTERM when run in the main thread)."""
+        observer = self._start_observer()
+        try:
+            self._reconcile("start-up")
+            if on_ready:
+                on_ready()
+            next_reconcile = time.monotonic() + self.reconcile_every
+            next_summary = time.monotonic() + self.summary_every
+            while not self.stop_requested.wait(self.tick):
+                self._check_observer(observer)
+                self._step()
+                now = time.monotonic()
+                if now >= next_reconcile:
+                    self._reconcile("periodic")
+                    next_reconcile = now + self.reconcile_every
+                if now >= next_summary:
+                    log.info("watching %d folder(s); since start: %s", len(self.roots), self.totals)
+                    next_summary = now + self.summary_every
+        finally:
+            observer.stop()
+            observer.join()
+            if self._pool is not None:
+                self._pool.close()
+        log.info("stopped; since start: %s", self.totals)
+
+    def stop(self, *_signal: object) -> None:
+        self.stop_requested.set()
+
+    @contextmanager
+    def signals_stop(self) -> Iterator[None]:
+        """While in the block, SIGINT and SIGTERM ask the watcher to stop after the batch in hand; a
+        second signal stops at once (each batch is a transaction, so nothing is left half-written)."""
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            if self.stop_requested.is_set():
+                raise KeyboardInterrupt
+            log.info("%s received: finishing the batch in hand", signal.Signals(signum).name)
+            self.stop()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old_handler in previous.items():
+                signal.signal(sig, old_handler)
+
+    # -- one tick ----------------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        self._take_events()
+        self._apply_renames()
+        now = time.monotonic()
+        ready = self.settler.ready(now)
+        while ready and not self.stop_requested.is_set():
+            batch, ready = ready[:BATCH], ready[BATCH:]
+            self._index(batch, now)
+            self._take_events()
+            self._apply_renames()
+
+    def _take_events(self) -> None:
+        for when, event in self.inbox.drain():
+            self._classify(when, event)
+
+    def _classify(self, when: float, event: Any) -> None:
+        kind, src = event.event_type, _text(event.src_path)
+        if kind == "moved":
+            dest = _text(event.dest_path)
+            src_watched = self._wanted(src, event.is_directory)
+            dest_watched = self._wanted(dest, event.is_directory)
+            if src_watched and dest_watched:
+                self.settler.renames.append((src, dest))
+                self.settler.note(when, dest)
+                self.settler.note(when, src)
+            elif dest_watched:  # a finished download renamed into place, or moved in from elsewhere
+                self.settler.note(when, dest)
+            elif src_watched:  # renamed to a hidden name, or moved out of the watched folders
+                self.settler.note(when, src)
+            return
+        if not self._wanted(src, event.is_directory) or (src in self.roots and kind != "deleted"):
+            return
+        if kind == "closed":
+            self.settler.closed(when, src)
+        elif kind in ("created", "modified") and not event.is_directory:
+            self.settler.note(when, src, writing=True)
+        elif kind in ("created", "deleted"):
+            self.settler.note(when, src)
+        # a folder's "modified" only means its entries changed: their own events follow
+
+    def _wanted(self, path: str, is_directory: bool) -> bool:
+        """A folder, or a file that may be an image, in a watched root and neither hidden nor temporary."""
+        if ignored(path, self.roots):
+            return False
+        return is_directory or image_suffix(os.path.basename(path)) is not None
+
+    def _apply_renames(self) -> None:
+        renames, self.settler.renames = self.settler.renames, []
+        for src, dest in renames:
+            count = self.catalog.rename(src, dest)
+            if count:
+                self.totals.moved += count
+                log.info("moved %s -> %s%s", src, dest, f" ({count} images)" if count > 1 else "")
+
+    def _index(self, paths: list[str], now: float) -> None:
+        from catalog.indexer import index_paths
+
+        vanished_roots = [p for p in paths if p in self.roots and not os.path.exists(p)]
+        for root in vanished_roots:
+            log.warning("watched folder %s is gone; its images are kept until it is back", root)
+        paths = [p for p in paths if p not in vanished_roots]
+        self.settler.take(paths + vanished_roots)
+        # Files written in the last `settle` seconds are not ready, whatever the events said.
+        fresh_after_ns = time.time_ns() - int(self.settler.settle * 1e9)
+        report = index_paths(
+            self.catalog,
+            paths,
+            self.methods,
+            pool=self._worker_pool(len(paths)),
+            settling=self.settler.settling(now),
+            fresh_after_ns=fresh_after_ns,
+        )
+        for path in report.deferred:
+            self.settler.note(time.monotonic(), path)
+        for action, path in report.changes or []:
+            log.info("%s %s", action, path)
+        self.totals.add(report)
+
+    def _worker_pool(self, batch: int) -> WorkerPool | None:
+        """Worker processes for large batches, started on first need and kept (idle workers cost nothing)."""
+        if self.workers <= 1 or (batch < 8 and self._pool is None):
+            return None
+        if self._pool is None:
+            from catalog.methods import pixel_methods
+            from catalog.pool import WorkerPool
+
+            self._pool = WorkerPool(self.workers, pixel_methods(self.catalog.methods()))
+        return self._pool
+
+    def _reconcile(self, why: str) -> None:
+        from catalog.indexer import index
+
+        started = time.monotonic()
+        report = index(self.catalog, self.roots, self.methods, workers=self.workers)
+        self.totals.add(report)
+        log.info(
+            "%s reconciliation: %d added, %d updated, %d moved, %d removed, %d unchanged, %d unreadable "
+            "(%.1f s)",
+            why,
+            report.added,
+            report.updated,
+            report.moved,
+            report.removed,
+            report.unchanged,
+            len(report.errors),
+            time.monotonic() - started,
+        )
+        for note in report.notes:
+            log.info("%s", note)
+        self.methods = None  # recorded in the catalogue now; later runs use its set
+
+    # -- the observer ------------------------------------------------------------------------------
+
+    def _start_observer(self) -> Any:
+        from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
+
+        observer = PollingObserver(timeout=1.0) if self.polling else Observer()
+        for root in self.roots:
+            observer.schedule(self.inbox, root, recursive=True)
+        try:
+            observer.start()
+        except OSError as exc:
+            raise CatalogError(_observer_error(exc)) from None
+        return observer
+
+    def _check_observer(self, observer: Any) -> None:
+        if not all(emitter.is_alive() for emitter in observer.emitters):
+            raise CatalogError(
+                "the filesystem observer stopped (a watched folder vanished, or the inotify watch limit "
+                "was reached as folders were added); restart catalog watch, or use --polling"
+            )
+
+
+def _observer_error(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        limit = _read_proc("/proc/sys/fs/inotify/max_user_watches")
+        return (
+            f"the inotify watch limit is too low for these folders (fs.inotify.max_user_watches = {limit}; "
+            "one watch per folder). Raise it: sudo sysctl fs.inotify.max_user_watches=524288 (and add "
+            "that line to /etc/sysctl.d/90-inotify.conf to keep it), or run catalog watch --polling"
+        )
+    if exc.errno == errno.EMFILE:
+        limit = _read_proc("/proc/sys/fs/inotify/max_user_instances")
+        return (
+            f"too many inotify instances (fs.inotify.max_user_instances = {limit}). Raise it: sudo sysctl "
+            "fs.inotify.max_user_instances=1024, or run catalog watch --polling"
+        )
+    return f"cannot watch the folders: {exc.strerror or exc}"
+
+
+def _read_proc(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return "unknown"
