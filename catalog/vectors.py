@@ -91,18 +91,24 @@ class VectorIndex:
         hnswlib = _hnswlib()
 
         try:
+            stamp = _stamp(self.paths["json"])
             meta = json.loads(self.paths["json"].read_text())
             if meta.get("version") != self.version:
                 return None
-            ids = np.load(self.paths["ids.npy"])
-            index = hnswlib.Index(space=self.space, dim=int(meta["dim"]))
-            index.load_index(str(self.paths["hnsw"]), max_elements=int(meta["capacity"]))
+            cached = _loaded.get(self.paths["json"])
+            if cached is not None and cached[0] == stamp:
+                index, ids = cached[1], cached[2]
+            else:
+                ids = np.load(self.paths["ids.npy"])
+                index = hnswlib.Index(space=self.space, dim=int(meta["dim"]))
+                index.load_index(str(self.paths["hnsw"]), max_elements=int(meta["capacity"]))
             if meta["count"] != len(ids) or index.get_current_count() < len(ids):
                 return None
         except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError):
             return None
         index.set_ef(EF_SEARCH)
         self.index, self.ids = index, ids
+        _loaded[self.paths["json"]] = (stamp, index, ids)
         return datetime.fromisoformat(meta["synced_at"])
 
     def _build(self, ids: np.ndarray) -> None:
@@ -125,6 +131,7 @@ class VectorIndex:
     def _update(self, added: np.ndarray, removed: np.ndarray) -> None:
         """Mark vanished images deleted; add new ones (an existing label, deleted or not, is replaced)."""
         assert self.index is not None
+        _loaded.pop(self.paths["json"], None)  # changed in place: not the saved index any more
         for label in removed.tolist():
             self.index.mark_deleted(label)
         if len(added):
@@ -162,6 +169,7 @@ class VectorIndex:
         tmp = self.paths["json"].with_name(self.paths["json"].name + ".tmp")
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, self.paths["json"])
+        _loaded[self.paths["json"]] = (_stamp(self.paths["json"]), self.index, self.ids)
 
     # -- searching ---------------------------------------------------------------------------------
 
@@ -181,6 +189,17 @@ class VectorIndex:
             ids = self.ids[start : start + CHUNK]
             labels, similarity = self.knn(self._vectors(ids), k)
             yield ids, labels, similarity
+
+
+#: Indexes this process has loaded, by metadata file: (its mtime, the index, its ids). A process that
+#: queries many times (a library user, a server) loads each index once; the metadata file is replaced
+#: on every save, so another process's update is seen.
+_loaded: dict[Path, tuple[tuple[int, int], hnswlib.Index, np.ndarray]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns
 
 
 def _hnswlib():  # type: ignore[no-untyped-def]

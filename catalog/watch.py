@@ -112,9 +112,6 @@ class Settler:
         entry.changed_at = max(entry.changed_at, when)
         entry.open_for_writing = writing and self.tracks_close
 
-    def closed(self, when: float, path: str) -> None:
-        self.note(when, path)
-
     def ready(self, now: float) -> list[str]:
         """Paths quiet for ``settle`` seconds (and closed, where that is known), oldest first."""
         done = []
@@ -265,11 +262,11 @@ class Watcher:
             return
         if not self._wanted(src, event.is_directory) or (src in self.roots and kind != "deleted"):
             return
-        if kind == "closed":
-            self.settler.closed(when, src)
-        elif kind in ("created", "modified") and not event.is_directory:
-            self.settler.note(when, src, writing=True)
-        elif kind in ("created", "deleted"):
+        if kind == "modified" and not event.is_directory:
+            self.settler.note(when, src, writing=True)  # written to; inotify says when it is closed
+        elif kind in ("created", "deleted", "closed"):
+            # "created" alone is also how inotify reports a file moved in from an unwatched folder,
+            # complete and never to be closed here: only a write makes a file wait for its "closed".
             self.settler.note(when, src)
         # a folder's "modified" only means its entries changed: their own events follow
 

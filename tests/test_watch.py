@@ -1,0 +1,330 @@
+"""`catalog watch` with a real observer on real folders: every test ends with the catalogue equal to the
+disk (every image once, with its current content, no stale paths)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from catalog.scan import image_suffix
+from catalog.store import Catalog
+from catalog.watch import Watcher, ignored
+from conftest import PHOTOS, SMALL_PHOTOS, synthetic
+
+SETTLE = 0.2
+
+
+def disk_images(*roots: Path) -> dict[str, str]:
+    """path -> SHA-256 of every image file below the roots (hidden and temporary files aside)."""
+    found = {}
+    for root in roots:
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                path = os.path.join(folder, name)
+                if image_suffix(name) and not ignored(path, [str(root)]):
+                    found[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return found
+
+
+def catalogue_images(db: Path) -> dict[str, str]:
+    with Catalog.open(f"sqlite:///{db}", create=False) as catalog:
+        return {im.path: im.content_hash or "" for im in catalog.image_info().values()}
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def assert_exact(db: Path, *roots: Path, timeout: float = 15.0) -> None:
+    if not wait_until(lambda: catalogue_images(db) == disk_images(*roots), timeout):
+        catalogued, disk = catalogue_images(db), disk_images(*roots)
+        stale = sorted(set(catalogued) - set(disk))
+        lost = sorted(set(disk) - set(catalogued))
+        wrong = sorted(p for p in set(disk) & set(catalogued) if disk[p] != catalogued[p])
+        raise AssertionError(f"catalogue != disk: stale {stale}, missing {lost}, outdated {wrong}")
+
+
+@contextmanager
+def watching(db: Path, *roots: Path, **options: object) -> Iterator[Watcher]:
+    """A Watcher with a real observer in a thread, started and reconciled; stopped at the end."""
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        options = {"settle": SETTLE, "tick": 0.05, "workers": 1, "methods": ["phash"], **options}
+        watcher = Watcher(catalog, [str(r) for r in roots], **options)  # type: ignore[arg-type]
+        ready, failure = threading.Event(), []
+
+        def run() -> None:
+            try:
+                watcher.run(on_ready=ready.set)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+                failure.append(exc)
+                ready.set()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        assert ready.wait(30)
+        try:
+            yield watcher
+        finally:
+            watcher.stop()
+            thread.join(30)
+        if failure:
+            raise failure[0]
+
+
+def write_image(path: Path, seed: int = 0, **save: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    synthetic(seed).save(path, **save)
+    return path
+
+
+def image_id(db: Path, path: Path) -> int | None:
+    with Catalog.open(f"sqlite:///{db}", create=False) as catalog:
+        return next((i for i, p in catalog.paths().items() if p == str(path)), None)
+
+
+def test_create_modify_rename_delete(tmp_path):
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    root.mkdir()
+    write_image(root / "before.png", 1)  # there before the watcher: found by the start-up reconciliation
+    with watching(db, root) as watcher:
+        assert_exact(db, root)
+        write_image(root / "a.jpg", 2)
+        assert_exact(db, root)
+        first_id = image_id(db, root / "a.jpg")
+
+        write_image(root / "a.jpg", 3)  # modified: same row, new content
+        assert_exact(db, root)
+        assert image_id(db, root / "a.jpg") == first_id
+
+        os.rename(root / "a.jpg", root / "b.jpg")  # renamed: the row follows, nothing is recomputed
+        assert_exact(db, root)
+        assert image_id(db, root / "b.jpg") == first_id
+
+        (root / "b.jpg").unlink()
+        (root / "before.png").unlink()
+        assert_exact(db, root)
+    assert (watcher.totals.added, watcher.totals.updated, watcher.totals.moved, watcher.totals.removed) == (
+        2,
+        1,
+        1,
+        2,
+    )
+    assert catalogue_images(db) == {}
+
+
+def test_folders_and_moves_between_into_and_out_of_watched_roots(tmp_path):
+    one, two, outside, db = tmp_path / "one", tmp_path / "two", tmp_path / "outside", tmp_path / "c.db"
+    for folder in (one, two, outside):
+        folder.mkdir()
+    with watching(db, one, two):
+        write_image(one / "album" / "x.png", 1)
+        write_image(one / "album" / "deep" / "y.png", 2)
+        assert_exact(db, one, two)
+        kept = image_id(db, one / "album" / "deep" / "y.png")
+
+        os.rename(one / "album", one / "renamed")  # folder rename
+        assert_exact(db, one, two)
+        assert image_id(db, one / "renamed" / "deep" / "y.png") == kept
+
+        shutil.move(one / "renamed" / "x.png", two / "x.png")  # between watched roots
+        write_image(outside / "in.png", 3)
+        shutil.move(outside / "in.png", two / "in.png")  # into a watched root
+        shutil.move(one / "renamed" / "deep" / "y.png", outside / "y.png")  # out of it
+        assert_exact(db, one, two)
+
+        write_image(two / "gone" / "z.png", 4)
+        assert_exact(db, one, two)
+        shutil.rmtree(two / "gone")  # folder delete
+        shutil.rmtree(one / "renamed")
+        assert_exact(db, one, two)
+    assert set(catalogue_images(db)) == {str(two / "x.png"), str(two / "in.png")}
+
+
+def test_a_file_written_slowly_is_indexed_once_and_complete(tmp_path):
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    root.mkdir()
+    data = (PHOTOS / SMALL_PHOTOS[0]).read_bytes()
+    with watching(db, root) as watcher:
+        target = root / "slow.jpg"
+        with open(target, "wb") as handle:
+            for start in range(0, len(data), len(data) // 5 + 1):
+                handle.write(data[start : start + len(data) // 5 + 1])
+                handle.flush()
+                time.sleep(SETTLE * 2.5)  # pauses longer than the settle time: the file is still open
+                assert str(target) not in catalogue_images(db), "indexed while still being written"
+        assert_exact(db, root)
+    assert watcher.totals.added == 1 and watcher.totals.updated == 0 and watcher.totals.errors == 0
+
+
+def test_a_burst_of_hundreds_of_files_is_indexed_once_each(tmp_path):
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    root.mkdir()
+    sources = [write_image(tmp_path / "src" / f"{n:03d}.png", n, optimize=False) for n in range(300)]
+    with watching(db, root, workers=2) as watcher:
+        for n, source in enumerate(sources):
+            shutil.copyfile(source, root / f"{n % 7}" / source.name) if (root / f"{n % 7}").is_dir() else (
+                (root / f"{n % 7}").mkdir(),
+                shutil.copyfile(source, root / f"{n % 7}" / source.name),
+            )
+        assert_exact(db, root, timeout=60)
+    assert watcher.totals.added == 300 and watcher.totals.errors == 0
+
+
+def test_temporary_and_hidden_files_are_ignored_until_renamed(tmp_path):
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    root.mkdir()
+    with watching(db, root):
+        write_image(root / "download.jpg.part", 1, format="JPEG")
+        write_image(root / "photo.jpg.crdownload", 2, format="JPEG")
+        write_image(root / ".hidden.png", 3)
+        write_image(root / ".cache" / "thumb.png", 4)
+        write_image(root / "backup.png~", 5, format="PNG")
+        write_image(root / "real.png", 6)
+        assert_exact(db, root)
+        assert set(catalogue_images(db)) == {str(root / "real.png")}
+        os.rename(root / "download.jpg.part", root / "download.jpg")  # the download finished
+        assert_exact(db, root)
+        assert str(root / "download.jpg") in catalogue_images(db)
+
+
+def test_polling_observer(tmp_path):
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    root.mkdir()
+    with watching(db, root, polling=True):
+        write_image(root / "p.png", 1)
+        assert_exact(db, root)
+        os.rename(root / "p.png", root / "q.png")
+        write_image(root / "sub" / "r.png", 2)
+        assert_exact(db, root)
+        (root / "q.png").unlink()
+        assert_exact(db, root)
+
+
+# -- the daemon as a process: one writer, readers meanwhile, SIGTERM and kill -9 ----------------------
+
+
+def start_daemon(db: Path, root: Path, *extra: str) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "catalog",
+        "--db",
+        str(db),
+        "watch",
+        str(root),
+        "--settle",
+        str(SETTLE),
+        *extra,
+    ]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    for line in process.stderr:  # wait for the start-up reconciliation
+        if "reconciliation" in line:
+            break
+    return process
+
+
+def run_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "catalog", "--db", str(db), *args], capture_output=True, text=True
+    )
+
+
+def consistent(db: Path) -> None:
+    """SQLite's own check passes and every readable image has its signature."""
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        unsigned = conn.execute(
+            "SELECT COUNT(*) FROM images WHERE error IS NULL AND id NOT IN "
+            "(SELECT image_id FROM signatures WHERE method = 'phash')"
+        ).fetchone()[0]
+        assert unsigned == 0
+
+
+def burst(root: Path, sources: list[Path]) -> None:
+    for source in sources:
+        shutil.copyfile(source, root / source.name)
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> list[Path]:
+    return [write_image(tmp_path / "src" / f"{n:03d}.jpg", n, quality=90) for n in range(400)]
+
+
+def test_one_writer_readers_meanwhile_and_sigterm_mid_burst(tmp_path, sources):
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    root.mkdir()
+    daemon = start_daemon(db, root, "--methods", "phash")
+    try:
+        second = run_cli(db, "index", str(root))
+        assert (
+            second.returncode == 3
+            and "being written by pid" in second.stderr
+            and "catalog watch" in second.stderr
+        )
+        another = run_cli(db, "watch", str(root))
+        assert another.returncode == 3
+
+        writer = threading.Thread(target=burst, args=(root, sources))
+        writer.start()
+        readers = [run_cli(db, "copies", "-m", "phash", "-f", "json") for _ in range(3)]
+        for reader in readers:  # readers work while the daemon writes: no "database is locked"
+            assert reader.returncode == 0, reader.stderr
+            json.loads(reader.stdout)
+        writer.join()
+        time.sleep(SETTLE * 2)
+        daemon.send_signal(signal.SIGTERM)  # in the middle of indexing the burst
+        assert daemon.wait(60) == 0
+    finally:
+        daemon.kill()
+    consistent(db)
+    assert len(catalogue_images(db)) <= len(sources)
+    restarted = start_daemon(db, root)  # the start-up reconciliation completes the catalogue
+    try:
+        assert_exact(db, root, timeout=60)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        assert restarted.wait(60) == 0
+
+
+def test_kill_9_at_any_point_then_restart_is_exact(tmp_path, sources):
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    root.mkdir()
+    for delay in (0.3, 0.9):
+        daemon = start_daemon(db, root, "--methods", "phash")
+        writer = threading.Thread(target=burst, args=(root, sources[: int(200 / delay)]))
+        writer.start()
+        time.sleep(delay)
+        daemon.kill()  # SIGKILL: no clean-up at all
+        daemon.wait(30)
+        writer.join()
+        consistent(db)
+        for path in list(root.iterdir())[::3]:  # changes while the daemon is down
+            path.unlink()
+    restarted = start_daemon(db, root)
+    try:
+        assert_exact(db, root, timeout=60)
+        write_image(root / "after.png", 999)
+        assert_exact(db, root)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        assert restarted.wait(60) == 0
