@@ -238,6 +238,18 @@ class Catalog:
                 )
         return [r[0] for r in rows], [r[1] for r in rows]
 
+    def signature_stamp(self, method: str) -> str:
+        """Changes whenever a ``method`` signature is added, replaced or removed: (count, latest write)
+        of its rows, from one aggregate query."""
+        query = (
+            select(func.count(Signature.image_id), func.max(Image.indexed_at))
+            .join(Image, Image.id == Signature.image_id)
+            .where(Signature.method == method)
+        )
+        with self.session() as s:
+            count, latest = s.execute(query).one()
+        return f"{count}@{latest.isoformat() if latest else '-'}"
+
     def signature_ids(self, method: str, since: datetime | None = None) -> list[int]:
         """Ids of readable images with a ``method`` signature (written after ``since``, if given)."""
         query = select(Signature.image_id).where(Signature.method == method).order_by(Signature.image_id)

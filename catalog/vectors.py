@@ -66,14 +66,19 @@ class VectorIndex:
         self.index: hnswlib.Index | None = None
         self.ids = np.zeros(0, dtype=np.int64)  # live labels (image ids)
         self.changed = False  # built or updated since loaded: to be saved
+        self.stamp = ""  # the catalogue's signature stamp the saved index reflects
 
     # -- keeping in step ---------------------------------------------------------------------------
 
     def sync(self) -> VectorIndex:
         """Bring the index in line with the catalogue; build it when there is none (or it is unusable)."""
         started = now()
-        stored_ids = np.asarray(self.catalog.signature_ids(self.method), dtype=np.int64)
+        stamp = self.catalog.signature_stamp(self.method)
         synced_at = self._load()
+        if synced_at is not None and self.stamp == stamp:
+            return self  # nothing changed since the index was saved: no need to compare every id
+        self.stamp = stamp
+        stored_ids = np.asarray(self.catalog.signature_ids(self.method), dtype=np.int64)
         if self.index is None or synced_at is None:
             self._build(stored_ids)
         else:
@@ -107,7 +112,7 @@ class VectorIndex:
         except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError):
             return None
         index.set_ef(EF_SEARCH)
-        self.index, self.ids = index, ids
+        self.index, self.ids, self.stamp = index, ids, meta.get("stamp", "")
         _loaded[self.paths["json"]] = (stamp, index, ids)
         return datetime.fromisoformat(meta["synced_at"])
 
@@ -165,6 +170,7 @@ class VectorIndex:
             "count": len(self.ids),
             "capacity": self.index.get_max_elements(),
             "synced_at": synced_at.isoformat(),
+            "stamp": self.stamp,
         }
         tmp = self.paths["json"].with_name(self.paths["json"].name + ".tmp")
         tmp.write_text(json.dumps(meta))

@@ -74,14 +74,24 @@ class Inbox(FileSystemEventHandler):
     """What watchdog's thread hands over: events, timestamped, in order. Nothing else happens there."""
 
     def __init__(self) -> None:
-        self.events: queue.SimpleQueue[tuple[float, FileSystemEvent]] = queue.SimpleQueue()
+        self.events: queue.SimpleQueue[tuple[float, FileSystemEvent | None]] = queue.SimpleQueue()
 
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.event_type not in ("opened", "closed_no_write", "attrib"):  # our own reads, chmod
             self.events.put((time.monotonic(), event))
 
-    def drain(self) -> list[tuple[float, Any]]:
+    def wake(self) -> None:
+        """Make a waiting :meth:`drain` return (to stop)."""
+        self.events.put((time.monotonic(), None))
+
+    def drain(self, wait: float = 0.0) -> list[tuple[float, Any]]:
+        """Every event queued, waiting up to ``wait`` seconds for the first one (idle: no polling)."""
         drained = []
+        if wait > 0:
+            try:
+                drained.append(self.events.get(timeout=wait))
+            except queue.Empty:
+                return drained
         while True:
             try:
                 drained.append(self.events.get_nowait())
@@ -190,7 +200,12 @@ class Watcher:
                 on_ready()
             next_reconcile = time.monotonic() + self.reconcile_every
             next_summary = time.monotonic() + self.summary_every
-            while not self.stop_requested.wait(self.tick):
+            while not self.stop_requested.is_set():
+                # Pending files: look again every tick. Nothing pending: sleep until an event arrives
+                # or the next scheduled job (idle costs no CPU).
+                now = time.monotonic()
+                wait = self.tick if self.settler.pending else min(next_reconcile, next_summary) - now
+                self._take_events(max(wait, 0.0))
                 self._check_observer(observer)
                 self._step()
                 now = time.monotonic()
@@ -209,6 +224,7 @@ class Watcher:
 
     def stop(self, *_signal: object) -> None:
         self.stop_requested.set()
+        self.inbox.wake()
 
     @contextmanager
     def signals_stop(self) -> Iterator[None]:
@@ -241,9 +257,10 @@ class Watcher:
             self._take_events()
             self._apply_renames()
 
-    def _take_events(self) -> None:
-        for when, event in self.inbox.drain():
-            self._classify(when, event)
+    def _take_events(self, wait: float = 0.0) -> None:
+        for when, event in self.inbox.drain(wait):
+            if event is not None:
+                self._classify(when, event)
 
     def _classify(self, when: float, event: Any) -> None:
         kind, src = event.event_type, _text(event.src_path)

@@ -222,7 +222,9 @@ def test_polling_observer(tmp_path):
 # -- the daemon as a process: one writer, readers meanwhile, SIGTERM and kill -9 ----------------------
 
 
-def start_daemon(db: Path, root: Path, *extra: str) -> subprocess.Popen[str]:
+def start_daemon(db: Path, root: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """`catalog watch` as a process, its log in a file (a pipe nobody drains would block it); returns once
+    the start-up reconciliation is done."""
     command = [
         sys.executable,
         "-m",
@@ -235,11 +237,11 @@ def start_daemon(db: Path, root: Path, *extra: str) -> subprocess.Popen[str]:
         str(SETTLE),
         *extra,
     ]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    for line in process.stderr:  # wait for the start-up reconciliation
-        if "reconciliation" in line:
-            break
+    log = db.with_name(f"watch-{time.monotonic_ns()}.log")
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(command, stderr=handle)
+    assert wait_until(lambda: "reconciliation" in log.read_text() or process.poll() is not None, 60)
+    assert process.poll() is None, log.read_text()
     return process
 
 
