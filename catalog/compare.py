@@ -18,6 +18,8 @@ def file_signatures(path: str, names: Sequence[str]) -> dict[str, bytes]:
         raise UsageError(f"no such file: {path}")
     st = os.stat(path)
     result = process(Task(path, st.st_size, st.st_mtime_ns, pixel_methods(names)))
+    if result.vanished:
+        raise UsageError(f"no such file: {path}")
     if result.error:
         raise UsageError(f"{path}: {result.error}")
     finished: dict[str, bytes] = {}

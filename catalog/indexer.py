@@ -316,6 +316,8 @@ class _Writer:
 
     def _apply(self, session: Session, r: FileResult) -> None:
         old = self.plan.known.get(r.path)
+        if r.vanished:
+            return
         if r.error is not None:
             self.report.errors.append((r.path, r.error))
             self.report.log("error", f"{r.path}: {r.error}")

@@ -35,6 +35,9 @@ class FileResult:
     error: str | None = None
     #: The content hash is one of ``Task.known_hashes``: nothing was decoded.
     known_content: bool = False
+    #: The file was gone by the time it was read (deleted or renamed since the scan): nothing to record;
+    #: the next run (or the watcher's next event) sees where it went.
+    vanished: bool = False
 
 
 def content_hash(data: bytes) -> str:
@@ -48,6 +51,9 @@ def process(task: Task) -> FileResult:
     try:
         with open(task.path, "rb") as handle:
             data = handle.read()
+    except FileNotFoundError:
+        result.vanished = True
+        return result
     except OSError as exc:
         result.error = f"cannot read: {exc.strerror or exc}"
         return result

@@ -22,6 +22,7 @@ import pytest
 from catalog.scan import image_suffix
 from catalog.store import Catalog
 from catalog.watch import Watcher, ignored
+from catalog.worker import Task, process
 from conftest import PHOTOS, SMALL_PHOTOS, synthetic
 
 SETTLE = 0.2
@@ -99,6 +100,13 @@ def write_image(path: Path, seed: int = 0, **save: object) -> Path:
 def image_id(db: Path, path: Path) -> int | None:
     with Catalog.open(f"sqlite:///{db}", create=False) as catalog:
         return next((i for i, p in catalog.paths().items() if p == str(path)), None)
+
+
+def test_a_file_gone_before_it_is_read_leaves_no_error_row(tmp_path):
+    """Renamed or deleted between the scan and the read: nothing is recorded (the event that follows
+    says where it went), rather than an error row that a rename would carry along."""
+    result = process(Task(str(tmp_path / "gone.jpg"), 10, 0, ("phash",)))
+    assert result.vanished and result.error is None and not result.signatures
 
 
 def test_create_modify_rename_delete(tmp_path):
@@ -330,3 +338,24 @@ def test_kill_9_at_any_point_then_restart_is_exact(tmp_path, sources):
     finally:
         restarted.send_signal(signal.SIGTERM)
         assert restarted.wait(60) == 0
+
+
+def test_inotify_limits_are_reported_with_the_fix():
+    """The messages for the errors watchdog raises when the kernel's inotify limits are reached
+    (changing the limits themselves would affect the whole machine)."""
+    import errno
+
+    from catalog.watch import _observer_error
+
+    watches = _observer_error(OSError(errno.ENOSPC, "inotify watch limit reached"))
+    assert "fs.inotify.max_user_watches" in watches and "sudo sysctl" in watches and "--polling" in watches
+    instances = _observer_error(OSError(errno.EMFILE, "inotify instance limit reached"))
+    assert "fs.inotify.max_user_instances" in instances and "--polling" in instances
+
+
+def test_watch_refuses_files_and_bad_options(tmp_path):
+    image = write_image(tmp_path / "one.png")
+    result = run_cli(tmp_path / "c.db", "watch", str(image))
+    assert result.returncode == 2 and "not a folder" in result.stderr
+    result = run_cli(tmp_path / "c.db", "watch", str(tmp_path), "--settle", "-1")
+    assert result.returncode == 2
