@@ -48,6 +48,8 @@ class IndexReport:
     changes: list[tuple[str, str]] | None = None
     #: Files left for later because they were modified too recently (still being written?).
     deferred: list[str] = field(default_factory=list)
+    #: Stopped early on request (see ``index(cancel=...)``).
+    cancelled: bool = False
 
     def log(self, action: str, path: str) -> None:
         if self.changes is not None:
@@ -95,19 +97,25 @@ def index(
     workers: int | None = None,
     progress: ProgressCallback | None = None,
     early: EarlyStart | None = None,
+    cancel: threading.Event | None = None,
 ) -> IndexReport:
     """Bring the catalogue in line with the files below ``paths``.
 
     ``early``: workers the caller started, maybe already reading files (``pool.start_new_catalogue``).
     Otherwise a pool of ``workers`` processes (default: one per core) starts when there is enough work.
+    ``cancel``: when set, the run stops after the write batch in hand (``report.cancelled``); what was
+    written stays, nothing is dropped, and the next run carries on.
     """
     started = time.perf_counter()
     roots = normalise_roots(paths)
     report = IndexReport()
     report.methods = enable_methods(catalog, methods, report.notes)
     runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods(report.methods))
+    runner.cancel = cancel
     try:
         for root in roots:
+            if runner.cancelled:
+                break
             if os.path.isdir(root):
                 catalog.add_root(root)
                 scope = Scope(folders=(root,))
@@ -182,6 +190,11 @@ class _Runner:
         self.workers = workers
         self.methods = methods
         self.preloading: threading.Thread | None = None
+        self.cancel: threading.Event | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
 
     def scan(self, root: str) -> ScanResult:
         run = self.early.roots.get(root) if self.early else None
@@ -209,7 +222,7 @@ class _Runner:
 
     def close(self) -> None:
         if self.owned is not None:
-            self.owned.close()
+            self.owned.terminate() if self.cancelled else self.owned.close()
 
 
 @dataclass
@@ -274,7 +287,12 @@ def _index_scope(
         writer.add(result)
         if progress:
             progress(done, len(plan.tasks))
+        if runner.cancelled:
+            break
     writer.flush()
+    if runner.cancelled:
+        report.cancelled = True
+        return  # the walk's results are incomplete: vanished files are dropped by a complete run only
     report.removed += catalog.remove(info.id for info in plan.missing.values())
     for path in plan.missing:
         report.log("removed", path)

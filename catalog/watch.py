@@ -340,7 +340,9 @@ class Watcher:
         from catalog.indexer import index
 
         started = time.monotonic()
-        report = index(self.catalog, self.roots, self.methods, workers=self.workers)
+        report = index(
+            self.catalog, self.roots, self.methods, workers=self.workers, cancel=self.stop_requested
+        )
         self.totals.add(report)
         log.info(
             "%s reconciliation: %d added, %d updated, %d moved, %d removed, %d unchanged, %d unreadable "
@@ -356,6 +358,8 @@ class Watcher:
         )
         for note in report.notes:
             log.info("%s", note)
+        if report.cancelled:
+            log.info("reconciliation stopped early; the next start carries on")
         self.methods = None  # recorded in the catalogue now; later runs use its set
 
     # -- the observer ------------------------------------------------------------------------------

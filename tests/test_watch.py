@@ -359,3 +359,25 @@ def test_watch_refuses_files_and_bad_options(tmp_path):
     assert result.returncode == 2 and "not a folder" in result.stderr
     result = run_cli(tmp_path / "c.db", "watch", str(tmp_path), "--settle", "-1")
     assert result.returncode == 2
+
+
+def test_sigterm_during_the_start_up_reconciliation_stops_soon_and_cleanly(tmp_path, sources):
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    root.mkdir()
+    burst(root, sources)
+    log = tmp_path / "watch.log"
+    command = [sys.executable, "-m", "catalog", "--db", str(db), "watch", str(root), "--workers", "1"]
+    with open(log, "wb") as handle:
+        daemon = subprocess.Popen(command, stderr=handle)
+    try:
+        assert wait_until(lambda: db.exists() and len(catalogue_images(db)) > 0, 60)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+    finally:
+        daemon.kill()
+    text = log.read_text()
+    assert "stopped early" in text, text
+    consistent(db)
+    assert 0 < len(catalogue_images(db)) < len(sources)
+    assert run_cli(db, "index", str(root)).returncode == 0  # the next run carries on
+    assert catalogue_images(db) == disk_images(root)
