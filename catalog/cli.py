@@ -233,10 +233,13 @@ def watch_command(
 @app.command("status")
 def status_command(ctx: typer.Context, fmt: FormatOption = Format.text) -> None:
     """What the catalogue holds: images, methods, roots and files that could not be read."""
+    from catalog.lock import current_writer
+
     with ctx.obj.open() as catalog:
         counts = catalog.counts()
         data = {
             "catalogue": catalog.url,
+            "writer": current_writer(catalog.url),
             "images": counts["images"],
             "methods": catalog.methods(),
             "signatures": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("signatures:")},
@@ -250,6 +253,7 @@ def status_command(ctx: typer.Context, fmt: FormatOption = Format.text) -> None:
     typer.echo(f"images:    {data['images']}")
     typer.echo(f"methods:   {', '.join(f'{k} ({v})' for k, v in data['methods'].items()) or '-'}")
     typer.echo(f"roots:     {', '.join(data['roots']) or '-'}")
+    typer.echo(f"writer:    {data['writer'] or '-'}")
     typer.echo(f"errors:    {len(data['errors'])}")
     for row in data["errors"]:
         typer.echo(f"  {row['path']}: {row['error']}")

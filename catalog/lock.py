@@ -48,3 +48,20 @@ def writer_lock(url: str, holder: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def current_writer(url: str) -> str | None:
+    """Who holds the writer lock ("pid N (catalog watch)"), or None when nobody writes."""
+    path = lock_path(url)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+    else:
+        return None
+    finally:
+        os.close(fd)

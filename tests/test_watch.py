@@ -293,6 +293,8 @@ def test_one_writer_readers_meanwhile_and_sigterm_mid_burst(tmp_path, sources):
         )
         another = run_cli(db, "watch", str(root))
         assert another.returncode == 3
+        status = json.loads(run_cli(db, "status", "-f", "json").stdout)
+        assert status["writer"] == f"pid {daemon.pid} (catalog watch)"
 
         writer = threading.Thread(target=burst, args=(root, sources))
         writer.start()
@@ -306,6 +308,7 @@ def test_one_writer_readers_meanwhile_and_sigterm_mid_burst(tmp_path, sources):
         assert daemon.wait(60) == 0
     finally:
         daemon.kill()
+    assert json.loads(run_cli(db, "status", "-f", "json").stdout)["writer"] is None
     consistent(db)
     assert len(catalogue_images(db)) <= len(sources)
     restarted = start_daemon(db, root)  # the start-up reconciliation completes the catalogue
