@@ -176,9 +176,9 @@ class Ssim(VectorMethod):
     def score_pairs(self, a: list[bytes], b: list[bytes]) -> np.ndarray:
         import numpy as np
 
-        x, y = self.grays(a), self.grays(b)
-        chunks = [
-            ssim_batch(x[s : s + SSIM_CHUNK], y[s : s + SSIM_CHUNK]) for s in range(0, len(x), SSIM_CHUNK)
+        chunks = [  # thumbnails converted chunk by chunk: memory stays flat however many pairs
+            ssim_batch(self.grays(a[s : s + SSIM_CHUNK]), self.grays(b[s : s + SSIM_CHUNK]))
+            for s in range(0, len(a), SSIM_CHUNK)
         ]
         return np.concatenate(chunks) if chunks else np.zeros(0)
 
