@@ -102,7 +102,8 @@ def storm(tmp: Path, count: int, polling: bool, idle: float) -> tuple[float, int
     try:
         started = time.perf_counter()
         subprocess.run(["cp", "-r", str(source), str(root / "storm")], check=True)
-        while True:
+        deadline = started + 900
+        while time.perf_counter() < deadline:  # a loss shows as fewer rows than files at the deadline
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
                 rows, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT path) FROM images").fetchone()
             if rows >= count:

@@ -135,10 +135,11 @@ def index_paths(
     pool: WorkerPool | None = None,
     settling: frozenset[str] = frozenset(),
     fresh_after_ns: int | None = None,
+    cancel: threading.Event | None = None,
 ) -> IndexReport:
     """Bring the catalogue in line with exactly these paths: files or folders, present or vanished
-    (what a watcher saw change). The same planning and writing as :func:`index`; every change is
-    listed in ``report.changes``.
+    (what a watcher saw change, or its whole roots when it reconciles). The same planning and writing
+    as :func:`index`; every change is listed in ``report.changes``; ``cancel`` as for :func:`index`.
 
     ``settling``: files still being written, neither read nor dropped this time. Files found with a
     modification time after ``fresh_after_ns`` are treated the same and listed in ``report.deferred``.
@@ -163,6 +164,7 @@ def index_paths(
     keep = settling | frozenset(report.deferred)
     found.files = {p: v for p, v in found.files.items() if p not in keep}
     runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), pool)
+    runner.cancel = cancel
     _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
     report.seconds = time.perf_counter() - started
     return report

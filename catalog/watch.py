@@ -131,6 +131,11 @@ class Settler:
                 done.append(path)
         return sorted(done, key=lambda p: self.pending[p].changed_at)
 
+    def forget_writers(self) -> None:
+        """Events were lost ("closed" ones too): fall back to quiet time and modification times."""
+        for entry in self.pending.values():
+            entry.open_for_writing = False
+
     def settling(self, now: float) -> frozenset[str]:
         ready = set(self.ready(now))
         return frozenset(p for p in self.pending if p not in ready)
@@ -188,6 +193,8 @@ class Watcher:
         self.stop_requested = threading.Event()
         self.totals = Totals()
         self._pool: WorkerPool | None = None
+        #: Set when the kernel dropped events (inotify queue overflow): reconcile once things settle.
+        self.resync = threading.Event()
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -204,7 +211,8 @@ class Watcher:
                 # Pending files: look again every tick. Nothing pending: sleep until an event arrives
                 # or the next scheduled job (idle costs no CPU).
                 now = time.monotonic()
-                wait = self.tick if self.settler.pending else min(next_reconcile, next_summary) - now
+                busy = self.settler.pending or self.resync.is_set()
+                wait = self.tick if busy else min(next_reconcile, next_summary) - now
                 self._take_events(max(wait, 0.0))
                 self._check_observer(observer)
                 self._step()
@@ -212,12 +220,15 @@ class Watcher:
                 if now >= next_reconcile:
                     self._reconcile("periodic")
                     next_reconcile = now + self.reconcile_every
+                elif self.resync.is_set():
+                    self.settler.forget_writers()
+                    if not self.settler.pending:
+                        self._reconcile("events were lost:")
                 if now >= next_summary:
                     log.info("watching %d folder(s); since start: %s", len(self.roots), self.totals)
                     next_summary = now + self.summary_every
         finally:
-            observer.stop()
-            observer.join()
+            self._stop_observer(observer)
             if self._pool is not None:
                 self._pool.close()
         log.info("stopped; since start: %s", self.totals)
@@ -337,12 +348,28 @@ class Watcher:
         return self._pool
 
     def _reconcile(self, why: str) -> None:
-        from catalog.indexer import index
+        """Every root compared with the disk, as ``catalog index`` does, except that files still
+        settling (or written in the last ``settle`` seconds) are left for their events."""
+        from catalog.indexer import index_paths
 
         started = time.monotonic()
-        report = index(
-            self.catalog, self.roots, self.methods, workers=self.workers, cancel=self.stop_requested
+        self.resync.clear()
+        present = [root for root in self.roots if os.path.isdir(root)]
+        for root in sorted(set(self.roots) - set(present)):
+            log.warning("watched folder %s is gone; its images are kept until it is back", root)
+        for root in present:
+            self.catalog.add_root(root)
+        report = index_paths(
+            self.catalog,
+            present,
+            self.methods,
+            pool=self._worker_pool(BATCH),
+            settling=self.settler.settling(started),
+            fresh_after_ns=time.time_ns() - int(self.settler.settle * 1e9),
+            cancel=self.stop_requested,
         )
+        for path in report.deferred:
+            self.settler.note(time.monotonic(), path)
         self.totals.add(report)
         log.info(
             "%s reconciliation: %d added, %d updated, %d moved, %d removed, %d unchanged, %d unreadable "
@@ -368,6 +395,7 @@ class Watcher:
         from watchdog.observers import Observer
         from watchdog.observers.polling import PollingObserver
 
+        logging.getLogger("watchdog").addHandler(_OverflowAlarm(self.resync, self.inbox.wake))
         observer = PollingObserver(timeout=1.0) if self.polling else Observer()
         for root in self.roots:
             observer.schedule(self.inbox, root, recursive=True)
@@ -377,12 +405,39 @@ class Watcher:
             raise CatalogError(_observer_error(exc)) from None
         return observer
 
+    def _stop_observer(self, observer: Any) -> None:
+        observer.stop()
+        observer.join()
+        watchdog_log = logging.getLogger("watchdog")
+        for handler in list(watchdog_log.handlers):
+            if isinstance(handler, _OverflowAlarm) and handler.alarm is self.resync:
+                watchdog_log.removeHandler(handler)
+
     def _check_observer(self, observer: Any) -> None:
         if not all(emitter.is_alive() for emitter in observer.emitters):
             raise CatalogError(
                 "the filesystem observer stopped (a watched folder vanished, or the inotify watch limit "
                 "was reached as folders were added); restart catalog watch, or use --polling"
             )
+
+
+class _OverflowAlarm(logging.Handler):
+    """Sets ``alarm`` when watchdog reports that the kernel's inotify queue overflowed.
+
+    A storm of changes (a copy of 10,000 files) can overflow the kernel's queue (fs.inotify.
+    max_queued_events); the events are then lost. watchdog rebuilds its watches and says so only in its
+    log, so its log is where the watcher learns that it must reconcile.
+    """
+
+    def __init__(self, alarm: threading.Event, wake: Callable[[], None]):
+        super().__init__(logging.WARNING)
+        self.alarm = alarm
+        self.wake = wake  # the watcher may be asleep, waiting for events that were lost
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.alarm.set()
+            self.wake()
 
 
 def _observer_error(exc: OSError) -> str:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from catalog.scan import image_suffix
 from catalog.store import Catalog
@@ -364,10 +365,14 @@ def test_watch_refuses_files_and_bad_options(tmp_path):
     assert result.returncode == 2
 
 
-def test_sigterm_during_the_start_up_reconciliation_stops_soon_and_cleanly(tmp_path, sources):
+def test_sigterm_during_the_start_up_reconciliation_stops_soon_and_cleanly(tmp_path):
     root, db = tmp_path / "pics", tmp_path / "c.db"
-    root.mkdir()
-    burst(root, sources)
+    big = write_image(tmp_path / "big.jpg", 5, quality=95)
+    with Image.open(big) as img:
+        img.resize((1280, 960)).save(big, quality=95)
+    for n in range(1500):  # enough work that the signal arrives mid-way
+        (root / f"{n // 100:02d}").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(big, root / f"{n // 100:02d}" / f"{n:04d}.jpg")
     log = tmp_path / "watch.log"
     command = [sys.executable, "-m", "catalog", "--db", str(db), "watch", str(root), "--workers", "1"]
     with open(log, "wb") as handle:
@@ -381,6 +386,31 @@ def test_sigterm_during_the_start_up_reconciliation_stops_soon_and_cleanly(tmp_p
     text = log.read_text()
     assert "stopped early" in text, text
     consistent(db)
-    assert 0 < len(catalogue_images(db)) < len(sources)
+    assert 0 < len(catalogue_images(db)) < 1500
     assert run_cli(db, "index", str(root)).returncode == 0  # the next run carries on
     assert catalogue_images(db) == disk_images(root)
+
+
+def test_events_lost_to_an_inotify_queue_overflow_are_recovered(tmp_path, sources, caplog):
+    """A kernel queue too small for a burst drops events; the watcher reconciles once things settle.
+    The queue size is a machine-wide setting read when an inotify instance is created: lowered for this
+    watcher's start only, then restored."""
+    setting = Path("/proc/sys/fs/inotify/max_queued_events")
+    if not os.access(setting, os.W_OK):
+        pytest.skip("cannot change fs.inotify.max_queued_events here")
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    root.mkdir()
+    original = setting.read_text()
+    setting.write_text("64")
+    try:
+        context = watching(db, root)
+        watcher = context.__enter__()
+    finally:
+        setting.write_text(original)
+    try:
+        burst(root, sources)  # about 1,600 events into a queue of 64
+        assert_exact(db, root, timeout=60)
+        assert any("overflow" in record.getMessage() for record in caplog.records)
+        assert wait_until(lambda: not watcher.resync.is_set())  # seen, reconciled, and quiet again
+    finally:
+        context.__exit__(None, None, None)
