@@ -33,7 +33,7 @@ def disk_images(*roots: Path) -> dict[str, str]:
     """path -> SHA-256 of every image file below the roots (hidden and temporary files aside)."""
     found = {}
     for root in roots:
-        for folder, dirs, files in os.walk(root):
+        for folder, dirs, files in os.walk(root, followlinks=True):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in files:
                 path = os.path.join(folder, name)
@@ -213,6 +213,18 @@ def test_temporary_and_hidden_files_are_ignored_until_renamed(tmp_path):
         os.rename(root / "download.jpg.part", root / "download.jpg")  # the download finished
         assert_exact(db, root)
         assert str(root / "download.jpg") in catalogue_images(db)
+
+
+def test_periodic_reconciliation_catches_what_events_miss(tmp_path):
+    """inotify does not follow a symlinked folder; the scan does, and the periodic reconciliation runs it."""
+    root, elsewhere, db = tmp_path / "pics", tmp_path / "elsewhere", tmp_path / "c.db"
+    root.mkdir()
+    elsewhere.mkdir()
+    (root / "linked").symlink_to(elsewhere)
+    with watching(db, root, reconcile_every=1.0):
+        write_image(elsewhere / "unseen.png", 1)  # no event reaches the watcher
+        assert_exact(db, root)
+        assert str(root / "linked" / "unseen.png") in catalogue_images(db)
 
 
 def test_polling_observer(tmp_path):
