@@ -177,6 +177,11 @@ class VectorIndex:
         os.replace(tmp, self.paths["json"])
         _loaded[self.paths["json"]] = (_stamp(self.paths["json"]), self.index, self.ids)
 
+    def release(self) -> None:
+        """Drop this index from the process's cache of loaded indexes (a daemon keeps no memory)."""
+        _loaded.pop(self.paths["json"], None)
+        self.index = None
+
     # -- searching ---------------------------------------------------------------------------------
 
     def knn(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -48,6 +48,8 @@ log = logging.getLogger("catalog.watch")
 TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", ".swp", "~")
 #: Ready paths handed to one indexing run (so that a stop request waits for one batch at most).
 BATCH = 2000
+#: Quiet seconds after a change before the HNSW indexes beside the catalogue are brought up to date.
+VECTOR_SYNC_DELAY = 5.0
 
 
 def ignored(path: str, roots: Iterable[str]) -> bool:
@@ -179,6 +181,7 @@ class Watcher:
         summary_every: float = 600.0,
         workers: int | None = None,
         tick: float = 0.1,
+        vector_sync_delay: float = VECTOR_SYNC_DELAY,
     ):
         self.catalog = catalog
         self.roots = roots
@@ -188,6 +191,7 @@ class Watcher:
         self.summary_every = summary_every
         self.workers = workers or os.cpu_count() or 1
         self.tick = tick
+        self.vector_sync_delay = vector_sync_delay
         self.settler = Settler(settle, tracks_close=not polling)
         self.inbox = Inbox()
         self.stop_requested = threading.Event()
@@ -195,6 +199,8 @@ class Watcher:
         self._pool: WorkerPool | None = None
         #: Set when the kernel dropped events (inotify queue overflow): reconcile once things settle.
         self.resync = threading.Event()
+        #: When signatures last changed, until the vector indexes are synced (None: in step).
+        self.vectors_stale_since: float | None = None
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -212,7 +218,10 @@ class Watcher:
                 # or the next scheduled job (idle costs no CPU).
                 now = time.monotonic()
                 busy = self.settler.pending or self.resync.is_set()
-                wait = self.tick if busy else min(next_reconcile, next_summary) - now
+                wake_at = min(next_reconcile, next_summary)
+                if self.vectors_stale_since is not None:
+                    wake_at = min(wake_at, self.vectors_stale_since + self.vector_sync_delay)
+                wait = self.tick if busy else wake_at - now
                 self._take_events(max(wait, 0.0))
                 self._check_observer(observer)
                 self._step()
@@ -227,6 +236,9 @@ class Watcher:
                 if now >= next_summary:
                     log.info("watching %d folder(s); since start: %s", len(self.roots), self.totals)
                     next_summary = now + self.summary_every
+                stale = self.vectors_stale_since
+                if stale is not None and not self.settler.pending and now >= stale + self.vector_sync_delay:
+                    self._sync_vector_indexes()
         finally:
             self._stop_observer(observer)
             if self._pool is not None:
@@ -334,7 +346,7 @@ class Watcher:
             self.settler.note(time.monotonic(), path)
         for action, path in report.changes or []:
             log.info("%s %s", action, path)
-        self.totals.add(report)
+        self._count(report)
 
     def _worker_pool(self, batch: int) -> WorkerPool | None:
         """Worker processes for large batches, started on first need and kept (idle workers cost nothing)."""
@@ -370,7 +382,7 @@ class Watcher:
         )
         for path in report.deferred:
             self.settler.note(time.monotonic(), path)
-        self.totals.add(report)
+        self._count(report)
         log.info(
             "%s reconciliation: %d added, %d updated, %d moved, %d removed, %d unchanged, %d unreadable "
             "(%.1f s)",
@@ -388,6 +400,30 @@ class Watcher:
         if report.cancelled:
             log.info("reconciliation stopped early; the next start carries on")
         self.methods = None  # recorded in the catalogue now; later runs use its set
+
+    def _count(self, report: IndexReport) -> None:
+        self.totals.add(report)
+        if report.added or report.updated or report.removed or report.errors:
+            self.vectors_stale_since = time.monotonic()
+
+    def _sync_vector_indexes(self) -> None:
+        """Bring the HNSW indexes that searches have built up to date, once changes have settled, so
+        that the next search does not pay for it; then release them (the daemon keeps no index in
+        memory). An index nobody has built yet is left for the first search to build."""
+        from catalog.methods import VectorMethod, get_method
+        from catalog.vectors import VectorIndex
+
+        self.vectors_stale_since = None
+        for name in self.catalog.methods():
+            method = get_method(name)
+            if not isinstance(method, VectorMethod):
+                continue
+            vectors = VectorIndex(self.catalog, method)
+            if vectors.paths["json"].exists():
+                started = time.monotonic()
+                vectors.sync()
+                vectors.release()
+                log.info("%s index in step (%.1f s)", name, time.monotonic() - started)
 
     # -- the observer ------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -225,6 +226,24 @@ def test_periodic_reconciliation_catches_what_events_miss(tmp_path):
         write_image(elsewhere / "unseen.png", 1)  # no event reaches the watcher
         assert_exact(db, root)
         assert str(root / "linked" / "unseen.png") in catalogue_images(db)
+
+
+def test_vector_indexes_are_brought_up_to_date_once_changes_settle(tmp_path):
+    """Deleted images leave the HNSW index too, without waiting for the next search to sync it."""
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    for n in range(6):
+        write_image(root / f"{n}.png", n)
+    ids_file = tmp_path / "c.db.euclidean.ids.npy"
+    with watching(db, root, methods=["euclidean"], vector_sync_delay=0.3):
+        assert run_cli(db, "dupes", "-m", "euclidean").returncode == 0  # a search builds the index
+        assert len(np.load(ids_file)) == 6
+        (root / "0.png").unlink()
+        (root / "1.png").unlink()
+        write_image(root / "new.png", 99)
+        assert_exact(db, root)
+        with Catalog.open(f"sqlite:///{db}", create=False) as catalog:
+            expected = catalog.signature_ids("euclidean")
+        assert wait_until(lambda: np.load(ids_file).tolist() == expected)
 
 
 def test_polling_observer(tmp_path):
