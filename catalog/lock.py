@@ -1,9 +1,10 @@
 """One writer per catalogue: ``index`` and ``watch`` hold an exclusive lock while they write.
 
-The lock is ``flock`` on a small file beside a SQLite catalogue (``catalog.db.lock``; for a server URL, in
-the user's cache folder, so it guards one machine). The kernel releases it when its process ends, however
-it ends (``kill -9`` included): a lock is never left stale. Readers take no lock; SQLite's WAL mode lets
-them read while the writer writes.
+The lock is a POSIX record lock (``lockf``) on a small file beside a SQLite catalogue (``catalog.db.lock``;
+for a server URL, in the user's cache folder, so it guards one machine). The kernel releases it when its
+process ends, however it ends (``kill -9`` included): a lock is never left stale. Unlike ``flock``, it is
+not shared with forked children, so worker processes outliving a killed writer for a moment do not keep
+the catalogue locked. Readers take no lock; SQLite's WAL mode lets them read while the writer writes.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def writer_lock(url: str, holder: str) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # EAGAIN or EACCES, depending on the system
             other = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             raise BusyError(
                 f"the catalogue is being written by {other}; one writer at a time: wait for it to "
@@ -58,8 +59,8 @@ def current_writer(url: str) -> str | None:
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
         return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
     else:
         return None
