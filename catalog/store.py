@@ -6,18 +6,22 @@ URL works through the same code; the SQL stays portable (no SQLite-only statemen
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, delete, event, func, inspect, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.errors import StoreError
 from catalog.models import Base, Image, MethodRecord, Root, Signature
+
+#: Seconds a process waits for a catalogue that another process is creating (it takes milliseconds).
+CREATION_WAIT = 10.0
 
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
@@ -103,39 +107,51 @@ class Catalog:
             event.listen(engine, "connect", _sqlite_pragmas)
         catalog = cls(engine, url)
         try:
-            catalog._upgrade()
+            catalog._upgrade(create)
         except OperationalError as exc:
             raise StoreError(f"cannot open catalogue {url}: {exc.orig}") from None
         return catalog
 
-    def _upgrade(self) -> None:
+    def _upgrade(self, create: bool = True) -> None:
         """Bring the schema to the head revision.
 
         An empty database gets the current schema from the models and is stamped at head (Alembic's
         recipe for new databases; tests check that models and migrations agree). An older catalogue
-        is upgraded by the migrations; one at head costs a single query.
+        is upgraded by the migrations; one at head costs a single query. A catalogue that another
+        process is creating at this very moment (tables but no stamp yet; or, for a reader, no tables
+        yet) is waited for, not created a second time.
         """
-        with self.engine.begin() as conn:
-            tables = set(inspect(conn).get_table_names())
-            if "alembic_version" in tables:
-                current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                if current == HEAD_REVISION:
+        deadline = time.monotonic() + CREATION_WAIT
+        while True:
+            with self.engine.begin() as conn:
+                tables = set(inspect(conn).get_table_names())
+                if "alembic_version" in tables:
+                    current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                    if current == HEAD_REVISION:
+                        return
+                    break
+                if not tables and create:
+                    self._create_schema(conn)
                     return
-            elif not tables:
-                Base.metadata.create_all(conn)
-                conn.execute(
-                    text(
-                        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
-                    )
-                )
-                conn.execute(
-                    text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
-                )
-                return
+            if time.monotonic() > deadline:
+                if not tables:
+                    raise StoreError(f"{self.url} holds no catalogue (run `catalog index PATH` first)")
+                break
+            time.sleep(0.05)
         from catalog.migrate import upgrade_to_head
 
         upgrade_to_head(self.engine)
+
+    @staticmethod
+    def _create_schema(conn: Connection) -> None:
+        Base.metadata.create_all(conn)
+        conn.execute(
+            text(
+                "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+            )
+        )
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION})
 
     def close(self) -> None:
         self.engine.dispose()

@@ -61,3 +61,31 @@ def test_models_and_migrations_define_the_same_schema(tmp_path):
                 }
             )
         assert shapes[0] == shapes[1]
+
+
+def test_a_reader_waits_for_a_catalogue_being_created(db_path: Path):
+    """Another process has created the tables but not yet stamped them: the reader waits for the
+    stamp instead of creating the schema a second time."""
+    import sqlite3
+    import threading
+    import time
+
+    from sqlalchemy import create_engine
+
+    from catalog.models import Base
+
+    engine = create_engine(f"sqlite:///{db_path}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+
+    def stamp() -> None:
+        time.sleep(0.3)
+        with sqlite3.connect(db_path) as conn:
+            conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+            conn.execute("INSERT INTO alembic_version VALUES (?)", (HEAD_REVISION,))
+
+    creator = threading.Thread(target=stamp)
+    creator.start()
+    with Catalog.open(f"sqlite:///{db_path}", create=False) as catalog:
+        assert catalog.counts()["images"] == 0
+    creator.join()

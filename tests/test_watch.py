@@ -409,7 +409,8 @@ def test_sigterm_during_the_start_up_reconciliation_stops_soon_and_cleanly(tmp_p
     with open(log, "wb") as handle:
         daemon = subprocess.Popen(command, stderr=handle)
     try:
-        assert wait_until(lambda: db.exists() and len(catalogue_images(db)) > 0, 60)
+        started = wait_until(lambda: db.exists() and len(catalogue_images(db)) > 0, 60)
+        assert started, log.read_text()
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
     finally:
