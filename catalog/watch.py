@@ -3,15 +3,16 @@
 Data flow:
 
 - watchdog's thread only puts events in a queue (:class:`Inbox`); it never blocks on the catalogue.
-- The main thread drains the queue every tick. :class:`Settler` remembers each changed path and when it
-  last changed; a path is *ready* once it has been quiet for ``settle`` seconds and, where the
-  observer reports it (inotify), no writer still holds it open. Renames are applied to the catalogue at
-  once (paths follow, signatures stay).
+- The main thread sleeps on that queue (idle costs nothing) and, while paths are pending, looks every
+  tick. :class:`Settler` remembers each changed path and when it last changed; a path is *ready* once
+  it has been quiet for ``settle`` seconds and, where the observer reports it (inotify), no writer still
+  holds it open. Renames are applied to the catalogue at once (paths follow, signatures stay).
 - Ready paths go, in batches, through :func:`catalog.indexer.index_paths`: the planning and writing code
   of ``catalog index``. Files still settling are neither read nor dropped; a file found with a very
   recent modification time is put back to settle.
-- On start, and every ``reconcile_every`` seconds, the roots are reconciled with a full incremental
-  ``index`` (events are missed while the daemon is down, or when the kernel's queue overflows).
+- On start, every ``reconcile_every`` seconds, and after the kernel's event queue overflowed, the roots
+  are reconciled: ``index_paths`` over each whole root (events were missed).
+- Once changes settle, HNSW indexes that searches built are brought up to date.
 
 A crash or ``kill -9`` at any moment leaves the catalogue consistent (each batch is a transaction), and
 the reconciliation at the next start makes it exact.
