@@ -177,9 +177,12 @@ def watch_command(
         bool,
         typer.Option(
             "--polling",
-            help="Poll the folders every second instead of kernel events (network drives, containers).",
+            help="Poll the folders instead of kernel events (network drives, containers).",
         ),
     ] = False,
+    poll_interval: Annotated[
+        float, typer.Option(help="Seconds between scans with --polling (each lists every file: CPU).")
+    ] = 1.0,
     settle: Annotated[
         float,
         typer.Option(help="Seconds a file must be left alone before it is read (a copy in progress waits)."),
@@ -204,8 +207,11 @@ def watch_command(
     not_folders = [r for r in roots if not os.path.isdir(r)]
     if not_folders:
         raise UsageError(f"catalog watch watches folders; not a folder: {not_folders[0]}")
-    if settle < 0 or reconcile_every < 0 or summary_every <= 0:
-        raise UsageError("--settle and --reconcile-every must be 0 or more, --summary-every more than 0")
+    if settle < 0 or reconcile_every < 0 or summary_every <= 0 or poll_interval <= 0:
+        raise UsageError(
+            "--settle and --reconcile-every must be 0 or more, "
+            "--summary-every and --poll-interval more than 0"
+        )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr
     )
@@ -218,6 +224,7 @@ def watch_command(
             roots,
             requested,
             polling=polling,
+            poll_interval=poll_interval,
             settle=settle,
             reconcile_every=reconcile_every or float("inf"),
             summary_every=summary_every,

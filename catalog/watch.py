@@ -177,6 +177,7 @@ class Watcher:
         roots: list[str],
         methods: list[str] | None = None,
         polling: bool = False,
+        poll_interval: float = 1.0,
         settle: float = 0.5,
         reconcile_every: float = 3600.0,
         summary_every: float = 600.0,
@@ -188,6 +189,7 @@ class Watcher:
         self.roots = roots
         self.methods = methods
         self.polling = polling
+        self.poll_interval = poll_interval
         self.reconcile_every = reconcile_every
         self.summary_every = summary_every
         self.workers = workers or os.cpu_count() or 1
@@ -433,7 +435,7 @@ class Watcher:
         from watchdog.observers.polling import PollingObserver
 
         logging.getLogger("watchdog").addHandler(_OverflowAlarm(self.resync, self.inbox.wake))
-        observer = PollingObserver(timeout=1.0) if self.polling else Observer()
+        observer = PollingObserver(timeout=self.poll_interval) if self.polling else Observer()
         for root in self.roots:
             observer.schedule(self.inbox, root, recursive=True)
         try:

@@ -249,7 +249,7 @@ def test_vector_indexes_are_brought_up_to_date_once_changes_settle(tmp_path):
 def test_polling_observer(tmp_path):
     root, db = tmp_path / "pics", tmp_path / "c.db"
     root.mkdir()
-    with watching(db, root, polling=True):
+    with watching(db, root, polling=True, poll_interval=0.5):
         write_image(root / "p.png", 1)
         assert_exact(db, root)
         os.rename(root / "p.png", root / "q.png")
@@ -394,6 +394,8 @@ def test_watch_refuses_files_and_bad_options(tmp_path):
     assert result.returncode == 2 and "not a folder" in result.stderr
     result = run_cli(tmp_path / "c.db", "watch", str(tmp_path), "--settle", "-1")
     assert result.returncode == 2
+    result = run_cli(tmp_path / "c.db", "watch", str(tmp_path), "--polling", "--poll-interval", "0")
+    assert result.returncode == 2 and "--poll-interval" in result.stderr
 
 
 def test_sigterm_during_the_start_up_reconciliation_stops_soon_and_cleanly(tmp_path):
