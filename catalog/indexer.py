@@ -154,7 +154,8 @@ def index_paths(
             _merge(found, scan(path))
         elif os.path.isfile(path):
             files.append(path)
-            if image_suffix(os.path.basename(path)) is not None:
+            # As a folder scan would: image files only, and no symlinked files.
+            if image_suffix(os.path.basename(path)) is not None and not os.path.islink(path):
                 _merge(found, scan(path))
         else:  # vanished: a file or a folder
             folders.append(path)

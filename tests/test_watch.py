@@ -31,14 +31,15 @@ SETTLE = 0.2
 
 
 def disk_images(*roots: Path) -> dict[str, str]:
-    """path -> SHA-256 of every image file below the roots (hidden and temporary files aside)."""
+    """path -> SHA-256 of every image file below the roots (hidden, temporary and symlinked files aside,
+    as catalog index skips them)."""
     found = {}
     for root in roots:
         for folder, dirs, files in os.walk(root, followlinks=True):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in files:
                 path = os.path.join(folder, name)
-                if image_suffix(name) and not ignored(path, [str(root)]):
+                if image_suffix(name) and not ignored(path, [str(root)]) and not os.path.islink(path):
                     found[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     return found
 
@@ -209,6 +210,7 @@ def test_temporary_and_hidden_files_are_ignored_until_renamed(tmp_path):
         write_image(root / ".cache" / "thumb.png", 4)
         write_image(root / "backup.png~", 5, format="PNG")
         write_image(root / "real.png", 6)
+        (root / "link.png").symlink_to(root / "real.png")  # symlinked files are skipped, as by index
         assert_exact(db, root)
         assert set(catalogue_images(db)) == {str(root / "real.png")}
         os.rename(root / "download.jpg.part", root / "download.jpg")  # the download finished
