@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from catalog.groups import find_groups, matches  # noqa: E402
+from catalog.groups import find_groups  # noqa: E402
 from catalog.indexer import index  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
 from catalog.query import nearest  # noqa: E402
@@ -55,7 +55,7 @@ def brute_force_pairs(method_name: str, values: list[bytes]) -> set[tuple[int, i
         for i in range(n - 1):
             scores = method.score_pairs([values[i]] * (n - i - 1), values[i + 1 :])
             pairs.update(
-                (i, i + 1 + int(j)) for j in np.nonzero(matches(method, scores, method.default_threshold))[0]
+                (i, i + 1 + int(j)) for j in np.nonzero(method.is_match(scores, method.default_threshold))[0]
             )
         return pairs
     pixels = method.index_vectors(values).astype(np.float64)  # type: ignore[attr-defined]
@@ -69,7 +69,7 @@ def brute_force_pairs(method_name: str, values: list[bytes]) -> set[tuple[int, i
             )
         else:
             scores = products
-        rows, cols = np.nonzero(matches(method, scores, method.default_threshold))
+        rows, cols = np.nonzero(method.is_match(scores, method.default_threshold))
         rows += start
         keep = rows < cols
         pairs.update(zip(rows[keep].tolist(), cols[keep].tolist(), strict=True))

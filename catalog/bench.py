@@ -212,7 +212,7 @@ def _evaluate(catalog: Catalog, dataset: Dataset, ids: list[int], method: Method
 def top_matches(method: Method, values: list[bytes], ref: int, top: int = TOP) -> np.ndarray:
     """Positions of the ``top`` images most similar to ``values[ref]`` (not itself); ties keep file order."""
     scores = method.score_pairs([values[ref]] * len(values), values).astype(np.float64)
-    order = np.argsort(-scores if method.higher_is_similar else scores, kind="stable")
+    order = method.best_first(scores)
     return order[order != ref][:top]
 
 
@@ -232,13 +232,11 @@ def pair_quality(
     ).astype(np.float64)
     same = groups[left] == groups[right]
     positives = max(int(same.sum()), 1)
-    matched = (
-        scores >= method.default_threshold if method.higher_is_similar else scores <= method.default_threshold
-    )
+    matched = method.is_match(scores, method.default_threshold)
     precision = 100.0 * float(same[matched].mean()) if matched.any() else None
     recall = 100.0 * float(same[matched].sum()) / positives
     # Sweep thresholds from the strictest: pairs with equal scores enter together.
-    order = np.argsort(-scores if method.higher_is_similar else scores, kind="stable")
+    order = method.best_first(scores)
     sorted_scores, true_so_far = scores[order], np.cumsum(same[order])
     last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
     counts = np.arange(1, len(order) + 1)[last_of_tie]

@@ -65,7 +65,7 @@ def vector_edges(
             near = distances[rows, cols] <= method.index_radius(threshold)
         else:
             scores = _pair_scores(catalog, method, ids[rows], labels[rows, cols])
-            near = matches(method, scores, threshold)
+            near = method.is_match(scores, threshold)
         left.append(ids[rows[near]])
         right.append(labels[rows[near], cols[near]])
     ids = index.ids
@@ -79,11 +79,6 @@ def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.nd
     unique = np.unique(np.concatenate([a, b])).tolist()
     values = dict(zip(unique, catalog.signature_values(method.signature_name, unique), strict=True))
     return method.score_pairs([values[i] for i in a.tolist()], [values[i] for i in b.tolist()])
-
-
-def matches(method: Method, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """Which scores are matches at ``threshold`` (vectorised :meth:`Method.is_match`)."""
-    return scores >= threshold if method.higher_is_similar else scores <= threshold
 
 
 def _labelled(

@@ -110,8 +110,7 @@ def index(
     roots = normalise_roots(paths)
     report = IndexReport()
     report.methods = enable_methods(catalog, methods, report.notes)
-    runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods(report.methods))
-    runner.cancel = cancel
+    runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods(report.methods), cancel=cancel)
     try:
         for root in roots:
             if runner.cancelled:
@@ -164,8 +163,7 @@ def index_paths(
         report.deferred = sorted(p for p, (_, mtime) in found.files.items() if mtime > fresh_after_ns)
     keep = settling | frozenset(report.deferred)
     found.files = {p: v for p, v in found.files.items() if p not in keep}
-    runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), pool)
-    runner.cancel = cancel
+    runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), pool, cancel)
     _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
     report.seconds = time.perf_counter() - started
     return report
@@ -186,6 +184,7 @@ class _Runner:
         workers: int,
         methods: tuple[str, ...],
         pool: WorkerPool | None = None,
+        cancel: threading.Event | None = None,
     ):
         self.early = early
         self.pool = early.pool if early else pool
@@ -193,7 +192,7 @@ class _Runner:
         self.workers = workers
         self.methods = methods
         self.preloading: threading.Thread | None = None
-        self.cancel: threading.Event | None = None
+        self.cancel = cancel
 
     @property
     def cancelled(self) -> bool:

@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from catalog.compare import file_signatures
 from catalog.errors import UsageError
 from catalog.methods import check_stored_version, get_method
@@ -66,6 +64,6 @@ def _vector_hits(catalog: Catalog, method: VectorMethod, signature: bytes, k: in
         candidates = labels[0]
         values = catalog.signature_values(method.signature_name, candidates.tolist())
         all_scores = method.score_pairs([signature] * len(values), values)
-        order = np.argsort(-all_scores if method.higher_is_similar else all_scores, kind="stable")[:k]
+        order = method.best_first(all_scores)[:k]
         ids, scores = candidates[order], all_scores[order]
     return [(int(i), round(float(v), 6)) for i, v in zip(ids.tolist(), scores.tolist(), strict=True)]

@@ -328,28 +328,40 @@ class Watcher:
                 log.info("moved %s -> %s%s", src, dest, f" ({count} images)" if count > 1 else "")
 
     def _index(self, paths: list[str], now: float) -> None:
+        self.settler.take(paths)
+        report = self._index_paths(self._present(paths), now, pool_for=len(paths))
+        for action, path in report.changes or []:
+            log.info("%s %s", action, path)
+
+    def _present(self, paths: list[str]) -> list[str]:
+        """``paths`` without watched roots that are gone: their images are kept (an unmounted drive)."""
+        gone = [p for p in paths if p in self.roots and not os.path.isdir(p)]
+        for root in gone:
+            log.warning("watched folder %s is gone; its images are kept until it is back", root)
+        return [p for p in paths if p not in gone]
+
+    def _index_paths(
+        self, paths: list[str], now: float, pool_for: int, cancel: threading.Event | None = None
+    ) -> IndexReport:
+        """``index_paths`` with what the settler knows: files still settling, or written in the last
+        ``settle`` seconds whatever the events said, are left for later."""
         from catalog.indexer import index_paths
 
-        vanished_roots = [p for p in paths if p in self.roots and not os.path.exists(p)]
-        for root in vanished_roots:
-            log.warning("watched folder %s is gone; its images are kept until it is back", root)
-        paths = [p for p in paths if p not in vanished_roots]
-        self.settler.take(paths + vanished_roots)
-        # Files written in the last `settle` seconds are not ready, whatever the events said.
-        fresh_after_ns = time.time_ns() - int(self.settler.settle * 1e9)
         report = index_paths(
             self.catalog,
             paths,
             self.methods,
-            pool=self._worker_pool(len(paths)),
+            pool=self._worker_pool(pool_for),
             settling=self.settler.settling(now),
-            fresh_after_ns=fresh_after_ns,
+            fresh_after_ns=time.time_ns() - int(self.settler.settle * 1e9),
+            cancel=cancel,
         )
         for path in report.deferred:
             self.settler.note(time.monotonic(), path)
-        for action, path in report.changes or []:
-            log.info("%s %s", action, path)
-        self._count(report)
+        self.totals.add(report)
+        if report.added or report.updated or report.removed or report.errors:
+            self.vectors_stale_since = time.monotonic()
+        return report
 
     def _worker_pool(self, batch: int) -> WorkerPool | None:
         """Worker processes for large batches, started on first need and kept (idle workers cost nothing)."""
@@ -364,28 +376,13 @@ class Watcher:
 
     def _reconcile(self, why: str) -> None:
         """Every root compared with the disk, as ``catalog index`` does, except that files still
-        settling (or written in the last ``settle`` seconds) are left for their events."""
-        from catalog.indexer import index_paths
-
+        settling are left for their events."""
         started = time.monotonic()
         self.resync.clear()
-        present = [root for root in self.roots if os.path.isdir(root)]
-        for root in sorted(set(self.roots) - set(present)):
-            log.warning("watched folder %s is gone; its images are kept until it is back", root)
+        present = self._present(self.roots)
         for root in present:
             self.catalog.add_root(root)
-        report = index_paths(
-            self.catalog,
-            present,
-            self.methods,
-            pool=self._worker_pool(BATCH),
-            settling=self.settler.settling(started),
-            fresh_after_ns=time.time_ns() - int(self.settler.settle * 1e9),
-            cancel=self.stop_requested,
-        )
-        for path in report.deferred:
-            self.settler.note(time.monotonic(), path)
-        self._count(report)
+        report = self._index_paths(present, started, pool_for=BATCH, cancel=self.stop_requested)
         log.info(
             "%s reconciliation: %d added, %d updated, %d moved, %d removed, %d unchanged, %d unreadable "
             "(%.1f s)",
@@ -403,11 +400,6 @@ class Watcher:
         if report.cancelled:
             log.info("reconciliation stopped early; the next start carries on")
         self.methods = None  # recorded in the catalogue now; later runs use its set
-
-    def _count(self, report: IndexReport) -> None:
-        self.totals.add(report)
-        if report.added or report.updated or report.removed or report.errors:
-            self.vectors_stale_since = time.monotonic()
 
     def _sync_vector_indexes(self) -> None:
         """Bring the HNSW indexes that searches have built up to date, once changes have settled, so

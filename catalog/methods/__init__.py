@@ -82,8 +82,15 @@ class Method(ABC):
     def warm_up(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Import what :meth:`compute` needs (called once in each worker process as it starts)."""
 
-    def is_match(self, score: float, threshold: float) -> bool:
+    def is_match(self, score: Any, threshold: float) -> Any:
+        """Whether a score (or each score of a NumPy array) is a match at ``threshold``."""
         return score >= threshold if self.higher_is_similar else score <= threshold
+
+    def best_first(self, scores: np.ndarray) -> np.ndarray:
+        """Positions of ``scores`` from most to least alike; ties keep their order."""
+        import numpy as np
+
+        return np.argsort(-scores if self.higher_is_similar else scores, kind="stable")
 
 
 class VectorMethod(Method):
