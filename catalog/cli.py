@@ -10,18 +10,20 @@ import csv
 import gc
 import io
 import json
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from catalog.config import DEFAULT_METHODS, resolve_db_url, sqlite_file
-from catalog.errors import CatalogError, UsageError
+from catalog.errors import CatalogError, Interrupted, UsageError
+from catalog.interrupts import Interrupts
 from catalog.methods import get_method, method_names, parse_method_list
 
 if TYPE_CHECKING:
@@ -36,9 +38,8 @@ class CatalogGroup(TyperGroup):
         except CatalogError as exc:
             typer.echo(f"catalog: error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("catalog: interrupted", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            _report_interruption(exc)
 
 
 app = typer.Typer(
@@ -59,6 +60,8 @@ class Format(StrEnum):
 @dataclass
 class State:
     db: str | None
+    #: The process's signal handling (``main`` installs it; in-process test runs have none).
+    interrupts: Interrupts | None = None
 
     @property
     def url(self) -> str:
@@ -107,7 +110,7 @@ def main_options(
     for variable, value in (("CATALOG_CNN_MODEL", cnn_model), ("CATALOG_CNN_WEIGHTS", cnn_weights)):
         if value:
             os.environ[variable] = value  # inherited by worker processes
-    ctx.obj = State(db)
+    ctx.obj = State(db, ctx.obj if isinstance(ctx.obj, Interrupts) else None)
 
 
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -233,8 +236,11 @@ def watch_command(
         logging.getLogger("catalog.watch").info(
             "watching %s (%s); Ctrl-C or SIGTERM stops", ", ".join(roots), "polling" if polling else "events"
         )
-        with watcher.signals_stop():
+        interrupts = ctx.obj.interrupts or Interrupts()
+        with interrupts.requesting(watcher.stop_on_signal):
             watcher.run()
+    if watcher.stopped_by is not None:
+        raise Interrupted(watcher.stopped_by)
 
 
 @app.command("status")
@@ -444,6 +450,11 @@ def _print_csv(header: list[str], rows: Any) -> None:
     typer.echo(buffer.getvalue(), nl=False)
 
 
+def _plural(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 group``, ``2 groups``, ``1 copy``, ``0 copies`` (thousands separated)."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def _human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
@@ -499,9 +510,31 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
+def _report_interruption(exc: KeyboardInterrupt) -> NoReturn:
+    """One line, no traceback, exit 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM)."""
+    from catalog.interrupts import exit_code
+
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    done = exc.files_done if isinstance(exc, Interrupted) else None
+    if done is None:
+        typer.echo("catalog: interrupted", err=True)
+    else:
+        typer.echo(
+            f"catalog: interrupted; {_plural(done, 'file')} done, the rest is indexed by the next run",
+            err=True,
+        )
+    raise typer.Exit(exit_code(signum))
+
+
 def main() -> None:
+    interrupts = Interrupts()
     try:
-        app()
+        app(obj=interrupts)
+    except KeyboardInterrupt as exc:  # before or after a command ran (the funnel covers the command)
+        try:
+            _report_interruption(exc)
+        except typer.Exit as stop:
+            sys.exit(stop.exit_code)
     finally:
         # Interpreter shutdown would walk every object SQLAlchemy and NumPy created (~0.1 s of a
         # short command); freezing them first skips that final collection.

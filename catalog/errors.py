@@ -25,3 +25,14 @@ class BusyError(CatalogError):
     """Another process is writing the catalogue (one writer per catalogue)."""
 
     exit_code = 3
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the command (see :mod:`catalog.interrupts`). A ``KeyboardInterrupt``, so
+    that every clean-up runs as it would for Ctrl-C. ``files_done``: files indexed and committed before
+    the signal, when the command was indexing."""
+
+    def __init__(self, signum: int, files_done: int | None = None):
+        super().__init__(signum)
+        self.signum = signum
+        self.files_done = files_done

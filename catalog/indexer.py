@@ -14,12 +14,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from catalog.config import DEFAULT_METHODS, WRITE_BATCH
+from catalog.errors import Interrupted
 from catalog.methods import Method, get_method, pixel_methods
 from catalog.models import Image, Signature
 from catalog.pool import EarlyStart, WorkerPool
@@ -50,6 +52,8 @@ class IndexReport:
     deferred: list[str] = field(default_factory=list)
     #: Stopped early on request (see ``index(cancel=...)``).
     cancelled: bool = False
+    #: Files read and committed to the catalogue so far (what an interruption keeps).
+    committed: int = 0
 
     def log(self, action: str, path: str) -> None:
         if self.changes is not None:
@@ -111,7 +115,7 @@ def index(
     report = IndexReport()
     report.methods = enable_methods(catalog, methods, report.notes)
     runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods(report.methods), cancel=cancel)
-    try:
+    with _interruptible(runner, report):
         for root in roots:
             if runner.cancelled:
                 break
@@ -121,8 +125,6 @@ def index(
             else:
                 scope = Scope(files=(root,))
             _index_scope(catalog, scope, runner.scan(root), runner, progress, report, root)
-    finally:
-        runner.close()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -164,9 +166,24 @@ def index_paths(
     keep = settling | frozenset(report.deferred)
     found.files = {p: v for p, v in found.files.items() if p not in keep}
     runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), pool, cancel)
-    _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
+    with _interruptible(runner, report):
+        _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextmanager
+def _interruptible(runner: _Runner, report: IndexReport) -> Iterator[None]:
+    """Close the runner's own pool when done; on any exception (Ctrl-C included) terminate it instead of
+    waiting for work nobody will collect, and tell an interruption how many files were kept."""
+    try:
+        yield
+    except BaseException as exc:
+        runner.close(abort=True)
+        if isinstance(exc, Interrupted):
+            exc.files_done = report.committed
+        raise
+    runner.close()
 
 
 def _merge(into: ScanResult, other: ScanResult) -> None:
@@ -222,9 +239,11 @@ class _Runner:
             self.preloading = threading.Thread(target=_preload_all, args=(heavy,), daemon=True)
             self.preloading.start()
 
-    def close(self) -> None:
-        if self.owned is not None:
-            self.owned.terminate() if self.cancelled else self.owned.close()
+    def close(self, abort: bool = False) -> None:
+        """Release the pool this runner started (a pool it was given is its owner's to close)."""
+        owned, self.owned = self.owned, None
+        if owned is not None:
+            owned.terminate() if abort or self.cancelled else owned.close()
 
 
 @dataclass
@@ -332,6 +351,7 @@ class _Writer:
         with self.catalog.session() as session:
             for result in self.pending:
                 self._apply(session, result)
+        self.report.committed += len(self.pending)
         self.pending.clear()
 
     def _apply(self, session: Session, r: FileResult) -> None:

@@ -8,6 +8,7 @@ This module imports nothing heavy itself.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,7 +18,19 @@ if TYPE_CHECKING:
     from catalog.worker import FileResult, Task
 
 
-def _warm_up(methods: tuple[str, ...]) -> None:
+#: How worker processes start, chosen explicitly (Python 3.14 changes the default on Linux): ``fork``
+#: starts a worker in milliseconds with Pillow and NumPy already imported by the parent (see
+#: ``cli._early_start``). Pools are created before any thread of ours runs, or by the watcher, whose
+#: threads (watchdog's) hold no lock a worker needs.
+START_METHOD = "fork"
+
+
+def _start(methods: tuple[str, ...]) -> None:
+    """Each worker as it starts: leave stopping to the parent, then import what the methods need."""
+    from catalog.interrupts import SIGNALS, ignore_in_worker
+
+    ignore_in_worker()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked by the parent around the fork
     from catalog.methods import get_method
 
     for name in methods:
@@ -26,8 +39,17 @@ def _warm_up(methods: tuple[str, ...]) -> None:
 
 class WorkerPool:
     def __init__(self, workers: int, warm_methods: Iterable[str] = ()):
+        from catalog.interrupts import SIGNALS
+
         self.workers = workers
-        self._pool = multiprocessing.get_context().Pool(workers, _warm_up, (tuple(warm_methods),))
+        # A signal arriving while a worker is being born would reach it before it learns to ignore
+        # it: blocked meanwhile, delivered to the parent once the pool exists.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            context = multiprocessing.get_context(START_METHOD)
+            self._pool = context.Pool(workers, _start, (tuple(warm_methods),))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def map(self, tasks: list[Task]) -> Iterator[FileResult]:
         """Results in completion order. Largest files go first, so that no worker is left with a
@@ -43,6 +65,8 @@ class WorkerPool:
         self._pool.join()
 
     def terminate(self) -> None:
+        """Stop at once: the workers are killed, whatever they were doing (results not yet taken are
+        lost; the next run reads those files again)."""
         self._pool.terminate()
         self._pool.join()
 

@@ -27,10 +27,8 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -198,6 +196,8 @@ class Watcher:
         self.settler = Settler(settle, tracks_close=not polling)
         self.inbox = Inbox()
         self.stop_requested = threading.Event()
+        #: The signal that stopped the watcher, if one did.
+        self.stopped_by: int | None = None
         self.totals = Totals()
         self._pool: WorkerPool | None = None
         #: Set when the kernel dropped events (inotify queue overflow): reconcile once things settle.
@@ -252,23 +252,11 @@ class Watcher:
         self.stop_requested.set()
         self.inbox.wake()
 
-    @contextmanager
-    def signals_stop(self) -> Iterator[None]:
-        """While in the block, SIGINT and SIGTERM ask the watcher to stop after the batch in hand; a
-        second signal stops at once (each batch is a transaction, so nothing is left half-written)."""
-
-        def handler(signum: int, _frame: FrameType | None) -> None:
-            if self.stop_requested.is_set():
-                raise KeyboardInterrupt
-            log.info("%s received: finishing the batch in hand", signal.Signals(signum).name)
-            self.stop()
-
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, old_handler in previous.items():
-                signal.signal(sig, old_handler)
+    def stop_on_signal(self, signum: int) -> None:
+        """A signal's request (see ``catalog.interrupts``): stop after the file in hand."""
+        self.stopped_by = signum
+        log.info("%s received: stopping after the file in hand", signal.Signals(signum).name)
+        self.stop()
 
     # -- one tick ----------------------------------------------------------------------------------
 
@@ -329,7 +317,7 @@ class Watcher:
 
     def _index(self, paths: list[str], now: float) -> None:
         self.settler.take(paths)
-        report = self._index_paths(self._present(paths), now, pool_for=len(paths))
+        report = self._index_paths(self._present(paths), now, pool_for=len(paths), cancel=self.stop_requested)
         for action, path in report.changes or []:
             log.info("%s %s", action, path)
 

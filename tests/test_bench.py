@@ -120,6 +120,7 @@ def test_pair_quality_sweeps_thresholds():
     assert best_recall == 100.0 and threshold == pytest.approx(30 / 255)
 
 
+@pytest.mark.slow  # runs the CNN
 def test_make_variants_writes_groups_and_benchmarks_them(tmp_path):
     originals = tmp_path / "originals"
     originals.mkdir()

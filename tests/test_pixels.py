@@ -124,6 +124,7 @@ def test_dupes_with_many_identical_images_joins_them_all(db_path, pics, make_ima
         assert [len(g["images"]) for g in dupes["groups"]] == [24], name
 
 
+@pytest.mark.slow  # --all runs the CNN
 def test_compare_json_by_one_and_by_every_method(trio):
     original, copy, other = trio
     one = cli(Path("unused.db"), "compare", str(original), str(copy), "-m", "ssim", "-f", "json")

@@ -68,9 +68,8 @@ def test_a_reader_waits_for_a_catalogue_being_created(db_path: Path):
     stamp instead of creating the schema a second time."""
     import sqlite3
     import threading
-    import time
 
-    from sqlalchemy import create_engine
+    from sqlalchemy import Engine, create_engine, event
 
     from catalog.models import Base
 
@@ -78,14 +77,26 @@ def test_a_reader_waits_for_a_catalogue_being_created(db_path: Path):
     Base.metadata.create_all(engine)
     engine.dispose()
 
+    looked = threading.Event()
+
+    def on_query(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        if "sqlite_master" in statement:  # the reader lists the tables: it has seen no stamp yet
+            looked.set()
+
+    event.listen(Engine, "before_cursor_execute", on_query)
+
     def stamp() -> None:
-        time.sleep(0.3)
+        assert looked.wait(30)
         with sqlite3.connect(db_path) as conn:
             conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
             conn.execute("INSERT INTO alembic_version VALUES (?)", (HEAD_REVISION,))
 
     creator = threading.Thread(target=stamp)
     creator.start()
-    with Catalog.open(f"sqlite:///{db_path}", create=False) as catalog:
-        assert catalog.counts()["images"] == 0
+    try:
+        with Catalog.open(f"sqlite:///{db_path}", create=False) as catalog:
+            assert catalog.counts()["images"] == 0
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_query)
     creator.join()
+    assert looked.is_set()
