@@ -149,6 +149,10 @@ def index_command(
 
         with ctx.obj.open(create=True) as catalog, _progress_bar() as progress:
             report = index(catalog, roots, requested, workers=workers, progress=progress, early=early)
+            if report.added or report.updated or report.removed or report.moved or report.backfilled:
+                from catalog.vectors import sync_saved_indexes
+
+                sync_saved_indexes(catalog)  # the writer keeps the saved HNSW indexes in step
     if fmt is Format.json:
         _print_json(report.as_dict())
         return

@@ -16,6 +16,7 @@ was not committed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -106,7 +107,5 @@ def ignore_in_worker() -> None:
     is not this process's."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
+    with contextlib.suppress(ValueError):  # not the worker's main thread: nothing inherited there
         signal.set_wakeup_fd(-1)
-    except ValueError:  # not the main thread of the worker: nothing was inherited there
-        pass

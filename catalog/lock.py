@@ -51,6 +51,23 @@ def writer_lock(url: str, holder: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+@contextmanager
+def try_lock(path: Path) -> Iterator[bool]:
+    """An exclusive lock on ``path`` (created if needed) if it is free at once: yields whether it was
+    taken. For cache files that one process at a time may write (the HNSW indexes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
 def current_writer(url: str) -> str | None:
     """Who holds the writer lock ("pid N (catalog watch)"), or None when nobody writes."""
     path = lock_path(url)

@@ -83,6 +83,9 @@ class Catalog:
         self.engine = engine
         self.url = url
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        #: What this open catalogue's users keep in memory between calls, by owner (the HNSW indexes
+        #: loaded by ``catalog.vectors``): a process that searches many times loads each index once.
+        self.caches: dict[str, dict] = {}  # type: ignore[type-arg]
 
     # -- opening ---------------------------------------------------------------------------------
 

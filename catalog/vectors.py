@@ -1,10 +1,12 @@
 """Vector signatures (CNN features, pixel thumbnails) searched through a persistent hnswlib index.
 
-The index is a cache beside the catalogue (``catalog.db.cnn.hnsw`` with ``.ids.npy`` and ``.json``),
-never the truth: every use first brings it in step with SQLite - features of new or re-signed images are
-added, those of vanished images marked deleted - and a missing, stale or unreadable index is rebuilt from
-the stored features. Files are replaced atomically, the metadata last, so a crash leaves either the old
-index or a detectably incomplete one (rebuilt).
+The index is a cache beside the catalogue (``catalog.db.cnn.json`` naming ``catalog.db.cnn.<generation>.hnsw``
+and ``.ids.npy``), never the truth: every use first brings it in step with SQLite - features of new or
+re-signed images are added, those of vanished images marked deleted - and a missing, stale or unreadable
+index is rebuilt from the stored features. The writer (``index``, ``watch``) keeps saved indexes in step;
+a reader that finds one missing or stale builds it in memory and saves it only if it gets the cache's
+lock. A save is a new generation of files switched in by one atomic rename, so a crash or a concurrent
+reader sees either the old index or the new one, never a mix.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -53,7 +56,15 @@ def index_base(catalog: Catalog, method: str) -> Path:
 
 
 class VectorIndex:
-    """The index of one vector method's stored signatures (``cnn`` and ``cnn-euclidean`` share one)."""
+    """The index of one vector method's stored signatures (``cnn`` and ``cnn-euclidean`` share one).
+
+    On disk: ``<catalogue>.<method>.json`` names the current generation's ``.hnsw`` and ``.ids.npy``
+    files (``<catalogue>.<method>.<generation>.hnsw``). A save writes a new generation under the cache's
+    lock (``<catalogue>.<method>.lock``), switches the metadata file by an atomic rename, then deletes the
+    old generation; a process that finds the lock taken keeps its index in memory and leaves saving to
+    the holder. Readers never take the lock: a reader that loses a race with a save (its files deleted
+    under it) reads the metadata again.
+    """
 
     def __init__(self, catalog: Catalog, method: VectorMethod):
         self.catalog = catalog
@@ -61,17 +72,27 @@ class VectorIndex:
         self.to_vectors = method.index_vectors
         self.space = method.index_space
         self.version = f"{method.version}/{method.index_space}"
-        base = index_base(catalog, self.method)
-        self.paths = {kind: Path(f"{base}.{kind}") for kind in ("hnsw", "ids.npy", "json")}
+        self.base = index_base(catalog, self.method)
+        self.meta_path = Path(f"{self.base}.json")
+        self.lock_path = Path(f"{self.base}.lock")
         self.index: hnswlib.Index | None = None
         self.ids = np.zeros(0, dtype=np.int64)  # live labels (image ids)
         self.changed = False  # built or updated since loaded: to be saved
         self.stamp = ""  # the catalogue's signature stamp the saved index reflects
 
+    def files(self) -> dict[str, Path]:
+        """The files of the saved generation (``hnsw``, ``ids``), as the metadata file names them."""
+        try:
+            meta = json.loads(self.meta_path.read_text())
+            return {kind: self.meta_path.with_name(meta["files"][kind]) for kind in ("hnsw", "ids")}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
     # -- keeping in step ---------------------------------------------------------------------------
 
-    def sync(self) -> VectorIndex:
-        """Bring the index in line with the catalogue; build it when there is none (or it is unusable)."""
+    def sync(self, save: bool = True) -> VectorIndex:
+        """Bring the index in line with the catalogue; build it when there is none (or it is unusable).
+        ``save``: write it back when it changed (under the lock; skipped when another process holds it)."""
         started = now()
         stamp = self.catalog.signature_stamp(self.method)
         synced_at = self._load()
@@ -88,32 +109,46 @@ class VectorIndex:
             if len(added) or len(removed):
                 self._update(added, removed)
                 self.ids = stored_ids
-        if self.changed:
-            self._save(started)
+        if self.changed and save:
+            self.save(started)
         return self
 
     def _load(self) -> datetime | None:
-        hnswlib = _hnswlib()
+        for _attempt in range(3):  # a save elsewhere may delete the files named by what we just read
+            try:
+                return self._load_once()
+            except FileNotFoundError:
+                continue
+        return None
 
+    def _load_once(self) -> datetime | None:
+        hnswlib = _hnswlib()
+        cache = self.catalog.caches.setdefault("vectors", {})
         try:
-            stamp = _stamp(self.paths["json"])
-            meta = json.loads(self.paths["json"].read_text())
-            if meta.get("version") != self.version:
+            stamp = _stamp(self.meta_path)
+            meta = json.loads(self.meta_path.read_text())
+            if meta.get("version") != self.version or "files" not in meta:
                 return None
-            cached = _loaded.get(self.paths["json"])
+            cached = cache.get(self.meta_path)
             if cached is not None and cached[0] == stamp:
                 index, ids = cached[1], cached[2]
             else:
-                ids = np.load(self.paths["ids.npy"])
+                ids = np.load(self.meta_path.with_name(meta["files"]["ids"]))
                 index = hnswlib.Index(space=self.space, dim=int(meta["dim"]))
-                index.load_index(str(self.paths["hnsw"]), max_elements=int(meta["capacity"]))
+                index.load_index(
+                    str(self.meta_path.with_name(meta["files"]["hnsw"])), max_elements=int(meta["capacity"])
+                )
             if meta["count"] != len(ids) or index.get_current_count() < len(ids):
                 return None
-        except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError):
+        except FileNotFoundError:
+            if self.meta_path.exists():
+                raise  # replaced meanwhile: read it again
+            return None
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, json.JSONDecodeError):
             return None
         index.set_ef(EF_SEARCH)
         self.index, self.ids, self.stamp = index, ids, meta.get("stamp", "")
-        _loaded[self.paths["json"]] = (stamp, index, ids)
+        cache[self.meta_path] = (stamp, index, ids)
         return datetime.fromisoformat(meta["synced_at"])
 
     def _build(self, ids: np.ndarray) -> None:
@@ -136,7 +171,7 @@ class VectorIndex:
     def _update(self, added: np.ndarray, removed: np.ndarray) -> None:
         """Mark vanished images deleted; add new ones (an existing label, deleted or not, is replaced)."""
         assert self.index is not None
-        _loaded.pop(self.paths["json"], None)  # changed in place: not the saved index any more
+        self.catalog.caches.get("vectors", {}).pop(self.meta_path, None)  # not the saved index any more
         for label in removed.tolist():
             self.index.mark_deleted(label)
         if len(added):
@@ -153,33 +188,56 @@ class VectorIndex:
         ]
         return np.concatenate(chunks) if chunks else np.zeros((0, 1), dtype=np.float32)
 
-    def _save(self, synced_at: datetime) -> None:
+    def save(self, synced_at: datetime) -> bool:
+        """Write this index as the new generation, if no other process is saving (False then)."""
+        from catalog.lock import try_lock
+
         assert self.index is not None
-        self.paths["hnsw"].parent.mkdir(parents=True, exist_ok=True)
-        for kind in ("hnsw", "ids.npy"):
-            tmp = self.paths[kind].with_name(self.paths[kind].name + ".tmp")
-            if kind == "hnsw":
-                self.index.save_index(str(tmp))
-            else:
-                with open(tmp, "wb") as handle:
+        self.meta_path.parent.mkdir(parents=True, exist_ok=True)
+        with try_lock(self.lock_path) as locked:
+            if not locked:
+                return False
+            generation = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            stem = f"{self.base.name}.{generation}"
+            files = {"hnsw": f"{stem}.hnsw", "ids": f"{stem}.ids.npy"}
+            try:
+                self.index.save_index(str(self.meta_path.with_name(files["hnsw"])))
+                with open(self.meta_path.with_name(files["ids"]), "wb") as handle:
                     np.save(handle, self.ids)
-            os.replace(tmp, self.paths[kind])
-        meta = {
-            "version": self.version,
-            "dim": self.index.dim,
-            "count": len(self.ids),
-            "capacity": self.index.get_max_elements(),
-            "synced_at": synced_at.isoformat(),
-            "stamp": self.stamp,
-        }
-        tmp = self.paths["json"].with_name(self.paths["json"].name + ".tmp")
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, self.paths["json"])
-        _loaded[self.paths["json"]] = (_stamp(self.paths["json"]), self.index, self.ids)
+                meta = {
+                    "version": self.version,
+                    "dim": self.index.dim,
+                    "count": len(self.ids),
+                    "capacity": self.index.get_max_elements(),
+                    "synced_at": synced_at.isoformat(),
+                    "stamp": self.stamp,
+                    "files": files,
+                }
+                tmp = self.meta_path.with_name(f"{self.meta_path.name}.{generation}.tmp")
+                tmp.write_text(json.dumps(meta))
+                os.replace(tmp, self.meta_path)
+            finally:
+                self._remove_other_generations(keep=set(self.files().values()))
+        self.changed = False
+        self.catalog.caches.setdefault("vectors", {})[self.meta_path] = (
+            _stamp(self.meta_path),
+            self.index,
+            self.ids,
+        )
+        return True
+
+    def _remove_other_generations(self, keep: set[Path]) -> None:
+        """Under the lock: every data file but the current generation's (older generations, a save that
+        was interrupted, the single-generation files of earlier versions) is removed."""
+        prefix = self.base.name + "."
+        for path in self.meta_path.parent.iterdir():
+            name = path.name
+            if name.startswith(prefix) and name.endswith((".hnsw", ".ids.npy", ".tmp")) and path not in keep:
+                path.unlink(missing_ok=True)
 
     def release(self) -> None:
-        """Drop this index from the process's cache of loaded indexes (a daemon keeps no memory)."""
-        _loaded.pop(self.paths["json"], None)
+        """Drop this index from the catalogue's cache of loaded indexes (a daemon keeps no memory)."""
+        self.catalog.caches.get("vectors", {}).pop(self.meta_path, None)
         self.index = None
 
     # -- searching ---------------------------------------------------------------------------------
@@ -202,10 +260,25 @@ class VectorIndex:
             yield ids, labels, similarity
 
 
-#: Indexes this process has loaded, by metadata file: (its mtime, the index, its ids). A process that
-#: queries many times (a library user, a server) loads each index once; the metadata file is replaced
-#: on every save, so another process's update is seen.
-_loaded: dict[Path, tuple[tuple[int, int], hnswlib.Index, np.ndarray]] = {}
+def sync_saved_indexes(catalog: Catalog) -> list[tuple[str, float]]:
+    """For the writer: bring every index that a search has saved beside the catalogue up to date with
+    it, then release it (an index nobody built yet is left for the first search). -> (method, seconds)."""
+    import time
+
+    from catalog.methods import VectorMethod, get_method
+
+    synced = []
+    for name in catalog.methods():
+        method = get_method(name)
+        if not isinstance(method, VectorMethod):
+            continue
+        vectors = VectorIndex(catalog, method)
+        if vectors.meta_path.exists():
+            started = time.monotonic()
+            vectors.sync()
+            vectors.release()
+            synced.append((name, time.monotonic() - started))
+    return synced
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -390,23 +390,13 @@ class Watcher:
         self.methods = None  # recorded in the catalogue now; later runs use its set
 
     def _sync_vector_indexes(self) -> None:
-        """Bring the HNSW indexes that searches have built up to date, once changes have settled, so
-        that the next search does not pay for it; then release them (the daemon keeps no index in
-        memory). An index nobody has built yet is left for the first search to build."""
-        from catalog.methods import VectorMethod, get_method
-        from catalog.vectors import VectorIndex
+        """Bring the HNSW indexes that searches have saved up to date, once changes have settled, so
+        that the next search does not pay for it (``catalog.vectors.sync_saved_indexes``)."""
+        from catalog.vectors import sync_saved_indexes
 
         self.vectors_stale_since = None
-        for name in self.catalog.methods():
-            method = get_method(name)
-            if not isinstance(method, VectorMethod):
-                continue
-            vectors = VectorIndex(self.catalog, method)
-            if vectors.paths["json"].exists():
-                started = time.monotonic()
-                vectors.sync()
-                vectors.release()
-                log.info("%s index in step (%.1f s)", name, time.monotonic() - started)
+        for name, seconds in sync_saved_indexes(self.catalog):
+            log.info("%s index in step (%.1f s)", name, seconds)
 
     # -- the observer ------------------------------------------------------------------------------
 

@@ -105,15 +105,22 @@ def test_dupes_query_and_rankings(cnn_catalogue, tmp_path):
     assert np.allclose(distances, np.sqrt(2 - 2 * np.array(similarities)), atol=1e-3)
 
 
+def saved_files(db: Path) -> dict[str, Path]:
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        return VectorIndex(catalog, get_method("cnn")).files()
+
+
 def test_hnsw_index_is_a_cache_rebuilt_and_kept_in_step(cnn_catalogue, photo):
     db, pics = cnn_catalogue
     assert index_matches_store(db)
     for path in db.parent.glob("cnn.db.cnn.*"):
         path.unlink()  # the index is a cache: gone, it is rebuilt
     assert cli(db, "dupes", "-m", "cnn").exit_code == 0
-    assert (db.parent / "cnn.db.cnn.hnsw").exists() and index_matches_store(db)
-    (db.parent / "cnn.db.cnn.hnsw").write_bytes(b"garbage")  # corrupt: rebuilt
+    files = saved_files(db)
+    assert files["hnsw"].exists() and index_matches_store(db)
+    files["hnsw"].write_bytes(b"garbage")  # corrupt: rebuilt
     assert index_matches_store(db)
+    assert saved_files(db) != files and not files["hnsw"].exists()  # a new generation replaced it
 
     photo("Ricoh_RDC5300.jpg", "new/added.jpg")  # add
     shutil.move(pics / "Nikon_E950.jpg", pics / "new" / "moved.jpg")  # move

@@ -235,17 +235,27 @@ def test_vector_indexes_are_brought_up_to_date_once_changes_settle(tmp_path):
     root, db = tmp_path / "pics", tmp_path / "c.db"
     for n in range(6):
         write_image(root / f"{n}.png", n)
-    ids_file = tmp_path / "c.db.euclidean.ids.npy"
-    with watching(db, root, methods=["euclidean"], vector_sync_delay=0.3):
+    with watching(db, root, methods=["euclidean"], vector_sync_delay=0.3) as watcher:
         assert run_cli(db, "dupes", "-m", "euclidean").returncode == 0  # a search builds the index
-        assert len(np.load(ids_file)) == 6
+
+        def saved_ids() -> list[int]:
+            from catalog.methods import get_method
+            from catalog.vectors import VectorIndex
+
+            files = VectorIndex(watcher.catalog, get_method("euclidean")).files()
+            try:
+                return np.load(files["ids"]).tolist() if files else []
+            except FileNotFoundError:  # replaced by a newer generation between the two reads
+                return []
+
+        assert len(saved_ids()) == 6
         (root / "0.png").unlink()
         (root / "1.png").unlink()
         write_image(root / "new.png", 99)
         assert_exact(db, root)
         with Catalog.open(f"sqlite:///{db}", create=False) as catalog:
             expected = catalog.signature_ids("euclidean")
-        assert wait_until(lambda: np.load(ids_file).tolist() == expected)
+        assert wait_until(lambda: saved_ids() == expected)
 
 
 def test_polling_observer(tmp_path):
@@ -361,8 +371,8 @@ def test_kill_9_at_any_point_then_restart_is_exact(tmp_path, sources):
         before = len(catalogue_images(db))
         writer = threading.Thread(target=burst, args=(root, sources[: copied + 100]))
         writer.start()
-        assert wait_until(lambda: len(list(root.iterdir())) >= copied, 60)
-        assert wait_until(lambda: len(catalogue_images(db)) > before, 60)  # mid-way through indexing
+        assert wait_until(lambda n=copied: len(list(root.iterdir())) >= n, 60)
+        assert wait_until(lambda n=before: len(catalogue_images(db)) > n, 60)  # mid-way through indexing
         daemon.kill()  # SIGKILL: no clean-up at all
         daemon.wait(30)
         writer.join()
@@ -514,3 +524,38 @@ def test_a_file_open_for_writing_waits_for_its_close_or_max_open():
 )
 def test_ignore_rules(path, expected):
     assert ignored(path, ["/r"]) is expected
+
+
+def test_readers_and_the_writer_share_the_vector_index_files(tmp_path):
+    """Four searches at once on a fresh catalogue while the watcher adds files, round after round: none
+    fails, and the saved index loads and matches the catalogue after each round."""
+    from catalog.methods import get_method
+    from catalog.vectors import VectorIndex
+
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    for n in range(40):
+        write_image(root / f"{n:02d}.png", n)
+    with watching(db, root, methods=["euclidean"], vector_sync_delay=0.0) as watcher:
+        for round_ in range(3):
+            readers = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "catalog", "--db", str(db), "dupes", "-m", "euclidean"],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(4)
+            ]
+            for n in range(10):  # the writer adds files while the readers build, save and load
+                write_image(root / f"r{round_}-{n}.png", 1000 + 10 * round_ + n)
+            for reader in readers:
+                out, err = reader.communicate(timeout=120)
+                assert reader.returncode == 0 and "images)" in out, err
+            assert_exact(db, root)
+            with Catalog.open(f"sqlite:///{db}", create=False) as catalog:
+                vectors = VectorIndex(catalog, get_method("euclidean"))
+                assert vectors.files(), "no saved index"
+                assert vectors.sync(save=False).ids.tolist() == catalog.signature_ids("euclidean")
+        leftovers = sorted(p.name for p in tmp_path.glob("c.db.euclidean.*"))
+    assert len(leftovers) == 4, leftovers  # .json, .lock and one generation's .hnsw and .ids.npy
+    assert watcher.totals.errors == 0
