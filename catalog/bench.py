@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from catalog.compare import file_signatures
+from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 from catalog.methods import Method, get_method, method_names
 from catalog.scan import image_suffix
@@ -131,6 +132,7 @@ def run(
     names: Sequence[str] | None = None,
     workers: int | None = None,
     progress: Callable[[str], None] | None = None,
+    cnn: CnnChoice = DEFAULT_CNN,
 ) -> BenchReport:
     """Index the dataset into a throwaway catalogue, then evaluate every method on it."""
     from catalog.indexer import index
@@ -145,7 +147,7 @@ def run(
     ):
         say(f"indexing {len(dataset.files)} images")
         started = time.perf_counter()
-        report = index(catalog, [str(folder.resolve())], names, workers=workers)
+        report = index(catalog, [str(folder.resolve())], names, workers=workers, cnn=cnn)
         indexing = time.perf_counter() - started
         ids_by_path = {path: image_id for image_id, path in catalog.paths().items()}
         unread = [f for f in dataset.files if str(f.resolve()) not in ids_by_path]
@@ -158,7 +160,7 @@ def run(
         results = []
         for name in names:
             say(f"evaluating {name}")
-            results.append(_evaluate(catalog, dataset, ids, get_method(name)))
+            results.append(_evaluate(catalog, dataset, ids, get_method(name, cnn), cnn))
         experiment3 = None
         if "cnn" in names or "cnn-euclidean" in names:
             say("experiment 3")
@@ -175,7 +177,9 @@ def _stored(catalog: Catalog, method: Method, ids: list[int]) -> list[bytes]:
     return catalog.signature_values(method.signature_name, ids)
 
 
-def _evaluate(catalog: Catalog, dataset: Dataset, ids: list[int], method: Method) -> MethodResult:
+def _evaluate(
+    catalog: Catalog, dataset: Dataset, ids: list[int], method: Method, cnn: CnnChoice
+) -> MethodResult:
     started = time.perf_counter()
     values = _stored(catalog, method, ids)
     hits = 0
@@ -189,7 +193,7 @@ def _evaluate(catalog: Catalog, dataset: Dataset, ids: list[int], method: Method
     return MethodResult(
         method=method.name,
         accuracy=round(100.0 * hits / (TOP * len(dataset.references)), 4),
-        seconds_per_comparison=_article_way_seconds(method, dataset),
+        seconds_per_comparison=_article_way_seconds(method, dataset, cnn),
         seconds_per_comparison_catalogued=catalogued,
         threshold=method.default_threshold,
         precision=precision,
@@ -253,7 +257,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _article_way_seconds(method: Method, dataset: Dataset) -> float:
+def _article_way_seconds(method: Method, dataset: Dataset, cnn: CnnChoice) -> float:
     """Mean seconds to compare two files from scratch: read, decode and sign both, then score."""
     refs = dataset.references
     pairs = [
@@ -262,8 +266,8 @@ def _article_way_seconds(method: Method, dataset: Dataset) -> float:
     ]
 
     def compare(a: int, b: int) -> float:
-        first = file_signatures(str(dataset.files[a]), [method.name])[method.name]
-        second = file_signatures(str(dataset.files[b]), [method.name])[method.name]
+        first = file_signatures(str(dataset.files[a]), [method.name], cnn)[method.name]
+        second = file_signatures(str(dataset.files[b]), [method.name], cnn)[method.name]
         return method.score(first, second)
 
     compare(*pairs[0])  # warm-up: imports, model loading

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from catalog.config import DEFAULT_METHODS, resolve_db_url, sqlite_file
+from catalog.config import DEFAULT_METHODS, CnnChoice, Settings, sqlite_file
 from catalog.errors import CatalogError, Interrupted, UsageError
 from catalog.interrupts import Interrupts
 from catalog.methods import get_method, method_names, parse_method_list
@@ -59,13 +59,19 @@ class Format(StrEnum):
 
 @dataclass
 class State:
-    db: str | None
-    #: The process's signal handling (``main`` installs it; in-process test runs have none).
+    """What every command gets: its settings and the process's signal handling (``main`` installs it;
+    in-process test runs have none)."""
+
+    settings: Settings
     interrupts: Interrupts | None = None
 
     @property
     def url(self) -> str:
-        return resolve_db_url(self.db)
+        return self.settings.db_url
+
+    @property
+    def cnn(self) -> CnnChoice:
+        return self.settings.cnn
 
     def open(self, create: bool = False) -> Catalog:
         from catalog.store import Catalog  # SQLAlchemy loads here, not at start-up
@@ -105,12 +111,8 @@ def main_options(
         ),
     ] = None,
 ) -> None:
-    import os
-
-    for variable, value in (("CATALOG_CNN_MODEL", cnn_model), ("CATALOG_CNN_WEIGHTS", cnn_weights)):
-        if value:
-            os.environ[variable] = value  # inherited by worker processes
-    ctx.obj = State(db, ctx.obj if isinstance(ctx.obj, Interrupts) else None)
+    settings = Settings.from_options(db, cnn_model, cnn_weights)
+    ctx.obj = State(settings, ctx.obj if isinstance(ctx.obj, Interrupts) else None)
 
 
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -148,11 +150,13 @@ def index_command(
         from catalog.indexer import index
 
         with ctx.obj.open(create=True) as catalog, _progress_bar() as progress:
-            report = index(catalog, roots, requested, workers=workers, progress=progress, early=early)
+            report = index(
+                catalog, roots, requested, workers=workers, progress=progress, early=early, cnn=ctx.obj.cnn
+            )
             if report.added or report.updated or report.removed or report.moved or report.backfilled:
                 from catalog.vectors import sync_saved_indexes
 
-                sync_saved_indexes(catalog)  # the writer keeps the saved HNSW indexes in step
+                sync_saved_indexes(catalog, ctx.obj.cnn)  # the writer keeps the saved HNSW indexes in step
     if fmt is Format.json:
         _print_json(report.as_dict())
         return
@@ -236,6 +240,7 @@ def watch_command(
             reconcile_every=reconcile_every or float("inf"),
             summary_every=summary_every,
             workers=workers,
+            cnn=ctx.obj.cnn,
         )
         logging.getLogger("catalog.watch").info(
             "watching %s (%s); Ctrl-C or SIGTERM stops", ", ".join(roots), "polling" if polling else "events"
@@ -298,7 +303,7 @@ def dupes_command(
     from catalog.groups import find_groups
 
     with ctx.obj.open() as catalog:
-        grouping = find_groups(catalog, method, threshold)
+        grouping = find_groups(catalog, method, threshold, ctx.obj.cnn)
     if fmt is Format.json:
         groups = [{"images": [_image_fields(im) for im in group]} for group in grouping.groups]
         _print_json({"method": grouping.method, "threshold": grouping.threshold, "groups": groups})
@@ -330,7 +335,7 @@ def copies_command(
     from catalog.groups import copy_counts
 
     with ctx.obj.open() as catalog:
-        used_method, used_threshold, counts = copy_counts(catalog, method, threshold)
+        used_method, used_threshold, counts = copy_counts(catalog, method, threshold, ctx.obj.cnn)
     rows = sorted(counts.items(), key=lambda r: (-r[1], r[0]))
     if fmt is Format.json:
         images = [{"path": path, "copies": n} for path, n in rows]
@@ -354,7 +359,7 @@ def query_command(
     from catalog.query import nearest
 
     with ctx.obj.open() as catalog:
-        found = nearest(catalog, image, method, k)
+        found = nearest(catalog, image, method, k, ctx.obj.cnn)
     if fmt is Format.json:
         results = [{"path": im.path, "score": score} for im, score in found.results]
         _print_json(
@@ -370,6 +375,7 @@ def query_command(
 
 @app.command("compare")
 def compare_command(
+    ctx: typer.Context,
     a: Annotated[str, typer.Argument(help="An image file.")],
     b: Annotated[str, typer.Argument(help="Another image file.")],
     method: Annotated[
@@ -383,7 +389,7 @@ def compare_command(
 
     if method and all_methods:
         raise UsageError("choose --method or --all, not both")
-    results = compare_files(a, b, [method] if method else None)
+    results = compare_files(a, b, [method] if method else None, ctx.obj.cnn)
     if fmt is Format.json:
         _print_json({"a": a, "b": b, "results": [r.as_dict() for r in results]})
     elif fmt is Format.csv:
@@ -402,6 +408,7 @@ class BenchFormat(StrEnum):
 
 @app.command("bench")
 def bench_command(
+    ctx: typer.Context,
     folder: Annotated[
         str, typer.Argument(help="A folder with a groups.csv (file,group), or images in runs of 4.")
     ],
@@ -435,7 +442,9 @@ def bench_command(
         groups = write_variants(target, Path(make_variants))
         typer.echo(f"wrote {groups} groups of altered copies to {make_variants}", err=True)
         target = Path(make_variants)
-    report = bench.run(target, names, workers=workers, progress=lambda m: typer.echo(m, err=True))
+    report = bench.run(
+        target, names, workers=workers, progress=lambda m: typer.echo(m, err=True), cnn=ctx.obj.cnn
+    )
     if fmt is BenchFormat.json:
         _print_json(report.as_dict())
     else:

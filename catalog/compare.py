@@ -6,14 +6,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 from catalog.methods import get_method, method_names, pixel_methods
 from catalog.worker import Task, process
 
 
-def file_signatures(path: str, names: Sequence[str]) -> dict[str, bytes]:
-    """Read and decode ``path`` once and sign it by each named method (keyed by method name); a clear
-    error when it is not a readable image."""
+def file_signatures(path: str, names: Sequence[str], cnn: CnnChoice = DEFAULT_CNN) -> dict[str, bytes]:
+    """Read and decode ``path`` once and sign it by each named method (keyed by method name; the CNN
+    methods with the model ``cnn``); a clear error when it is not a readable image."""
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a folder; give an image file")
     if not os.path.isfile(path):
         raise UsageError(f"no such file: {path}")
     st = os.stat(path)
@@ -24,7 +27,7 @@ def file_signatures(path: str, names: Sequence[str]) -> dict[str, bytes]:
         raise UsageError(f"{path}: {result.error}")
     finished: dict[str, bytes] = {}
     for stored in result.signatures:
-        finished[stored] = get_method(stored).finish([result.signatures[stored]])[0]
+        finished[stored] = get_method(stored, cnn).finish([result.signatures[stored]])[0]
     signatures = {}
     for name in names:
         method = get_method(name)
@@ -51,10 +54,12 @@ class Comparison:
         }
 
 
-def compare_files(a: str, b: str, names: Sequence[str] | None = None) -> list[Comparison]:
+def compare_files(
+    a: str, b: str, names: Sequence[str] | None = None, cnn: CnnChoice = DEFAULT_CNN
+) -> list[Comparison]:
     """Two image files compared by the named methods (default: every method); each file decoded once."""
     names = list(names) if names else method_names()
-    first, second = file_signatures(a, names), file_signatures(b, names)
+    first, second = file_signatures(a, names, cnn), file_signatures(b, names, cnn)
     results = []
     for name in names:
         method = get_method(name)

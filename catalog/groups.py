@@ -9,8 +9,9 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
-from catalog.methods import Method, check_stored_version, get_method
+from catalog.methods import Method, catalogue_method, get_method
 from catalog.search import codes_from_bytes, hamming_edges, key_edges
 from catalog.store import Catalog, ImageInfo
 
@@ -35,6 +36,8 @@ def check_threshold(method: Method, threshold: float | None) -> float:
             raise UsageError(f"--threshold for {method.name} is a whole number of bits from 0 to 64")
         return int(threshold)
     if method.kind == "key":
+        if threshold != 0:
+            raise UsageError(f"{method.name} matches equal files only: it takes no --threshold")
         return 0
     return threshold
 
@@ -82,13 +85,11 @@ def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.nd
 
 
 def _labelled(
-    catalog: Catalog, method_name: str, threshold: float | None
+    catalog: Catalog, method_name: str, threshold: float | None, cnn: CnnChoice
 ) -> tuple[Method, float, np.ndarray, np.ndarray]:
     """(method, threshold, image ids, component label of each image)."""
-    method = get_method(method_name)
-    threshold = check_threshold(method, threshold)
-    if method.kind != "key":
-        check_stored_version(method, catalog.methods())
+    threshold = check_threshold(get_method(method_name), threshold)
+    method = catalogue_method(method_name, cnn, catalog.methods())
     if method.kind == "vector":
         vector_ids, left, right = vector_edges(catalog, method, threshold)  # type: ignore[arg-type]
         return method, threshold, vector_ids, components(len(vector_ids), left, right)
@@ -100,9 +101,11 @@ def _labelled(
     return method, threshold, np.asarray(ids, dtype=np.int64), components(len(ids), left, right)
 
 
-def find_groups(catalog: Catalog, method_name: str, threshold: float | None = None) -> Grouping:
+def find_groups(
+    catalog: Catalog, method_name: str, threshold: float | None = None, cnn: CnnChoice = DEFAULT_CNN
+) -> Grouping:
     """Groups of two or more duplicates, largest first; only their images are loaded."""
-    method, threshold, ids, labels = _labelled(catalog, method_name, threshold)
+    method, threshold, ids, labels = _labelled(catalog, method_name, threshold, cnn)
     sizes = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
     grouped = sizes[labels] > 1 if len(labels) else np.zeros(0, dtype=bool)
     info = catalog.image_info(ids[grouped].tolist())
@@ -116,10 +119,10 @@ def find_groups(catalog: Catalog, method_name: str, threshold: float | None = No
 
 
 def copy_counts(
-    catalog: Catalog, method_name: str, threshold: float | None = None
+    catalog: Catalog, method_name: str, threshold: float | None = None, cnn: CnnChoice = DEFAULT_CNN
 ) -> tuple[str, float, dict[str, int]]:
     """(method, threshold, path -> number of other images in its group) for every readable image."""
-    method, threshold, ids, labels = _labelled(catalog, method_name, threshold)
+    method, threshold, ids, labels = _labelled(catalog, method_name, threshold, cnn)
     sizes = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
     copies = dict(zip(ids.tolist(), (sizes[labels] - 1).tolist(), strict=True))
     return method.name, threshold, {path: copies.get(i, 0) for i, path in catalog.paths().items()}

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from catalog.config import DEFAULT_METHODS, WRITE_BATCH
+from catalog.config import DEFAULT_CNN, DEFAULT_METHODS, WRITE_BATCH, CnnChoice
 from catalog.errors import Interrupted
-from catalog.methods import Method, get_method, pixel_methods
+from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
 from catalog.models import Image, Signature
 from catalog.pool import EarlyStart, WorkerPool
 from catalog.scan import ScanResult, image_suffix, normalise_roots, scan
@@ -75,23 +75,25 @@ class IndexReport:
         }
 
 
-def enable_methods(catalog: Catalog, requested: Iterable[str] | None, notes: list[str]) -> list[str]:
-    """Record the requested methods (or the defaults for a new catalogue); return every enabled method.
+def enable_methods(
+    catalog: Catalog, requested: Iterable[str] | None, notes: list[str], cnn: CnnChoice
+) -> tuple[list[str], CnnChoice]:
+    """Record the requested methods (or the defaults for a new catalogue); return every enabled method
+    and the CNN that computes their features (the user's, else the catalogue's own).
 
     Methods add up: ``--methods phash`` on a catalogue that also has ``dhash`` keeps both. A method whose
     version changed (new code, or another CNN model chosen) drops its signatures, which are then
     recomputed; ``notes`` says so.
     """
     current = catalog.methods()
+    cnn = resolve_cnn(cnn, current)
     names = list(requested or []) or (list(current) if current else list(DEFAULT_METHODS))
     names = list(dict.fromkeys(get_method(name).signature_name for name in names))  # cnn-euclidean -> cnn
-    for name, stored in current.items():
-        get_method(name).adopt(stored)
     for name in dict.fromkeys([*names, *current]):
-        new = get_method(name).version
+        new = get_method(name, cnn).version
         if catalog.set_method(name, new) and name in current:
             notes.append(f"{name} signatures recomputed: {current[name]} -> {new}")
-    return sorted(set(current) | set(names))
+    return sorted(set(current) | set(names)), cnn
 
 
 def index(
@@ -102,6 +104,7 @@ def index(
     progress: ProgressCallback | None = None,
     early: EarlyStart | None = None,
     cancel: threading.Event | None = None,
+    cnn: CnnChoice = DEFAULT_CNN,
 ) -> IndexReport:
     """Bring the catalogue in line with the files below ``paths``.
 
@@ -113,8 +116,8 @@ def index(
     started = time.perf_counter()
     roots = normalise_roots(paths)
     report = IndexReport()
-    report.methods = enable_methods(catalog, methods, report.notes)
-    runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods(report.methods), cancel=cancel)
+    report.methods, cnn = enable_methods(catalog, methods, report.notes, cnn)
+    runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods(report.methods), cnn, cancel=cancel)
     with _interruptible(runner, report):
         for root in roots:
             if runner.cancelled:
@@ -137,6 +140,7 @@ def index_paths(
     settling: frozenset[str] = frozenset(),
     fresh_after_ns: int | None = None,
     cancel: threading.Event | None = None,
+    cnn: CnnChoice = DEFAULT_CNN,
 ) -> IndexReport:
     """Bring the catalogue in line with exactly these paths: files or folders, present or vanished
     (what a watcher saw change, or its whole roots when it reconciles). The same planning and writing
@@ -147,7 +151,7 @@ def index_paths(
     """
     started = time.perf_counter()
     report = IndexReport(changes=[])
-    report.methods = enable_methods(catalog, methods, report.notes)
+    report.methods, cnn = enable_methods(catalog, methods, report.notes, cnn)
     folders, files, found = [], [], ScanResult()
     for path in sorted(set(paths)):
         if os.path.isdir(path):
@@ -165,7 +169,7 @@ def index_paths(
         report.deferred = sorted(p for p, (_, mtime) in found.files.items() if mtime > fresh_after_ns)
     keep = settling | frozenset(report.deferred)
     found.files = {p: v for p, v in found.files.items() if p not in keep}
-    runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), pool, cancel)
+    runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), cnn, pool, cancel)
     with _interruptible(runner, report):
         _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
     report.seconds = time.perf_counter() - started
@@ -200,10 +204,12 @@ class _Runner:
         early: EarlyStart | None,
         workers: int,
         methods: tuple[str, ...],
+        cnn: CnnChoice,
         pool: WorkerPool | None = None,
         cancel: threading.Event | None = None,
     ):
         self.early = early
+        self.cnn = cnn
         self.pool = early.pool if early else pool
         self.owned: WorkerPool | None = None
         self.workers = workers
@@ -234,7 +240,7 @@ class _Runner:
     def _preload(self) -> None:
         """Load models (torch takes seconds to import) while the workers decode: in a thread, and only
         once the worker processes exist, so that no fork happens in the middle of an import."""
-        heavy = [get_method(m) for m in self.methods if get_method(m).finish_batch]
+        heavy = [get_method(m, self.cnn) for m in self.methods if get_method(m, self.cnn).finish_batch]
         if heavy and not self.preloading:
             self.preloading = threading.Thread(target=_preload_all, args=(heavy,), daemon=True)
             self.preloading.start()
@@ -303,7 +309,7 @@ def _index_scope(
     """Plan, process and write one scope; ``root`` names the early-started work that may serve it."""
     report.problems.extend(found.problems)
     plan = _plan(catalog, scope, found, runner.methods, report, keep)
-    writer = _Writer(catalog, plan, report)
+    writer = _Writer(catalog, plan, report, runner.cnn)
     for done, result in enumerate(runner.run(root, plan.tasks), 1):
         writer.add(result)
         if progress:
@@ -322,13 +328,14 @@ def _index_scope(
 class _Writer:
     """Applies results to the catalogue, WRITE_BATCH at a time, each batch one transaction."""
 
-    def __init__(self, catalog: Catalog, plan: _Plan, report: IndexReport):
+    def __init__(self, catalog: Catalog, plan: _Plan, report: IndexReport, cnn: CnnChoice):
         self.catalog = catalog
+        self.cnn = cnn
         self.plan = plan
         self.report = report
         self.pending: list[FileResult] = []
         self.unfinished = 0
-        self.finish_batch = max([get_method(m).finish_batch for m in report.methods] + [1])
+        self.finish_batch = max([get_method(m, cnn).finish_batch for m in report.methods] + [1])
         self.missing_by_hash: dict[str, list[str]] = {}
         for path, info in plan.missing.items():
             if info.content_hash and info.error is None:
@@ -339,7 +346,7 @@ class _Writer:
         if any(not isinstance(v, bytes) for v in result.signatures.values()):
             self.unfinished += 1
             if self.unfinished >= self.finish_batch:  # keep the model busy while workers decode
-                _finish_signatures(self.pending)
+                _finish_signatures(self.pending, self.cnn)
                 self.unfinished = 0
         if len(self.pending) >= WRITE_BATCH:
             self.flush()
@@ -347,7 +354,7 @@ class _Writer:
     def flush(self) -> None:
         if not self.pending:
             return
-        _finish_signatures(self.pending)
+        _finish_signatures(self.pending, self.cnn)
         with self.catalog.session() as session:
             for result in self.pending:
                 self._apply(session, result)
@@ -417,7 +424,9 @@ class _Writer:
             select(Image).where(Image.content_hash == r.content_hash, Image.error.is_(None)).limit(1)
         ).first()
         if source is None:  # cannot happen unless the source vanished meanwhile: decode after all
-            self._apply(session, process(Task(r.path, r.size, r.mtime_ns, self._methods())))
+            result = process(Task(r.path, r.size, r.mtime_ns, self._methods()))
+            _finish_signatures([result], self.cnn)
+            self._apply(session, result)
             return
         image = Image(path=r.path, **_row(r, width=source.width, height=source.height, format=source.format))
         image.signatures = [Signature(method=s.method, value=s.value) for s in source.signatures]
@@ -445,7 +454,7 @@ def _row(r: FileResult, **overrides: object) -> dict[str, object]:
     return row
 
 
-def _finish_signatures(results: list[FileResult]) -> None:
+def _finish_signatures(results: list[FileResult], cnn: CnnChoice) -> None:
     """Run each method's batched step (the CNN) over what the workers prepared, in place."""
     pending: dict[str, list[FileResult]] = {}
     for result in results:
@@ -453,7 +462,7 @@ def _finish_signatures(results: list[FileResult]) -> None:
             if not isinstance(value, bytes):
                 pending.setdefault(name, []).append(result)
     for name, waiting in pending.items():
-        finished = get_method(name).finish([r.signatures[name] for r in waiting])
+        finished = get_method(name, cnn).finish([r.signatures[name] for r in waiting])
         for result, value in zip(waiting, finished, strict=True):
             result.signatures[name] = value
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from catalog.config import sqlite_file
+from catalog.config import sqlite_file, user_cache_dir
 from catalog.errors import BusyError
 
 
@@ -24,7 +24,7 @@ def lock_path(url: str) -> Path:
     db_file = sqlite_file(url)
     if db_file is not None:
         return db_file.with_name(f"{db_file.name}.lock")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catalog"
+    cache = user_cache_dir()
     return cache / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}.lock"
 
 

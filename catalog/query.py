@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from catalog.compare import file_signatures
+from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
-from catalog.methods import check_stored_version, get_method
+from catalog.methods import catalogue_method, resolve_cnn
 from catalog.search import codes_from_bytes, hamming_nearest
 from catalog.store import Catalog, ImageInfo
 
@@ -24,14 +25,17 @@ class QueryResult:
     results: list[tuple[ImageInfo, float]]
 
 
-def nearest(catalog: Catalog, path: str, method_name: str, k: int = 10) -> QueryResult:
-    method = get_method(method_name)
+def nearest(
+    catalog: Catalog, path: str, method_name: str, k: int = 10, cnn: CnnChoice = DEFAULT_CNN
+) -> QueryResult:
+    """The ``k`` catalogued images nearest to the image file ``path``, best first (the CNN methods with
+    the user's model ``cnn`` if chosen, else the catalogue's)."""
     if k < 1:
         raise UsageError("-k must be at least 1")
-    if method.kind != "key":
-        check_stored_version(method, catalog.methods())
+    stored = catalog.methods()
+    method = catalogue_method(method_name, cnn, stored)
     absolute = os.path.abspath(path)
-    signature = file_signatures(absolute, [method.name])[method.name]
+    signature = file_signatures(absolute, [method.name], resolve_cnn(cnn, stored))[method.name]
     if method.kind == "vector":
         hits = _vector_hits(catalog, method, signature, k)  # type: ignore[arg-type]
     else:

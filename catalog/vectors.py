@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from catalog.config import default_db_path, sqlite_file
+from catalog.config import CnnChoice, default_db_path, sqlite_file, user_cache_dir
 from catalog.errors import CatalogError
 from catalog.store import Catalog, now
 
@@ -50,7 +50,7 @@ def index_base(catalog: Catalog, method: str) -> Path:
     db_file = sqlite_file(catalog.url)
     if db_file is not None:
         return db_file.with_name(f"{db_file.name}.{method}")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catalog"
+    cache = user_cache_dir()
     digest = hashlib.sha256(catalog.url.encode()).hexdigest()[:16]
     return (cache if cache.parent.exists() else default_db_path().parent) / f"{digest}.{method}"
 
@@ -260,16 +260,17 @@ class VectorIndex:
             yield ids, labels, similarity
 
 
-def sync_saved_indexes(catalog: Catalog) -> list[tuple[str, float]]:
+def sync_saved_indexes(catalog: Catalog, cnn: CnnChoice) -> list[tuple[str, float]]:
     """For the writer: bring every index that a search has saved beside the catalogue up to date with
     it, then release it (an index nobody built yet is left for the first search). -> (method, seconds)."""
     import time
 
-    from catalog.methods import VectorMethod, get_method
+    from catalog.methods import VectorMethod, get_method, resolve_cnn
 
     synced = []
-    for name in catalog.methods():
-        method = get_method(name)
+    stored = catalog.methods()
+    for name in stored:
+        method = get_method(name, resolve_cnn(cnn, stored))
         if not isinstance(method, VectorMethod):
             continue
         vectors = VectorIndex(catalog, method)

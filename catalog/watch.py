@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
+from catalog.config import CnnChoice
 from catalog.errors import CatalogError
 from catalog.scan import image_suffix
 
@@ -182,8 +183,10 @@ class Watcher:
         workers: int | None = None,
         tick: float = 0.1,
         vector_sync_delay: float = VECTOR_SYNC_DELAY,
+        cnn: CnnChoice | None = None,
     ):
         self.catalog = catalog
+        self.cnn = cnn or CnnChoice()
         self.roots = roots
         self.methods = methods
         self.polling = polling
@@ -343,6 +346,7 @@ class Watcher:
             settling=self.settler.settling(now),
             fresh_after_ns=time.time_ns() - int(self.settler.settle * 1e9),
             cancel=cancel,
+            cnn=self.cnn,
         )
         for path in report.deferred:
             self.settler.note(time.monotonic(), path)
@@ -395,7 +399,7 @@ class Watcher:
         from catalog.vectors import sync_saved_indexes
 
         self.vectors_stale_since = None
-        for name, seconds in sync_saved_indexes(self.catalog):
+        for name, seconds in sync_saved_indexes(self.catalog, self.cnn):
             log.info("%s index in step (%.1f s)", name, seconds)
 
     # -- the observer ------------------------------------------------------------------------------

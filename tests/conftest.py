@@ -87,19 +87,15 @@ def catalog(db_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def fresh_cnn_settings():  # type: ignore[no-untyped-def]
-    """The CNN model choice lives in the environment (inherited by worker processes) and, once a
-    catalogue's model is adopted, in catalog.methods.cnn: start and leave every test without either."""
-    import os
+def only_slow_tests_run_the_cnn(request):  # type: ignore[no-untyped-def]
+    """``-m "not slow"`` leaves the CNN out: a test that loads a model in this process must say so."""
     import sys
 
-    def reset() -> None:
-        for variable in ("CATALOG_CNN_MODEL", "CATALOG_CNN_WEIGHTS"):
-            os.environ.pop(variable, None)
+    def loaded() -> int:
         module = sys.modules.get("catalog.methods.cnn")
-        if module is not None:
-            module._adopted = None  # type: ignore[attr-defined]
+        return len(module._embedders) if module else 0  # type: ignore[attr-defined]
 
-    reset()
+    before = loaded()
     yield
-    reset()
+    if loaded() > before and request.node.get_closest_marker("slow") is None:
+        pytest.fail("this test runs the CNN: mark it @pytest.mark.slow")

@@ -146,8 +146,6 @@ def test_b0_loads_a_local_weights_file_and_a_model_change_recomputes(cnn_catalog
     assert "cnn signatures recomputed: efficientnet-lite0@" in result.output
     with Catalog.open(f"sqlite:///{db}") as catalog:
         assert catalog.methods()["cnn"].startswith("efficientnet-b0@")
-    for variable in ("CATALOG_CNN_MODEL", "CATALOG_CNN_WEIGHTS"):
-        os.environ.pop(variable, None)  # a new command without the options
     refused = cli(db, "dupes", "-m", "cnn")  # the catalogue remembers b0; without its weights: refused
     assert (
         refused.exit_code == 2
@@ -191,7 +189,6 @@ def test_onnx_runtime_and_pytorch_give_the_same_features(tmp_path, monkeypatch):
     ]
     onnx = Embedder(MODELS["efficientnet-lite0"], None)
     assert onnx.session is not None and list((tmp_path / "cache" / "catalog" / "models").glob("*.onnx"))
-    monkeypatch.setenv("CATALOG_CNN_BACKEND", "torch")
-    reference = Embedder(MODELS["efficientnet-lite0"], None)
+    reference = Embedder(MODELS["efficientnet-lite0"], None, backend="torch")
     assert reference.session is None
     assert np.abs(onnx.embed(arrays) - reference.embed(arrays)).max() < 1e-4

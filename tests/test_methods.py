@@ -58,3 +58,33 @@ def test_colour_view_of_a_grayscale_decode_is_refused():
     decoded = decode((SHARED_DATA / "photos" / "Canon_IXUS.jpg").read_bytes(), color=False)
     with pytest.raises(ValueError, match="without colour"):
         _ = decoded.rgb
+
+
+def test_settings_come_from_the_options_then_the_environment():
+    from catalog.config import CnnChoice, Settings
+
+    environ = {
+        "CATALOG_DB": "/x/c.db",
+        "CATALOG_CNN_MODEL": "efficientnet-b0",
+        "CATALOG_CNN_BACKEND": "torch",
+    }
+    from_env = Settings.from_options(environ=environ)
+    assert from_env.db_url == "sqlite:////x/c.db"
+    assert from_env.cnn == CnnChoice("efficientnet-b0", None, "torch")
+    from_options = Settings.from_options("postgresql://h/db", "efficientnet-lite0", "/w.pth", environ=environ)
+    assert from_options.db_url == "postgresql://h/db"
+    assert from_options.cnn == CnnChoice("efficientnet-lite0", "/w.pth", "torch")
+
+
+def test_the_catalogues_cnn_model_is_returned_not_adopted():
+    from catalog.config import CnnChoice
+    from catalog.methods import resolve_cnn
+
+    stored = {"cnn": "efficientnet-b0@0123456789abcdef/192", "phash": "imagehash-4.3"}
+    assert resolve_cnn(CnnChoice(), stored) == CnnChoice(model="efficientnet-b0")
+    assert resolve_cnn(CnnChoice(weights="/w.pth"), stored) == CnnChoice(weights="/w.pth")  # the user's
+    assert resolve_cnn(CnnChoice(), {"phash": "1"}) == CnnChoice()
+    # Nothing was changed by asking: the default method is still the default model's.
+    assert get_method("cnn").choice == CnnChoice()  # type: ignore[attr-defined]
+    b0 = get_method("cnn", CnnChoice(model="efficientnet-b0"))
+    assert b0 is not get_method("cnn") and b0.version.startswith("efficientnet-b0@")

@@ -12,9 +12,11 @@ Search structures are chosen by the signature ``kind``, not by the method:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from catalog.config import CnnChoice
 from catalog.errors import UsageError
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ class Method(ABC):
     description: ClassVar[str] = ""
     #: The method whose stored signatures this one scores (``cnn-euclidean`` reads ``cnn``'s features).
     stored_as: ClassVar[str | None] = None
+    #: The method is built for a :class:`~catalog.config.CnnChoice` (its model), passed to its constructor.
+    uses_model: ClassVar[bool] = False
 
     @property
     def signature_name(self) -> str:
@@ -68,10 +72,6 @@ class Method(ABC):
         import numpy as np
 
         return np.asarray([self.score(x, y) for x, y in zip(a, b, strict=True)], dtype=np.float64)
-
-    def adopt(self, stored_version: str) -> None:  # noqa: B027 - optional hook
-        """Configure from the version a catalogue's signatures came from, unless the user chose
-        otherwise (the CNN method takes its model from it)."""
 
     #: How many prepared images :meth:`finish` wants at a time (the CNN's batch); 0: no batched step.
     finish_batch: ClassVar[int] = 0
@@ -120,7 +120,9 @@ class VectorMethod(Method):
 
 
 _REGISTRY: dict[str, type[Method]] = {}
-_INSTANCES: dict[str, Method] = {}
+#: One instance per method (and per CNN choice, for the methods that take one): instances hold loaded
+#: models, so they are shared rather than built per call.
+_INSTANCES: dict[tuple[str, CnnChoice | None], Method] = {}
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -140,24 +142,45 @@ def method_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def get_method(name: str) -> Method:
-    """The method registered under ``name`` (one shared instance), or a UsageError naming the choices."""
+def get_method(name: str, cnn: CnnChoice | None = None) -> Method:
+    """The method registered under ``name``, or a UsageError naming the choices. Methods that use a model
+    are built for ``cnn`` (default: the default model); the others ignore it."""
     _load_builtin()
-    if name not in _INSTANCES:
-        if name not in _REGISTRY:
-            raise UsageError(f"unknown method {name!r}; choose from: {', '.join(_REGISTRY)}")
-        _INSTANCES[name] = _REGISTRY[name]()
-    return _INSTANCES[name]
+    if name not in _REGISTRY:
+        raise UsageError(f"unknown method {name!r}; choose from: {', '.join(_REGISTRY)}")
+    cls = _REGISTRY[name]
+    key = (name, (cnn or CnnChoice()) if cls.uses_model else None)
+    if key not in _INSTANCES:
+        _INSTANCES[key] = cls(key[1]) if cls.uses_model else cls()  # type: ignore[call-arg]
+    return _INSTANCES[key]
 
 
-def check_stored_version(method: Method, stored: dict[str, str]) -> None:
+def resolve_cnn(cnn: CnnChoice, stored: Mapping[str, str]) -> CnnChoice:
+    """The CNN to use with a catalogue whose methods are ``stored`` (name -> version): the user's choice
+    when there is one, else the model the catalogue's features came from (returned, nothing adopted)."""
+    if cnn.chosen or "cnn" not in stored:
+        return cnn
+    from catalog.methods.cnn import model_of
+
+    return replace(cnn, model=model_of(stored["cnn"]))
+
+
+def catalogue_method(name: str, cnn: CnnChoice, stored: Mapping[str, str]) -> Method:
+    """The method ``name`` ready to compare a catalogue's signatures: built for the catalogue's CNN
+    unless the user chose one, and refused when its signatures came from another version."""
+    method = get_method(name, resolve_cnn(cnn, stored))
+    if method.kind != "key":
+        check_stored_version(method, stored)
+    return method
+
+
+def check_stored_version(method: Method, stored: Mapping[str, str]) -> None:
     """Refuse to compare signatures that came from another version (another CNN model, say)."""
     name = method.signature_name
     if name not in stored:
         raise UsageError(
             f"this catalogue has no {name} signatures; add them with `catalog index PATH --methods {name}`"
         )
-    method.adopt(stored[name])
     if stored[name] != method.version:
         raise UsageError(
             f"this catalogue's {name} signatures come from {stored[name]}, not {method.version}: "

@@ -10,9 +10,10 @@ Models:
 - ``efficientnet-b0`` (``efficientnet_pytorch``): a local weights file, or its own ``from_pretrained``
   download where there is internet.
 
-The model comes from ``--cnn-model`` / ``--cnn-weights`` (``CATALOG_CNN_MODEL`` / ``CATALOG_CNN_WEIGHTS``).
-Its name and the hash of its weights are the method's version, so a catalogue never mixes features of two
-models: a different model recomputes every feature. torch loads only when features are computed.
+The model is the method's :class:`~catalog.config.CnnChoice` (from ``--cnn-model`` / ``--cnn-weights``, or
+the catalogue's own model: ``catalog.methods.resolve_cnn``). Its name and the hash of its weights are the
+method's version, so a catalogue never mixes features of two models: a different model recomputes every
+feature. torch loads only when features are computed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from catalog.config import CnnChoice, user_cache_dir
 from catalog.errors import CatalogError, UsageError
 from catalog.methods import VectorMethod, register
 
@@ -62,16 +64,10 @@ MODELS = {
 }
 
 
-_adopted: str | None = None  # the model of the open catalogue, when the user named none
-
-
-def settings() -> tuple[str, str | None]:
-    """(model name, weights path or None): the user's choice (CLI options or the environment), else the
-    model the catalogue's features came from, else the default."""
-    model = os.environ.get("CATALOG_CNN_MODEL") or _adopted or DEFAULT_MODEL
-    if model not in MODELS:
-        raise UsageError(f"unknown CNN model {model!r}; choose from: {', '.join(MODELS)}")
-    return model, os.environ.get("CATALOG_CNN_WEIGHTS") or None
+def model_of(version: str) -> str | None:
+    """The model name in a stored cnn version (``efficientnet-lite0@<weights>/192``), if it is known."""
+    name = version.split("@", 1)[0]
+    return name if name in MODELS else None
 
 
 class Embedder:
@@ -83,16 +79,14 @@ class Embedder:
     Without ONNX Runtime, or on a GPU, PyTorch runs the model.
     """
 
-    def __init__(self, spec: ModelSpec, weights: str | None):
+    def __init__(self, spec: ModelSpec, weights: str | None, backend: str | None = None):
         import numpy as np
 
         self.spec = spec
         self.weights = weights
         self.mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
         self.std = np.asarray(spec.std, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
-        self.session = (
-            None if os.environ.get("CATALOG_CNN_BACKEND") == "torch" else _onnx_session(spec, weights)
-        )
+        self.session = None if backend == "torch" else _onnx_session(spec, weights)
 
     def _inputs(self, arrays: list[np.ndarray]) -> np.ndarray:
         import numpy as np
@@ -147,7 +141,7 @@ def _onnx_session(spec: ModelSpec, weights: str | None) -> Any:
         import onnxruntime
     except ImportError:
         return None
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catalog" / "models"
+    cache = user_cache_dir() / "models"
     path = cache / (_version(spec, weights).replace("/", "-").replace("@", "-") + ".onnx")
     if not path.exists():
         _export_onnx(spec, weights, path)
@@ -243,17 +237,18 @@ def _version(spec: ModelSpec, weights: str | None) -> str:
 _loading = threading.Lock()
 
 
-def _embedder(spec: ModelSpec, weights: str | None) -> Embedder:
+def _embedder(spec: ModelSpec, weights: str | None, backend: str | None = None) -> Embedder:
     """One loaded model per process, shared by ``cnn`` and ``cnn-euclidean`` (and by the thread that
     loads it ahead of time while the workers decode)."""
     with _loading:
-        key = (spec, weights)
+        key = (spec, weights, backend)
         if key not in _embedders:
-            _embedders[key] = Embedder(spec, weights)
+            _embedders[key] = Embedder(spec, weights, backend)
         return _embedders[key]
 
 
-_embedders: dict[tuple[ModelSpec, str | None], Embedder] = {}
+#: Models this process has loaded (a memo: loading takes seconds).
+_embedders: dict[tuple[ModelSpec, str | None, str | None], Embedder] = {}
 
 
 def _lite0_weights() -> str:
@@ -288,28 +283,28 @@ class CnnCosine(VectorMethod):
     score_kind = "cosine similarity of CNN features (1 = same)"
     description = "EfficientNet features, cosine similarity"
     finish_batch = BATCH
+    uses_model = True
+
+    def __init__(self, choice: CnnChoice):
+        self.choice = choice
 
     def preload(self) -> None:
         _ = self.embedder
 
     @property
     def model(self) -> tuple[ModelSpec, str | None]:
-        name, weights = settings()
-        return MODELS[name], weights
+        name = self.choice.model or DEFAULT_MODEL
+        if name not in MODELS:
+            raise UsageError(f"unknown CNN model {name!r}; choose from: {', '.join(MODELS)}")
+        return MODELS[name], self.choice.weights
 
     @property
     def version(self) -> str:  # type: ignore[override]
         return _version(*self.model)
 
-    def adopt(self, stored_version: str) -> None:
-        global _adopted
-        if not (os.environ.get("CATALOG_CNN_MODEL") or os.environ.get("CATALOG_CNN_WEIGHTS")):
-            name = stored_version.split("@", 1)[0]
-            _adopted = name if name in MODELS else None
-
     @property
     def embedder(self) -> Embedder:
-        return _embedder(*self.model)
+        return _embedder(*self.model, self.choice.backend)
 
     def prepare(self, image: Decoded) -> Any:
         import numpy as np
