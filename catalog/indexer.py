@@ -17,16 +17,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
-
 from catalog.config import DEFAULT_CNN, DEFAULT_METHODS, WRITE_BATCH, CnnChoice
 from catalog.errors import Interrupted
 from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
-from catalog.models import Image, Signature
 from catalog.pool import EarlyStart, WorkerPool
 from catalog.scan import ScanResult, image_suffix, normalise_roots, scan
-from catalog.store import Catalog, KnownFile, Scope, now
+from catalog.store import Catalog, ImageRow, KnownFile, Scope, Writes
 from catalog.worker import FileResult, Task, process
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
@@ -355,103 +351,62 @@ class _Writer:
         if not self.pending:
             return
         _finish_signatures(self.pending, self.cnn)
-        with self.catalog.session() as session:
+        with self.catalog.writing() as writes:
             for result in self.pending:
-                self._apply(session, result)
+                self._apply(writes, result)
         self.report.committed += len(self.pending)
         self.pending.clear()
 
-    def _apply(self, session: Session, r: FileResult) -> None:
+    def _apply(self, writes: Writes, r: FileResult) -> None:
         old = self.plan.known.get(r.path)
         if r.vanished:
             return
         if r.error is not None:
             self.report.errors.append((r.path, r.error))
             self.report.log("error", f"{r.path}: {r.error}")
-            self._write_error(session, old, r)
+            writes.fail(old.id if old else None, r.path, _row(r))
         elif r.known_content and old is not None:
-            session.execute(
-                update(Image)
-                .where(Image.id == old.id)
-                .values(size=r.size, mtime_ns=r.mtime_ns, indexed_at=now())
-            )
+            writes.touch(old.id, r.size, r.mtime_ns)
             self.report.updated += 1
             self.report.log("updated", r.path)
         elif r.known_content:
             source_path = self._pop_moved_from(r.content_hash or "")
             if source_path is None:
-                self._clone(session, r)
+                self._copy(writes, r)
             else:
                 source = self.plan.missing.pop(source_path)
-                self.catalog.move(session, source.id, r.path, r.size, r.mtime_ns)
+                writes.move(source.id, r.path, r.size, r.mtime_ns)
                 self.report.moved += 1
                 self.report.log("moved", f"{source_path} -> {r.path}")
+        elif old is None:
+            writes.add(r.path, _row(r), r.signatures)
+            self.report.added += 1
+            self.report.log("added", r.path)
         else:
-            self._write_image(session, old, r)
+            writes.replace(old.id, _row(r), r.signatures)
+            if old.size != r.size or old.mtime_ns != r.mtime_ns or old.error is not None:
+                self.report.updated += 1
+                self.report.log("updated", r.path)
 
     def _pop_moved_from(self, content_hash: str) -> str | None:
         """A vanished path with this content, not yet claimed by another moved file."""
         paths = self.missing_by_hash.get(content_hash)
         return paths.pop() if paths else None
 
-    def _write_error(self, session: Session, old: KnownFile | None, r: FileResult) -> None:
-        if old is None:
-            session.add(Image(path=r.path, **_row(r)))
-        else:
-            session.execute(delete(Signature).where(Signature.image_id == old.id))
-            session.execute(update(Image).where(Image.id == old.id).values(**_row(r)))
-
-    def _write_image(self, session: Session, old: KnownFile | None, r: FileResult) -> None:
-        if old is None:
-            image = Image(path=r.path, **_row(r))
-            image.signatures = [Signature(method=m, value=v) for m, v in r.signatures.items()]
-            session.add(image)
-            self.report.added += 1
-            self.report.log("added", r.path)
-            return
-        session.execute(update(Image).where(Image.id == old.id).values(**_row(r)))
-        session.execute(
-            delete(Signature).where(Signature.image_id == old.id, Signature.method.in_(list(r.signatures)))
-        )
-        session.add_all(Signature(image_id=old.id, method=m, value=v) for m, v in r.signatures.items())
-        if old.size != r.size or old.mtime_ns != r.mtime_ns or old.error is not None:
-            self.report.updated += 1
-            self.report.log("updated", r.path)
-
-    def _clone(self, session: Session, r: FileResult) -> None:
+    def _copy(self, writes: Writes, r: FileResult) -> None:
         """A new byte-identical copy of a file that moved away in this run: reuse the signatures."""
-        source = session.scalars(
-            select(Image).where(Image.content_hash == r.content_hash, Image.error.is_(None)).limit(1)
-        ).first()
-        if source is None:  # cannot happen unless the source vanished meanwhile: decode after all
-            result = process(Task(r.path, r.size, r.mtime_ns, self._methods()))
+        if not writes.copy(r.path, _row(r)):  # the source vanished meanwhile: decode after all
+            result = process(Task(r.path, r.size, r.mtime_ns, pixel_methods(self.report.methods)))
             _finish_signatures([result], self.cnn)
-            self._apply(session, result)
+            self._apply(writes, result)
             return
-        image = Image(path=r.path, **_row(r, width=source.width, height=source.height, format=source.format))
-        image.signatures = [Signature(method=s.method, value=s.value) for s in source.signatures]
-        session.add(image)
         self.report.added += 1
         self.report.log("added", r.path)
 
-    def _methods(self) -> tuple[str, ...]:
-        return pixel_methods(self.report.methods)
 
-
-def _row(r: FileResult, **overrides: object) -> dict[str, object]:
-    """The image columns for a result (an unreadable file keeps its error and no dimensions)."""
-    row: dict[str, object] = dict(
-        size=r.size,
-        mtime_ns=r.mtime_ns,
-        content_hash=r.content_hash,
-        width=r.width,
-        height=r.height,
-        format=r.format,
-        indexed_at=now(),
-        error=r.error,
-    )
-    row.update(overrides)
-    return row
+def _row(r: FileResult) -> ImageRow:
+    """The image columns for a result."""
+    return ImageRow(r.size, r.mtime_ns, r.content_hash, r.width, r.height, r.format, r.error)
 
 
 def _finish_signatures(results: list[FileResult], cnn: CnnChoice) -> None:

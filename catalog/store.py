@@ -7,11 +7,12 @@ URL works through the same code; the SQL stays portable (no SQLite-only statemen
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -20,12 +21,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.errors import StoreError
 from catalog.models import Base, Image, MethodRecord, Root, Signature
 
+T = TypeVar("T")
+
 #: Seconds a process waits for a catalogue that another process is creating (it takes milliseconds).
 CREATION_WAIT = 10.0
 
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
 HEAD_REVISION = "0001"
+
+
+#: Values per ``IN (...)`` list: well under every database's limit on bound parameters.
+IN_CHUNK = 1000
+
+
+def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most ``size`` (for ``IN (...)`` lists)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def now() -> datetime:
@@ -49,8 +62,7 @@ class Scope:
     def conditions(self):  # type: ignore[no-untyped-def]
         """SQL conditions whose union selects the scope's images (file lists in chunks)."""
         conditions = [under(folder) for folder in self.folders]
-        files = sorted(self.files)
-        conditions += [Image.path.in_(files[s : s + 1000]) for s in range(0, len(files), 1000)]
+        conditions += [Image.path.in_(chunk) for chunk in chunked(sorted(self.files))]
         return conditions
 
 
@@ -235,10 +247,10 @@ class Catalog:
                 )
                 ids.extend(s.scalars(short))
             have: dict[int, set[str]] = {i: set() for i in ids}
-            for start in range(0, len(ids), 5000):
+            for chunk in chunked(ids):
                 rows = s.execute(
                     select(Signature.image_id, Signature.method).where(
-                        Signature.image_id.in_(ids[start : start + 5000]), Signature.method.in_(wanted)
+                        Signature.image_id.in_(chunk), Signature.method.in_(wanted)
                     )
                 )
                 for image_id, method in rows:
@@ -279,11 +291,13 @@ class Catalog:
 
     def signature_values(self, method: str, ids: list[int]) -> list[bytes]:
         """The ``method`` signatures of ``ids``, in that order (every id must have one)."""
+        rows: dict[int, bytes] = {}
         with self.session() as s:
-            query = select(Signature.image_id, Signature.value).where(
-                Signature.method == method, Signature.image_id.in_(ids)
-            )
-            rows = {image_id: value for image_id, value in s.execute(query)}
+            for chunk in chunked(ids):
+                query = select(Signature.image_id, Signature.value).where(
+                    Signature.method == method, Signature.image_id.in_(chunk)
+                )
+                rows.update({image_id: value for image_id, value in s.execute(query)})
         return [rows[i] for i in ids]
 
     def image_info(self, ids: Iterable[int] | None = None) -> dict[int, ImageInfo]:
@@ -294,11 +308,10 @@ class Catalog:
         with self.session() as s:
             if ids is None:
                 return {row[0]: ImageInfo(*row) for row in s.execute(query)}
-            wanted = list(ids)
             result: dict[int, ImageInfo] = {}
-            for start in range(0, len(wanted), 5000):
-                chunk = query.where(Image.id.in_(wanted[start : start + 5000]))
-                result.update({row[0]: ImageInfo(*row) for row in s.execute(chunk)})
+            for chunk in chunked(list(ids)):
+                rows = s.execute(query.where(Image.id.in_(chunk)))
+                result.update({row[0]: ImageInfo(*row) for row in rows})
             return result
 
     def paths(self) -> dict[int, str]:
@@ -325,10 +338,7 @@ class Catalog:
     def remove(self, ids: Iterable[int]) -> int:
         ids = list(ids)
         with self.session() as s:
-            for start in range(0, len(ids), 5000):
-                chunk = ids[start : start + 5000]
-                s.execute(delete(Signature).where(Signature.image_id.in_(chunk)))
-                s.execute(delete(Image).where(Image.id.in_(chunk)))
+            _delete_images(s, ids)
         return len(ids)
 
     def rename(self, source: str, target: str) -> int:
@@ -344,18 +354,97 @@ class Catalog:
                 for i, path in rows
             }
             # Whatever the catalogue still holds at the target paths was replaced on disk by the move.
-            stale = list(s.scalars(select(Image.id).where(Image.path.in_(list(targets.values())))))
-            if stale:
-                s.execute(delete(Signature).where(Signature.image_id.in_(stale)))
-                s.execute(delete(Image).where(Image.id.in_(stale)))
+            stale: list[int] = []
+            for chunk in chunked(list(targets.values())):
+                stale.extend(s.scalars(select(Image.id).where(Image.path.in_(chunk))))
+            _delete_images(s, stale)
             for image_id, path in targets.items():
                 s.execute(update(Image).where(Image.id == image_id).values(path=path))
         return len(rows)
 
-    def move(self, session: Session, image_id: int, path: str, size: int, mtime_ns: int) -> None:
-        session.execute(
+    @contextmanager
+    def writing(self) -> Iterator[Writes]:
+        """One transaction of indexing results (see :class:`Writes`): committed at the end of the block,
+        rolled back if it raises."""
+        with self.session() as s:
+            yield Writes(s)
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """The columns an indexing result sets (an unreadable file keeps its error and no dimensions)."""
+
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    error: str | None = None
+
+    def values(self) -> dict[str, object]:
+        return {**asdict(self), "indexed_at": now()}
+
+
+class Writes:
+    """The statements of one indexing transaction (``Catalog.writing``)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, path: str, row: ImageRow, signatures: Mapping[str, bytes]) -> None:
+        """A new image, with its signatures."""
+        image = Image(path=path, **row.values())
+        image.signatures = [Signature(method=m, value=v) for m, v in signatures.items()]
+        self.session.add(image)
+
+    def replace(self, image_id: int, row: ImageRow, signatures: Mapping[str, bytes]) -> None:
+        """New content (or new methods) for a known image: its row, and these methods' signatures."""
+        self.session.execute(update(Image).where(Image.id == image_id).values(**row.values()))
+        self.session.execute(
+            delete(Signature).where(Signature.image_id == image_id, Signature.method.in_(list(signatures)))
+        )
+        self.session.add_all(Signature(image_id=image_id, method=m, value=v) for m, v in signatures.items())
+
+    def fail(self, image_id: int | None, path: str, row: ImageRow) -> None:
+        """The file at ``path`` cannot be read: its row keeps the error, and no signatures."""
+        if image_id is None:
+            self.session.add(Image(path=path, **row.values()))
+            return
+        self.session.execute(delete(Signature).where(Signature.image_id == image_id))
+        self.session.execute(update(Image).where(Image.id == image_id).values(**row.values()))
+
+    def touch(self, image_id: int, size: int, mtime_ns: int) -> None:
+        """Same content, new size or modification time (rewritten with the same bytes)."""
+        self.session.execute(
+            update(Image).where(Image.id == image_id).values(size=size, mtime_ns=mtime_ns, indexed_at=now())
+        )
+
+    def move(self, image_id: int, path: str, size: int, mtime_ns: int) -> None:
+        """The image's file is now at ``path`` (its signatures stay)."""
+        self.session.execute(
             update(Image).where(Image.id == image_id).values(path=path, size=size, mtime_ns=mtime_ns)
         )
+
+    def copy(self, path: str, row: ImageRow) -> bool:
+        """A new file byte-identical to a catalogued image: a row with that image's dimensions and
+        signatures (nothing decoded). False when no readable image has ``row.content_hash``."""
+        source = self.session.scalars(
+            select(Image).where(Image.content_hash == row.content_hash, Image.error.is_(None)).limit(1)
+        ).first()
+        if source is None:
+            return False
+        copied = replace(row, width=source.width, height=source.height, format=source.format)
+        image = Image(path=path, **copied.values())
+        image.signatures = [Signature(method=s.method, value=s.value) for s in source.signatures]
+        self.session.add(image)
+        return True
+
+
+def _delete_images(session: Session, ids: Sequence[int]) -> None:
+    for chunk in chunked(ids):
+        session.execute(delete(Signature).where(Signature.image_id.in_(chunk)))
+        session.execute(delete(Image).where(Image.id.in_(chunk)))
 
 
 def _connect_args(url: str) -> dict[str, object]:
