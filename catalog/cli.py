@@ -115,7 +115,15 @@ def main_options(
     ctx.obj = State(settings, ctx.obj if isinstance(ctx.obj, Interrupts) else None)
 
 
+class ReportFormat(StrEnum):
+    """For reports that are not tables (``index``, ``status``): text or JSON."""
+
+    text = "text"
+    json = "json"
+
+
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+ReportFormatOption = Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")]
 MethodOption = Annotated[str, typer.Option("--method", "-m", help=f"One of: {', '.join(method_names())}.")]
 ThresholdOption = Annotated[
     float | None, typer.Option("--threshold", "-t", help="Match threshold. " + _thresholds_help())
@@ -125,7 +133,7 @@ ThresholdOption = Annotated[
 @app.command("index")
 def index_command(
     ctx: typer.Context,
-    paths: Annotated[list[str], typer.Argument(help="Folders (or files) to catalogue.")],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Folders (or files) to catalogue.")],
     methods: Annotated[
         str | None,
         typer.Option(
@@ -135,7 +143,7 @@ def index_command(
         ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
-    fmt: FormatOption = Format.text,
+    fmt: ReportFormatOption = ReportFormat.text,
 ) -> None:
     """Catalogue image files: new and changed files are read, moved ones followed, vanished ones dropped."""
     from catalog.lock import writer_lock
@@ -157,7 +165,7 @@ def index_command(
                 from catalog.vectors import sync_saved_indexes
 
                 sync_saved_indexes(catalog, ctx.obj.cnn)  # the writer keeps the saved HNSW indexes in step
-    if fmt is Format.json:
+    if fmt is ReportFormat.json:
         _print_json(report.as_dict())
         return
     typer.echo(
@@ -167,9 +175,11 @@ def index_command(
     )
     for note in report.notes:
         typer.echo(note)
-    for title, rows in (("could not be read", report.errors), ("skipped", report.problems)):
+    for title, rows in (("file", report.errors), ("path", report.problems)):
         if rows:
-            typer.echo(f"{len(rows)} {'file' if title != 'skipped' else 'path'}(s) {title}:")
+            typer.echo(
+                f"{_plural(len(rows), title)} {'could not be read' if title == 'file' else 'skipped'}:"
+            )
             for path, reason in rows:
                 typer.echo(f"  {path}: {reason}")
 
@@ -177,7 +187,7 @@ def index_command(
 @app.command("watch")
 def watch_command(
     ctx: typer.Context,
-    paths: Annotated[list[str], typer.Argument(help="Folders to watch (and catalogue).")],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Folders to watch (and catalogue).")],
     methods: Annotated[
         str | None,
         typer.Option(
@@ -253,7 +263,7 @@ def watch_command(
 
 
 @app.command("status")
-def status_command(ctx: typer.Context, fmt: FormatOption = Format.text) -> None:
+def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.text) -> None:
     """What the catalogue holds: images, methods, roots and files that could not be read."""
     from catalog.lock import current_writer
 
@@ -268,7 +278,7 @@ def status_command(ctx: typer.Context, fmt: FormatOption = Format.text) -> None:
             "roots": catalog.roots(),
             "errors": [{"path": p, "error": e} for p, e in catalog.errors()],
         }
-    if fmt is Format.json:
+    if fmt is ReportFormat.json:
         _print_json(data)
         return
     typer.echo(f"catalogue: {data['catalogue']}")
@@ -314,13 +324,13 @@ def dupes_command(
         _print_csv(["group", "path", "size", "width", "height"], rows)
     else:
         for n, group in enumerate(grouping.groups, 1):
-            typer.echo(f"group {n}: {len(group)} images")
+            typer.echo(f"group {n}: {_plural(len(group), 'image')}")
             for im in group:
                 typer.echo(f"  {im.path}  ({im.width}x{im.height}, {_human_size(im.size)})")
-        extra = sum(len(g) - 1 for g in grouping.groups)
+        extra = _plural(sum(len(g) - 1 for g in grouping.groups), "redundant copy", "redundant copies")
         typer.echo(
-            f"{len(grouping.groups)} groups, {extra} redundant copies "
-            f"({grouping.method}, threshold {grouping.threshold:g}, {grouping.images} images)"
+            f"{_plural(len(grouping.groups), 'group')}, {extra} "
+            f"({grouping.method}, threshold {grouping.threshold:g}, {_plural(grouping.images, 'image')})"
         )
 
 
@@ -350,7 +360,7 @@ def copies_command(
 @app.command("query")
 def query_command(
     ctx: typer.Context,
-    image: Annotated[str, typer.Argument(help="Any image file, catalogued or not.")],
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="Any image file, catalogued or not.")],
     method: MethodOption = "phash",
     k: Annotated[int, typer.Option("-k", help="How many results.")] = 10,
     fmt: FormatOption = Format.text,
@@ -376,8 +386,8 @@ def query_command(
 @app.command("compare")
 def compare_command(
     ctx: typer.Context,
-    a: Annotated[str, typer.Argument(help="An image file.")],
-    b: Annotated[str, typer.Argument(help="Another image file.")],
+    a: Annotated[str, typer.Argument(metavar="A", help="An image file.")],
+    b: Annotated[str, typer.Argument(metavar="B", help="Another image file.")],
     method: Annotated[
         str | None, typer.Option("--method", "-m", help=f"One of: {', '.join(method_names())}.")
     ] = None,
@@ -410,7 +420,10 @@ class BenchFormat(StrEnum):
 def bench_command(
     ctx: typer.Context,
     folder: Annotated[
-        str, typer.Argument(help="A folder with a groups.csv (file,group), or images in runs of 4.")
+        str,
+        typer.Argument(
+            metavar="DIR", help="A folder with a groups.csv (file,group), or images in runs of 4."
+        ),
     ],
     methods: Annotated[
         str | None, typer.Option("--methods", help="Comma-separated methods (default: all but exact).")
@@ -542,7 +555,7 @@ def _report_interruption(exc: KeyboardInterrupt) -> NoReturn:
 def main() -> None:
     interrupts = Interrupts()
     try:
-        app(obj=interrupts)
+        app(obj=interrupts, prog_name="catalog")
     except KeyboardInterrupt as exc:  # before or after a command ran (the funnel covers the command)
         try:
             _report_interruption(exc)

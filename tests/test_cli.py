@@ -64,7 +64,7 @@ def test_text_and_csv_output(db_path, photo, pics):
     members = family(photo, pics)
     cli(db_path, "index", str(pics), "--methods", "ahash")
     text = cli(db_path, "dupes", "--method", "ahash").output
-    assert "group 1: 3 images" in text and "1 groups, 2 redundant copies" in text
+    assert "group 1: 3 images" in text and "1 group, 2 redundant copies" in text
     rows = list(csv.DictReader(io.StringIO(cli(db_path, "dupes", "-m", "ahash", "-f", "csv").output)))
     assert {r["path"] for r in rows} == members and {r["group"] for r in rows} == {"1"}
     copies = list(csv.DictReader(io.StringIO(cli(db_path, "copies", "-m", "ahash", "-f", "csv").output)))
@@ -95,6 +95,10 @@ def test_errors_are_one_line_and_nonzero(db_path, tmp_path, make_image, pics):
         (["dupes", "--method", "whash"], "no whash signatures"),
         (["dupes", "--method", "ahash", "--threshold", "99"], "whole number"),
         (["index", str(pics), "--methods", "ahash,bogus"], "unknown method 'bogus'"),
+        (["dupes", "--method", "exact", "-t", "1"], "takes no --threshold"),
+        (["query", str(pics), "-m", "ahash"], "is a folder"),
+        (["index", str(pics), "--format", "csv"], "'csv' is not one of 'text', 'json'"),
+        (["status", "--format", "csv"], "'csv' is not one of 'text', 'json'"),
     ):
         result = cli(db_path, *args)
         assert result.exit_code == 2, args
