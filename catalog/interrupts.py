@@ -103,9 +103,25 @@ def _force_exit(signum: int) -> None:
 
 def ignore_in_worker() -> None:
     """In a worker process: the parent alone decides when to stop (it terminates its workers), so a
-    terminal's Ctrl-C, sent to the whole process group, is ignored here; and the parent's wake-up pipe
-    is not this process's."""
+    terminal's Ctrl-C, sent to the whole process group, is ignored here; the parent's wake-up pipe is not
+    this process's; and the worker dies with its parent, however the parent ends (``kill -9``
+    included), instead of lingering."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with contextlib.suppress(ValueError):  # not the worker's main thread: nothing inherited there
         signal.set_wakeup_fd(-1)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux's ``PR_SET_PDEATHSIG``: SIGKILL this process when its parent ends (elsewhere: nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent ended before the call took effect
+            os._exit(1)

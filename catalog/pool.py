@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 #: ``cli._early_start``). Pools are created before any thread of ours runs, or by the watcher, whose
 #: threads (watchdog's) hold no lock a worker needs.
 START_METHOD = "fork"
+
+
+#: Seconds ``WorkerPool.terminate`` gives the pool's own clean-up before it kills the workers itself.
+TERMINATE_WAIT = 0.5
 
 
 def _start(methods: tuple[str, ...]) -> None:
@@ -66,8 +71,20 @@ class WorkerPool:
 
     def terminate(self) -> None:
         """Stop at once: the workers are killed, whatever they were doing (results not yet taken are
-        lost; the next run reads those files again)."""
-        self._pool.terminate()
+        lost; the next run reads those files again).
+
+        ``Pool.terminate`` takes the locks of the pool's queues before it stops the workers. A worker
+        that was killed from outside while it held one (a SIGTERM sent to the whole process group, as
+        ``kill -- -PGID`` or systemd do) holds it for ever, and ``Pool.terminate`` would wait for ever:
+        it gets ``TERMINATE_WAIT`` seconds, then the workers are killed and the pool is left behind (the
+        process is on its way out)."""
+        stopping = threading.Thread(target=self._pool.terminate, name="catalog-pool-terminate", daemon=True)
+        stopping.start()
+        stopping.join(TERMINATE_WAIT)
+        if stopping.is_alive():
+            for process in multiprocessing.active_children():
+                process.kill()
+            return
         self._pool.join()
 
     def __enter__(self) -> WorkerPool:

@@ -248,7 +248,8 @@ class Watcher:
         finally:
             self._stop_observer(observer)
             if self._pool is not None:
-                self._pool.close()
+                # Work a stopped batch left queued in the pool is abandoned, not waited for.
+                self._pool.terminate()
         log.info("stopped; since start: %s", self.totals)
 
     def stop(self, *_signal: object) -> None:
