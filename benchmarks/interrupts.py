@@ -13,6 +13,7 @@ signatures equal, CNN and pixel signatures equal to float16 rounding).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -157,10 +158,8 @@ def trial(
     )
     time.sleep(delay)
     sent = time.monotonic()
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
     try:
         _, err = process.communicate(timeout=30)
     except subprocess.TimeoutExpired:
@@ -221,8 +220,8 @@ def main() -> None:
             Scenario("index (CNN running)", ["index", root, "--methods", "cnn"], "hashes", ["index", root],
                      "hashes+cnn"),
             Scenario("watch (start-up reconciliation)", ["watch", root], None, ["index", root], "hashes"),
-            Scenario("dupes --method cnn (HNSW build)", ["dupes", "--method", "cnn"], "hashes+cnn", None, None,
-                     drop_indexes=True),
+            Scenario("dupes --method cnn (HNSW build)", ["dupes", "--method", "cnn"], "hashes+cnn", None,
+                     None, drop_indexes=True),
             Scenario("bench (fruits360, ahash+cnn)", ["bench", str(args.data / "fruits360-96"),
                      "--methods", "ahash,cnn"], None, None, None),
         ]  # fmt: skip
@@ -272,10 +271,10 @@ def main() -> None:
         o = outcomes[scenario.name]
         slowest = f"{max(o.seconds):.2f}" if o.seconds else "-"
         resumed = f"{o.resume_failures} of {o.resume_checked}" if o.resume_checked else "-"
+        outcome = f"{o.interrupted} / {o.finished_first} / {o.killed_starting}"
         print(
-            f"| {scenario.name} | {o.trials} ({o.sigint}/{o.sigterm}) | {o.interrupted} / {o.finished_first} / "
-            f"{o.killed_starting} | {slowest} | {o.hangs} | {o.tracebacks} | {o.leftovers} | "
-            f"{o.integrity_failures} | {resumed} |"
+            f"| {scenario.name} | {o.trials} ({o.sigint}/{o.sigterm}) | {outcome} | {slowest} | {o.hangs} | "
+            f"{o.tracebacks} | {o.leftovers} | {o.integrity_failures} | {resumed} |"
         )
 
 

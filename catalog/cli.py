@@ -10,6 +10,7 @@ import csv
 import gc
 import io
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -219,7 +220,6 @@ def watch_command(
     Runs in the foreground and logs one line per change; stops cleanly on Ctrl-C or SIGTERM.
     """
     import logging
-    import os
 
     from catalog.lock import writer_lock
     from catalog.scan import normalise_roots
@@ -499,8 +499,6 @@ def _early_start(
     if db_file is None or db_file.exists():
         yield None
         return
-    import os
-
     import numpy  # noqa: F401 - Pillow and NumPy load once here, not once in each worker
 
     import catalog.imaging  # noqa: F401
@@ -555,12 +553,23 @@ def _report_interruption(exc: KeyboardInterrupt) -> NoReturn:
 def main() -> None:
     interrupts = Interrupts()
     try:
-        app(obj=interrupts, prog_name="catalog")
-    except KeyboardInterrupt as exc:  # before or after a command ran (the funnel covers the command)
         try:
-            _report_interruption(exc)
-        except typer.Exit as stop:
-            sys.exit(stop.exit_code)
+            app(obj=interrupts, prog_name="catalog")
+        except KeyboardInterrupt as exc:  # before or after a command ran (the funnel covers the command)
+            try:
+                _report_interruption(exc)
+            except typer.Exit as stop:
+                sys.exit(stop.exit_code)
+    except SystemExit as stop:
+        if interrupts.received is None:
+            raise
+        # Interrupted: every transaction is rolled back and every pool stopped by now. Skip the
+        # interpreter's shutdown, which would also run the destructors of native threads a library may
+        # have been starting when the signal came (ONNX Runtime's, in a model-loading thread), and
+        # abort the process.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(stop.code if isinstance(stop.code, int) else 1)
     finally:
         # Interpreter shutdown would walk every object SQLAlchemy and NumPy created (~0.1 s of a
         # short command); freezing them first skips that final collection.

@@ -231,3 +231,29 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
     except OSError:
         return True
+
+
+def test_ctrl_c_stops_watch_once_with_one_log_line(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group; the watcher says so once (its workers
+    ignore it), stops after the file in hand and exits 130."""
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    make_tree(root, 300)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "--db", str(db), "watch", str(root), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # the start-up reconciliation is done: the watcher is idle
+        if "reconciliation" in line:
+            break
+    synthetic(999).save(root / "new.png")  # something for the workers to be doing, or not
+    os.killpg(process.pid, signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(30) == 130, rest
+    assert rest.count("SIGINT received") == 1 and "Traceback" not in rest, rest
+    assert rest.strip().endswith("catalog: interrupted")
+    assert wait_for(lambda: group_is_gone(process.pid), 5)
+    assert integrity(db) == "ok"
