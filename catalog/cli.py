@@ -35,7 +35,11 @@ if TYPE_CHECKING:
 class CatalogGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            state = ctx.obj
+            if isinstance(state, State) and state.interrupts is not None:
+                state.interrupts.check()  # a signal a library swallowed still ends the command so
+            return result
         except CatalogError as exc:
             typer.echo(f"catalog: error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
@@ -159,9 +163,19 @@ def index_command(
         from catalog.indexer import index
 
         with ctx.obj.open(create=True) as catalog, _progress_bar() as progress:
+            interrupts = ctx.obj.interrupts
             report = index(
-                catalog, roots, requested, workers=workers, progress=progress, early=early, cnn=ctx.obj.cnn
+                catalog,
+                roots,
+                requested,
+                workers=workers,
+                progress=progress,
+                early=early,
+                cancel=interrupts.stopping if interrupts else None,
+                cnn=ctx.obj.cnn,
             )
+            if report.cancelled and interrupts and interrupts.received is not None:
+                raise Interrupted(interrupts.received, report.committed)
             if report.added or report.updated or report.removed or report.moved or report.backfilled:
                 from catalog.vectors import sync_saved_indexes
 

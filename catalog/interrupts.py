@@ -17,6 +17,7 @@ was not committed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -44,6 +45,9 @@ class Interrupts:
     def __init__(self, deadline: float = DEADLINE):
         self.deadline = deadline
         self.received: int | None = None  # the first signal
+        #: Set by the first signal, for loops that also stop by themselves at their next step: a library
+        #: may swallow the exception (see ``_quiet_library_clean_up``), the loop still stops.
+        self.stopping = threading.Event()
         self._request: Callable[[int], None] | None = None
         self._reader, self._writer = os.pipe()
         os.set_blocking(self._writer, False)
@@ -53,11 +57,18 @@ class Interrupts:
             signal.signal(sig, self._handle)
         signal.set_wakeup_fd(self._writer, warn_on_full_buffer=False)
         threading.Thread(target=self._guard, name="catalog-interrupt-guard", daemon=True).start()
+        _quiet_library_clean_up()
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if a signal came (for after a step that may have swallowed it)."""
+        if self.received is not None:
+            raise Interrupted(self.received)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.received is not None:
             return  # already stopping; the guard ends the process if that takes too long
         self.received = signum
+        self.stopping.set()
         if self._request is not None:
             self._request(signum)
             return
@@ -88,6 +99,22 @@ class Interrupts:
         stopped = threading.Event()
         stopped.wait(self.deadline)  # the process normally exits before this returns
         _force_exit(signums[0])
+
+
+class _NotInterrupted(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+
+
+def _quiet_library_clean_up() -> None:
+    """SQLAlchemy's connection pool catches whatever is raised while it closes or resets a connection
+    and logs it with its traceback. When that is our interruption, the one line the CLI prints says it
+    all (the transaction is rolled back by SQLite): such records are dropped; any other is printed."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_NotInterrupted())
+    library = logging.getLogger("sqlalchemy")
+    library.addHandler(handler)
+    library.propagate = False
 
 
 def _force_exit(signum: int) -> None:

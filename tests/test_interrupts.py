@@ -257,3 +257,36 @@ def test_ctrl_c_stops_watch_once_with_one_log_line(tmp_path):
     assert rest.strip().endswith("catalog: interrupted")
     assert wait_for(lambda: group_is_gone(process.pid), 5)
     assert integrity(db) == "ok"
+
+
+def test_a_library_that_swallows_the_interruption_prints_no_traceback(tmp_path):
+    """SQLAlchemy's pool catches what is raised while it closes a connection and logs it with its
+    traceback: an interruption is dropped there (the CLI's one line says it), anything else is shown;
+    and the command still ends as interrupted."""
+    script = textwrap.dedent(
+        """
+        import logging, signal
+        from catalog.errors import Interrupted
+        from catalog.interrupts import Interrupts
+
+        interrupts = Interrupts()
+        pool = logging.getLogger("sqlalchemy.pool.impl.QueuePool")
+        for exc in (Interrupted(signal.SIGTERM), ValueError("a real problem")):
+            try:
+                raise exc
+            except BaseException:
+                pool.error("Exception closing connection", exc_info=True)
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except Interrupted:
+            pass  # swallowed, as a library might
+        try:
+            interrupts.check()
+        except Interrupted as stopped:
+            print("stopped by", stopped.signum)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert run.stdout.strip() == f"stopped by {int(signal.SIGTERM)}"
+    assert run.stderr.count("Traceback") == 1 and "ValueError: a real problem" in run.stderr
+    assert "Interrupted" not in run.stderr
