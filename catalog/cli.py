@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -81,7 +81,8 @@ class State:
     def open(self, create: bool = False) -> Catalog:
         from catalog.store import Catalog  # SQLAlchemy loads here, not at start-up
 
-        return Catalog.open(self.url, create=create)
+        shield = self.interrupts.deferred if self.interrupts else nullcontext
+        return Catalog.open(self.url, create=create, shield=shield)
 
 
 def _thresholds_help() -> str:

@@ -351,9 +351,14 @@ class _Writer:
         if not self.pending:
             return
         _finish_signatures(self.pending, self.cnn)
-        with self.catalog.writing() as writes:
-            for result in self.pending:
-                self._apply(writes, result)
+        try:
+            with self.catalog.writing() as writes:
+                for result in self.pending:
+                    self._apply(writes, result)
+        except Interrupted:
+            # Only the catalogue's shield raises it here, once the transaction has ended: committed.
+            self.report.committed += len(self.pending)
+            raise
         self.report.committed += len(self.pending)
         self.pending.clear()
 

@@ -49,6 +49,8 @@ class Interrupts:
         #: may swallow the exception (see ``_quiet_library_clean_up``), the loop still stops.
         self.stopping = threading.Event()
         self._request: Callable[[int], None] | None = None
+        self._deferring = 0  # depth of ``deferred`` blocks
+        self._raised = False  # Interrupted was raised (once is enough: clean-up must run undisturbed)
         self._reader, self._writer = os.pipe()
         os.set_blocking(self._writer, False)
         for fd in (self._reader, self._writer):
@@ -72,7 +74,24 @@ class Interrupts:
         if self._request is not None:
             self._request(signum)
             return
+        if self._deferring:
+            return  # raised when the deferred block ends
+        self._raised = True
         raise Interrupted(signum)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A block the signal does not break into (a database transaction: SQLAlchemy's state would not
+        survive an exception raised half-way through its own code): the signal is raised when the
+        block ends. The deadline still holds."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+            if not self._deferring and self.received is not None and not self._raised and not self._request:
+                self._raised = True
+                raise Interrupted(self.received)
 
     @contextmanager
     def requesting(self, request: Callable[[int], None]) -> Iterator[None]:

@@ -7,8 +7,8 @@ URL works through the same code; the SQL stays portable (no SQLite-only statemen
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,9 +91,14 @@ class KnownFile:
 class Catalog:
     """An open catalogue. Use :meth:`open`; close with :meth:`close` or as a context manager."""
 
-    def __init__(self, engine: Engine, url: str):
+    def __init__(
+        self, engine: Engine, url: str, shield: Callable[[], AbstractContextManager[object]] = nullcontext
+    ):
         self.engine = engine
         self.url = url
+        #: Wraps every transaction and the closing of connections: the CLI passes its interrupts'
+        #: ``deferred``, so that a Ctrl-C is raised between transactions, never inside SQLAlchemy.
+        self.shield = shield
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         #: What this open catalogue's users keep in memory between calls, by owner (the HNSW indexes
         #: loaded by ``catalog.vectors``): a process that searches many times loads each index once.
@@ -102,8 +107,13 @@ class Catalog:
     # -- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, create: bool = True) -> Catalog:
-        """Open (and create or upgrade) the catalogue at a SQLAlchemy URL."""
+    def open(
+        cls,
+        url: str,
+        create: bool = True,
+        shield: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> Catalog:
+        """Open (and create or upgrade) the catalogue at a SQLAlchemy URL. ``shield``: see ``shield``."""
         if url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
             if not path.exists() and not create:
@@ -120,7 +130,7 @@ class Catalog:
             raise StoreError(f"cannot open catalogue {url}: {exc}") from None
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        catalog = cls(engine, url)
+        catalog = cls(engine, url, shield)
         try:
             catalog._upgrade(create)
         except OperationalError as exc:
@@ -138,7 +148,7 @@ class Catalog:
         """
         deadline = time.monotonic() + CREATION_WAIT
         while True:
-            with self.engine.begin() as conn:
+            with self.shield(), self.engine.begin() as conn:
                 tables = set(inspect(conn).get_table_names())
                 if "alembic_version" in tables:
                     current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -155,7 +165,8 @@ class Catalog:
             time.sleep(0.05)
         from catalog.migrate import upgrade_to_head
 
-        upgrade_to_head(self.engine)
+        with self.shield():
+            upgrade_to_head(self.engine)
 
     @staticmethod
     def _create_schema(conn: Connection) -> None:
@@ -169,7 +180,8 @@ class Catalog:
         conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION})
 
     def close(self) -> None:
-        self.engine.dispose()
+        with self.shield():
+            self.engine.dispose()
 
     def __enter__(self) -> Catalog:
         return self
@@ -180,7 +192,7 @@ class Catalog:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any exception."""
-        with self._sessions() as session, session.begin():
+        with self.shield(), self._sessions() as session, session.begin():
             yield session
 
     # -- methods and roots -----------------------------------------------------------------------
