@@ -1,10 +1,11 @@
 """Ctrl-C and SIGTERM: every command stops within two seconds, in one line, with no traceback.
 
 The first SIGINT or SIGTERM raises :class:`~catalog.errors.Interrupted` in the main thread (a
-``KeyboardInterrupt``, so every ``finally`` and ``with`` block runs: transactions roll back, worker pools
-are terminated, locks released); the CLI's error funnel prints one line and exits 130 or 143. A command
-that stops by itself at a safe point (``catalog watch``) takes the signal as a request instead
-(:meth:`Interrupts.requesting`).
+``KeyboardInterrupt``, so every ``finally`` and ``with`` block runs: worker pools are terminated, locks
+released); the CLI's error funnel prints one line and exits 130 or 143. Inside a database transaction
+(:meth:`Interrupts.deferred`, the catalogue's shield) the signal is raised when the transaction ends, not
+in the middle of SQLAlchemy's code. A command that stops by itself at a safe point (``catalog watch``)
+takes the signal as a request instead (:meth:`Interrupts.requesting`).
 
 Python runs signal handlers only between bytecodes of the main thread, which may sit in C code for a
 long time (an HNSW index build, a model's forward pass). So the signal is also seen by a small thread
