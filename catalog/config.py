@@ -83,7 +83,6 @@ class Settings:
 
     db_url: str
     cnn: CnnChoice = field(default_factory=CnnChoice)
-    workers: int | None = None  # worker processes; None: one per core
 
     @classmethod
     def from_options(

@@ -54,8 +54,6 @@ class Interrupts:
         self._raised = False  # Interrupted was raised (once is enough: clean-up must run undisturbed)
         self._reader, self._writer = os.pipe()
         os.set_blocking(self._writer, False)
-        for fd in (self._reader, self._writer):
-            os.set_inheritable(fd, False)
         for sig in SIGNALS:
             signal.signal(sig, self._handle)
         signal.set_wakeup_fd(self._writer, warn_on_full_buffer=False)

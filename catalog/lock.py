@@ -29,43 +29,44 @@ def lock_path(url: str) -> Path:
 
 
 @contextmanager
-def writer_lock(url: str, holder: str) -> Iterator[None]:
-    """Hold the catalogue's writer lock, or raise :class:`BusyError` naming the process that has it."""
-    path = lock_path(url)
+def _exclusive(path: Path) -> Iterator[tuple[int, bool]]:
+    """(file descriptor, whether an exclusive lock on ``path`` was taken at once); the file is created
+    if needed, and closing it at the end releases the lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # EAGAIN or EACCES, depending on the system
+            yield fd, False
+        else:
+            yield fd, True
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def writer_lock(url: str, holder: str) -> Iterator[None]:
+    """Hold the catalogue's writer lock, or raise :class:`BusyError` naming the process that has it."""
+    with _exclusive(lock_path(url)) as (fd, taken):
+        if not taken:
             other = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             raise BusyError(
                 f"the catalogue is being written by {other}; one writer at a time: wait for it to "
                 "finish, or stop it (catalog watch stops on Ctrl-C or SIGTERM). Reading commands "
                 "(dupes, copies, query, status) work meanwhile."
-            ) from None
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} ({holder})".encode(), 0)
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 @contextmanager
 def try_lock(path: Path) -> Iterator[bool]:
-    """An exclusive lock on ``path`` (created if needed) if it is free at once: yields whether it was
-    taken. For cache files that one process at a time may write (the HNSW indexes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+    """An exclusive lock on ``path`` if it is free at once: yields whether it was taken. For cache files
+    that one process at a time may write (the HNSW indexes)."""
+    with _exclusive(path) as (_, taken):
+        yield taken
 
 
 def current_writer(url: str) -> str | None:

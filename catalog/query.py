@@ -33,9 +33,10 @@ def nearest(
     if k < 1:
         raise UsageError("-k must be at least 1")
     stored = catalog.methods()
+    cnn = resolve_cnn(cnn, stored)
     method = catalogue_method(method_name, cnn, stored)
     absolute = os.path.abspath(path)
-    signature = file_signatures(absolute, [method.name], resolve_cnn(cnn, stored))[method.name]
+    signature = file_signatures(absolute, [method.name], cnn)[method.name]
     if method.kind == "vector":
         hits = _vector_hits(catalog, method, signature, k)  # type: ignore[arg-type]
     else:

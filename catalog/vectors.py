@@ -83,10 +83,12 @@ class VectorIndex:
     def files(self) -> dict[str, Path]:
         """The files of the saved generation (``hnsw``, ``ids``), as the metadata file names them."""
         try:
-            meta = json.loads(self.meta_path.read_text())
-            return {kind: self.meta_path.with_name(meta["files"][kind]) for kind in ("hnsw", "ids")}
+            return self._named(json.loads(self.meta_path.read_text()))
         except (OSError, ValueError, KeyError, TypeError):
             return {}
+
+    def _named(self, meta: dict) -> dict[str, Path]:  # type: ignore[type-arg]
+        return {kind: self.meta_path.with_name(meta["files"][kind]) for kind in ("hnsw", "ids")}
 
     # -- keeping in step ---------------------------------------------------------------------------
 
@@ -133,11 +135,10 @@ class VectorIndex:
             if cached is not None and cached[0] == stamp:
                 index, ids = cached[1], cached[2]
             else:
-                ids = np.load(self.meta_path.with_name(meta["files"]["ids"]))
+                files = self._named(meta)
+                ids = np.load(files["ids"])
                 index = hnswlib.Index(space=self.space, dim=int(meta["dim"]))
-                index.load_index(
-                    str(self.meta_path.with_name(meta["files"]["hnsw"])), max_elements=int(meta["capacity"])
-                )
+                index.load_index(str(files["hnsw"]), max_elements=int(meta["capacity"]))
             if meta["count"] != len(ids) or index.get_current_count() < len(ids):
                 return None
         except FileNotFoundError:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from catalog.config import CnnChoice
+from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import CatalogError
 from catalog.scan import image_suffix
 
@@ -183,10 +183,10 @@ class Watcher:
         workers: int | None = None,
         tick: float = 0.1,
         vector_sync_delay: float = VECTOR_SYNC_DELAY,
-        cnn: CnnChoice | None = None,
+        cnn: CnnChoice = DEFAULT_CNN,
     ):
         self.catalog = catalog
-        self.cnn = cnn or CnnChoice()
+        self.cnn = cnn
         self.roots = roots
         self.methods = methods
         self.polling = polling

@@ -4,6 +4,8 @@ the shared sample photos."""
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,17 @@ SMALL_PHOTOS = [
     "Nikon_E950.jpg",
     "Sony_DCR-PC110.jpg",
 ]
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Poll ``check`` until it holds (True) or ``timeout`` seconds pass (its last answer): how a test
+    waits for something it can observe, never a fixed time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
 
 
 def synthetic(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import synthetic
+from conftest import synthetic, wait_until
 
 pytestmark = pytest.mark.interrupts
 
@@ -60,19 +60,10 @@ def rows(db: Path) -> int:
         return 0
 
 
-def wait_for(check, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
-
-
 def interrupt_mid_way(process: subprocess.Popen[str], db: Path, sig: int) -> tuple[int, str, float]:
     """Once a batch is committed, freeze the workers, send ``sig`` to the process group, let the workers
     go on; -> (exit code, stderr, seconds from the signal to the exit)."""
-    assert wait_for(lambda: rows(db) > 0 or process.poll() is not None), "nothing was ever committed"
+    assert wait_until(lambda: rows(db) > 0 or process.poll() is not None, 60), "nothing was ever committed"
     assert process.poll() is None, process.communicate()
     workers = children(process.pid)
     for pid in workers:
@@ -120,7 +111,7 @@ def test_ctrl_c_during_a_first_index_stops_at_once_and_the_next_run_completes(tm
     assert len(lines) == 1 and lines[0].startswith("catalog: interrupted; "), err
     assert lines[0].endswith("files done, the rest is indexed by the next run")
     assert "Traceback" not in err
-    assert wait_for(lambda: group_is_gone(process.pid), 5), "a worker process was left behind"
+    assert wait_until(lambda: group_is_gone(process.pid), 5), "a worker process was left behind"
     assert integrity(db) == "ok"
     done = rows(db)
     assert 0 < done < 1200
@@ -156,11 +147,11 @@ def test_sigterm_while_adding_a_method_to_an_existing_catalogue(tmp_path):
             return conn.execute("SELECT COUNT(*) FROM signatures WHERE method = 'cosine'").fetchone()[0]
 
     process = start(db, "index", str(root), "--methods", "cosine", "--workers", "2")
-    assert wait_for(lambda: with_cosine() > 0 or process.poll() is not None)
+    assert wait_until(lambda: with_cosine() > 0 or process.poll() is not None, 60)
     code, err, seconds = interrupt_mid_way(process, db, signal.SIGTERM)
     assert code == 143 and seconds < 2.0, err
     assert err.strip().count("\n") == 0 and "interrupted" in err and "Traceback" not in err
-    assert wait_for(lambda: group_is_gone(process.pid), 5)
+    assert wait_until(lambda: group_is_gone(process.pid), 5)
     assert integrity(db) == "ok" and 0 < with_cosine() < 1200
     again = subprocess.run(
         [sys.executable, "-m", "catalog", "--db", str(db), "index", str(root)], capture_output=True, text=True
@@ -223,7 +214,7 @@ def test_a_command_stuck_past_the_deadline_is_ended_by_force(tmp_path):
     process.send_signal(signal.SIGTERM)
     assert process.wait(10) == 143
     assert "catalog: interrupted" in process.stderr.read()  # type: ignore[union-attr]
-    assert wait_for(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker), 5)
+    assert wait_until(lambda: not Path(f"/proc/{worker}").exists() or _zombie(worker), 5)
 
 
 def _zombie(pid: int) -> bool:
@@ -255,7 +246,7 @@ def test_ctrl_c_stops_watch_once_with_one_log_line(tmp_path):
     assert process.wait(30) == 130, rest
     assert rest.count("SIGINT received") == 1 and "Traceback" not in rest, rest
     assert rest.strip().endswith("catalog: interrupted")
-    assert wait_for(lambda: group_is_gone(process.pid), 5)
+    assert wait_until(lambda: group_is_gone(process.pid), 5)
     assert integrity(db) == "ok"
 
 

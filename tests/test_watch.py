@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from catalog.scan import image_suffix
 from catalog.store import Catalog
 from catalog.watch import Watcher, ignored
 from catalog.worker import Task, process
-from conftest import PHOTOS, SMALL_PHOTOS, synthetic
+from conftest import PHOTOS, SMALL_PHOTOS, synthetic, wait_until
 
 SETTLE = 0.2
 
@@ -47,15 +47,6 @@ def disk_images(*roots: Path) -> dict[str, str]:
 def catalogue_images(db: Path) -> dict[str, str]:
     with Catalog.open(f"sqlite:///{db}", create=False) as catalog:
         return {im.path: im.content_hash or "" for im in catalog.image_info().values()}
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def assert_exact(db: Path, *roots: Path, timeout: float = 15.0) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from catalog.config import CnnChoice
+from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def get_method(name: str, cnn: CnnChoice | None = None) -> Method:
     if name not in _REGISTRY:
         raise UsageError(f"unknown method {name!r}; choose from: {', '.join(_REGISTRY)}")
     cls = _REGISTRY[name]
-    key = (name, (cnn or CnnChoice()) if cls.uses_model else None)
+    key = (name, (cnn or DEFAULT_CNN) if cls.uses_model else None)
     if key not in _INSTANCES:
         _INSTANCES[key] = cls(key[1]) if cls.uses_model else cls()  # type: ignore[call-arg]
     return _INSTANCES[key]
