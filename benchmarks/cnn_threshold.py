@@ -37,7 +37,7 @@ def scores(
     different photos: neither copies nor errors, counted apart."""
     reported = set()
     for group in find_groups(catalog, method, threshold).groups:
-        reported.update(frozenset(p) for p in itertools.combinations([im.path for im in group], 2))
+        reported.update(frozenset(p) for p in itertools.combinations([m.image.path for m in group], 2))
     views = {
         pair
         for pair in reported

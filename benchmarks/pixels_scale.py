@@ -82,7 +82,7 @@ def joined_pairs(url: str, method: str) -> set[tuple[int, int]]:
         grouping = find_groups(catalog, method)
     pairs = set()
     for group in grouping.groups:
-        members = sorted(int(Path(im.path).stem) for im in group)
+        members = sorted(int(Path(m.image.path).stem) for m in group)
         pairs.update((a, b) for k, a in enumerate(members) for b in members[k + 1 :])
     return pairs
 

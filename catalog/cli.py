@@ -131,6 +131,52 @@ class ReportFormat(StrEnum):
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 ReportFormatOption = Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")]
 MethodOption = Annotated[str, typer.Option("--method", "-m", help=f"One of: {', '.join(method_names())}.")]
+
+
+class GroupingChoice(StrEnum):
+    reference = "reference"
+    components = "components"
+
+
+GroupingOption = Annotated[
+    GroupingChoice,
+    typer.Option(
+        "--grouping",
+        help="reference: every member matches the group's reference (the image to keep) directly; "
+        "components: joined through chains of matches, as before.",
+    ),
+]
+TransformsOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--transforms/--no-transforms",
+        help="Also find copies that were mirrored or turned 90/180/270 degrees (default: on for cnn, "
+        "off for the hashes, where it adds look-alike pairs).",
+        show_default=False,
+    ),
+]
+VerifyOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--verify/--no-verify",
+        help="cnn: confirm pairs below a sure score by local features (orb), as by default when the "
+        "catalogue has them.",
+        show_default=False,
+    ),
+]
+InOption = Annotated[
+    list[str] | None,
+    typer.Option("--in", metavar="PATH", help="Only groups with an image under PATH (repeatable)."),
+]
+AgainstOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--against",
+        metavar="PATH",
+        help="Only images (under --in, if given) that have a copy under PATH, grouped around that copy "
+        "(repeatable): what in Downloads is already in my archive?",
+    ),
+]
 ThresholdOption = Annotated[
     float | None, typer.Option("--threshold", "-t", help="Match threshold. " + _thresholds_help())
 ]
@@ -314,6 +360,7 @@ def _image_fields(image: ImageInfo) -> dict[str, Any]:
         "height": image.height,
         "format": image.format,
         "content_hash": image.content_hash,
+        "modified": _iso_time(image.mtime_ns),
     }
 
 
@@ -322,31 +369,94 @@ def dupes_command(
     ctx: typer.Context,
     method: MethodOption = "phash",
     threshold: ThresholdOption = None,
+    grouping: GroupingOption = GroupingChoice.reference,
+    transforms: TransformsOption = None,
+    verify: VerifyOption = None,
+    inside: InOption = None,
+    against: AgainstOption = None,
     fmt: FormatOption = Format.text,
 ) -> None:
-    """Groups of duplicate images (two or more each), largest first."""
+    """Groups of duplicate images, largest first: each group's reference (the image a person would keep:
+    largest resolution, then largest file, then oldest) first, every other image with its score against
+    it."""
     from catalog.groups import find_groups
 
+    options = _answer_options(ctx, grouping, transforms, verify, inside, against)
     with ctx.obj.open() as catalog:
-        grouping = find_groups(catalog, method, threshold, ctx.obj.cnn)
+        found = find_groups(catalog, method, threshold, options)
     if fmt is Format.json:
-        groups = [{"images": [_image_fields(im) for im in group]} for group in grouping.groups]
-        _print_json({"method": grouping.method, "threshold": grouping.threshold, "groups": groups})
+        groups = [
+            {"reference": group[0].image.path, "images": [_member_fields(m) for m in group]}
+            for group in found.groups
+        ]
+        _print_json(
+            {
+                "method": found.method,
+                "threshold": found.threshold,
+                "grouping": found.grouping,
+                "transforms": found.transforms,
+                "verified": found.verified,
+                "groups": groups,
+            }
+        )
     elif fmt is Format.csv:
         rows = [
-            [n, im.path, im.size, im.width, im.height] for n, g in enumerate(grouping.groups, 1) for im in g
+            [
+                n,
+                "" if m.score is None else m.score,
+                m.image.path,
+                m.image.size,
+                m.image.width,
+                m.image.height,
+                _iso_time(m.image.mtime_ns),
+            ]
+            for n, group in enumerate(found.groups, 1)
+            for m in group
         ]
-        _print_csv(["group", "path", "size", "width", "height"], rows)
+        _print_csv(["group", "score", "path", "size", "width", "height", "modified"], rows)
     else:
-        for n, group in enumerate(grouping.groups, 1):
+        for n, group in enumerate(found.groups, 1):
             typer.echo(f"group {n}: {_plural(len(group), 'image')}")
-            for im in group:
-                typer.echo(f"  {im.path}  ({im.width}x{im.height}, {_human_size(im.size)})")
-        extra = _plural(sum(len(g) - 1 for g in grouping.groups), "redundant copy", "redundant copies")
+            for m in group:
+                im = m.image
+                mark = "reference" if m.score is None else f"{m.score:9.4g}"
+                typer.echo(
+                    f"  {mark:>9}  {im.path}  ({im.width}x{im.height}, {_human_size(im.size)}, "
+                    f"{_iso_time(im.mtime_ns)[:10]})"
+                )
+        extra = _plural(sum(len(g) - 1 for g in found.groups), "redundant copy", "redundant copies")
         typer.echo(
-            f"{_plural(len(grouping.groups), 'group')}, {extra} "
-            f"({grouping.method}, threshold {grouping.threshold:g}, {_plural(grouping.images, 'image')})"
+            f"{_plural(len(found.groups), 'group')}, {extra} "
+            f"({found.method}, threshold {found.threshold:g}{', verified' if found.verified else ''}"
+            f"{', with turns and mirrors' if found.transforms else ''}, {_plural(found.images, 'image')})"
         )
+
+
+def _answer_options(
+    ctx: typer.Context,
+    grouping: GroupingChoice,
+    transforms: bool | None,
+    verify: bool | None,
+    inside: list[str] | None,
+    against: list[str] | None,
+) -> Any:
+    from catalog.groups import Options, Scope
+
+    scope = Scope.of(inside or [], against or [])
+    return Options(ctx.obj.cnn, grouping.value, transforms, verify, scope)
+
+
+def _member_fields(member: Any) -> dict[str, Any]:
+    fields = _image_fields(member.image)
+    if member.score is not None:
+        fields["score"] = member.score
+    return fields
+
+
+def _iso_time(mtime_ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
 
 
 @app.command("copies")
@@ -354,13 +464,21 @@ def copies_command(
     ctx: typer.Context,
     method: MethodOption = "phash",
     threshold: ThresholdOption = None,
+    grouping: GroupingOption = GroupingChoice.reference,
+    transforms: TransformsOption = None,
+    verify: VerifyOption = None,
+    inside: InOption = None,
+    against: AgainstOption = None,
     fmt: FormatOption = Format.text,
 ) -> None:
-    """For every catalogued image, how many other copies of it the catalogue holds."""
+    """For every catalogued image (under --in), how many other copies of it the catalogue holds (under
+    --against): the images that match it directly, or with --grouping components, the rest of its
+    component."""
     from catalog.groups import copy_counts
 
+    options = _answer_options(ctx, grouping, transforms, verify, inside, against)
     with ctx.obj.open() as catalog:
-        used_method, used_threshold, counts = copy_counts(catalog, method, threshold, ctx.obj.cnn)
+        used_method, used_threshold, counts = copy_counts(catalog, method, threshold, options)
     rows = sorted(counts.items(), key=lambda r: (-r[1], r[0]))
     if fmt is Format.json:
         images = [{"path": path, "copies": n} for path, n in rows]
@@ -378,24 +496,34 @@ def query_command(
     image: Annotated[str, typer.Argument(metavar="IMAGE", help="Any image file, catalogued or not.")],
     method: MethodOption = "phash",
     k: Annotated[int, typer.Option("-k", help="How many results.")] = 10,
+    threshold: ThresholdOption = None,
     fmt: FormatOption = Format.text,
 ) -> None:
-    """The catalogued images nearest to IMAGE, best first."""
+    """The catalogued images nearest to IMAGE, best first, each with the threshold's verdict."""
     from catalog.query import nearest
 
     with ctx.obj.open() as catalog:
-        found = nearest(catalog, image, method, k, ctx.obj.cnn)
+        found = nearest(catalog, image, method, k, ctx.obj.cnn, threshold)
+    rows = list(zip(found.results, found.matches, strict=True))
     if fmt is Format.json:
-        results = [{"path": im.path, "score": score} for im, score in found.results]
+        results = [{"path": im.path, "score": score, "match": match} for (im, score), match in rows]
         _print_json(
-            {"method": found.method, "query": found.query, "score_kind": found.score_kind, "results": results}
+            {
+                "method": found.method,
+                "query": found.query,
+                "score_kind": found.score_kind,
+                "threshold": found.threshold,
+                "results": results,
+            }
         )
     elif fmt is Format.csv:
-        _print_csv(["path", "score"], [(im.path, score) for im, score in found.results])
+        _print_csv(["path", "score", "match"], [(im.path, score, match) for (im, score), match in rows])
     else:
-        typer.echo(f"{found.method} ({found.score_kind}) nearest to {found.query}:")
-        for im, score in found.results:
-            typer.echo(f"{score:8.3g}  {im.path}")
+        typer.echo(
+            f"{found.method} ({found.score_kind}, threshold {found.threshold:g}) nearest to {found.query}:"
+        )
+        for (im, score), match in rows:
+            typer.echo(f"{score:8.3g}  {'match   ' if match else 'no match'}  {im.path}")
 
 
 @app.command("compare")

@@ -1,9 +1,27 @@
-"""Duplicate pairs -> groups (connected components) and copy counts."""
+"""Matching pairs -> groups around a reference image, and copy counts.
+
+The pairs come from the search layer: every two images whose signatures are within the threshold
+(:func:`near_pairs`). Groups are made from them in one of two ways:
+
+- ``reference`` (the default): images are taken in the order a person would keep them (largest
+  resolution, then largest file, then oldest; :func:`keep_order`). Each image not yet grouped that
+  matches images not yet grouped becomes a reference, and those images - each a direct match of the
+  reference - become its group. Nothing joins a group through a chain of look-alikes, and every member
+  carries its score against the reference. Chosen over greedy merging by pair strength and over
+  components, by measurement (BENCHMARKS.md, "Groups a person can trust").
+- ``components``: connected components of the pairs (what catalog did before): A~B and B~C put A and C
+  together however far apart they are. Scores are still against the group's reference.
+
+Images with identical signatures form one class: they are matched, grouped and scored together, so
+a thousand byte-identical copies cost one search entry, not a million pairs.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -12,19 +30,59 @@ from scipy.sparse.csgraph import connected_components
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 from catalog.methods import Method, catalogue_method, get_method
-from catalog.search import codes_from_bytes, hamming_edges, key_edges
+from catalog.search import all_codes, codes_from_bytes, hamming_pairs
 from catalog.store import Catalog, ImageInfo
 
 if TYPE_CHECKING:
     from catalog.methods import VectorMethod
+
+GroupingKind = Literal["reference", "components"]
+
+
+@dataclass(frozen=True)
+class Member:
+    image: ImageInfo
+    #: Score against the group's reference (the method's own measure); None for the reference itself.
+    score: float | None
 
 
 @dataclass
 class Grouping:
     method: str
     threshold: float
-    groups: list[list[ImageInfo]]  # two or more images each, largest group first
+    grouping: GroupingKind
+    transforms: bool
+    verified: bool  # pairs below the method's verify_above were verified by local features
+    groups: list[list[Member]]  # two or more images each, the reference first; largest group first
     images: int  # how many images were compared
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which images an answer is about: ``inside`` limits groups to those with a member under one of its
+    folders; ``against`` pairs only images outside those folders with images under them (the reference
+    side), as in "what in Downloads is already in my archive?"."""
+
+    inside: tuple[str, ...] = ()
+    against: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, inside: Sequence[str] = (), against: Sequence[str] = ()) -> Scope:
+        return cls(tuple(_folder(p) for p in inside), tuple(_folder(p) for p in against))
+
+    def is_inside(self, path: str) -> bool:
+        return not self.inside or _under(path, self.inside)
+
+    def is_reference_side(self, path: str) -> bool:
+        return _under(path, self.against)
+
+
+def _folder(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _under(path: str, folders: tuple[str, ...]) -> bool:
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
 def check_threshold(method: Method, threshold: float | None) -> float:
@@ -42,39 +100,147 @@ def check_threshold(method: Method, threshold: float | None) -> float:
     return threshold
 
 
-def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Component label of each of ``n`` nodes joined by the edges (left[k], right[k])."""
-    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+def keep_order(images: Sequence[ImageInfo]) -> list[int]:
+    """Positions of ``images`` from the one a person would keep first: largest resolution, then
+    largest file, then oldest (modified time), then path."""
+    return sorted(
+        range(len(images)),
+        key=lambda k: (-images[k].pixels, -images[k].size, images[k].mtime_ns, images[k].path),
+    )
 
 
-#: Neighbours asked of the vector index per image when grouping: a group larger than this still
-#: joins up through chains of neighbours.
+@dataclass
+class Pairs:
+    """Matching pairs between classes of images with identical signatures.
+
+    ``classes[c]`` lists the image ids of class ``c``; an edge (``left[k]``, ``right[k]``) joins two
+    classes with the method's score ``scores[k]``. Members of one class score as identical."""
+
+    classes: list[list[int]]
+    left: np.ndarray
+    right: np.ndarray
+    scores: np.ndarray
+    identical: float  # the score of identical signatures (0 for distances, 1 for similarities)
+
+
+#: Neighbours asked of the vector index per image: a group larger than this still forms around its
+#: reference when the pairs are found from the other members' side.
 NEIGHBOURS = 16
 
 
-def vector_edges(
-    catalog: Catalog, method: VectorMethod, threshold: float
+def near_pairs(catalog: Catalog, method: Method, threshold: float, transforms: bool = False) -> Pairs:
+    """Every matching pair of the catalogue's images, as :class:`Pairs`."""
+    if method.kind == "local":
+        raise UsageError(
+            f"{method.name} only verifies the pairs of cnn and cnn-euclidean: choose another method"
+        )
+    if transforms and method.kind == "key":
+        raise UsageError(f"{method.name} matches equal files only: --transforms does not apply")
+    if method.kind == "vector":
+        return _vector_pairs(catalog, method, threshold, transforms)  # type: ignore[arg-type]
+    ids, values = catalog.signatures(method.name)
+    if method.kind == "key":
+        empty = np.zeros(0, dtype=np.int64)
+        return Pairs(_classes(ids, values), empty, empty, np.zeros(0), identical=0.0)
+    upright = codes_from_bytes(values)
+    unique, first, inverse = np.unique(upright, return_index=True, return_inverse=True)
+    classes = [[] for _ in range(len(unique))]  # type: list[list[int]]
+    for image_id, c in zip(ids, inverse.tolist(), strict=True):
+        classes[c].append(image_id)
+    if not transforms:
+        left, right = hamming_pairs(unique, int(threshold))
+        scores = np.bitwise_count(unique[left] ^ unique[right]).astype(np.float64)
+        return Pairs(classes, left, right, scores, identical=0.0)
+    codes = all_codes([values[k] for k in first.tolist()])  # (classes, 8): upright first
+    if codes.shape[1] < 2:
+        raise UsageError(
+            f"this catalogue's {method.name} signatures hold no turned codes: run `catalog index` to "
+            "recompute them"
+        )
+    m = len(unique)
+    stacked = codes.T.reshape(-1)  # every class's upright codes, then its mirror codes, ...
+    i, j = hamming_pairs(stacked, int(threshold))
+    # Keep pairs of one class's own code with another's turned (or own) code; two turned codes say
+    # nothing new.
+    keep = ((i < m) | (j < m)) & (i % m != j % m)
+    i, j = i[keep], j[keep]
+    scores = np.bitwise_count(stacked[i] ^ stacked[j]).astype(np.float64)
+    left, right, scores = _best_per_pair(i % m, j % m, scores, higher_is_similar=False)
+    return Pairs(classes, left, right, scores, identical=0.0)
+
+
+def _classes(ids: list[int], values: list[bytes]) -> list[list[int]]:
+    by_value: dict[bytes, list[int]] = {}
+    for image_id, value in zip(ids, values, strict=True):
+        by_value.setdefault(value, []).append(image_id)
+    return list(by_value.values())
+
+
+def _best_per_pair(
+    a: np.ndarray, b: np.ndarray, scores: np.ndarray, higher_is_similar: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image ids, edge ends as positions in them) for matching pairs among each image's nearest
-    neighbours in the vector index (scored by the method itself where the index only proposes)."""
+    """One edge per unordered pair (low, high), with its best score."""
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    order = np.lexsort((-scores if higher_is_similar else scores, high, low))
+    low, high, scores = low[order], high[order], scores[order]
+    first = np.r_[True, (low[1:] != low[:-1]) | (high[1:] != high[:-1])] if len(low) else np.zeros(0, bool)
+    return low[first], high[first], scores[first]
+
+
+def _vector_pairs(catalog: Catalog, method: VectorMethod, threshold: float, transforms: bool) -> Pairs:
+    """Matching pairs among each image's nearest neighbours in the vector index (scored by the method
+    itself where the index only proposes); with ``transforms``, also the neighbours of its turned
+    features (methods that keep them)."""
     from catalog.vectors import VectorIndex
 
+    turned = getattr(method, "turned_vectors", None)
+    if transforms and not callable(turned):
+        raise UsageError(f"{method.name} keeps no turned features: --transforms does not apply")
     index = VectorIndex(catalog, method).sync()
-    left, right = [], []
-    for ids, labels, distances in index.neighbour_chunks(NEIGHBOURS):
+    found_a, found_b, found_s = [], [], []
+
+    def collect(ids: np.ndarray, labels: np.ndarray, distances: np.ndarray) -> None:
         rows, cols = np.nonzero(labels != ids[:, None])
+        a, b = ids[rows], labels[rows, cols]
         if method.index_is_exact:
-            near = distances[rows, cols] <= method.index_radius(threshold)
+            scores = method.from_index(distances[rows, cols]).astype(np.float64)
         else:
-            scores = _pair_scores(catalog, method, ids[rows], labels[rows, cols])
-            near = method.is_match(scores, threshold)
-        left.append(ids[rows[near]])
-        right.append(labels[rows[near], cols[near]])
+            scores = _pair_scores(catalog, method, a, b)
+        near = method.is_match(scores, threshold)
+        found_a.append(a[near])
+        found_b.append(b[near])
+        found_s.append(scores[near])
+
+    for ids, labels, distances in index.neighbour_chunks(NEIGHBOURS):
+        collect(ids, labels, distances)
+        if transforms and callable(turned):
+            for vectors in turned(catalog.signature_values(method.signature_name, ids.tolist())):
+                labels, distances = index.knn(vectors, NEIGHBOURS)
+                collect(ids, labels, distances)
+    # Byte-identical files form one class: however many there are, they group together even where
+    # the index returns only some of them as neighbours.
     ids = index.ids
-    if not left:
-        return ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return ids, np.searchsorted(ids, np.concatenate(left)), np.searchsorted(ids, np.concatenate(right))
+    hashes = catalog.content_hashes(ids.tolist())
+    first: dict[str, int] = {}
+    class_of = np.zeros(len(ids), dtype=np.int64)
+    classes: list[list[int]] = []
+    for position, image_id in enumerate(ids.tolist()):
+        key = hashes.get(image_id) or f"id:{image_id}"
+        if key not in first:
+            first[key] = len(classes)
+            classes.append([])
+        class_of[position] = first[key]
+        classes[first[key]].append(image_id)
+    identical = 1.0 if method.higher_is_similar else 0.0
+    if not found_a:
+        empty = np.zeros(0, dtype=np.int64)
+        return Pairs(classes, empty, empty, np.zeros(0), identical)
+    a = class_of[np.searchsorted(ids, np.concatenate(found_a))]
+    b = class_of[np.searchsorted(ids, np.concatenate(found_b))]
+    scores = np.concatenate(found_s)
+    other = a != b
+    left, right, scores = _best_per_pair(a[other], b[other], scores[other], method.higher_is_similar)
+    return Pairs(classes, left, right, scores, identical)
 
 
 def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -84,45 +250,255 @@ def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.nd
     return method.score_pairs([values[i] for i in a.tolist()], [values[i] for i in b.tolist()])
 
 
-def _labelled(
-    catalog: Catalog, method_name: str, threshold: float | None, cnn: CnnChoice
-) -> tuple[Method, float, np.ndarray, np.ndarray]:
-    """(method, threshold, image ids, component label of each image)."""
-    threshold = check_threshold(get_method(method_name), threshold)
-    method = catalogue_method(method_name, cnn, catalog.methods())
-    if method.kind == "vector":
-        vector_ids, left, right = vector_edges(catalog, method, threshold)  # type: ignore[arg-type]
-        return method, threshold, vector_ids, components(len(vector_ids), left, right)
-    ids, values = catalog.signatures(method.name)
-    if method.kind == "key":
-        left, right = key_edges(values)
-    else:
-        left, right = hamming_edges(codes_from_bytes(values), int(threshold))
-    return method, threshold, np.asarray(ids, dtype=np.int64), components(len(ids), left, right)
+def _prepare(
+    catalog: Catalog, method_name: str, threshold: float | None, options: Options
+) -> tuple[Method, float, Pairs, bool, bool]:
+    """(method, threshold, pairs, whether they were verified, whether turned copies were searched).
+    ``verify`` None: when the method has a verifier and the catalogue its signatures; ``transforms``
+    None: the method's default."""
+    stored = catalog.methods()
+    method = catalogue_method(method_name, options.cnn, stored)
+    transforms = method.transforms_by_default if options.transforms is None else options.transforms
+    verify = options.verify
+    verifier = method.verified_by
+    if verify and verifier is None:
+        raise UsageError(f"{method.name} pairs are not verified: --verify applies to cnn and cnn-euclidean")
+    if verify and verifier not in stored:
+        raise UsageError(
+            f"this catalogue has no {verifier} features to verify pairs with; add them with "
+            f"`catalog index PATH --methods {verifier}`"
+        )
+    verifying = verifier is not None and verifier in stored and verify is not False
+    if threshold is None and verifying:
+        threshold = method.verified_threshold
+    threshold = check_threshold(method, threshold)
+    pairs = near_pairs(catalog, method, threshold, transforms)
+    if verifying:
+        assert verifier is not None
+        pairs = verified(catalog, method, pairs, get_method(verifier))
+    return method, threshold, pairs, verifying, transforms
+
+
+def verified(catalog: Catalog, method: Method, pairs: Pairs, verifier: Method) -> Pairs:
+    """The pairs that match at ``method.verify_above``, and those below it that ``verifier``'s local
+    features confirm (a pair whose image lacks them, indexed before they were, is kept)."""
+    unsure = np.nonzero(~method.is_match(pairs.scores, method.verify_above))[0]
+    if not len(unsure):
+        return pairs
+    first = [members[0] for members in pairs.classes]
+    a = [first[c] for c in pairs.left[unsure].tolist()]
+    b = [first[c] for c in pairs.right[unsure].tolist()]
+    features = catalog.signature_map(verifier.name, sorted(set(a) | set(b)))
+    keep = np.ones(len(pairs.scores), dtype=bool)
+    for position, x, y in zip(unsure.tolist(), a, b, strict=True):
+        if x in features and y in features:
+            keep[position] = verifier.is_match(
+                verifier.score(features[x], features[y]), verifier.default_threshold
+            )
+    return Pairs(pairs.classes, pairs.left[keep], pairs.right[keep], pairs.scores[keep], pairs.identical)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to answer: the CNN (the catalogue's unless chosen), the grouping, whether to search turned
+    copies and verify pairs (None: the method's default), and which images the answer is about."""
+
+    cnn: CnnChoice = DEFAULT_CNN
+    grouping: GroupingKind = "reference"
+    transforms: bool | None = None
+    verify: bool | None = None
+    scope: Scope = Scope()
 
 
 def find_groups(
-    catalog: Catalog, method_name: str, threshold: float | None = None, cnn: CnnChoice = DEFAULT_CNN
+    catalog: Catalog,
+    method_name: str,
+    threshold: float | None = None,
+    options: Options = Options(),  # noqa: B008 - frozen, never changed
 ) -> Grouping:
-    """Groups of two or more duplicates, largest first; only their images are loaded."""
-    method, threshold, ids, labels = _labelled(catalog, method_name, threshold, cnn)
-    sizes = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
-    grouped = sizes[labels] > 1 if len(labels) else np.zeros(0, dtype=bool)
-    info = catalog.image_info(ids[grouped].tolist())
-    members: dict[int, list[ImageInfo]] = {}
-    for image_id, label in zip(ids[grouped].tolist(), labels[grouped].tolist(), strict=True):
-        if image_id in info:
-            members.setdefault(label, []).append(info[image_id])
-    groups = [sorted(g, key=lambda im: im.path) for g in members.values() if len(g) > 1]
-    groups.sort(key=lambda g: (-len(g), g[0].path))
-    return Grouping(method.name, threshold, groups, len(ids))
+    """Groups of two or more duplicates, each its reference first, largest group first; only the
+    images that have a match are loaded."""
+    method, threshold, pairs, verifying, transforms = _prepare(catalog, method_name, threshold, options)
+    grouping, scope = options.grouping, options.scope
+    classes = pairs.classes
+    linked = np.unique(np.concatenate([pairs.left, pairs.right]))
+    involved = set(linked.tolist()) | {c for c, members in enumerate(classes) if len(members) > 1}
+    info = catalog.image_info(i for c in involved for i in classes[c])
+    # Classes hold images the catalogue just listed; one deleted meanwhile drops out here.
+    members_of = {c: [info[i] for i in classes[c] if i in info] for c in involved}
+    best = {c: min(m, key=_keep_key) for c, m in members_of.items() if m}
+    neighbours = _adjacency(pairs)
+    if grouping == "components":
+        raw = _component_groups(best, pairs, len(classes))
+    else:
+        raw = _reference_groups(best, neighbours, members_of, scope)
+    groups = []
+    for reference_class, member_classes in raw:
+        group = _members(reference_class, member_classes, members_of, best, pairs, method, catalog)
+        if scope.against:  # only the files outside the reference folders (and inside --in) that match
+            group = group[:1] + [m for m in group[1:] if _outside_against(scope, m.image.path)]
+            if len(group) > 1:
+                groups.append(group)
+        elif len(group) > 1 and any(scope.is_inside(m.image.path) for m in group):
+            groups.append(group)
+    groups.sort(key=lambda g: (-len(g), g[0].image.path))
+    count = sum(len(c) for c in classes)
+    return Grouping(method.name, threshold, grouping, transforms, verifying, groups, count)
+
+
+def _outside_against(scope: Scope, path: str) -> bool:
+    return scope.is_inside(path) and not scope.is_reference_side(path)
+
+
+def _keep_key(image: ImageInfo) -> tuple[int, int, int, str]:
+    return (-image.pixels, -image.size, image.mtime_ns, image.path)
+
+
+def _adjacency(pairs: Pairs) -> dict[int, dict[int, float]]:
+    """class -> {neighbouring class: score}."""
+    neighbours: dict[int, dict[int, float]] = {}
+    for a, b, s in zip(pairs.left.tolist(), pairs.right.tolist(), pairs.scores.tolist(), strict=True):
+        neighbours.setdefault(a, {})[b] = s
+        neighbours.setdefault(b, {})[a] = s
+    return neighbours
+
+
+def _reference_groups(
+    best: dict[int, ImageInfo],
+    neighbours: dict[int, dict[int, float]],
+    members_of: dict[int, list[ImageInfo]],
+    scope: Scope,
+) -> list[tuple[int, list[int]]]:
+    """(reference class, member classes) for each group, references taken in keep order."""
+    taken: set[int] = set()
+    groups = []
+    for c in sorted(best, key=lambda c: _keep_key(best[c])):
+        if c in taken:
+            continue
+        if scope.against:
+            if not scope.is_reference_side(best[c].path):
+                continue
+            candidates = [
+                n
+                for n in neighbours.get(c, {})
+                if n not in taken and n in best and _outside_against(scope, best[n].path)
+            ]
+        else:
+            candidates = [n for n in neighbours.get(c, {}) if n not in taken and n in best]
+        if candidates or len(members_of[c]) > 1:
+            taken.add(c)
+            taken.update(candidates)
+            groups.append((c, candidates))
+    return groups
+
+
+def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Component label of each of ``n`` nodes joined by the edges (left[k], right[k])."""
+    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _component_groups(best: dict[int, ImageInfo], pairs: Pairs, n: int) -> list[tuple[int, list[int]]]:
+    labels = components(n, pairs.left, pairs.right)
+    by_label: dict[int, list[int]] = {}
+    for c in best:
+        by_label.setdefault(int(labels[c]), []).append(c)
+    groups = []
+    for classes in by_label.values():
+        reference = min(classes, key=lambda c: _keep_key(best[c]))
+        groups.append((reference, [c for c in classes if c != reference]))
+    return groups
+
+
+def _members(
+    reference_class: int,
+    member_classes: list[int],
+    members_of: dict[int, list[ImageInfo]],
+    best: dict[int, ImageInfo],
+    pairs: Pairs,
+    method: Method,
+    catalog: Catalog,
+) -> list[Member]:
+    """The group's images, the reference first, then the others best score first (then path)."""
+    reference = best[reference_class]
+    scores = {reference_class: pairs.identical}
+    direct = _adjacency_row(pairs, reference_class)
+    missing = [c for c in member_classes if c not in direct]
+    scores.update({c: direct[c] for c in member_classes if c in direct})
+    if missing:  # components: members that reached the group through others
+        scores.update(_scores_against(catalog, method, reference, [best[c] for c in missing], missing))
+    rest = [
+        Member(image, _round(scores[c]))
+        for c in [reference_class, *member_classes]
+        for image in members_of[c]
+        if image is not reference
+    ]
+    rest.sort(
+        key=lambda m: (-(m.score or 0.0) if method.higher_is_similar else (m.score or 0.0), m.image.path)
+    )
+    return [Member(reference, None), *rest]
+
+
+def _adjacency_row(pairs: Pairs, c: int) -> dict[int, float]:
+    """{class: score} of the classes that match class ``c`` directly."""
+    row: dict[int, float] = {}
+    at_left = pairs.left == c
+    at_right = pairs.right == c
+    row.update(zip(pairs.right[at_left].tolist(), pairs.scores[at_left].tolist(), strict=True))
+    row.update(zip(pairs.left[at_right].tolist(), pairs.scores[at_right].tolist(), strict=True))
+    return row
+
+
+def _scores_against(
+    catalog: Catalog, method: Method, reference: ImageInfo, images: list[ImageInfo], classes: list[int]
+) -> dict[int, float]:
+    name = method.signature_name
+    values = catalog.signature_values(name, [reference.id, *(im.id for im in images)])
+    scores = method.score_pairs([values[0]] * len(images), values[1:])
+    return dict(zip(classes, scores.tolist(), strict=True))
+
+
+def _round(score: float) -> float:
+    return round(float(score), 6)
 
 
 def copy_counts(
-    catalog: Catalog, method_name: str, threshold: float | None = None, cnn: CnnChoice = DEFAULT_CNN
+    catalog: Catalog,
+    method_name: str,
+    threshold: float | None = None,
+    options: Options = Options(),  # noqa: B008 - frozen, never changed
 ) -> tuple[str, float, dict[str, int]]:
-    """(method, threshold, path -> number of other images in its group) for every readable image."""
-    method, threshold, ids, labels = _labelled(catalog, method_name, threshold, cnn)
-    sizes = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
-    copies = dict(zip(ids.tolist(), (sizes[labels] - 1).tolist(), strict=True))
-    return method.name, threshold, {path: copies.get(i, 0) for i, path in catalog.paths().items()}
+    """(method, threshold, path -> number of other copies) for every readable image in scope.
+
+    ``reference``: the images that match it directly (no chains); ``components``: the other images
+    of its connected component. With ``scope.against``, only copies under those folders count, and only
+    images outside them are listed."""
+    method, threshold, pairs, _, _ = _prepare(catalog, method_name, threshold, options)
+    scope = options.scope
+    classes = pairs.classes
+    class_of = {i: c for c, members in enumerate(classes) for i in members}
+    paths = catalog.paths()
+    listed = {
+        i: p
+        for i, p in paths.items()
+        if scope.is_inside(p) and not (scope.against and scope.is_reference_side(p))
+    }
+    counted = {i for i, p in paths.items() if not scope.against or scope.is_reference_side(p)}
+    weight = np.zeros(len(classes), dtype=np.int64)
+    for i in counted:
+        if i in class_of:
+            weight[class_of[i]] += 1
+    if options.grouping == "components":
+        labels = components(len(classes), pairs.left, pairs.right)
+        per_label = np.bincount(labels, weights=weight, minlength=labels.max() + 1 if len(labels) else 0)
+        reach = per_label[labels] if len(labels) else weight
+    else:
+        reach = weight.astype(np.float64).copy()
+        np.add.at(reach, pairs.left, weight[pairs.right])
+        np.add.at(reach, pairs.right, weight[pairs.left])
+    counts = {}
+    for i, p in listed.items():
+        c = class_of.get(i)
+        own = 1 if i in counted else 0
+        counts[p] = int(reach[c]) - own if c is not None else 0
+    return method.name, threshold, counts

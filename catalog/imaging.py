@@ -138,3 +138,29 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+#: A border row or column differs from the corners' colour by at most this much (0-255) on 99 % of
+#: its pixels; a trim that would keep less than half the picture is not made.
+BORDER_TOLERANCE = 12
+
+
+def trim_border(gray: Image.Image) -> Image.Image:
+    """``gray`` (mode "L") without a uniform frame around it: the rows and columns at the edges whose
+    pixels nearly all have the corners' colour (a white or black border someone added)."""
+    import numpy as np
+
+    pixels = np.asarray(gray, dtype=np.int16)
+    if pixels.ndim != 2 or min(pixels.shape) < 8:
+        return gray
+    corners = np.median([pixels[0, 0], pixels[0, -1], pixels[-1, 0], pixels[-1, -1]])
+    content = np.abs(pixels - corners) > BORDER_TOLERANCE
+    rows = np.nonzero(content.mean(axis=1) > 0.01)[0]
+    cols = np.nonzero(content.mean(axis=0) > 0.01)[0]
+    if not len(rows) or not len(cols):
+        return gray
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    height, width = pixels.shape
+    if (bottom - top) * (right - left) < height * width // 2 or (bottom - top, right - left) == pixels.shape:
+        return gray
+    return gray.crop((left, top, right, bottom))

@@ -85,6 +85,7 @@ def enable_methods(
     cnn = resolve_cnn(cnn, current)
     names = list(requested or []) or (list(current) if current else list(DEFAULT_METHODS))
     names = list(dict.fromkeys(get_method(name).signature_name for name in names))  # cnn-euclidean -> cnn
+    names = list(dict.fromkeys(n for name in names for n in (name, *get_method(name).companions)))
     for name in dict.fromkeys([*names, *current]):
         new = get_method(name, cnn).version
         if catalog.set_method(name, new) and name in current:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from catalog.compare import file_signatures
@@ -23,18 +23,33 @@ class QueryResult:
     score_kind: str
     query: str
     results: list[tuple[ImageInfo, float]]
+    threshold: float = 0.0
+    #: Whether each result's score is a match at ``threshold`` (the same order as ``results``).
+    matches: list[bool] = field(default_factory=list)
 
 
 def nearest(
-    catalog: Catalog, path: str, method_name: str, k: int = 10, cnn: CnnChoice = DEFAULT_CNN
+    catalog: Catalog,
+    path: str,
+    method_name: str,
+    k: int = 10,
+    cnn: CnnChoice = DEFAULT_CNN,
+    threshold: float | None = None,
 ) -> QueryResult:
     """The ``k`` catalogued images nearest to the image file ``path``, best first (the CNN methods with
-    the user's model ``cnn`` if chosen, else the catalogue's)."""
+    the user's model ``cnn`` if chosen, else the catalogue's), each with its verdict at ``threshold``
+    (default: the method's)."""
+    from catalog.groups import check_threshold
+
     if k < 1:
         raise UsageError("-k must be at least 1")
     stored = catalog.methods()
     cnn = resolve_cnn(cnn, stored)
     method = catalogue_method(method_name, cnn, stored)
+    if method.kind == "local":
+        raise UsageError(
+            f"{method.name} only verifies the pairs of cnn and cnn-euclidean: choose another method"
+        )
     absolute = os.path.abspath(path)
     signature = file_signatures(absolute, [method.name], cnn)[method.name]
     if method.kind == "vector":
@@ -49,7 +64,9 @@ def nearest(
             hits = [(ids[p], float(d)) for p, d in zip(positions.tolist(), distances.tolist(), strict=True)]
     images = catalog.image_info(i for i, _ in hits)
     results = [(images[i], score) for i, score in hits if i in images]
-    return QueryResult(method.name, method.score_kind, absolute, results)
+    threshold = check_threshold(method, threshold)
+    matches = [bool(method.is_match(score, threshold)) for _, score in results]
+    return QueryResult(method.name, method.score_kind, absolute, results, threshold, matches)
 
 
 #: Candidates the vector index proposes per wanted result, for methods it cannot score itself (SSIM).

@@ -22,10 +22,18 @@ _CHUNK = 1 << 22  # elements per vectorised step (keeps temporaries around 32-64
 
 
 def codes_from_bytes(values: list[bytes]) -> np.ndarray:
-    """8-byte big-endian signatures -> uint64 array."""
+    """Signatures of 8-byte big-endian codes -> uint64 array of their first (upright) codes."""
     if not values:
         return np.zeros(0, dtype=np.uint64)
-    return np.frombuffer(b"".join(values), dtype=">u8").astype(np.uint64)
+    return np.frombuffer(b"".join(v[:8] for v in values), dtype=">u8").astype(np.uint64)
+
+
+def all_codes(values: list[bytes]) -> np.ndarray:
+    """Signatures of 8-byte codes -> (n, codes per signature) uint64 array (each signature must hold
+    the same number of codes)."""
+    if not values:
+        return np.zeros((0, 0), dtype=np.uint64)
+    return np.frombuffer(b"".join(values), dtype=">u8").astype(np.uint64).reshape(len(values), -1)
 
 
 def popcount(x: np.ndarray) -> np.ndarray:

@@ -77,6 +77,11 @@ class ImageInfo:
     height: int | None
     format: str | None
     content_hash: str | None
+    mtime_ns: int = 0
+
+    @property
+    def pixels(self) -> int:
+        return (self.width or 0) * (self.height or 0)
 
 
 @dataclass(frozen=True)
@@ -303,6 +308,11 @@ class Catalog:
 
     def signature_values(self, method: str, ids: list[int]) -> list[bytes]:
         """The ``method`` signatures of ``ids``, in that order (every id must have one)."""
+        rows = self.signature_map(method, ids)
+        return [rows[i] for i in ids]
+
+    def signature_map(self, method: str, ids: list[int]) -> dict[int, bytes]:
+        """The ``method`` signatures of those of ``ids`` that have one, by id."""
         rows: dict[int, bytes] = {}
         with self.session() as s:
             for chunk in chunked(ids):
@@ -310,12 +320,19 @@ class Catalog:
                     Signature.method == method, Signature.image_id.in_(chunk)
                 )
                 rows.update({image_id: value for image_id, value in s.execute(query)})
-        return [rows[i] for i in ids]
+        return rows
 
     def image_info(self, ids: Iterable[int] | None = None) -> dict[int, ImageInfo]:
         """Readable images by id (all of them when ``ids`` is None), as light rows, not ORM objects."""
         query = select(
-            Image.id, Image.path, Image.size, Image.width, Image.height, Image.format, Image.content_hash
+            Image.id,
+            Image.path,
+            Image.size,
+            Image.width,
+            Image.height,
+            Image.format,
+            Image.content_hash,
+            Image.mtime_ns,
         ).where(Image.error.is_(None))
         with self.session() as s:
             if ids is None:
@@ -325,6 +342,15 @@ class Catalog:
                 rows = s.execute(query.where(Image.id.in_(chunk)))
                 result.update({row[0]: ImageInfo(*row) for row in rows})
             return result
+
+    def content_hashes(self, ids: list[int]) -> dict[int, str]:
+        """Content hash of each of ``ids`` that has one."""
+        result: dict[int, str] = {}
+        with self.session() as s:
+            for chunk in chunked(ids):
+                rows = s.execute(select(Image.id, Image.content_hash).where(Image.id.in_(chunk)))
+                result.update({i: h for i, h in rows if h})
+        return result
 
     def paths(self) -> dict[int, str]:
         """Path of every readable image, by id."""

@@ -99,3 +99,88 @@ def make_variants(originals: Path, out: Path) -> int:
         writer.writerow(["file", "group"])
         writer.writerows(rows)
     return len({group for _, group in rows})
+
+
+#: Copies a user asks to find with ``--transforms``: the other turns and mirror-turns of a photo.
+TRANSFORMS: dict[str, tuple[Callable[[Image.Image], Image.Image], int]] = {
+    "rotate-180": (lambda im: im.transpose(Image.Transpose.ROTATE_180), QUALITY),
+    "rotate-270": (lambda im: im.transpose(Image.Transpose.ROTATE_270), QUALITY),
+    "mirror-rotate-90": (lambda im: im.transpose(Image.Transpose.TRANSPOSE), QUALITY),
+}
+
+#: Sample photos kept apart as scenes: each gives near-miss crops instead of a family of copies.
+SCENE_EVERY = 3
+
+
+def _scene_crops(img: Image.Image) -> list[Image.Image]:
+    """Six crops of 45 % x 55 % in 3 columns and 2 rows: neighbours overlap by 39 % (side by side) or
+    18 % (above and below) of their area, others less or not at all - other shots of one scene, not
+    copies of each other."""
+    w, h = img.size
+    cw, ch = w * 45 // 100, h * 55 // 100
+    return [img.crop((x, y, x + cw, y + ch)) for y in (0, h - ch) for x in (0, (w - cw) // 2, w - cw)]
+
+
+def make_mixture(data: Path, out: Path, transforms: bool = True) -> int:
+    """A library of copies among near-misses, from the sample data (``../shared/data``), with a
+    ``truth.csv`` (file, family, object, role); return the number of files.
+
+    - Families of copies (``family`` names one): a reference and one copy per alteration
+      (:data:`ALTERATIONS`, and :data:`TRANSFORMS` if asked) of: the first view of each UKBench object,
+      the first frame of each Fruits-360 group (groups are the same fruits turned: near-misses of each
+      other), and two in three of the camera photos.
+    - Near-misses, each its own family but sharing the ``object`` of a family: the other 3 views of each
+      UKBench object, and six crops of each remaining camera photo (other shots of one scene). The
+      other frames of a Fruits-360 group are left out: the fruit barely turns between them, so they are
+      copies to the eye and to every method, neither a copy family nor a near-miss.
+
+    Two files are copies when their family is the same; any other pair must not match, and pairs of
+    one object are the look-alike ones.
+    """
+    alterations = {**ALTERATIONS, **(TRANSFORMS if transforms else {})}
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, str, str, str]] = []
+
+    def save(img: Image.Image, name: str, family: str, obj: str, role: str, quality: int) -> None:
+        target = out / obj / f"{name}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        img.save(target, quality=quality)
+        rows.append((target.relative_to(out).as_posix(), family, obj, role))
+
+    def family(source: Path, obj: str, big: bool) -> None:
+        with Image.open(source) as opened:
+            img = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
+        if big:
+            img.thumbnail((VARIANT_SIZE, VARIANT_SIZE))
+        target = out / obj / f"{source.stem}{source.suffix.lower()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        rows.append((target.relative_to(out).as_posix(), obj, obj, "reference"))
+        for name, (alter, quality) in alterations.items():
+            save(alter(img), f"{source.stem}-{name}", obj, obj, name, quality)
+
+    for folder, prefix in (("ukbench-500", "ukbench"), ("fruits360-96", "fruit")):
+        sources = sorted((data / folder).glob("*.jpg"))
+        for n, source in enumerate(sources):
+            obj = f"{prefix}-{n // 4:03d}"
+            if n % 4 == 0:
+                family(source, obj, big=False)
+            elif prefix == "ukbench":
+                with Image.open(source) as opened:
+                    save(opened.convert("RGB"), source.stem, f"{obj}-{source.stem}", obj, "other view", 95)
+    photos = sorted(p for p in (data / "photos").iterdir() if image_suffix(p.name))
+    for n, source in enumerate(photos):
+        obj = f"photo-{n:03d}"
+        if n % SCENE_EVERY:
+            family(source, obj, big=True)
+            continue
+        with Image.open(source) as opened:
+            img = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
+        img.thumbnail((VARIANT_SIZE, VARIANT_SIZE))
+        for k, crop in enumerate(_scene_crops(img)):
+            save(crop, f"scene-{k}", f"{obj}-scene-{k}", obj, "other shot", QUALITY)
+    with open(out / "truth.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "family", "object", "role"])
+        writer.writerows(rows)
+    return len(rows)

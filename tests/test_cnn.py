@@ -58,7 +58,7 @@ def test_copies_are_near_and_unrelated_photos_far(tmp_path):
     assert method.score(a, c) < 0.6
     euclid = get_method("cnn-euclidean")
     assert euclid.score(a, b) < euclid.score(a, c)
-    assert len(a) == 1280 * 2  # float16 features
+    assert len(a) == 3 * 1280 * 2  # float16 features: upright, turned 90 and 180 degrees
 
 
 @pytest.fixture
@@ -183,10 +183,11 @@ def test_onnx_runtime_and_pytorch_give_the_same_features(tmp_path, monkeypatch):
     from catalog.methods.cnn import MODELS, Embedder
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a fresh export
-    arrays = [
+    lumas = [
         get_method("cnn").prepare(decode((PHOTOS / n).read_bytes()))
         for n in ("Canon_IXUS.jpg", "Nikon_D70.jpg")
     ]
+    arrays = [np.repeat(luma[:, :, None], 3, axis=2) for luma in lumas]
     onnx = Embedder(MODELS["efficientnet-lite0"], None)
     assert onnx.session is not None and list((tmp_path / "cache" / "catalog" / "models").glob("*.onnx"))
     reference = Embedder(MODELS["efficientnet-lite0"], None, backend="torch")

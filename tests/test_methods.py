@@ -30,7 +30,7 @@ def test_signatures_equal_imagehash_on_the_shared_view(method, reference):
     mismatches = 0
     for path in SAMPLES:
         decoded = decode(path.read_bytes())
-        ours = get_method(method).compute([decoded])[0]
+        ours = get_method(method).compute([decoded])[0][:8]  # the upright code
         mismatches += ours != pack_bits(reference(decoded.gray(64)).hash)
     assert mismatches == 0
 

@@ -73,7 +73,9 @@ def test_index_dupes_copies_move_and_delete_on_postgres(postgres_url, photo, pic
         report = index(catalog, [str(pics)], methods=["phash", "dhash"])
         assert report.added == 3 and [p for p, _ in report.errors] == [str(pics / "bad.jpg")]
         groups = find_groups(catalog, "exact").groups
-        assert [{im.path for im in g} for g in groups] == [{str(original), str(pics / "a" / "o-copy.jpg")}]
+        assert [{m.image.path for m in g} for g in groups] == [
+            {str(original), str(pics / "a" / "o-copy.jpg")}
+        ]
         _, _, copies = copy_counts(catalog, "phash")
         assert copies[str(original)] == 1 and copies[str(pics / "b" / "other.jpg")] == 0
 

@@ -6,7 +6,9 @@ Search structures are chosen by the signature ``kind``, not by the method:
 - ``key``: equal or not (the content hash);
 - ``bits``: 64-bit codes compared by Hamming distance;
 - ``vector``: vectors (CNN features, pixel thumbnails) - searched through an HNSW index
-  (:class:`VectorMethod`).
+  (:class:`VectorMethod`);
+- ``local``: local features that are never searched, only used to verify another method's pairs
+  (``orb``, :mod:`catalog.methods.local`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
     from catalog.imaging import Decoded
 
-Kind = Literal["key", "bits", "vector"]
+Kind = Literal["key", "bits", "vector", "local"]
 
 
 class Method(ABC):
@@ -45,6 +47,17 @@ class Method(ABC):
     stored_as: ClassVar[str | None] = None
     #: The method is built for a :class:`~catalog.config.CnnChoice` (its model), passed to its constructor.
     uses_model: ClassVar[bool] = False
+    #: Methods whose signatures are computed along with this one's (``cnn`` brings ``orb``, which
+    #: verifies its pairs).
+    companions: ClassVar[tuple[str, ...]] = ()
+    #: The ``local`` method that verifies this method's pairs, when the catalogue has its signatures;
+    #: then ``verified_threshold`` is the default, and pairs that match at ``verify_above`` need no
+    #: verification.
+    verified_by: ClassVar[str | None] = None
+    verified_threshold: ClassVar[float] = 0.0
+    verify_above: ClassVar[float] = 0.0
+    #: Whether searches also look for mirrored and turned copies unless told otherwise (``--transforms``).
+    transforms_by_default: ClassVar[bool] = False
 
     @property
     def signature_name(self) -> str:
@@ -135,6 +148,7 @@ def _load_builtin() -> None:
     from catalog.methods import hashes  # noqa: F401, I001
     from catalog.methods import pixels  # noqa: F401
     from catalog.methods import cnn  # noqa: F401
+    from catalog.methods import local  # noqa: F401
 
 
 def method_names() -> list[str]:

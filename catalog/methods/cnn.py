@@ -1,5 +1,11 @@
 """CNN features: EfficientNet, global-average-pooled from the last convolutional block, L2-normalised.
 
+What is signed (measured on copies among near-misses, BENCHMARKS.md "Groups a person can trust"):
+the luminance only (a grayscale copy then scores like any other), with a uniform border trimmed
+(a framed copy likewise), and the feature averaged over the picture and its mirror image (a mirrored copy
+scores 1). Beside that upright feature the signature keeps the features of the picture turned 90 and
+180 degrees, so that ``--transforms`` can find turned copies: three vectors per image, upright first.
+
 ``cnn`` compares them by cosine similarity, ``cnn-euclidean`` (the same stored features) by Euclidean
 distance, as the founding article measures both.
 
@@ -42,6 +48,10 @@ if TYPE_CHECKING:
 INPUT_SIZE = 192
 #: Images per forward pass: 8 in channels_last was fastest on 2 cores (see BENCHMARKS.md).
 BATCH = 8
+#: Vectors in a signature: the upright (mirror-averaged) feature, then the picture turned 90 and 180 degrees.
+VIEWS = 3
+#: What the features are computed from (part of the version: another recipe recomputes them).
+RECIPE = "luma-trim-flipavg-rot"
 DEFAULT_MODEL = "efficientnet-lite0"
 
 
@@ -230,8 +240,8 @@ def _load(spec: ModelSpec, weights: str | None) -> Any:
 def _version(spec: ModelSpec, weights: str | None) -> str:
     """Model name, weights identity (hash of the file) and input size."""
     if weights is None and spec.name == "efficientnet-b0":
-        return f"{spec.name}@pretrained/{INPUT_SIZE}"
-    return f"{spec.name}@{_file_id(weights or _lite0_weights())}/{INPUT_SIZE}"
+        return f"{spec.name}@pretrained/{INPUT_SIZE}/{RECIPE}"
+    return f"{spec.name}@{_file_id(weights or _lite0_weights())}/{INPUT_SIZE}/{RECIPE}"
 
 
 _loading = threading.Lock()
@@ -278,8 +288,16 @@ class CnnCosine(VectorMethod):
     name = "cnn"
     index_space = "cosine"
     higher_is_similar = True
-    #: Photos and their altered copies: 95.9 % of copy pairs at 99.0 % pair precision (BENCHMARKS.md).
-    default_threshold = 0.80
+    #: Chosen on copies among near-misses (benchmarks/near_misses.py, BENCHMARKS.md): without
+    #: verification, and with it (the lower bound of the pairs ``orb`` verifies; pairs at or above
+    #: ``verify_above`` need no verification).
+    default_threshold = 0.94
+    verified_threshold = 0.80
+    verify_above = 0.97
+    transforms_by_default = True
+    needs_color = False
+    companions = ("orb",)
+    verified_by = "orb"
     score_kind = "cosine similarity of CNN features (1 = same)"
     description = "EfficientNet features, cosine similarity"
     finish_batch = BATCH
@@ -310,14 +328,24 @@ class CnnCosine(VectorMethod):
         import numpy as np
         from PIL import Image
 
+        from catalog.imaging import trim_border
+
         # The whole picture, squashed: a crop would drop what tells two near-duplicates apart.
-        return np.asarray(image.rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR))
+        luma = trim_border(image.luma).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
+        return np.asarray(luma)
 
     def finish(self, prepared: list[Any]) -> list[bytes]:
         import numpy as np
 
-        features = self.embedder.embed(prepared).astype(np.float16)
-        return [row.tobytes() for row in features]
+        views = []
+        for luma in prepared:
+            for view in (luma, luma[:, ::-1], np.rot90(luma), np.rot90(luma, 2)):
+                views.append(np.broadcast_to(view[:, :, None], (*view.shape, 3)))
+        features = self.embedder.embed(views).reshape(len(prepared), 4, -1)
+        upright = features[:, 0] + features[:, 1]
+        upright /= np.linalg.norm(upright, axis=1, keepdims=True)
+        signed = np.concatenate([upright, features[:, 2], features[:, 3]], axis=1).astype(np.float16)
+        return [row.tobytes() for row in signed]
 
     def score(self, a: bytes, b: bytes) -> float:
         import numpy as np
@@ -327,14 +355,21 @@ class CnnCosine(VectorMethod):
     def score_pairs(self, a: list[bytes], b: list[bytes]) -> np.ndarray:
         import numpy as np
 
-        from catalog.vectors import as_matrix
-
-        return np.sum(as_matrix(a) * as_matrix(b), axis=1)
+        return np.sum(upright(a) * upright(b), axis=1)
 
     def index_vectors(self, values: list[bytes]) -> np.ndarray:
+        return upright(values)
+
+    def turned_vectors(self, values: list[bytes]) -> list[np.ndarray]:
+        """The features of the pictures turned 90 and 180 degrees, to search the index with: a copy turned
+        90, 180 or 270 degrees is found from one side or the other (the upright feature is mirror-averaged,
+        so mirrored turns are found too)."""
+        import numpy as np
+
         from catalog.vectors import as_matrix
 
-        return as_matrix(values)
+        views = as_matrix(values).reshape(len(values), VIEWS, -1)
+        return [np.ascontiguousarray(views[:, k]) for k in range(1, VIEWS)]
 
     def from_index(self, distances: np.ndarray) -> np.ndarray:
         return 1.0 - distances  # hnswlib's cosine distance is 1 - similarity
@@ -348,8 +383,10 @@ class CnnEuclidean(CnnCosine):
     name = "cnn-euclidean"
     stored_as = "cnn"
     higher_is_similar = False
-    #: sqrt(2 - 2 * 0.80): the same pairs as the cosine default (the features are unit vectors).
-    default_threshold = 0.632
+    #: sqrt(2 - 2 * cosine): the same pairs as the cosine defaults (the features are unit vectors).
+    default_threshold = 0.346
+    verified_threshold = 0.632
+    verify_above = 0.245
     score_kind = "Euclidean distance of CNN features (0 = same)"
     description = "EfficientNet features, Euclidean distance"
 
@@ -361,9 +398,7 @@ class CnnEuclidean(CnnCosine):
     def score_pairs(self, a: list[bytes], b: list[bytes]) -> np.ndarray:
         import numpy as np
 
-        from catalog.vectors import as_matrix
-
-        return np.linalg.norm(as_matrix(a) - as_matrix(b), axis=1)
+        return np.linalg.norm(upright(a) - upright(b), axis=1)
 
     def from_index(self, distances: np.ndarray) -> np.ndarray:
         import numpy as np
@@ -375,6 +410,15 @@ class CnnEuclidean(CnnCosine):
 
 
 def _vector(value: bytes) -> np.ndarray:
+    """The upright feature of one signature."""
+    return upright([value])[0]
+
+
+def upright(values: list[bytes]) -> np.ndarray:
+    """The upright features of signatures (the first of their :data:`VIEWS` vectors), as float32 rows."""
     import numpy as np
 
-    return np.frombuffer(value, dtype=np.float16).astype(np.float32)
+    from catalog.vectors import as_matrix
+
+    matrix = as_matrix(values)
+    return np.ascontiguousarray(matrix.reshape(len(values), VIEWS, -1)[:, 0]) if len(values) else matrix

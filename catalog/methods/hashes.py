@@ -10,6 +10,7 @@ from catalog.methods import Method, register
 
 if TYPE_CHECKING:
     import numpy as np
+    from PIL import Image
 
     from catalog.imaging import Decoded
 
@@ -42,15 +43,35 @@ def pack_bits(bits: np.ndarray) -> bytes:
 
 
 def hamming(a: bytes, b: bytes) -> int:
+    """Bits that differ between two codes."""
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+#: The 8 turns and mirror-turns of a picture (the dihedral group; Pillow's ``Image.Transpose`` names),
+#: identity first.
+DIHEDRAL = (
+    None,
+    "FLIP_LEFT_RIGHT",
+    "ROTATE_90",
+    "ROTATE_180",
+    "ROTATE_270",
+    "TRANSPOSE",
+    "TRANSVERSE",
+    "FLIP_TOP_BOTTOM",
+)
 
 
 class ImageHashMethod(Method):
     """A 64-bit imagehash code compared by Hamming distance.
 
-    Default thresholds come from benchmarks/hash_thresholds.py (BENCHMARKS.md): about the largest
-    distance that keeps the re-encoded, resized and brightened copies of the sample photos while joining
-    (next to) no unrelated photos or UKBench objects.
+    The signature holds 8 codes: the picture's own, then those of its 7 other turns and mirror-turns
+    (:data:`DIHEDRAL`), all hashed from the one shared 64x64 view, so that ``--transforms`` finds a
+    mirrored or turned copy by comparing one image's turned codes with the other's own. Searches without
+    it read the first code only.
+
+    Default thresholds come from benchmarks/near_misses.py (BENCHMARKS.md): the largest distance that
+    keeps pair precision at 0.99 or more among near-misses (other views of one object, other shots of
+    one scene) as well as unrelated photos.
     """
 
     kind = "bits"
@@ -63,13 +84,21 @@ class ImageHashMethod(Method):
     libraries: ClassVar[tuple[str, ...]] = ()
 
     def prepare(self, image: Decoded) -> bytes:
+        from PIL import Image
+
+        view = image.gray(64)
+        views = [view if t is None else view.transpose(Image.Transpose[t]) for t in DIHEDRAL]
+        return b"".join(self.code(v) for v in views)
+
+    def code(self, view: Image.Image) -> bytes:
+        """The 8-byte code of a 64x64 grayscale view."""
         # imagehash resizes to at most 64x64 itself; starting from the shared 64x64 grayscale view makes
         # that resize trivial instead of four Lanczos passes over the working copy.
         fn = type(self).hash_function
-        return pack_bits(fn(image.gray(64), hash_size=8, **self.hash_kwargs).hash)
+        return pack_bits(fn(view, hash_size=8, **self.hash_kwargs).hash)
 
     def score(self, a: bytes, b: bytes) -> float:
-        return float(hamming(a, b))
+        return float(hamming(a[:8], b[:8]))
 
     def score_pairs(self, a: list[bytes], b: list[bytes]) -> np.ndarray:
         from catalog.search import codes_from_bytes, popcount
@@ -97,8 +126,8 @@ def _imagehash(name: str) -> Callable[..., Any]:
 @register
 class AverageHash(ImageHashMethod):
     name = "ahash"
-    version = "imagehash-4-ahash-8-y64"
-    default_threshold = 3
+    version = "imagehash-4-ahash-8-y64-d8"
+    default_threshold = 0
     description = "average hash: 8x8 grayscale, one bit per pixel above/below the mean"
     hash_function = staticmethod(_imagehash("average_hash"))
 
@@ -106,19 +135,19 @@ class AverageHash(ImageHashMethod):
 @register
 class PerceptualHash(ImageHashMethod):
     name = "phash"
-    version = "imagehash-4-phash-8-y64"
+    version = "imagehash-4-phash-8-y64-d8"
     default_threshold = 6
     description = "perceptual hash: low frequencies of a 32x32 DCT"
     hash_function = staticmethod(_imagehash("phash"))
 
-    def prepare(self, image: Decoded) -> bytes:
+    def code(self, view: Image.Image) -> bytes:
         """imagehash.phash, bit for bit (tests compare them), with its two SciPy DCTs written as one
         8x32 matrix product: importing scipy.fftpack costs each worker process a quarter second, more
         than hashing a hundred photos."""
         import numpy as np
         from PIL import Image
 
-        pixels = np.asarray(image.gray(64).resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+        pixels = np.asarray(view.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
         low = _dct_basis() @ pixels @ _dct_basis().T
         return pack_bits(low > np.median(low))
 
@@ -136,8 +165,8 @@ def _dct_basis() -> np.ndarray:
 @register
 class DifferenceHash(ImageHashMethod):
     name = "dhash"
-    version = "imagehash-4-dhash-8-y64"
-    default_threshold = 5
+    version = "imagehash-4-dhash-8-y64-d8"
+    default_threshold = 3
     description = "difference hash: horizontal gradients of a 9x8 grayscale"
     hash_function = staticmethod(_imagehash("dhash"))
 
@@ -145,8 +174,8 @@ class DifferenceHash(ImageHashMethod):
 @register
 class WaveletHash(ImageHashMethod):
     name = "whash"
-    version = "imagehash-4-whash-haar-8-y64"
-    default_threshold = 2
+    version = "imagehash-4-whash-haar-8-y64-d8"
+    default_threshold = 1
     description = "wavelet hash: Haar wavelet of a 64x64 grayscale"
     hash_function = staticmethod(_imagehash("whash"))
     libraries = ("pywt",)

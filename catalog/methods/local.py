@@ -1,0 +1,155 @@
+"""``orb``: local features that verify another method's pairs geometrically.
+
+A global descriptor (the CNN's) puts some different pictures of one thing - another view of an object,
+the next shot of a scene - closer than a heavily edited copy. What tells a copy apart is geometry: the
+same points in the same places, up to the edits a copy goes through (scaling, cropping, a border,
+mirroring, turning by a multiple of 90 degrees). The signature keeps ORB keypoints (OpenCV) of the
+picture's luminance, scaled to :data:`SIDE` pixels on its long side, and of its mirror image; a pair
+is verified when enough matches fit one similarity transform (RANSAC) whose angle is a multiple of
+90 degrees, and enough of them fit it tightly (:func:`verify`). Measured in BENCHMARKS.md ("Groups a
+person can trust").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from catalog.errors import CatalogError
+from catalog.methods import Method, register
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from catalog.imaging import Decoded
+
+#: Long side of the image keypoints are found on (small images are scaled up to it).
+SIDE = 320
+#: Keypoints kept per image (and as many for its mirror image).
+FEATURES = 200
+#: Lowe's ratio test: a match counts when its best distance is under this share of the second best.
+RATIO = 0.8
+#: RANSAC reprojection limit, and the tighter limit "fits tightly" means, as shares of the long side.
+LOOSE = 0.01
+TIGHT = 0.003
+#: How far (degrees) the fitted rotation may be from a multiple of 90.
+ANGLE = 3.0
+#: A pair is verified with this many inliers (at least), of which this share fit tightly.
+INLIERS = 40
+TIGHT_SHARE = 0.4
+
+
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError:
+        raise CatalogError(
+            "verifying pairs needs OpenCV: pip install opencv-python-headless (it comes with catalog[cnn])"
+        ) from None
+    return cv2
+
+
+@register
+class OrbFeatures(Method):
+    name = "orb"
+    version = f"opencv-orb-{FEATURES}-{SIDE}-mirror"
+    kind = "local"
+    default_threshold = INLIERS
+    higher_is_similar = True
+    needs_color = False
+    score_kind = "keypoints that fit one copy transform"
+    description = "ORB keypoints of the picture and its mirror image: verify other methods' pairs"
+
+    def prepare(self, image: Decoded) -> bytes:
+        import numpy as np
+        from PIL import Image
+
+        luma = image.luma
+        scale = SIDE / max(luma.size)
+        size = (max(1, round(luma.width * scale)), max(1, round(luma.height * scale)))
+        pixels = np.asarray(luma.resize(size, Image.Resampling.BILINEAR))
+        return pack([_keypoints(pixels), _keypoints(np.ascontiguousarray(pixels[:, ::-1]))], size)
+
+    def score(self, a: bytes, b: bytes) -> float:
+        return float(verify_score(a, b))
+
+    def warm_up(self) -> None:
+        _cv2()
+
+
+def _keypoints(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    cv2 = _cv2()
+    orb = cv2.ORB_create(nfeatures=FEATURES, fastThreshold=10)
+    found, descriptors = orb.detectAndCompute(pixels, None)
+    if descriptors is None or not found:
+        return np.zeros((0, 2), dtype=np.float32), np.zeros((0, 32), dtype=np.uint8)
+    return np.asarray([k.pt for k in found], dtype=np.float32), descriptors
+
+
+def pack(sides: list[tuple[np.ndarray, np.ndarray]], size: tuple[int, int]) -> bytes:
+    """width, height, then per side: count, coordinates (uint16, 1/64 pixel), descriptors (32 bytes)."""
+    import numpy as np
+
+    parts = [np.asarray(size, dtype="<u2").tobytes()]
+    for points, descriptors in sides:
+        parts.append(np.asarray([len(points)], dtype="<u2").tobytes())
+        parts.append(np.round(points * 64).astype("<u2").tobytes())
+        parts.append(np.ascontiguousarray(descriptors, dtype=np.uint8).tobytes())
+    return b"".join(parts)
+
+
+def unpack(value: bytes) -> tuple[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]]:
+    import numpy as np
+
+    width, height = np.frombuffer(value[:4], dtype="<u2").tolist()
+    sides, at = [], 4
+    for _ in range(2):
+        (count,) = np.frombuffer(value[at : at + 2], dtype="<u2").tolist()
+        at += 2
+        points = np.frombuffer(value[at : at + 4 * count], dtype="<u2").reshape(count, 2) / 64.0
+        at += 4 * count
+        descriptors = np.frombuffer(value[at : at + 32 * count], dtype=np.uint8).reshape(count, 32)
+        at += 32 * count
+        sides.append((points.astype(np.float32), descriptors))
+    return (width, height), sides
+
+
+def verify_score(a: bytes, b: bytes) -> int:
+    """Matches of ``a``'s keypoints with ``b``'s (or with its mirror image's) that fit one copy
+    transform; 0 unless :data:`TIGHT_SHARE` of them fit it tightly."""
+    import numpy as np
+
+    cv2 = _cv2()
+    _, (own, _) = unpack(a)
+    size_b, sides_b = unpack(b)
+    points_a, descriptors_a = own
+    limit = max(size_b)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    best = 0
+    for points_b, descriptors_b in sides_b:
+        if len(descriptors_a) < 5 or len(descriptors_b) < 5:
+            continue
+        good = [
+            m[0]
+            for m in matcher.knnMatch(descriptors_a, descriptors_b, k=2)
+            if len(m) == 2 and m[0].distance < RATIO * m[1].distance
+        ]
+        if len(good) < 6:
+            continue
+        source = points_a[[m.queryIdx for m in good]]
+        target = points_b[[m.trainIdx for m in good]]
+        transform, inliers = cv2.estimateAffinePartial2D(
+            source, target, method=cv2.RANSAC, ransacReprojThreshold=LOOSE * limit
+        )
+        if transform is None:
+            continue
+        angle = np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))
+        if abs((angle + 45) % 90 - 45) > ANGLE:
+            continue
+        kept = inliers.ravel() == 1
+        errors = np.linalg.norm(source[kept] @ transform[:, :2].T + transform[:, 2] - target[kept], axis=1)
+        count = int(kept.sum())
+        if (errors < TIGHT * limit).sum() >= TIGHT_SHARE * count:
+            best = max(best, count)
+    return best
