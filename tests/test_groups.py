@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
+from test_cli import cli
 
-from catalog.groups import copy_counts, find_groups
+from catalog.errors import UsageError
+from catalog.groups import Options, copy_counts, find_groups
 from catalog.indexer import index
-from conftest import SMALL_PHOTOS
+from conftest import PHOTOS, SMALL_PHOTOS
 
 
 @pytest.fixture
@@ -83,3 +87,160 @@ def test_unknown_method_or_missing_signatures_are_clear_errors(catalog, make_ima
         find_groups(catalog, "nope")
     with pytest.raises(UsageError, match="whole number"):
         find_groups(catalog, "ahash", 3.5)
+
+
+@pytest.fixture
+def panned(pics):  # type: ignore[no-untyped-def]
+    """8 frames panning across a real photo, 4 % of its width apart: each is near the next (phash 12-16
+    bits) and far from frames two or more steps away (24 bits or more): a chain of look-alikes."""
+    with Image.open(PHOTOS / "Canon_IXUS.jpg") as opened:
+        source = opened.convert("RGB")
+    source.thumbnail((400, 400))
+    w, h = source.size
+    frames = []
+    for k in range(8):
+        x = k * w * 4 // 100
+        path = pics / f"frame-{k}.jpg"
+        source.crop((x, 0, x + w * 70 // 100, h)).save(path, quality=90)
+        frames.append(str(path))
+    return frames
+
+
+def _upright(catalog, method):  # type: ignore[no-untyped-def]
+    ids, values = catalog.signatures(method)
+    paths = catalog.paths()
+    return {paths[i]: int.from_bytes(v[:8], "big") for i, v in zip(ids, values, strict=True)}
+
+
+def test_reference_groups_do_not_chain_but_components_do(catalog, panned):
+    index(catalog, [str(Path(panned[0]).parent)], methods=["phash"])
+    code = _upright(catalog, "phash")
+    chain = find_groups(catalog, "phash", 16, Options(grouping="components"))
+    assert [len(g) for g in chain.groups] == [8]
+    reference, *others = chain.groups[0]
+    assert any(m.score is not None and m.score > 16 for m in others)  # reached through the chain
+
+    grouping = find_groups(catalog, "phash", 16)
+    assert grouping.grouping == "reference" and len(grouping.groups) >= 2
+    for group in grouping.groups:
+        head, *members = group
+        assert head.score is None and members
+        for m in members:
+            distance = (code[head.image.path] ^ code[m.image.path]).bit_count()
+            assert m.score == distance <= 16
+        assert [m.score for m in members] == sorted(m.score for m in members)  # best first
+
+
+def test_the_reference_is_the_image_a_person_would_keep(db_path, pics, photo):
+    original = photo("Canon_IXUS.jpg", "b/original.jpg")
+    (pics / "a").mkdir()
+    (pics / "c").mkdir()
+    with Image.open(original) as img:
+        img.resize((img.width // 2, img.height // 2)).save(pics / "a" / "half.jpg", quality=85)
+        img.save(pics / "c" / "same-size.jpg", quality=60)  # smaller file at the same resolution
+    assert cli(db_path, "index", str(pics), "--methods", "phash").exit_code == 0
+    result = cli(db_path, "dupes", "-m", "phash", "-f", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["grouping"] == "reference" and data["transforms"] is False
+    (group,) = data["groups"]
+    assert group["reference"] == str(original) == group["images"][0]["path"]
+    assert "score" not in group["images"][0]
+    assert {im["path"] for im in group["images"][1:]} == {
+        str(pics / "c" / "same-size.jpg"),
+        str(pics / "a" / "half.jpg"),
+    }
+    scores = [im["score"] for im in group["images"][1:]]
+    assert scores == sorted(scores)  # best (fewest bits) first
+    for im in group["images"]:
+        assert {"path", "size", "width", "height", "modified"} <= set(im)
+    assert all(isinstance(score, float) and score <= data["threshold"] for score in scores)
+    text = cli(db_path, "dupes", "-m", "phash").output
+    assert text.splitlines()[1].split()[0] == "reference" and str(original) in text.splitlines()[1]
+    rows = cli(db_path, "dupes", "-m", "phash", "-f", "csv").output.splitlines()
+    assert rows[0] == "group,score,path,size,width,height,modified"
+    assert rows[1].startswith(f"1,,{original},")
+
+
+@pytest.mark.parametrize("method", ["ahash", "phash", "dhash", "whash"])
+def test_transforms_find_mirrored_and_turned_copies(catalog, pics, photo, method):
+    original = photo("Nikon_D70.jpg", "original.jpg")
+    photo("Canon_IXUS.jpg", "other.jpg")
+    with Image.open(original) as opened:
+        img = ImageOps.exif_transpose(opened)
+        img.thumbnail((800, 800))
+        for name in ("FLIP_LEFT_RIGHT", "ROTATE_90", "ROTATE_180", "ROTATE_270", "TRANSPOSE"):
+            img.transpose(Image.Transpose[name]).save(pics / f"{name.lower()}.jpg", quality=90)
+    index(catalog, [str(pics)], methods=[method])
+    plain = find_groups(catalog, method)
+    assert all(len(g) < 6 for g in plain.groups)
+    turned = find_groups(catalog, method, options=Options(transforms=True))
+    assert turned.transforms
+    assert [{m.image.path for m in g} for g in turned.groups] == [
+        {str(original), *(str(p) for p in pics.glob("*.jpg") if p.stem not in ("original", "other"))}
+    ]
+    assert all(m.score is not None and m.score <= turned.threshold for m in turned.groups[0][1:])
+    with pytest.raises(UsageError, match="does not apply"):
+        find_groups(catalog, "exact", options=Options(transforms=True))
+
+
+def test_in_and_against_answer_what_is_already_in_the_archive(db_path, pics, photo):
+    original = photo("Canon_IXUS.jpg", "archive/original.jpg")
+    photo("Nikon_E950.jpg", "downloads/unrelated.jpg")
+    (pics / "elsewhere").mkdir()
+    with Image.open(original) as img:
+        img.save(pics / "downloads" / "copy.jpg", quality=70)
+        img.save(pics / "elsewhere" / "copy.jpg", quality=75)
+    assert cli(db_path, "index", str(pics), "--methods", "phash").exit_code == 0
+
+    def dupes(*args: str) -> list[list[str]]:
+        result = cli(db_path, "dupes", "-m", "phash", "-f", "json", *args)
+        assert result.exit_code == 0, result.output
+        return [[im["path"] for im in g["images"]] for g in json.loads(result.output)["groups"]]
+
+    everything = dupes()
+    assert [sorted(g) for g in everything] == [
+        sorted([str(original), str(pics / "downloads" / "copy.jpg"), str(pics / "elsewhere" / "copy.jpg")])
+    ]
+    assert dupes("--in", str(pics / "downloads")) == everything
+    assert dupes("--in", str(pics / "nowhere")) == []
+    assert dupes("--in", str(pics / "downloads"), "--against", str(pics / "archive")) == [
+        [str(original), str(pics / "downloads" / "copy.jpg")]
+    ]
+    result = cli(
+        db_path,
+        "copies",
+        "-m",
+        "phash",
+        "-f",
+        "json",
+        "--in",
+        str(pics / "downloads"),
+        "--against",
+        str(pics / "archive"),
+    )
+    counts = {im["path"]: im["copies"] for im in json.loads(result.output)["images"]}
+    assert counts == {str(pics / "downloads" / "copy.jpg"): 1, str(pics / "downloads" / "unrelated.jpg"): 0}
+
+
+def test_query_shows_the_verdict_at_the_threshold(db_path, pics, photo):
+    original = photo("Canon_IXUS.jpg", "original.jpg")
+    photo("Nikon_E950.jpg", "unrelated.jpg")
+    with Image.open(original) as img:
+        img.save(pics.parent / "probe.jpg", quality=70)
+    assert cli(db_path, "index", str(pics), "--methods", "phash").exit_code == 0
+    data = json.loads(
+        cli(db_path, "query", str(pics.parent / "probe.jpg"), "-m", "phash", "-f", "json").output
+    )
+    assert data["threshold"] == 6
+    assert [(r["path"], r["match"]) for r in data["results"]] == [
+        (str(original), True),
+        (str(pics / "unrelated.jpg"), False),
+    ]
+    strict = json.loads(
+        cli(
+            db_path, "query", str(pics.parent / "probe.jpg"), "-m", "phash", "--threshold", "0", "-f", "json"
+        ).output
+    )
+    assert strict["threshold"] == 0
+    assert strict["results"][0]["match"] is (strict["results"][0]["score"] == 0)
