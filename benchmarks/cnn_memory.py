@@ -1,5 +1,9 @@
 """Where `dupes --method cnn` spends memory: RSS after each stage (index built, loaded, all kNN queries,
-grouping) in one process, then the whole command's peak RSS by /usr/bin/time.
+grouping) in one process, then whole `dupes` commands (seconds and peak RSS by /usr/bin/time), with
+and without the turned features (--transforms, the cnn default).
+
+The vectors are random convex combinations of 3 real features (the sample images'), view by view: the
+upright features mixed like the turned ones.
 
     .venv/bin/python benchmarks/cnn_memory.py 100000
 """
@@ -7,6 +11,7 @@ grouping) in one process, then the whole command's peak RSS by /usr/bin/time.
 from __future__ import annotations
 
 import gc
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from catalog.groups import find_groups  # noqa: E402
 from catalog.indexer import index  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
+from catalog.methods.cnn import VIEWS  # noqa: E402
 from catalog.store import Catalog  # noqa: E402
 from catalog.vectors import VectorIndex, as_matrix  # noqa: E402
 from cnn import synthetic  # noqa: E402
@@ -40,7 +46,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with Catalog.open(f"sqlite:///{tmp}/real.db") as catalog:
             index(catalog, [str(DATA / "ukbench-500"), str(DATA / "fruits360-96")], methods=["cnn"])
-            vectors = synthetic(as_matrix(catalog.signatures("cnn")[1]), n)
+            real = as_matrix(catalog.signatures("cnn")[1])
+            vectors = synthetic(real, n)
+        views = vectors.reshape(n, VIEWS, -1)
+        views /= np.linalg.norm(views, axis=2, keepdims=True)  # each view a unit vector, as stored
         url = f"sqlite:///{tmp}/scale.db"
         fill_catalogue(url, "cnn", [v.astype(np.float16).tobytes() for v in vectors])
         del vectors
@@ -59,8 +68,16 @@ def main() -> None:
             memory("all kNN queries")
             groups = find_groups(catalog, "cnn").groups
             memory(f"find_groups ({len(groups)} groups)")
-        _, peak, _ = run_catalog("--db", f"{tmp}/scale.db", "dupes", "-m", "cnn", "-f", "json")
-        print(f"\nwhole `catalog dupes --method cnn -f json`: peak RSS {peak:.0f} MB")
+        print("\n| whole `catalog dupes --method cnn -f json` | seconds | peak RSS MB | groups |")
+        print("|---|---|---|---|")
+        for extra in ([], ["--no-transforms"], ["-t", "0.8"], ["-t", "0.8", "--no-transforms"]):
+            seconds, peak, out = run_catalog(
+                "--db", f"{tmp}/scale.db", "dupes", "-m", "cnn", "-f", "json", *extra
+            )
+            label = " ".join(extra) or "default (--transforms)"
+            print(
+                f"| {label} | {seconds:.1f} | {peak:.0f} | {len(json.loads(out)['groups']):,} |", flush=True
+            )
 
 
 if __name__ == "__main__":

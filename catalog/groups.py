@@ -126,6 +126,13 @@ class Pairs:
 #: Neighbours asked of the vector index per image: a group larger than this still forms around its
 #: reference when the pairs are found from the other members' side.
 NEIGHBOURS = 16
+#: hnswlib's search breadth for them: matches are the nearest of neighbours, and 48 keeps 99.98 % of
+#: the matches that 96 (``query``'s) finds, in 64 % of the time (BENCHMARKS.md).
+NEIGHBOURS_EF = 48
+#: Neighbours (and search breadth) asked for each turned feature: a turned copy is the nearest or next
+#: to it, so a narrow search finds it at a fraction of the cost (BENCHMARKS.md).
+TURNED_NEIGHBOURS = 4
+TURNED_EF = 16
 
 
 def near_pairs(catalog: Catalog, method: Method, threshold: float, transforms: bool = False) -> Pairs:
@@ -211,11 +218,11 @@ def _vector_pairs(catalog: Catalog, method: VectorMethod, threshold: float, tran
         found_b.append(b[near])
         found_s.append(scores[near])
 
-    for ids, labels, distances in index.neighbour_chunks(NEIGHBOURS):
+    for ids, labels, distances in index.neighbour_chunks(NEIGHBOURS, NEIGHBOURS_EF):
         collect(ids, labels, distances)
         if transforms and callable(turned):
             for vectors in turned(catalog.signature_values(method.signature_name, ids.tolist())):
-                labels, distances = index.knn(vectors, NEIGHBOURS)
+                labels, distances = index.knn(vectors, TURNED_NEIGHBOURS, ef=TURNED_EF)
                 collect(ids, labels, distances)
     # Byte-identical files form one class: however many there are, they group together even where
     # the index returns only some of them as neighbours.
@@ -250,7 +257,7 @@ def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.nd
     return method.score_pairs([values[i] for i in a.tolist()], [values[i] for i in b.tolist()])
 
 
-def _prepare(
+def matching_pairs(
     catalog: Catalog, method_name: str, threshold: float | None, options: Options
 ) -> tuple[Method, float, Pairs, bool, bool]:
     """(method, threshold, pairs, whether they were verified, whether turned copies were searched).
@@ -318,7 +325,7 @@ def find_groups(
 ) -> Grouping:
     """Groups of two or more duplicates, each its reference first, largest group first; only the
     images that have a match are loaded."""
-    method, threshold, pairs, verifying, transforms = _prepare(catalog, method_name, threshold, options)
+    method, threshold, pairs, verifying, transforms = matching_pairs(catalog, method_name, threshold, options)
     grouping, scope = options.grouping, options.scope
     classes = pairs.classes
     linked = np.unique(np.concatenate([pairs.left, pairs.right]))
@@ -473,7 +480,7 @@ def copy_counts(
     ``reference``: the images that match it directly (no chains); ``components``: the other images
     of its connected component. With ``scope.against``, only copies under those folders count, and only
     images outside them are listed."""
-    method, threshold, pairs, _, _ = _prepare(catalog, method_name, threshold, options)
+    method, threshold, pairs, _, _ = matching_pairs(catalog, method_name, threshold, options)
     scope = options.scope
     classes = pairs.classes
     class_of = {i: c for c, members in enumerate(classes) for i in members}

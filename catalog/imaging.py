@@ -146,21 +146,28 @@ BORDER_TOLERANCE = 12
 
 
 def trim_border(gray: Image.Image) -> Image.Image:
-    """``gray`` (mode "L") without a uniform frame around it: the rows and columns at the edges whose
-    pixels nearly all have the corners' colour (a white or black border someone added)."""
+    """``gray`` (mode "L") without a uniform frame around it (see :func:`content_box`)."""
+    box = content_box(gray)
+    return gray if box is None else gray.crop(box)
+
+
+def content_box(gray: Image.Image) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of ``gray`` (mode "L") inside a uniform frame: the rows and columns at
+    the edges whose pixels nearly all have the corners' colour (a white or black border someone added);
+    None when there is no frame, or trimming it would keep less than half the picture."""
     import numpy as np
 
     pixels = np.asarray(gray, dtype=np.int16)
     if pixels.ndim != 2 or min(pixels.shape) < 8:
-        return gray
+        return None
     corners = np.median([pixels[0, 0], pixels[0, -1], pixels[-1, 0], pixels[-1, -1]])
     content = np.abs(pixels - corners) > BORDER_TOLERANCE
     rows = np.nonzero(content.mean(axis=1) > 0.01)[0]
     cols = np.nonzero(content.mean(axis=0) > 0.01)[0]
     if not len(rows) or not len(cols):
-        return gray
+        return None
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     height, width = pixels.shape
     if (bottom - top) * (right - left) < height * width // 2 or (bottom - top, right - left) == pixels.shape:
-        return gray
-    return gray.crop((left, top, right, bottom))
+        return None
+    return left, top, right, bottom

@@ -243,21 +243,24 @@ class VectorIndex:
 
     # -- searching ---------------------------------------------------------------------------------
 
-    def knn(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(image ids, index distances) of the ``k`` nearest, nearest first, for each query row."""
+    def knn(self, vectors: np.ndarray, k: int, ef: int = EF_SEARCH) -> tuple[np.ndarray, np.ndarray]:
+        """(image ids, index distances) of the ``k`` nearest, nearest first, for each query row
+        (``ef``: hnswlib's search breadth; smaller is faster and may miss far neighbours)."""
         assert self.index is not None
         k = min(k, len(self.ids))
         if k == 0:
             return np.zeros((len(vectors), 0), dtype=np.int64), np.zeros((len(vectors), 0), dtype=np.float32)
-        self.index.set_ef(max(EF_SEARCH, k))
+        self.index.set_ef(max(ef, k))
         labels, distances = self.index.knn_query(vectors, k=k, num_threads=os.cpu_count() or 1)
         return labels.astype(np.int64), distances
 
-    def neighbour_chunks(self, k: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def neighbour_chunks(
+        self, k: int, ef: int = EF_SEARCH
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """For every indexed image, in chunks: (its id, ids of its k nearest, their index distances)."""
         for start in range(0, len(self.ids), CHUNK):
             ids = self.ids[start : start + CHUNK]
-            labels, similarity = self.knn(self._vectors(ids), k)
+            labels, similarity = self.knn(self._vectors(ids), k, ef)
             yield ids, labels, similarity
 
 

@@ -35,6 +35,28 @@ def test_signatures_equal_imagehash_on_the_shared_view(method, reference):
     assert mismatches == 0
 
 
+@pytest.mark.parametrize("method", ["ahash", "phash", "dhash", "whash"])
+def test_turned_codes_are_the_codes_of_the_turned_picture(method):
+    """Each signature's 7 other codes, derived from one hashing, are the codes imagehash gives the turned
+    and mirrored 64x64 view, but for a few bits: Pillow's resampling is not exactly symmetric, and a value
+    close to the median tips over."""
+    from PIL import Image
+
+    from catalog.methods.hashes import DIHEDRAL, hamming
+
+    hasher = get_method(method)
+    worst, total, count = 0, 0, 0
+    for path in SAMPLES[::4]:
+        view = decode(path.read_bytes()).gray(64)
+        codes = hasher.compute([decode(path.read_bytes())])[0]
+        assert len(codes) == 8 * len(DIHEDRAL)
+        for k, (name, _) in enumerate(DIHEDRAL):
+            turned = view if name is None else view.transpose(Image.Transpose[name])
+            bits = hamming(codes[8 * k : 8 * k + 8], hasher.code(turned))
+            worst, total, count = max(worst, bits), total + bits, count + 1
+    assert worst <= 4 and total / count < 0.5, (worst, total / count)
+
+
 def test_scores_are_hamming_distances():
     phash = get_method("phash")
     assert phash.score(b"\x00" * 8, b"\x00" * 8) == 0
@@ -88,3 +110,17 @@ def test_the_catalogues_cnn_model_is_returned_not_adopted():
     assert get_method("cnn").choice == CnnChoice()  # type: ignore[attr-defined]
     b0 = get_method("cnn", CnnChoice(model="efficientnet-b0"))
     assert b0 is not get_method("cnn") and b0.version.startswith("efficientnet-b0@")
+
+
+def test_a_uniform_border_is_trimmed_and_a_picture_without_one_is_left_whole():
+    from PIL import ImageOps
+
+    from catalog.imaging import content_box, trim_border
+
+    luma = decode((SHARED_DATA / "photos" / "Canon_IXUS.jpg").read_bytes()).luma
+    framed = ImageOps.expand(luma, border=24, fill=255)
+    left, top, right, bottom = content_box(framed)
+    assert abs(left - 24) <= 1 and abs(top - 24) <= 1
+    assert abs(right - (24 + luma.width)) <= 1 and abs(bottom - (24 + luma.height)) <= 1
+    assert content_box(luma) is None and trim_border(luma) is luma
+    assert content_box(ImageOps.expand(luma.resize((20, 20)), border=40, fill=0)) is None  # mostly frame

@@ -47,18 +47,26 @@ def hamming(a: bytes, b: bytes) -> int:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
 
 
-#: The 8 turns and mirror-turns of a picture (the dihedral group; Pillow's ``Image.Transpose`` names),
-#: identity first.
-DIHEDRAL = (
-    None,
-    "FLIP_LEFT_RIGHT",
-    "ROTATE_90",
-    "ROTATE_180",
-    "ROTATE_270",
-    "TRANSPOSE",
-    "TRANSVERSE",
-    "FLIP_TOP_BOTTOM",
+#: The 8 turns and mirror-turns of a picture (the dihedral group), identity first: Pillow's
+#: ``Image.Transpose`` name, and the same move as steps on an array of rows: ``T`` transposes, ``LR``
+#: reverses each row, ``UD`` reverses the rows (applied in order).
+DIHEDRAL: tuple[tuple[str | None, tuple[str, ...]], ...] = (
+    (None, ()),
+    ("FLIP_LEFT_RIGHT", ("LR",)),
+    ("ROTATE_90", ("T", "UD")),
+    ("ROTATE_180", ("LR", "UD")),
+    ("ROTATE_270", ("T", "LR")),
+    ("TRANSPOSE", ("T",)),
+    ("TRANSVERSE", ("LR", "UD", "T")),
+    ("FLIP_TOP_BOTTOM", ("UD",)),
 )
+
+
+def moved(array: np.ndarray, steps: tuple[str, ...]) -> np.ndarray:
+    """``array`` (rows of pixels or of hash bits) turned or mirrored by ``steps`` (see DIHEDRAL)."""
+    for step in steps:
+        array = array.T if step == "T" else array[:, ::-1] if step == "LR" else array[::-1]
+    return array
 
 
 class ImageHashMethod(Method):
@@ -84,18 +92,27 @@ class ImageHashMethod(Method):
     libraries: ClassVar[tuple[str, ...]] = ()
 
     def prepare(self, image: Decoded) -> bytes:
-        from PIL import Image
+        return b"".join(pack_bits(bits) for bits in self.dihedral_bits(image.gray(64)))
 
-        view = image.gray(64)
-        views = [view if t is None else view.transpose(Image.Transpose[t]) for t in DIHEDRAL]
-        return b"".join(self.code(v) for v in views)
+    def dihedral_bits(self, view: Image.Image) -> list[np.ndarray]:
+        """The 8x8 bits of the view and of its turns and mirror-turns, in DIHEDRAL order.
 
-    def code(self, view: Image.Image) -> bytes:
-        """The 8-byte code of a 64x64 grayscale view."""
+        For ahash and whash the bits of a turned picture are the turned bits (both average square
+        blocks, then compare each with the mean or median), so the picture is hashed once; phash and
+        dhash derive theirs from what they compute (see their overrides)."""
+        bits = self.bits(view)
+        return [moved(bits, steps) for _, steps in DIHEDRAL]
+
+    def bits(self, view: Image.Image) -> np.ndarray:
+        """The 8x8 boolean hash of a 64x64 grayscale view (imagehash's)."""
         # imagehash resizes to at most 64x64 itself; starting from the shared 64x64 grayscale view makes
         # that resize trivial instead of four Lanczos passes over the working copy.
         fn = type(self).hash_function
-        return pack_bits(fn(view, hash_size=8, **self.hash_kwargs).hash)
+        return fn(view, hash_size=8, **self.hash_kwargs).hash  # type: ignore[no-any-return]
+
+    def code(self, view: Image.Image) -> bytes:
+        """The 8-byte (upright) code of a 64x64 grayscale view."""
+        return pack_bits(self.bits(view))
 
     def score(self, a: bytes, b: bytes) -> float:
         return float(hamming(a[:8], b[:8]))
@@ -140,16 +157,41 @@ class PerceptualHash(ImageHashMethod):
     description = "perceptual hash: low frequencies of a 32x32 DCT"
     hash_function = staticmethod(_imagehash("phash"))
 
-    def code(self, view: Image.Image) -> bytes:
+    def bits(self, view: Image.Image) -> np.ndarray:
         """imagehash.phash, bit for bit (tests compare them), with its two SciPy DCTs written as one
         8x32 matrix product: importing scipy.fftpack costs each worker process a quarter second, more
         than hashing a hundred photos."""
         import numpy as np
+
+        low = self._low(view)
+        return low > np.median(low)  # type: ignore[no-any-return]
+
+    def dihedral_bits(self, view: Image.Image) -> list[np.ndarray]:
+        """A turned picture's DCT is the turned DCT with the signs of odd frequencies flipped along each
+        reversed axis: the 8x8 low frequencies are computed once, then compared with their median."""
+        import numpy as np
+
+        low = self._low(view)
+        odd = np.where(np.arange(8) % 2, -1.0, 1.0)
+        out = []
+        for _, steps in DIHEDRAL:
+            moved_low = low
+            for step in steps:
+                if step == "T":
+                    moved_low = moved_low.T
+                elif step == "LR":
+                    moved_low = moved_low * odd[None, :]
+                else:
+                    moved_low = moved_low * odd[:, None]
+            out.append(moved_low > np.median(moved_low))
+        return out
+
+    def _low(self, view: Image.Image) -> np.ndarray:
+        import numpy as np
         from PIL import Image
 
         pixels = np.asarray(view.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
-        low = _dct_basis() @ pixels @ _dct_basis().T
-        return pack_bits(low > np.median(low))
+        return _dct_basis() @ pixels @ _dct_basis().T  # type: ignore[no-any-return]
 
 
 @cache
@@ -169,6 +211,20 @@ class DifferenceHash(ImageHashMethod):
     default_threshold = 3
     description = "difference hash: horizontal gradients of a 9x8 grayscale"
     hash_function = staticmethod(_imagehash("dhash"))
+
+    def dihedral_bits(self, view: Image.Image) -> list[np.ndarray]:
+        """imagehash.dhash compares neighbours along the rows of a 9x8 reduction; a turn that swaps the
+        axes needs the 8x9 reduction instead: both are made once and turned."""
+        import numpy as np
+        from PIL import Image
+
+        wide = np.asarray(view.resize((9, 8), Image.Resampling.LANCZOS), dtype=np.int16)
+        tall = np.asarray(view.resize((8, 9), Image.Resampling.LANCZOS), dtype=np.int16)
+        out = []
+        for _, steps in DIHEDRAL:
+            pixels = moved(tall if steps.count("T") % 2 else wide, steps)
+            out.append(pixels[:, 1:] > pixels[:, :-1])
+        return out
 
 
 @register
