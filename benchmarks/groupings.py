@@ -71,9 +71,12 @@ def main() -> None:
     args = parser.parse_args()
     truth = load_truth(args.keep / "mixture")
     with Catalog.open(f"sqlite:///{args.keep}/mixture.db") as catalog:
-        method, threshold, pairs, verified, transforms = matching_pairs(
+        method, threshold, pairs, verification, transforms = matching_pairs(
             catalog, args.method, args.threshold, Options()
         )
+        verified = verification is not None
+        if verification is not None:
+            pairs = verification.all(pairs)
         info = catalog.image_info()
         first = [info[members[0]] for members in pairs.classes]
         rank = {c: r for r, c in enumerate(keep_order(first))}

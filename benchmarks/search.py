@@ -2,7 +2,8 @@
 end to end on a catalogue of that many images.
 
 Synthetic 64-bit hashes: uniformly random codes, 10 % of which get a near copy (0-8 bits flipped) and
-1 % a byte-identical twin, the way a photo library holds re-encodes and copies.
+1 % a byte-identical twin, the way a photo library holds re-encodes and copies. Each stored signature
+holds 8 codes, as catalog's do (the upright code, then 7 codes of the picture's turns: random here).
 
     .venv/bin/python benchmarks/search.py --sizes 100000 1000000 --thresholds 6 10
 """
@@ -45,15 +46,18 @@ def main() -> None:
     args = parser.parse_args()
     print(
         "| hashes | threshold | blocks | MIH s | pairs found | brute force s | brute / MIH | "
-        "`catalog dupes` s | dupes RSS MB |"
+        "`catalog dupes` s | dupes RSS MB | `dupes --transforms` s | RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     brute_rate = None
     for n in args.sizes:
         codes = synthetic_codes(n)
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/bench.db"
-            fill_catalogue(url, "phash", [int(c).to_bytes(8, "big") for c in codes])
+            turns = np.random.default_rng(1).integers(0, 256, size=(n, 56), dtype=np.uint8)
+            fill_catalogue(
+                url, "phash", [int(c).to_bytes(8, "big") + turns[k].tobytes() for k, c in enumerate(codes)]
+            )
             for t in args.thresholds:
                 mih_s, (left, _) = timed(hamming_edges, codes, t)
                 unique = np.unique(codes)
@@ -67,10 +71,23 @@ def main() -> None:
                 dupes_s, rss_mb, _ = run_catalog(
                     "--db", f"{tmp}/bench.db", "dupes", "-m", "phash", "-t", str(t), "-f", "json"
                 )
+                turned_s, turned_mb, _ = run_catalog(
+                    "--db",
+                    f"{tmp}/bench.db",
+                    "dupes",
+                    "-m",
+                    "phash",
+                    "-t",
+                    str(t),
+                    "--transforms",
+                    "-f",
+                    "json",
+                )
                 blocks = choose_blocks(len(unique), t) or "brute"
                 print(
                     f"| {n:,} | {t} | {blocks} | {mih_s:.2f} | {len(left):,} | "
-                    f"{brute} | {brute_s / mih_s:.0f}x | {dupes_s:.1f} | {rss_mb:.0f} |",
+                    f"{brute} | {brute_s / mih_s:.0f}x | {dupes_s:.1f} | {rss_mb:.0f} | "
+                    f"{turned_s:.1f} | {turned_mb:.0f} |",
                     flush=True,
                 )
 

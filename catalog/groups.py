@@ -19,7 +19,7 @@ a thousand byte-identical copies cost one search entry, not a million pairs.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -259,10 +259,10 @@ def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.nd
 
 def matching_pairs(
     catalog: Catalog, method_name: str, threshold: float | None, options: Options
-) -> tuple[Method, float, Pairs, bool, bool]:
-    """(method, threshold, pairs, whether they were verified, whether turned copies were searched).
-    ``verify`` None: when the method has a verifier and the catalogue its signatures; ``transforms``
-    None: the method's default."""
+) -> tuple[Method, float, Pairs, Verification | None, bool]:
+    """(method, threshold, pairs, their verification if they are to be verified, whether turned copies
+    were searched). ``verify`` None: when the method has a verifier and the catalogue its signatures;
+    ``transforms`` None: the method's default."""
     stored = catalog.methods()
     method = catalogue_method(method_name, options.cnn, stored)
     transforms = method.transforms_by_default if options.transforms is None else options.transforms
@@ -280,29 +280,56 @@ def matching_pairs(
         threshold = method.verified_threshold
     threshold = check_threshold(method, threshold)
     pairs = near_pairs(catalog, method, threshold, transforms)
-    if verifying:
-        assert verifier is not None
-        pairs = verified(catalog, method, pairs, get_method(verifier))
-    return method, threshold, pairs, verifying, transforms
+    verification = (
+        Verification(catalog, method, pairs, get_method(verifier)) if verifier and verifying else None
+    )
+    return method, threshold, pairs, verification, transforms
 
 
-def verified(catalog: Catalog, method: Method, pairs: Pairs, verifier: Method) -> Pairs:
-    """The pairs that match at ``method.verify_above``, and those below it that ``verifier``'s local
-    features confirm (a pair whose image lacks them, indexed before they were, is kept)."""
-    unsure = np.nonzero(~method.is_match(pairs.scores, method.verify_above))[0]
-    if not len(unsure):
-        return pairs
-    first = [members[0] for members in pairs.classes]
-    a = [first[c] for c in pairs.left[unsure].tolist()]
-    b = [first[c] for c in pairs.right[unsure].tolist()]
-    features = catalog.signature_map(verifier.name, sorted(set(a) | set(b)))
-    keep = np.ones(len(pairs.scores), dtype=bool)
-    for position, x, y in zip(unsure.tolist(), a, b, strict=True):
-        if x in features and y in features:
-            keep[position] = verifier.is_match(
-                verifier.score(features[x], features[y]), verifier.default_threshold
-            )
-    return Pairs(pairs.classes, pairs.left[keep], pairs.right[keep], pairs.scores[keep], pairs.identical)
+class Verification:
+    """Confirms a method's pairs that score below its ``verify_above`` by ``verifier``'s local features,
+    each pair once, on demand: reference grouping asks only about the pairs of each new reference with
+    the images not yet grouped, a fraction of all pairs in a dense library. A pair whose image lacks the
+    features (indexed before they were) is kept."""
+
+    def __init__(self, catalog: Catalog, method: Method, pairs: Pairs, verifier: Method):
+        self.catalog, self.verifier = catalog, verifier
+        self.first = [members[0] for members in pairs.classes]
+        unsure = ~method.is_match(pairs.scores, method.verify_above)
+        self.unsure = set(zip(pairs.left[unsure].tolist(), pairs.right[unsure].tolist(), strict=True))
+        self.verdicts: dict[tuple[int, int], bool] = {}
+
+    def confirm(self, reference: int, candidates: list[int]) -> list[int]:
+        """The candidate classes whose pair with ``reference`` is sure or confirmed."""
+        keys = {n: (min(reference, n), max(reference, n)) for n in candidates}
+        todo = [n for n in candidates if keys[n] in self.unsure and keys[n] not in self.verdicts]
+        if todo:
+            ids = [self.first[c] for c in (reference, *todo)]
+            features = self.catalog.signature_map(self.verifier.name, ids)
+            own = features.get(self.first[reference])
+            for n in todo:
+                other = features.get(self.first[n])
+                self.verdicts[keys[n]] = (
+                    own is None
+                    or other is None
+                    or self.verifier.is_match(
+                        self.verifier.score(other, own), self.verifier.default_threshold
+                    )
+                )
+        return [n for n in candidates if keys[n] not in self.unsure or self.verdicts[keys[n]]]
+
+    def all(self, pairs: Pairs) -> Pairs:
+        """``pairs`` without those verification rejects (every unsure pair checked)."""
+        by_class: dict[int, list[int]] = {}
+        for a, b in self.unsure:
+            by_class.setdefault(a, []).append(b)
+        for a, others in by_class.items():
+            self.confirm(a, others)
+        keys = zip(pairs.left.tolist(), pairs.right.tolist(), strict=True)
+        keep = np.asarray([k not in self.unsure or self.verdicts[k] for k in keys], dtype=bool)
+        if not len(keep):
+            return pairs
+        return Pairs(pairs.classes, pairs.left[keep], pairs.right[keep], pairs.scores[keep], pairs.identical)
 
 
 @dataclass(frozen=True)
@@ -325,8 +352,12 @@ def find_groups(
 ) -> Grouping:
     """Groups of two or more duplicates, each its reference first, largest group first; only the
     images that have a match are loaded."""
-    method, threshold, pairs, verifying, transforms = matching_pairs(catalog, method_name, threshold, options)
+    method, threshold, pairs, verification, transforms = matching_pairs(
+        catalog, method_name, threshold, options
+    )
     grouping, scope = options.grouping, options.scope
+    if verification is not None and grouping == "components":
+        pairs = verification.all(pairs)
     classes = pairs.classes
     linked = np.unique(np.concatenate([pairs.left, pairs.right]))
     involved = set(linked.tolist()) | {c for c, members in enumerate(classes) if len(members) > 1}
@@ -338,7 +369,8 @@ def find_groups(
     if grouping == "components":
         raw = _component_groups(best, pairs, len(classes))
     else:
-        raw = _reference_groups(best, neighbours, members_of, scope)
+        confirm = verification.confirm if verification is not None else None
+        raw = _reference_groups(best, neighbours, members_of, scope, confirm)
     groups = []
     for reference_class, member_classes in raw:
         group = _members(reference_class, member_classes, members_of, best, pairs, method, catalog)
@@ -350,7 +382,7 @@ def find_groups(
             groups.append(group)
     groups.sort(key=lambda g: (-len(g), g[0].image.path))
     count = sum(len(c) for c in classes)
-    return Grouping(method.name, threshold, grouping, transforms, verifying, groups, count)
+    return Grouping(method.name, threshold, grouping, transforms, verification is not None, groups, count)
 
 
 def _outside_against(scope: Scope, path: str) -> bool:
@@ -375,8 +407,10 @@ def _reference_groups(
     neighbours: dict[int, dict[int, float]],
     members_of: dict[int, list[ImageInfo]],
     scope: Scope,
+    confirm: Callable[[int, list[int]], list[int]] | None,
 ) -> list[tuple[int, list[int]]]:
-    """(reference class, member classes) for each group, references taken in keep order."""
+    """(reference class, member classes) for each group, references taken in keep order; ``confirm``
+    keeps the candidates whose pair with the reference verification confirms."""
     taken: set[int] = set()
     groups = []
     for c in sorted(best, key=lambda c: _keep_key(best[c])):
@@ -392,6 +426,8 @@ def _reference_groups(
             ]
         else:
             candidates = [n for n in neighbours.get(c, {}) if n not in taken and n in best]
+        if confirm is not None and candidates:
+            candidates = confirm(c, candidates)
         if candidates or len(members_of[c]) > 1:
             taken.add(c)
             taken.update(candidates)
@@ -480,7 +516,9 @@ def copy_counts(
     ``reference``: the images that match it directly (no chains); ``components``: the other images
     of its connected component. With ``scope.against``, only copies under those folders count, and only
     images outside them are listed."""
-    method, threshold, pairs, _, _ = matching_pairs(catalog, method_name, threshold, options)
+    method, threshold, pairs, verification, _ = matching_pairs(catalog, method_name, threshold, options)
+    if verification is not None:
+        pairs = verification.all(pairs)
     scope = options.scope
     classes = pairs.classes
     class_of = {i: c for c, members in enumerate(classes) for i in members}
