@@ -100,13 +100,31 @@ def check_threshold(method: Method, threshold: float | None) -> float:
     return threshold
 
 
+#: Resolutions within this ratio of the largest count as equal in the keep order: the size of a
+#: picture inside a border is measured to about 1 % of a side.
+SAME_RESOLUTION = 1.05
+
+
 def keep_order(images: Sequence[ImageInfo]) -> list[int]:
-    """Positions of ``images`` from the one a person would keep first: largest resolution, then
-    largest file, then oldest (modified time), then path."""
-    return sorted(
-        range(len(images)),
-        key=lambda k: (-images[k].pixels, -images[k].size, images[k].mtime_ns, images[k].path),
-    )
+    """Positions of ``images`` from the one a person would keep first: largest resolution of the
+    picture itself (inside any border someone added; within 5 % of the largest counts as equal), then
+    the least border, then largest file, then oldest (modified time), then path."""
+    by_resolution = sorted(range(len(images)), key=lambda k: (-images[k].pixels, _tie_key(images[k])))
+    order: list[int] = []
+    start = 0
+    while start < len(by_resolution):
+        top = images[by_resolution[start]].pixels
+        end = start + 1
+        while end < len(by_resolution) and images[by_resolution[end]].pixels * SAME_RESOLUTION >= top:
+            end += 1
+        order.extend(sorted(by_resolution[start:end], key=lambda k: _tie_key(images[k])))
+        start = end
+    return order
+
+
+def _tie_key(image: ImageInfo) -> tuple[int, int, int, str]:
+    framing = (image.width or 0) * (image.height or 0) - image.pixels
+    return (framing, -image.size, image.mtime_ns, image.path)
 
 
 @dataclass
@@ -364,7 +382,7 @@ def find_groups(
     info = catalog.image_info(i for c in involved for i in classes[c])
     # Classes hold images the catalogue just listed; one deleted meanwhile drops out here.
     members_of = {c: [info[i] for i in classes[c] if i in info] for c in involved}
-    best = {c: min(m, key=_keep_key) for c, m in members_of.items() if m}
+    best = {c: m[keep_order(m)[0]] for c, m in members_of.items() if m}
     neighbours = _adjacency(pairs)
     if grouping == "components":
         raw = _component_groups(best, pairs, len(classes))
@@ -389,10 +407,6 @@ def _outside_against(scope: Scope, path: str) -> bool:
     return scope.is_inside(path) and not scope.is_reference_side(path)
 
 
-def _keep_key(image: ImageInfo) -> tuple[int, int, int, str]:
-    return (-image.pixels, -image.size, image.mtime_ns, image.path)
-
-
 def _adjacency(pairs: Pairs) -> dict[int, dict[int, float]]:
     """class -> {neighbouring class: score}."""
     neighbours: dict[int, dict[int, float]] = {}
@@ -413,7 +427,8 @@ def _reference_groups(
     keeps the candidates whose pair with the reference verification confirms."""
     taken: set[int] = set()
     groups = []
-    for c in sorted(best, key=lambda c: _keep_key(best[c])):
+    classes = list(best)
+    for c in [classes[k] for k in keep_order([best[c] for c in classes])]:
         if c in taken:
             continue
         if scope.against:
@@ -448,7 +463,7 @@ def _component_groups(best: dict[int, ImageInfo], pairs: Pairs, n: int) -> list[
         by_label.setdefault(int(labels[c]), []).append(c)
     groups = []
     for classes in by_label.values():
-        reference = min(classes, key=lambda c: _keep_key(best[c]))
+        reference = classes[keep_order([best[c] for c in classes])[0]]
         groups.append((reference, [c for c in classes if c != reference]))
     return groups
 

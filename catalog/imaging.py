@@ -145,6 +145,23 @@ def _one_line(exc: BaseException) -> str:
 BORDER_TOLERANCE = 12
 
 
+#: Side of the (squashed) view a picture's border is measured on when indexing.
+CONTENT_VIEW = 128
+
+
+def content_size(decoded: Decoded) -> tuple[int, int]:
+    """(width, height) of the picture inside any uniform border, in the original's pixels, measured on
+    a small view (a border of 1/128 of a side or more is seen)."""
+    box = content_box(decoded.gray(CONTENT_VIEW))
+    if box is None:
+        return decoded.width, decoded.height
+    left, top, right, bottom = box
+    return (
+        round(decoded.width * (right - left) / CONTENT_VIEW),
+        round(decoded.height * (bottom - top) / CONTENT_VIEW),
+    )
+
+
 def trim_border(gray: Image.Image) -> Image.Image:
     """``gray`` (mode "L") without a uniform frame around it (see :func:`content_box`)."""
     box = content_box(gray)

@@ -412,7 +412,17 @@ class _Writer:
 
 def _row(r: FileResult) -> ImageRow:
     """The image columns for a result."""
-    return ImageRow(r.size, r.mtime_ns, r.content_hash, r.width, r.height, r.format, r.error)
+    return ImageRow(
+        r.size,
+        r.mtime_ns,
+        r.content_hash,
+        r.width,
+        r.height,
+        r.format,
+        r.error,
+        r.content_width,
+        r.content_height,
+    )
 
 
 def _finish_signatures(results: list[FileResult], cnn: CnnChoice) -> None:

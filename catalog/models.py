@@ -24,6 +24,9 @@ class Image(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
+    #: The picture inside any uniform border someone added (equal to width x height without one).
+    content_width: Mapped[int | None] = mapped_column(Integer)
+    content_height: Mapped[int | None] = mapped_column(Integer)
     format: Mapped[str | None] = mapped_column(String(16))
     indexed_at: Mapped[datetime] = mapped_column(DateTime)
     error: Mapped[str | None] = mapped_column(Text)

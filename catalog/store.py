@@ -28,7 +28,7 @@ CREATION_WAIT = 10.0
 
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 #: Values per ``IN (...)`` list: well under every database's limit on bound parameters.
@@ -78,9 +78,14 @@ class ImageInfo:
     format: str | None
     content_hash: str | None
     mtime_ns: int = 0
+    content_width: int | None = None
+    content_height: int | None = None
 
     @property
     def pixels(self) -> int:
+        """Pixels of the picture itself: inside any uniform border someone added, where known."""
+        if self.content_width and self.content_height:
+            return self.content_width * self.content_height
         return (self.width or 0) * (self.height or 0)
 
 
@@ -333,14 +338,16 @@ class Catalog:
             Image.format,
             Image.content_hash,
             Image.mtime_ns,
+            Image.content_width,
+            Image.content_height,
         ).where(Image.error.is_(None))
         with self.session() as s:
             if ids is None:
-                return {row[0]: ImageInfo(*row) for row in s.execute(query)}
+                return {row[0]: ImageInfo(**row._mapping) for row in s.execute(query)}
             result: dict[int, ImageInfo] = {}
             for chunk in chunked(list(ids)):
                 rows = s.execute(query.where(Image.id.in_(chunk)))
-                result.update({row[0]: ImageInfo(*row) for row in rows})
+                result.update({row[0]: ImageInfo(**row._mapping) for row in rows})
             return result
 
     def content_hashes(self, ids: list[int]) -> dict[int, str]:
@@ -419,6 +426,8 @@ class ImageRow:
     height: int | None = None
     format: str | None = None
     error: str | None = None
+    content_width: int | None = None
+    content_height: int | None = None
 
     def values(self) -> dict[str, object]:
         return {**asdict(self), "indexed_at": now()}

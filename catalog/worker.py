@@ -30,6 +30,9 @@ class FileResult:
     width: int | None = None
     height: int | None = None
     format: str | None = None
+    #: The picture inside any uniform border (``catalog.imaging.content_size``).
+    content_width: int | None = None
+    content_height: int | None = None
     #: Method -> signature bytes, or what its ``prepare`` returned until the main process finishes it.
     signatures: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -62,12 +65,13 @@ def process(task: Task) -> FileResult:
     if result.content_hash in task.known_hashes:
         result.known_content = True
         return result
-    from catalog.imaging import decode  # Pillow loads only where files are decoded
+    from catalog.imaging import content_size, decode  # Pillow loads only where files are decoded
 
     try:
         decoded = decode(data, color=any(get_method(name).needs_color for name in task.methods))
         del data
         result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
+        result.content_width, result.content_height = content_size(decoded)
         for name in task.methods:
             method = get_method(name)
             if method.needs_pixels:

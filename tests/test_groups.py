@@ -244,3 +244,26 @@ def test_query_shows_the_verdict_at_the_threshold(db_path, pics, photo):
     )
     assert strict["threshold"] == 0
     assert strict["results"][0]["match"] is (strict["results"][0]["score"] == 0)
+
+
+def test_a_bordered_copy_is_not_preferred_to_its_original(catalog, pics, photo):
+    """A border adds pixels, not picture: the keep order measures the picture inside it (indexed as
+    content_width x content_height) and prefers the copy without a frame."""
+    from catalog.groups import keep_order
+
+    original = photo("Nikon_E950.jpg", "original.jpg")
+    with Image.open(original) as img:
+        ImageOps.expand(img, border=img.width // 20, fill="white").save(pics / "framed.jpg", quality=95)
+        img.resize((img.width // 2, img.height // 2)).save(pics / "half.jpg", quality=95)
+    index(catalog, [str(pics)], methods=["phash"])
+    info = {Path(im.path).name: im for im in catalog.image_info().values()}
+    framed, plain = info["framed.jpg"], info["original.jpg"]
+    assert (framed.width, framed.height) == (
+        plain.width + 2 * (plain.width // 20),
+        plain.height + 2 * (plain.width // 20),
+    )
+    assert abs(framed.content_width - plain.width) <= plain.width // 50
+    assert abs(framed.content_height - plain.height) <= plain.height // 50
+    assert (plain.content_width, plain.content_height) == (plain.width, plain.height)
+    images = [info["half.jpg"], framed, plain]
+    assert [images[k].path for k in keep_order(images)] == [plain.path, framed.path, info["half.jpg"].path]
