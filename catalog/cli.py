@@ -377,8 +377,8 @@ def dupes_command(
     fmt: FormatOption = Format.text,
 ) -> None:
     """Groups of duplicate images, largest first: each group's reference (the image a person would keep:
-    largest resolution, then largest file, then oldest) first, every other image with its score against
-    it."""
+    largest resolution inside any border, then largest file, then oldest) first, every other image with
+    its score against it."""
     from catalog.groups import find_groups
 
     options = _answer_options(ctx, grouping, transforms, verify, inside, against)
