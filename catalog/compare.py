@@ -41,9 +41,9 @@ def file_signatures(path: str, names: Sequence[str], cnn: CnnChoice = DEFAULT_CN
 @dataclass
 class Comparison:
     method: str
-    score: float
+    score: float  # over turns and mirror-turns for the methods that search them by default (cnn)
     score_kind: str
-    duplicate: bool  # a match at the method's default threshold
+    duplicate: bool  # what `dupes` would say at its defaults (cnn: verified by local features)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -59,12 +59,27 @@ def compare_files(
 ) -> list[Comparison]:
     """Two image files compared by the named methods (default: every method); each file decoded once."""
     names = list(names) if names else method_names()
-    first, second = file_signatures(a, names, cnn), file_signatures(b, names, cnn)
+    verifiers = {get_method(n).verified_by for n in names} - {None}
+    signed = list(dict.fromkeys([*names, *(v for v in verifiers if v)]))
+    first, second = file_signatures(a, signed, cnn), file_signatures(b, signed, cnn)
     results = []
     for name in names:
         method = get_method(name)
-        score = round(float(method.score(first[name], second[name])), 6)
-        results.append(
-            Comparison(name, score, method.score_kind, method.is_match(score, method.default_threshold))
-        )
+        if method.transforms_by_default:
+            score = round(method.turned_score(first[name], second[name]), 6)
+        else:
+            score = round(float(method.score(first[name], second[name])), 6)
+        if method.verified_by:
+            verifier = get_method(method.verified_by)
+            confirmed = method.is_match(score, method.verify_above) or verifier.is_match(
+                max(
+                    verifier.score(first[verifier.name], second[verifier.name]),
+                    verifier.score(second[verifier.name], first[verifier.name]),
+                ),
+                verifier.default_threshold,
+            )
+            duplicate = bool(method.is_match(score, method.verified_threshold) and confirmed)
+        else:
+            duplicate = bool(method.is_match(score, method.default_threshold))
+        results.append(Comparison(name, score, method.score_kind, duplicate))
     return results

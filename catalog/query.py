@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from catalog.compare import file_signatures
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
-from catalog.methods import catalogue_method, resolve_cnn
+from catalog.methods import catalogue_method, get_method, resolve_cnn
 from catalog.search import codes_from_bytes, hamming_nearest
 from catalog.store import Catalog, ImageInfo
 
@@ -51,7 +51,9 @@ def nearest(
             f"{method.name} only verifies the pairs of cnn and cnn-euclidean: choose another method"
         )
     absolute = os.path.abspath(path)
-    signature = file_signatures(absolute, [method.name], cnn)[method.name]
+    verifier = method.verified_by if method.verified_by in stored else None
+    signed = file_signatures(absolute, [method.name, *([verifier] if verifier else [])], cnn)
+    signature = signed[method.name]
     if method.kind == "vector":
         hits = _vector_hits(catalog, method, signature, k)  # type: ignore[arg-type]
     else:
@@ -64,8 +66,17 @@ def nearest(
             hits = [(ids[p], float(d)) for p, d in zip(positions.tolist(), distances.tolist(), strict=True)]
     images = catalog.image_info(i for i, _ in hits)
     results = [(images[i], score) for i, score in hits if i in images]
+    if threshold is None and verifier:
+        threshold = method.verified_threshold
     threshold = check_threshold(method, threshold)
     matches = [bool(method.is_match(score, threshold)) for _, score in results]
+    if verifier:  # as `dupes` decides: pairs below the sure score need the local features to agree
+        check = get_method(verifier)
+        features = catalog.signature_map(verifier, [im.id for im, _ in results])
+        for n, (im, score) in enumerate(results):
+            if matches[n] and not method.is_match(score, method.verify_above) and im.id in features:
+                found = check.score(features[im.id], signed[verifier])
+                matches[n] = bool(check.is_match(found, check.default_threshold))
     return QueryResult(method.name, method.score_kind, absolute, results, threshold, matches)
 
 
@@ -74,6 +85,8 @@ CANDIDATES_PER_RESULT = 8
 
 
 def _vector_hits(catalog: Catalog, method: VectorMethod, signature: bytes, k: int) -> list[tuple[int, float]]:
+    import numpy as np
+
     from catalog.vectors import VectorIndex
 
     index = VectorIndex(catalog, method).sync()
@@ -81,6 +94,17 @@ def _vector_hits(catalog: Catalog, method: VectorMethod, signature: bytes, k: in
     if method.index_is_exact:
         labels, distances = index.knn(query, k)
         ids, scores = labels[0], method.from_index(distances[0])
+        turned = getattr(method, "turned_vectors", None)
+        if method.transforms_by_default and callable(turned):  # a turned copy, found as dupes finds it
+            best = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+            for vectors in turned([signature]):
+                more, far = index.knn(vectors, k)
+                for i, v in zip(more[0].tolist(), method.from_index(far[0]).tolist(), strict=True):
+                    best[i] = max(v, best.get(i, v)) if method.higher_is_similar else min(v, best.get(i, v))
+            sign = -1.0 if method.higher_is_similar else 1.0
+            ranked = sorted(best.items(), key=lambda item: sign * item[1])[:k]
+            ids = np.asarray([i for i, _ in ranked], dtype=np.int64)
+            scores = np.asarray([v for _, v in ranked])
     else:
         labels, _ = index.knn(query, max(k * CANDIDATES_PER_RESULT, 64))
         candidates = labels[0]

@@ -229,3 +229,36 @@ def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog
         for g in unverified.groups
         for m in g
     )  # what verification is for: the CNN alone puts another view within 0.80
+
+
+def test_compare_says_what_dupes_would_say_of_a_turned_copy(pics, photo):
+    """compare scores cnn over turns (dupes searches them by default) and verifies the pair; the hashes
+    compare upright (their turns are searched only with --transforms)."""
+    from catalog.compare import compare_files
+
+    original = photo("Olympus_C960.jpg", "original.jpg")
+    with Image.open(original) as img:
+        img.transpose(Image.Transpose.ROTATE_90).save(pics / "turned.jpg", quality=85)
+    results = {r.method: r for r in compare_files(str(original), str(pics / "turned.jpg"))}
+    assert results["cnn"].duplicate and results["cnn"].score > 0.9
+    assert results["cnn-euclidean"].duplicate
+    assert abs(results["cnn-euclidean"].score - (2 - 2 * results["cnn"].score) ** 0.5) < 1e-3
+    assert not results["phash"].duplicate and results["phash"].score > 6
+    assert results["orb"].score >= 40  # the turned copy's keypoints fit the original's
+
+
+def test_query_finds_a_turned_copy_and_verifies_it(catalog, pics, photo):
+    from catalog.query import nearest
+
+    original = photo("Olympus_C960.jpg", "original.jpg")
+    for name in ("Nikon_E950.jpg", "Canon_IXUS.jpg", "Sony_DCR-PC110.jpg"):
+        photo(name)
+    index(catalog, [str(pics)], methods=["cnn"])
+    probe = pics.parent / "turned.jpg"
+    with Image.open(original) as img:
+        img.transpose(Image.Transpose.ROTATE_270).save(probe, quality=85)
+    found = nearest(catalog, str(probe), "cnn", k=3)
+    assert found.threshold == 0.80  # the verified default, as in dupes
+    (best, score), *rest = found.results
+    assert best.path == str(original) and score > 0.9 and found.matches[0]
+    assert not any(found.matches[1:])

@@ -95,6 +95,11 @@ class Method(ABC):
     def warm_up(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Import what :meth:`compute` needs (called once in each worker process as it starts)."""
 
+    def turned_score(self, a: bytes, b: bytes) -> float:
+        """The best score of ``a`` and ``b`` over the turns and mirror-turns the signatures keep (what
+        ``--transforms`` searches); the plain score for methods that keep none."""
+        return self.score(a, b)
+
     def is_match(self, score: Any, threshold: float) -> Any:
         """Whether a score (or each score of a NumPy array) is a match at ``threshold``."""
         return score >= threshold if self.higher_is_similar else score <= threshold

@@ -357,6 +357,15 @@ class CnnCosine(VectorMethod):
 
         return np.sum(upright(a) * upright(b), axis=1)
 
+    def turned_score(self, a: bytes, b: bytes) -> float:
+        """The best cosine of one picture's upright feature with the other's upright or turned ones."""
+        import numpy as np
+
+        from catalog.vectors import as_matrix
+
+        views_a, views_b = (as_matrix([v]).reshape(VIEWS, -1) for v in (a, b))
+        return float(max(np.max(views_a @ views_b[0]), np.max(views_b @ views_a[0])))
+
     def index_vectors(self, values: list[bytes]) -> np.ndarray:
         return upright(values)
 
@@ -399,6 +408,10 @@ class CnnEuclidean(CnnCosine):
         import numpy as np
 
         return np.linalg.norm(upright(a) - upright(b), axis=1)
+
+    def turned_score(self, a: bytes, b: bytes) -> float:
+        """The distance of the best cosine over turns (unit vectors: |a-b|^2 = 2 - 2 cos)."""
+        return float(max(0.0, 2.0 - 2.0 * CnnCosine.turned_score(self, a, b)) ** 0.5)
 
     def from_index(self, distances: np.ndarray) -> np.ndarray:
         import numpy as np

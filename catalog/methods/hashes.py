@@ -117,6 +117,12 @@ class ImageHashMethod(Method):
     def score(self, a: bytes, b: bytes) -> float:
         return float(hamming(a[:8], b[:8]))
 
+    def turned_score(self, a: bytes, b: bytes) -> float:
+        """Fewest bits between one picture's own code and the other's codes of any turn."""
+        pairs = [(a[k : k + 8], b[:8]) for k in range(0, len(a), 8)]
+        pairs += [(a[:8], b[k : k + 8]) for k in range(0, len(b), 8)]
+        return float(min(hamming(x, y) for x, y in pairs))
+
     def score_pairs(self, a: list[bytes], b: list[bytes]) -> np.ndarray:
         from catalog.search import codes_from_bytes, popcount
 
