@@ -267,3 +267,15 @@ def test_a_bordered_copy_is_not_preferred_to_its_original(catalog, pics, photo):
     assert (plain.content_width, plain.content_height) == (plain.width, plain.height)
     images = [info["half.jpg"], framed, plain]
     assert [images[k].path for k in keep_order(images)] == [plain.path, framed.path, info["half.jpg"].path]
+
+
+def test_signatures_from_an_earlier_catalog_are_recomputed_by_the_next_index(catalog, pics, photo):
+    photo("Canon_IXUS.jpg")
+    index(catalog, [str(pics)], methods=["phash"])
+    catalog.set_method("phash", "imagehash-4-phash-8-y64")  # what catalog stored before turned codes
+    with pytest.raises(UsageError, match="earlier catalog .* run `catalog index` to recompute them"):
+        find_groups(catalog, "phash")
+    report = index(catalog, [str(pics)])
+    assert any("phash signatures recomputed" in note for note in report.notes)
+    ids, values = catalog.signatures("phash")
+    assert len(ids) == 1 and len(values[0]) == 64  # the upright code and its 7 turns

@@ -201,6 +201,11 @@ def check_stored_version(method: Method, stored: Mapping[str, str]) -> None:
             f"this catalogue has no {name} signatures; add them with `catalog index PATH --methods {name}`"
         )
     if stored[name] != method.version:
+        if not method.uses_model:
+            raise UsageError(
+                f"this catalogue's {name} signatures come from an earlier catalog ({stored[name]}, now "
+                f"{method.version}): run `catalog index` to recompute them"
+            )
         raise UsageError(
             f"this catalogue's {name} signatures come from {stored[name]}, not {method.version}: "
             f"choose that model, or run `catalog index` with this one to recompute them"
