@@ -100,31 +100,47 @@ def check_threshold(method: Method, threshold: float | None) -> float:
     return threshold
 
 
-#: Resolutions within this ratio of the largest count as equal in the keep order: the size of a
-#: picture inside a border is measured to about 1 % of a side.
-SAME_RESOLUTION = 1.05
+#: Resolutions (and file sizes) within this ratio of the largest count as equal in the keep order: the
+#: size of a picture inside a border is measured to about 1 % of a side, and a copy re-saved at a
+#: higher JPEG quality can be a little bigger than its original.
+SAME = 1.05
 
 
 def keep_order(images: Sequence[ImageInfo]) -> list[int]:
     """Positions of ``images`` from the one a person would keep first: largest resolution of the
-    picture itself (inside any border someone added; within 5 % of the largest counts as equal), then
-    the least border, then largest file, then oldest (modified time), then path."""
-    by_resolution = sorted(range(len(images)), key=lambda k: (-images[k].pixels, _tie_key(images[k])))
-    order: list[int] = []
-    start = 0
-    while start < len(by_resolution):
-        top = images[by_resolution[start]].pixels
-        end = start + 1
-        while end < len(by_resolution) and images[by_resolution[end]].pixels * SAME_RESOLUTION >= top:
-            end += 1
-        order.extend(sorted(by_resolution[start:end], key=lambda k: _tie_key(images[k])))
-        start = end
-    return order
+    picture itself (inside any border someone added), then without a border before with one, then
+    largest file, then oldest (modified time), then path. Resolutions and sizes within 5 % of the
+    largest count as equal."""
+
+    def tiers(
+        indices: list[int], value: Callable[[int], int], then: Callable[[list[int]], list[int]]
+    ) -> list[int]:
+        ordered = sorted(indices, key=lambda k: -value(k))
+        out: list[int] = []
+        start = 0
+        while start < len(ordered):
+            end = start + 1
+            while end < len(ordered) and value(ordered[end]) * SAME >= value(ordered[start]):
+                end += 1
+            out.extend(then(ordered[start:end]))
+            start = end
+        return out
+
+    def oldest(indices: list[int]) -> list[int]:
+        return sorted(indices, key=lambda k: (images[k].mtime_ns, images[k].path))
+
+    def unframed_then_largest_file(indices: list[int]) -> list[int]:
+        framed = [k for k in indices if _framing(images[k]) > 0]
+        plain = [k for k in indices if _framing(images[k]) <= 0]
+        size = lambda k: images[k].size  # noqa: E731
+        return tiers(plain, size, oldest) + tiers(framed, size, oldest)
+
+    return tiers(list(range(len(images))), lambda k: images[k].pixels, unframed_then_largest_file)
 
 
-def _tie_key(image: ImageInfo) -> tuple[int, int, int, str]:
-    framing = (image.width or 0) * (image.height or 0) - image.pixels
-    return (framing, -image.size, image.mtime_ns, image.path)
+def _framing(image: ImageInfo) -> int:
+    """Pixels of a border around the picture (0 without one)."""
+    return (image.width or 0) * (image.height or 0) - image.pixels
 
 
 @dataclass

@@ -279,3 +279,22 @@ def test_signatures_from_an_earlier_catalog_are_recomputed_by_the_next_index(cat
     assert any("phash signatures recomputed" in note for note in report.notes)
     ids, values = catalog.signatures("phash")
     assert len(ids) == 1 and len(values[0]) == 64  # the upright code and its 7 turns
+
+
+def test_keep_order_tiers_resolution_and_file_size_within_five_percent():
+    from catalog.groups import keep_order
+    from catalog.store import ImageInfo
+
+    def image(name: str, w: int, h: int, size: int, mtime: int, content: tuple[int, int] | None = None):  # type: ignore[no-untyped-def]
+        cw, ch = content or (w, h)
+        return ImageInfo(0, name, size, w, h, "JPEG", None, mtime, cw, ch)
+
+    original = image("original", 800, 600, 164_200, mtime=1)
+    resaved = image("resaved-bigger", 800, 600, 168_000, mtime=2)  # 2 % bigger file, newer
+    framed = image("framed", 880, 680, 170_000, mtime=3, content=(808, 604))
+    crisper = image("larger-file", 800, 600, 250_000, mtime=4)  # 52 % bigger: a better copy
+    half = image("half", 400, 300, 40_000, mtime=0)
+    images = [half, framed, resaved, original]
+    assert [images[k].path for k in keep_order(images)] == ["original", "resaved-bigger", "framed", "half"]
+    images = [original, crisper, framed]
+    assert [images[k].path for k in keep_order(images)] == ["larger-file", "original", "framed"]
