@@ -138,9 +138,16 @@ def keep_order(images: Sequence[ImageInfo]) -> list[int]:
     return tiers(list(range(len(images))), lambda k: images[k].pixels, unframed_then_largest_file)
 
 
+#: A uniform margin smaller than this share of an image is part of the picture (a dark band along one
+#: edge of a photo), not a frame someone added.
+FRAME_SHARE = 0.02
+
+
 def _framing(image: ImageInfo) -> int:
-    """Pixels of a border around the picture (0 without one)."""
-    return (image.width or 0) * (image.height or 0) - image.pixels
+    """Pixels of a border around the picture (0 without one, or with a margin under FRAME_SHARE)."""
+    total = (image.width or 0) * (image.height or 0)
+    margin = total - image.pixels
+    return margin if margin > FRAME_SHARE * total else 0
 
 
 @dataclass
