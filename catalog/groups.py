@@ -449,23 +449,31 @@ def _reference_groups(
     """(reference class, member classes) for each group, references taken in keep order; ``confirm``
     keeps the candidates whose pair with the reference verification confirms."""
     taken: set[int] = set()
-    groups = []
-    classes = list(best)
-    for c in [classes[k] for k in keep_order([best[c] for c in classes])]:
-        if c in taken:
-            continue
+
+    def candidates_of(c: int) -> list[int]:
         if scope.against:
-            if not scope.is_reference_side(best[c].path):
-                continue
-            candidates = [
+            found = [
                 n
                 for n in neighbours.get(c, {})
                 if n not in taken and n in best and _outside_against(scope, best[n].path)
             ]
         else:
-            candidates = [n for n in neighbours.get(c, {}) if n not in taken and n in best]
-        if confirm is not None and candidates:
-            candidates = confirm(c, candidates)
+            found = [n for n in neighbours.get(c, {}) if n not in taken and n in best]
+        return confirm(c, found) if confirm is not None and found else found
+
+    groups = []
+    classes = list(best)
+    for c in [classes[k] for k in keep_order([best[c] for c in classes])]:
+        if c in taken or (scope.against and not scope.is_reference_side(best[c].path)):
+            continue
+        candidates = candidates_of(c)
+        # The keep order ties resolutions and sizes within 5 %, so which image of a group is best is
+        # decided among the group, not the whole library: the best of the group becomes its reference
+        # (once), and the group is what matches that one directly.
+        circle = [c, *candidates]
+        first = circle[keep_order([best[k] for k in circle])[0]]
+        if first != c and not (scope.against and not scope.is_reference_side(best[first].path)):
+            c, candidates = first, candidates_of(first)
         if candidates or len(members_of[c]) > 1:
             taken.add(c)
             taken.update(candidates)
