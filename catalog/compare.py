@@ -71,12 +71,11 @@ def compare_files(
             score = round(float(method.score(first[name], second[name])), 6)
         if method.verified_by:
             verifier = get_method(method.verified_by)
-            confirmed = method.is_match(score, method.verify_above) or verifier.is_match(
-                max(
-                    verifier.score(first[verifier.name], second[verifier.name]),
-                    verifier.score(second[verifier.name], first[verifier.name]),
-                ),
-                verifier.default_threshold,
+            features_a, features_b = first[verifier.name], second[verifier.name]
+            confirmed = (
+                method.is_match(score, method.verify_above)
+                or verifier.confirms(features_a, features_b)
+                or verifier.confirms(features_b, features_a)
             )
             duplicate = bool(method.is_match(score, method.verified_threshold) and confirmed)
         else:

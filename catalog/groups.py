@@ -350,13 +350,7 @@ class Verification:
             own = features.get(self.first[reference])
             for n in todo:
                 other = features.get(self.first[n])
-                self.verdicts[keys[n]] = (
-                    own is None
-                    or other is None
-                    or self.verifier.is_match(
-                        self.verifier.score(other, own), self.verifier.default_threshold
-                    )
-                )
+                self.verdicts[keys[n]] = own is None or other is None or self.verifier.confirms(other, own)
         return [n for n in candidates if keys[n] not in self.unsure or self.verdicts[keys[n]]]
 
     def all(self, pairs: Pairs) -> Pairs:
@@ -414,7 +408,9 @@ def find_groups(
         raw = _reference_groups(best, neighbours, members_of, scope, confirm)
     groups = []
     for reference_class, member_classes in raw:
-        group = _members(reference_class, member_classes, members_of, best, pairs, method, catalog)
+        group = _members(
+            reference_class, member_classes, members_of, best, neighbours, pairs, method, catalog
+        )
         if scope.against:  # only the files outside the reference folders (and inside --in) that match
             group = group[:1] + [m for m in group[1:] if _outside_against(scope, m.image.path)]
             if len(group) > 1:
@@ -451,14 +447,11 @@ def _reference_groups(
     taken: set[int] = set()
 
     def candidates_of(c: int) -> list[int]:
-        if scope.against:
-            found = [
-                n
-                for n in neighbours.get(c, {})
-                if n not in taken and n in best and _outside_against(scope, best[n].path)
-            ]
-        else:
-            found = [n for n in neighbours.get(c, {}) if n not in taken and n in best]
+        found = [
+            n
+            for n in neighbours.get(c, {})
+            if n not in taken and n in best and (not scope.against or _outside_against(scope, best[n].path))
+        ]
         return confirm(c, found) if confirm is not None and found else found
 
     groups = []
@@ -504,6 +497,7 @@ def _members(
     member_classes: list[int],
     members_of: dict[int, list[ImageInfo]],
     best: dict[int, ImageInfo],
+    neighbours: dict[int, dict[int, float]],
     pairs: Pairs,
     method: Method,
     catalog: Catalog,
@@ -511,7 +505,7 @@ def _members(
     """The group's images, the reference first, then the others best score first (then path)."""
     reference = best[reference_class]
     scores = {reference_class: pairs.identical}
-    direct = _adjacency_row(pairs, reference_class)
+    direct = neighbours.get(reference_class, {})
     missing = [c for c in member_classes if c not in direct]
     scores.update({c: direct[c] for c in member_classes if c in direct})
     if missing:  # components: members that reached the group through others
@@ -526,16 +520,6 @@ def _members(
         key=lambda m: (-(m.score or 0.0) if method.higher_is_similar else (m.score or 0.0), m.image.path)
     )
     return [Member(reference, None), *rest]
-
-
-def _adjacency_row(pairs: Pairs, c: int) -> dict[int, float]:
-    """{class: score} of the classes that match class ``c`` directly."""
-    row: dict[int, float] = {}
-    at_left = pairs.left == c
-    at_right = pairs.right == c
-    row.update(zip(pairs.right[at_left].tolist(), pairs.scores[at_left].tolist(), strict=True))
-    row.update(zip(pairs.left[at_right].tolist(), pairs.scores[at_right].tolist(), strict=True))
-    return row
 
 
 def _scores_against(

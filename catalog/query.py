@@ -75,8 +75,7 @@ def nearest(
         features = catalog.signature_map(verifier, [im.id for im, _ in results])
         for n, (im, score) in enumerate(results):
             if matches[n] and not method.is_match(score, method.verify_above) and im.id in features:
-                found = check.score(features[im.id], signed[verifier])
-                matches[n] = bool(check.is_match(found, check.default_threshold))
+                matches[n] = check.confirms(features[im.id], signed[verifier])
     return QueryResult(method.name, method.score_kind, absolute, results, threshold, matches)
 
 

@@ -40,18 +40,6 @@ def popcount(x: np.ndarray) -> np.ndarray:
     return np.bitwise_count(x)
 
 
-def key_edges(keys: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Edges joining items with equal keys (a star per key: enough for connected components)."""
-    first: dict[bytes, int] = {}
-    left, right = [], []
-    for index, key in enumerate(keys):
-        head = first.setdefault(key, index)
-        if head != index:
-            left.append(head)
-            right.append(index)
-    return np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
-
-
 def hamming_edges(codes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
     """Edges (i, j) whose connected components are those of "within ``max_distance`` bits".
 

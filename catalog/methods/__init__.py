@@ -100,6 +100,11 @@ class Method(ABC):
         ``--transforms`` searches); the plain score for methods that keep none."""
         return self.score(a, b)
 
+    def confirms(self, a: bytes, b: bytes) -> bool:
+        """Whether two signatures match at this method's default threshold (how a ``local`` method
+        verifies a pair: ``a`` the member's features, ``b`` the reference's)."""
+        return bool(self.is_match(self.score(a, b), self.default_threshold))
+
     def is_match(self, score: Any, threshold: float) -> Any:
         """Whether a score (or each score of a NumPy array) is a match at ``threshold``."""
         return score >= threshold if self.higher_is_similar else score <= threshold
