@@ -607,6 +607,260 @@ def bench_command(
         typer.echo(bench_markdown(report) if fmt is BenchFormat.markdown else bench_text(report))
 
 
+class ActionChoice(StrEnum):
+    trash = "trash"
+    move = "move"
+    hardlink = "hardlink"
+    symlink = "symlink"
+    delete = "delete"
+
+
+_PAST = {"trash": "trashed", "move": "moved", "hardlink": "hard-linked", "symlink": "symlinked"}
+
+
+@app.command("resolve")
+def resolve_command(
+    ctx: typer.Context,
+    keep: Annotated[
+        list[str],
+        typer.Option(
+            "--keep",
+            metavar="POLICY",
+            help="Which image of each group to keep, policies in order (comma-separated or repeated): "
+            "largest (pixels), biggest (bytes), oldest, newest (modified time), prefer:DIR (files under "
+            "DIR first), shortest-path. Ties keep the group's reference.",
+        ),
+    ],
+    action: Annotated[
+        ActionChoice,
+        typer.Option(
+            "--action",
+            help="What to do with the other images: trash (the desktop trash), move (to --to DIR, keeping "
+            "the path below its root), hardlink or symlink (byte-identical copies become links to the kept "
+            "file), delete (needs --apply --yes-delete; cannot be undone).",
+        ),
+    ],
+    method: MethodOption = "phash",
+    threshold: ThresholdOption = None,
+    inside: InOption = None,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="DIR", help="Destination of --action move.")
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Carry the plan out (without it, only print it: a dry run).")
+    ] = False,
+    yes_delete: Annotated[
+        bool,
+        typer.Option("--yes-delete", help="Confirms --action delete --apply: files are deleted for good."),
+    ] = False,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Settle duplicate groups from the command line: keep one image of each group by --keep, and trash,
+    move or link the others. A dry run unless --apply; every applied action is journaled first and can
+    be undone (catalog undo)."""
+    from catalog.review.policies import KeepPolicy
+    from catalog.review.settle import resolve
+
+    policy = KeepPolicy.parse(keep)
+    if action is ActionChoice.delete and apply and not yes_delete:
+        raise UsageError("--action delete --apply deletes files for good: add --yes-delete to confirm")
+    options = _answer_options(ctx, GroupingChoice.reference, None, None, inside, None)
+    with ctx.obj.open() as catalog, _progress_bar() as progress:
+        result = resolve(
+            catalog, method, threshold, options, policy, action.value, to, apply, progress=progress
+        )
+    for note in result.notes:
+        typer.echo(f"catalog: {note}", err=True)
+    if result.outcome is not None:
+        rows = [
+            (step.action, step.image.path, step.keep.path, target) for step, target, _ in result.outcome.done
+        ]
+        skipped = result.outcome.skipped
+    else:
+        rows = [(step.action, step.image.path, step.keep.path, step.target) for step in result.plan.steps]
+        skipped = result.plan.skipped
+    if fmt is Format.json:
+        _print_json(
+            {
+                "method": result.method,
+                "threshold": result.threshold,
+                "applied": apply,
+                "batch": result.outcome.batch if result.outcome else None,
+                "actions": [
+                    dict(zip(("action", "path", "keep", "target"), row, strict=True)) for row in rows
+                ],
+                "skipped": [{"path": p, "reason": r} for p, r in skipped],
+            }
+        )
+        return
+    if fmt is Format.csv:
+        _print_csv(
+            ["action", "path", "keep", "target", "skipped"],
+            [(*r, "") for r in rows] + [("", p, "", "", reason) for p, reason in skipped],
+        )
+        return
+    for act, path, kept, target in rows:
+        verb = _PAST.get(act, "deleted") if apply else f"would {act}"
+        where = f" -> {target}" if target and act == "move" else ""
+        typer.echo(f"{verb:>11}  {path}{where}  (keeping {kept})")
+    for path, reason in skipped:
+        typer.echo(f"{'skipped':>11}  {path}: {reason}")
+    verb = _PAST.get(action.value, "deleted") if apply else "to " + action.value
+    summary = f"{_plural(len(rows), 'file')} {verb}"
+    if skipped:
+        summary += f", {_plural(len(skipped), 'file')} skipped"
+    if apply and result.outcome and result.outcome.batch and action is not ActionChoice.delete:
+        summary += " (undo: catalog undo --last, or catalog undo --all)"
+    elif not apply:
+        summary += " (a dry run: add --apply to carry it out)"
+    typer.echo(f"{summary}; {result.method}, threshold {result.threshold:g}")
+
+
+@app.command("undo")
+def undo_command(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[int] | None, typer.Argument(metavar="[ID]...", help="Journal entries to undo (catalog journal).")
+    ] = None,
+    last: Annotated[bool, typer.Option("--last", help="Undo the last run of actions (the default).")] = False,
+    everything: Annotated[bool, typer.Option("--all", help="Undo every action not yet undone.")] = False,
+    fmt: ReportFormatOption = ReportFormat.text,
+) -> None:
+    """Put back files that resolve or the review page trashed, moved or replaced by links, byte for byte,
+    newest first; the catalogue follows."""
+    from catalog.review.settle import undo
+
+    if sum([bool(ids), last, everything]) > 1:
+        raise UsageError("choose one of --last, --all or journal ids")
+    which = "ids" if ids else "all" if everything else "last"
+    with ctx.obj.open() as catalog:
+        result = undo(catalog, which, ids or [], ctx.obj.cnn)
+    for note in result.notes:
+        typer.echo(f"catalog: {note}", err=True)
+    restored, failed = result.outcome.restored, result.outcome.failed
+    if fmt is ReportFormat.json:
+        _print_json(
+            {
+                "restored": [{"id": e.id, "action": e.action, "path": e.path} for e in restored],
+                "failed": [{"id": e.id, "action": e.action, "path": e.path, "reason": r} for e, r in failed],
+                "catalogued": result.reindexed,
+            }
+        )
+    else:
+        for e in restored:
+            typer.echo(f"restored  {e.path}  (was {_PAST.get(e.action, e.action)})")
+        for e, reason in failed:
+            typer.echo(f"  failed  {e.path}: {reason}")
+        typer.echo(f"{_plural(len(restored), 'file')} put back, {len(failed)} could not be")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("journal")
+def journal_command(ctx: typer.Context, fmt: FormatOption = Format.text) -> None:
+    """The journal of actions on files (resolve --apply, the review page), oldest first: id, run, time,
+    action, state (done, undone, rolled-back), path and where it went."""
+    with ctx.obj.open() as catalog:
+        entries = catalog.journal()
+    rows = [
+        (
+            e.id,
+            e.batch,
+            e.created_at.isoformat(timespec="seconds"),
+            e.action,
+            e.state,
+            e.path,
+            e.keep,
+            e.target or "",
+        )
+        for e in entries
+    ]
+    header = ["id", "batch", "time", "action", "state", "path", "keep", "target"]
+    if fmt is Format.json:
+        _print_json({"entries": [dict(zip(header, r, strict=True)) for r in rows]})
+    elif fmt is Format.csv:
+        _print_csv(header, rows)
+    else:
+        for r in rows:
+            typer.echo(f"{r[0]:6d}  run {r[1]:<4d} {r[2]}  {r[3]:<8} {r[4]:<11} {r[5]}")
+
+
+class MarkKind(StrEnum):
+    not_duplicate = "not-duplicate"
+
+
+@app.command("mark")
+def mark_command(
+    ctx: typer.Context,
+    kind: Annotated[MarkKind, typer.Argument(help="not-duplicate")],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Two or more image files.")],
+) -> None:
+    """Remember that these pictures are not duplicates of each other (every two of them): dupes, copies,
+    review and resolve never group them together again. Kept by content, so it survives renames, moves
+    and re-indexing, for every method."""
+    from catalog.review.settle import mark_not_duplicates
+
+    with ctx.obj.open(create=True) as catalog:
+        added, pictures = mark_not_duplicates(catalog, paths)
+    typer.echo(f"{_plural(added, 'new mark')} among {_plural(pictures, 'picture')}")
+
+
+@app.command("marks")
+def marks_command(
+    ctx: typer.Context,
+    remove: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remove",
+            metavar="PATH",
+            help="Remove marks (repeatable): of this picture, or among the pictures named.",
+        ),
+    ] = None,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """The "not a duplicate" marks, each with the catalogued files of both pictures."""
+    from catalog.review.settle import unmark
+
+    with ctx.obj.open() as catalog:
+        if remove:
+            removed = unmark(catalog, remove)
+            typer.echo(f"{_plural(removed, 'mark')} removed")
+            return
+        marks = catalog.marks()
+        paths = catalog.paths_by_hash([h for a, b, _ in marks for h in (a, b)])
+    rows = [
+        (
+            a,
+            "; ".join(paths.get(a, ["(not catalogued)"])),
+            b,
+            "; ".join(paths.get(b, ["(not catalogued)"])),
+            t,
+        )
+        for a, b, t in marks
+    ]
+    if fmt is Format.json:
+        _print_json(
+            {
+                "marks": [
+                    {
+                        "first": a,
+                        "first_paths": paths.get(a, []),
+                        "second": b,
+                        "second_paths": paths.get(b, []),
+                        "marked": t.isoformat(timespec="seconds"),
+                    }
+                    for a, b, t in marks
+                ]
+            }
+        )
+    elif fmt is Format.csv:
+        _print_csv(["first", "first_paths", "second", "second_paths", "marked"], rows)
+    else:
+        for _, pa, _, pb, t in rows:
+            typer.echo(f"{t.isoformat(timespec='seconds')}  {pa}  <>  {pb}")
+        typer.echo(f"{_plural(len(rows), 'mark')}")
+
+
 def _print_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

@@ -400,17 +400,20 @@ def find_groups(
     # Classes hold images the catalogue just listed; one deleted meanwhile drops out here.
     members_of = {c: [info[i] for i in classes[c] if i in info] for c in involved}
     best = {c: m[keep_order(m)[0]] for c, m in members_of.items() if m}
+    marks = Marks.of(catalog, members_of, method)
+    pairs = marks.unmarked(pairs)
     neighbours = _adjacency(pairs)
     if grouping == "components":
         raw = _component_groups(best, pairs, len(classes))
     else:
         confirm = verification.confirm if verification is not None else None
-        raw = _reference_groups(best, neighbours, members_of, scope, confirm)
+        raw = _reference_groups(best, neighbours, members_of, scope, confirm, marks)
     groups = []
     for reference_class, member_classes in raw:
         group = _members(
             reference_class, member_classes, members_of, best, neighbours, pairs, method, catalog
         )
+        group = marks.split(group)
         if scope.against:  # only the files outside the reference folders (and inside --in) that match
             group = group[:1] + [m for m in group[1:] if _outside_against(scope, m.image.path)]
             if len(group) > 1:
@@ -420,6 +423,69 @@ def find_groups(
     groups.sort(key=lambda g: (-len(g), g[0].image.path))
     count = sum(len(c) for c in classes)
     return Grouping(method.name, threshold, grouping, transforms, verification is not None, groups, count)
+
+
+class Marks:
+    """The "not a duplicate" marks (pairs of content hashes) as they bear on one answer's classes."""
+
+    def __init__(self, catalog: Catalog, class_hashes: dict[int, list[str]], higher_is_similar: bool = False):
+        self.higher = higher_is_similar
+        self.against: dict[str, set[str]] = {}
+        for a, b, _ in catalog.marks():
+            self.against.setdefault(a, set()).add(b)
+            self.against.setdefault(b, set()).add(a)
+        self.hashes = {
+            c: {h for h in hs if h in self.against} for c, hs in class_hashes.items() if self.against
+        }
+        self.hashes = {c: hs for c, hs in self.hashes.items() if hs}
+
+    @classmethod
+    def of(cls, catalog: Catalog, members_of: dict[int, list[ImageInfo]], method: Method) -> Marks:
+        hashes = {c: [im.content_hash or "" for im in m] for c, m in members_of.items()}
+        return cls(catalog, hashes, method.higher_is_similar)
+
+    def conflict(self, a: int, b: int) -> bool:
+        """Whether an image of class ``a`` is marked "not a duplicate" of one of class ``b``."""
+        ha, hb = self.hashes.get(a), self.hashes.get(b)
+        if not ha or not hb:
+            return False
+        return any(self.against[h] & hb for h in ha)
+
+    def unmarked(self, pairs: Pairs) -> Pairs:
+        """``pairs`` without the marked ones."""
+        if not self.hashes or not len(pairs.left):
+            return pairs
+        keep = np.asarray(
+            [not self.conflict(a, b) for a, b in zip(pairs.left.tolist(), pairs.right.tolist(), strict=True)]
+        )
+        return Pairs(pairs.classes, pairs.left[keep], pairs.right[keep], pairs.scores[keep], pairs.identical)
+
+    def compatible(self, reference: int, candidates: list[int], scores: dict[int, float]) -> list[int]:
+        """The candidates that can share a group with ``reference`` and each other: taken best score
+        first, each kept unless marked against one kept before it."""
+        if not self.hashes or not any(c in self.hashes for c in candidates):
+            return candidates
+        kept: list[int] = []
+        sign = -1.0 if self.higher else 1.0
+        for c in sorted(candidates, key=lambda n: (sign * scores.get(n, 0.0), n)):
+            if not self.conflict(reference, c) and not any(self.conflict(k, c) for k in kept):
+                kept.append(c)
+        return [c for c in candidates if c in kept]
+
+    def split(self, group: list[Member]) -> list[Member]:
+        """A group without any image marked against one before it (identical signatures of different
+        files, or components joined through others)."""
+        if not self.hashes:
+            return group
+        kept: list[Member] = []
+        seen: set[str] = set()
+        for member in group:
+            h = member.image.content_hash or ""
+            if self.against.get(h, set()) & seen:
+                continue
+            kept.append(member)
+            seen.add(h)
+        return kept
 
 
 def _outside_against(scope: Scope, path: str) -> bool:
@@ -441,9 +507,11 @@ def _reference_groups(
     members_of: dict[int, list[ImageInfo]],
     scope: Scope,
     confirm: Callable[[int, list[int]], list[int]] | None,
+    marks: Marks | None = None,
 ) -> list[tuple[int, list[int]]]:
     """(reference class, member classes) for each group, references taken in keep order; ``confirm``
-    keeps the candidates whose pair with the reference verification confirms."""
+    keeps the candidates whose pair with the reference verification confirms; two images marked "not
+    duplicates" never join one group (the later candidate is left for another group)."""
     taken: set[int] = set()
 
     def candidates_of(c: int) -> list[int]:
@@ -452,7 +520,8 @@ def _reference_groups(
             for n in neighbours.get(c, {})
             if n not in taken and n in best and (not scope.against or _outside_against(scope, best[n].path))
         ]
-        return confirm(c, found) if confirm is not None and found else found
+        found = confirm(c, found) if confirm is not None and found else found
+        return marks.compatible(c, found, neighbours.get(c, {})) if marks is not None else found
 
     groups = []
     classes = list(best)
@@ -551,6 +620,11 @@ def copy_counts(
         pairs = verification.all(pairs)
     scope = options.scope
     classes = pairs.classes
+    if catalog.marks():
+        hashes = catalog.content_hashes([i for members in classes for i in members])
+        pairs = Marks(catalog, {c: [hashes.get(i, "") for i in m] for c, m in enumerate(classes)}).unmarked(
+            pairs
+        )
     class_of = {i: c for c, members in enumerate(classes) for i in members}
     paths = catalog.paths()
     listed = {

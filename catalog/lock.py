@@ -84,3 +84,23 @@ def current_writer(url: str) -> str | None:
         return None
     finally:
         os.close(fd)
+
+
+def actions_lock_path(url: str) -> Path:
+    writer = lock_path(url)
+    return writer.with_name(writer.name.removesuffix(".lock") + ".actions.lock")
+
+
+@contextmanager
+def actions_lock(url: str) -> Iterator[None]:
+    """Held while actions on files are journaled, carried out or undone (``resolve``, ``undo``, the
+    review page): one batch at a time, waiting for another to finish (they take milliseconds a file).
+    Indexing does not take it: the journal is written in its own transactions."""
+    path = actions_lock_path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

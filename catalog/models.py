@@ -6,6 +6,43 @@ from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+#: A file name that is not valid UTF-8 reaches Python with each stray byte as a lone surrogate
+#: (U+DC80..U+DCFF, PEP 383), which no database text column accepts. Paths are stored with those bytes
+#: mapped to U+EF80..U+EFFF (private use; MirBSD's OPTU-8 convention) and mapped back when read, so
+#: every file name round-trips. (A real name using those private-use characters would read back as the
+#: raw bytes: no file system or camera writes them.)
+_TO_STORED = {code: 0xEF00 + (code - 0xDC00) for code in range(0xDC80, 0xDD00)}
+_FROM_STORED = {stored: code for code, stored in _TO_STORED.items()}
+
+
+def encode_path(path: str) -> str:
+    """A path as the catalogue stores it (see ``PathText``)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.translate(_TO_STORED)
+    return path
+
+
+def decode_path(stored: str) -> str:
+    if any("\uef80" <= ch <= "\uefff" for ch in stored):
+        return stored.translate(_FROM_STORED)
+    return stored
+
+
+class PathText(TypeDecorator[str]):
+    """A file path: text, with the bytes of names that are not UTF-8 kept (see ``encode_path``)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: object) -> str | None:
+        return None if value is None else encode_path(value)
+
+    def process_result_value(self, value: str | None, dialect: object) -> str | None:
+        return None if value is None else decode_path(value)
 
 
 class Base(DeclarativeBase):
@@ -18,7 +55,7 @@ class Image(Base):
     __tablename__ = "images"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(PathText, unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -64,5 +101,40 @@ class Root(Base):
 
     __tablename__ = "roots"
 
-    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    path: Mapped[str] = mapped_column(PathText, primary_key=True)
     added_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class JournalEntry(Base):
+    """One action on a user's file (``catalog resolve --apply``, the review page), written before it
+    happens and marked after: ``pending`` -> ``done`` (or ``rolled-back`` when a crash stopped it before
+    the file was touched), ``done`` -> ``undoing`` -> ``undone``. ``target`` is where the file went (the
+    trash file, the moved-to path) or what the link points to."""
+
+    __tablename__ = "journal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The run (one ``resolve --apply``, one decision on the review page) the action belongs to.
+    batch: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    action: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(PathText)
+    keep: Mapped[str] = mapped_column(PathText)
+    target: Mapped[str | None] = mapped_column(PathText)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class NotDuplicate(Base):
+    """Two pictures a person said are not duplicates, by content hash (the smaller first): the mark
+    survives renames, moves and re-indexing, and holds for every method."""
+
+    __tablename__ = "not_duplicates"
+
+    first: Mapped[str] = mapped_column(String(64), primary_key=True)
+    second: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.errors import StoreError
-from catalog.models import Base, Image, MethodRecord, Root, Signature
+from catalog.models import Base, Image, JournalEntry, MethodRecord, NotDuplicate, Root, Signature, encode_path
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ CREATION_WAIT = 10.0
 
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 #: Values per ``IN (...)`` list: well under every database's limit on bound parameters.
@@ -47,7 +47,7 @@ def now() -> datetime:
 
 def under(prefix_path: str):  # type: ignore[no-untyped-def]
     """SQL condition: the image path lies below the folder ``prefix_path`` (portable, no LIKE escaping)."""
-    prefix = prefix_path.rstrip("/") + "/"
+    prefix = encode_path(prefix_path.rstrip("/") + "/")
     return func.substr(Image.path, 1, len(prefix)) == prefix
 
 
@@ -406,6 +406,126 @@ class Catalog:
             for image_id, path in targets.items():
                 s.execute(update(Image).where(Image.id == image_id).values(path=path))
         return len(rows)
+
+    # -- "not a duplicate" marks -----------------------------------------------------------------
+
+    def add_marks(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """Mark pairs of pictures (content hashes) as not duplicates; returns how many were new."""
+        wanted = {(min(a, b), max(a, b)) for a, b in pairs if a != b}
+        added = 0
+        with self.session() as s:
+            for first, second in sorted(wanted):
+                if s.get(NotDuplicate, (first, second)) is None:
+                    s.add(NotDuplicate(first=first, second=second, created_at=now()))
+                    added += 1
+        return added
+
+    def remove_marks(self, pairs: Iterable[tuple[str, str]]) -> int:
+        removed = 0
+        with self.session() as s:
+            for a, b in pairs:
+                result = s.execute(
+                    delete(NotDuplicate).where(
+                        NotDuplicate.first == min(a, b), NotDuplicate.second == max(a, b)
+                    )
+                )
+                removed += result.rowcount or 0  # type: ignore[attr-defined]
+        return removed
+
+    def marks(self) -> list[tuple[str, str, datetime]]:
+        """Every "not a duplicate" mark: (content hash, content hash, when), oldest first."""
+        query = select(NotDuplicate.first, NotDuplicate.second, NotDuplicate.created_at).order_by(
+            NotDuplicate.created_at, NotDuplicate.first, NotDuplicate.second
+        )
+        with self.session() as s:
+            return [(a, b, t) for a, b, t in s.execute(query)]
+
+    def paths_by_hash(self, hashes: Iterable[str]) -> dict[str, list[str]]:
+        """The catalogued paths of each content hash (readable images only)."""
+        found: dict[str, list[str]] = {}
+        with self.session() as s:
+            for chunk in chunked(sorted(set(hashes))):
+                query = select(Image.content_hash, Image.path).where(
+                    Image.content_hash.in_(chunk), Image.error.is_(None)
+                )
+                for h, path in s.execute(query.order_by(Image.path)):
+                    found.setdefault(h or "", []).append(path)
+        return found
+
+    def image_at(self, path: str) -> ImageInfo | None:
+        """The readable image catalogued at ``path``, if any."""
+        with self.session() as s:
+            image_id = s.scalar(select(Image.id).where(Image.path == path, Image.error.is_(None)))
+        return None if image_id is None else self.image_info([image_id]).get(image_id)
+
+    # -- the journal of actions on files ----------------------------------------------------------
+
+    def new_batch(self) -> int:
+        """A number for a new run of actions (callers hold the actions lock)."""
+        with self.session() as s:
+            return int(s.scalar(select(func.max(JournalEntry.batch))) or 0) + 1
+
+    def journal_add(self, entry: JournalEntry) -> int:
+        """Write an action before it happens (state ``pending``); returns its id."""
+        with self.session() as s:
+            s.add(entry)
+            s.flush()
+            return entry.id
+
+    def journal(
+        self, states: Iterable[str] | None = None, ids: Iterable[int] | None = None
+    ) -> list[JournalEntry]:
+        """Journal entries (all, or those in ``states``, or with ``ids``), oldest first."""
+        query = select(JournalEntry).order_by(JournalEntry.id)
+        if states is not None:
+            query = query.where(JournalEntry.state.in_(list(states)))
+        if ids is not None:
+            query = query.where(JournalEntry.id.in_(list(ids)))
+        with self.session() as s:
+            entries = list(s.scalars(query))
+            s.expunge_all()
+        return entries
+
+    def journal_state(self, entry_id: int, state: str, target: str | None = None) -> None:
+        """Move an entry to ``state`` (``target``: where the file went, when that is known now)."""
+        values: dict[str, object] = {"state": state}
+        if target is not None:
+            values["target"] = target
+        if state == "done":
+            values["done_at"] = now()
+        if state == "undone":
+            values["undone_at"] = now()
+        with self.session() as s:
+            s.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(**values))
+
+    def action_done(
+        self,
+        entry_id: int,
+        path: str,
+        moved_to: str | None,
+        target: str | None,
+        state: str = "done",
+        restat: tuple[int, int] | None = None,
+    ) -> None:
+        """In one transaction: the entry is ``state`` and the catalogue follows the file: its row moves
+        to ``moved_to`` when that is still catalogued ground, takes a new (size, mtime) with ``restat``
+        (a hard link to identical bytes), else it leaves."""
+        values: dict[str, object] = {"state": state}
+        if target is not None:
+            values["target"] = target
+        values["done_at" if state == "done" else "undone_at"] = now()
+        with self.session() as s:
+            s.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(**values))
+            ids = list(s.scalars(select(Image.id).where(Image.path == path)))
+            if restat is not None:
+                size, mtime_ns = restat
+                s.execute(update(Image).where(Image.id.in_(ids)).values(size=size, mtime_ns=mtime_ns))
+            elif moved_to is not None and ids:
+                stale = list(s.scalars(select(Image.id).where(Image.path == moved_to)))
+                _delete_images(s, stale)
+                s.execute(update(Image).where(Image.id.in_(ids)).values(path=moved_to))
+            else:
+                _delete_images(s, ids)
 
     @contextmanager
     def writing(self) -> Iterator[Writes]:

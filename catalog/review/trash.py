@@ -1,0 +1,116 @@
+"""The desktop trash (freedesktop.org Trash specification, through send2trash), and finding a trashed
+file again so that ``catalog undo`` can put it back.
+
+send2trash moves a file to ``<trash>/files/<name>`` after writing ``<trash>/info/<name>.trashinfo``,
+whose ``Path=`` line holds the original path (absolute, or relative to the trash's top folder). The
+trash is the home trash (``$XDG_DATA_HOME/Trash``) for files on the home folder's file system, else
+``<mount point>/.Trash/<uid>`` or ``<mount point>/.Trash-<uid>``. A file manager restores from the same
+places, so a person can also restore without catalog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import unquote_to_bytes
+
+
+@dataclass(frozen=True)
+class Trashed:
+    file: str  # <trash>/files/<name>
+    info: str  # <trash>/info/<name>.trashinfo
+    deleted: str  # its DeletionDate, as written (ISO, local time): sorts by time
+
+
+def send(path: str) -> None:
+    """Move ``path`` to the trash (raises OSError when that is impossible)."""
+    from send2trash import send2trash
+
+    send2trash(path)
+
+
+def _trash_dirs(path: str) -> list[tuple[str, str]]:
+    """(trash folder, top folder its relative paths start from) that may hold ``path``'s file."""
+    data_home = os.path.expanduser(os.environ.get("XDG_DATA_HOME", "~/.local/share"))
+    found = [(os.path.join(data_home, "Trash"), data_home)]
+    mount = os.path.realpath(os.path.dirname(path) or ".")
+    while not os.path.ismount(mount):
+        mount = os.path.dirname(mount)
+    uid = str(os.getuid())
+    found += [(os.path.join(mount, ".Trash", uid), mount), (os.path.join(mount, ".Trash-" + uid), mount)]
+    return found
+
+
+def locate(path: str) -> list[Trashed]:
+    """Every trashed file whose original path was ``path``, newest first (an orphan info file, whose
+    file never arrived, comes with ``file`` missing)."""
+    name = os.fsencode(os.path.basename(path))
+    stem = os.path.splitext(name)[0]
+    wanted = os.fsencode(os.path.abspath(path))
+    found = []
+    for trash, top in _trash_dirs(path):
+        info_dir = os.path.join(trash, "info")
+        try:
+            entries = list(os.scandir(os.fsencode(info_dir)))
+        except OSError:
+            continue
+        for entry in entries:
+            # send2trash names the file after the original (``name``, ``stem N.ext``): read only those.
+            if not entry.name.startswith(stem) or not entry.name.endswith(b".trashinfo"):
+                continue
+            original, deleted = _read_info(entry.path)
+            if original is None:
+                continue
+            if not original.startswith(b"/"):
+                original = os.path.join(os.fsencode(top), original)
+            if os.path.normpath(original) != wanted:
+                continue
+            file = os.path.join(os.fsencode(trash), b"files", entry.name[: -len(b".trashinfo")])
+            found.append(Trashed(os.fsdecode(file), os.fsdecode(entry.path), deleted))
+    found.sort(key=lambda t: t.deleted, reverse=True)
+    return found
+
+
+def _read_info(info: bytes) -> tuple[bytes | None, str]:
+    try:
+        with open(info, "rb") as f:
+            lines = f.read(64 * 1024).splitlines()
+    except OSError:
+        return None, ""
+    original, deleted = None, ""
+    for line in lines:
+        if line.startswith(b"Path="):
+            original = unquote_to_bytes(line[5:].decode("ascii", "replace"))
+        elif line.startswith(b"DeletionDate="):
+            deleted = line[13:].decode("ascii", "replace")
+    return original, deleted
+
+
+def restore(trashed: Trashed, path: str) -> None:
+    """Put a trashed file back at ``path`` (which must not exist) and drop its info file."""
+    if os.path.lexists(path):
+        raise FileExistsError(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        os.link(trashed.file, path)  # no overwrite, ever; then drop the trash's name
+        os.unlink(trashed.file)
+    except OSError:
+        if os.path.lexists(path):
+            raise
+        import shutil
+
+        shutil.move(trashed.file, path)  # another file system (the home trash for an outside file)
+    forget(trashed)
+
+
+def forget(trashed: Trashed) -> None:
+    """Drop a trash entry's info file (its file is gone or back)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(trashed.info)
+
+
+def now_stamp() -> str:
+    """The trash's time format (local time, seconds), for comparing with ``Trashed.deleted``."""
+    return datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
