@@ -78,10 +78,12 @@ class State:
     def cnn(self) -> CnnChoice:
         return self.settings.cnn
 
-    def open(self, create: bool = False) -> Catalog:
+    def open(self, create: bool = False, shielded: bool = True) -> Catalog:
+        """The catalogue; ``shielded``: transactions defer Ctrl-C (not for a server, whose requests run
+        in other threads and whose server stops on the signal itself)."""
         from catalog.store import Catalog  # SQLAlchemy loads here, not at start-up
 
-        shield = self.interrupts.deferred if self.interrupts else nullcontext
+        shield = self.interrupts.deferred if self.interrupts and shielded else nullcontext
         return Catalog.open(self.url, create=create, shield=shield)
 
 
@@ -605,6 +607,89 @@ def bench_command(
         _print_json(report.as_dict())
     else:
         typer.echo(bench_markdown(report) if fmt is BenchFormat.markdown else bench_text(report))
+
+
+@app.command("review")
+def review_command(
+    ctx: typer.Context,
+    method: MethodOption = "phash",
+    threshold: ThresholdOption = None,
+    inside: InOption = None,
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address to serve on (another than 127.0.0.1 opens it to the network)."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to serve on (0: a free one).")] = 0,
+    no_open: Annotated[bool, typer.Option("--no-open", help="Do not open a browser.")] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Processes making thumbnails (default: one per core).")
+    ] = None,
+) -> None:
+    """A page in the browser to look at the duplicate groups side by side and settle them: keep one and
+    trash the others, or mark them "not duplicates" (remembered). Runs in the foreground until Ctrl-C;
+    the first line printed is the page's address, with its access token."""
+    import secrets
+    import socket
+    import webbrowser
+
+    from catalog.groups import find_groups
+    from catalog.lock import actions_lock
+    from catalog.review.actions import recover
+    from catalog.review.thumbs import Thumbnails, cache_dir
+    from catalog.review.web import Review, serve
+
+    options = _answer_options(ctx, GroupingChoice.reference, None, None, inside, None)
+    with ctx.obj.open(shielded=False) as catalog:
+        with actions_lock(catalog.url):
+            for note in recover(catalog):
+                typer.echo(f"catalog: {note}", err=True)
+        found = find_groups(catalog, method, threshold, options)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+        sock.listen(128)
+        bound = sock.getsockname()[1]
+        loopback = host in ("127.0.0.1", "localhost", "::1")
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else host
+        netloc = f"[{shown_host}]:{bound}" if ":" in shown_host else f"{shown_host}:{bound}"
+        hosts = {netloc, f"127.0.0.1:{bound}", f"localhost:{bound}", f"[::1]:{bound}"}
+        if not loopback:
+            hosts.add(f"{socket.gethostname()}:{bound}")
+            typer.echo(
+                f"catalog: warning: serving on {host}, reachable from the network (anyone with the "
+                "address and its token can act on your files)",
+                err=True,
+            )
+        token = secrets.token_urlsafe(24)
+        url = f"http://{netloc}/?token={token}"
+        typer.echo(url)
+        sys.stdout.flush()
+        redundant = sum(len(g) - 1 for g in found.groups)
+        typer.echo(
+            f"catalog: {_plural(len(found.groups), 'group')}, {redundant:,} redundant copies "
+            f"({found.method}, threshold {found.threshold:g}); Ctrl-C stops the page",
+            err=True,
+        )
+        thumbnails = Thumbnails(cache_dir(catalog.url))
+        items = [
+            (m.image.path, m.image.content_hash or "")
+            for g in found.groups
+            for m in g
+            if m.image.content_hash
+        ]
+        background = thumbnails.make_all(items, workers or os.cpu_count() or 1)
+        review = Review(catalog, found, thumbnails, token, hosts, any_host=not loopback)
+        if not no_open:
+            webbrowser.open(url)
+        try:
+            serve(review, sock)
+        finally:
+            background.stop()
+            sock.close()
 
 
 class ActionChoice(StrEnum):

@@ -85,7 +85,7 @@ def make_plan(
     for group in groups:
         order = policy.order(group) if policy is not None else list(range(len(group)))
         keep = group[order[0]]
-        problem = _unchanged(keep, False)
+        problem = unchanged(keep, False)
         for k in order[1:]:
             image = group[k]
             if problem is not None:
@@ -117,7 +117,7 @@ def _root_of(path: str, roots: Sequence[str]) -> str | None:
     return max(inside, key=len) if inside else None
 
 
-def _unchanged(image: ImageInfo, verify_content: bool) -> str | None:
+def unchanged(image: ImageInfo, verify_content: bool) -> str | None:
     """Why ``image``'s file is no longer the one the catalogue knows, or None."""
     try:
         st = os.lstat(image.path)
@@ -142,10 +142,10 @@ def check(step: Step, real_roots: Sequence[str], verify_content: bool) -> str | 
     if image.path == keep.path:
         return "is the file to keep"
     links = step.action in ("hardlink", "symlink")
-    problem = _unchanged(keep, False)
+    problem = unchanged(keep, False)
     if problem is not None:
         return f"the file to keep, {keep.path}, {problem}"
-    problem = _unchanged(image, verify_content or links)
+    problem = unchanged(image, verify_content or links)
     if problem is not None:
         return problem
     real = os.path.realpath(image.path)

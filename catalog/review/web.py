@@ -1,0 +1,363 @@
+"""The review page: a small ASGI app (Starlette, Jinja2 templates with escaping on, served by uvicorn)
+over an open catalogue and the duplicate groups found when it started.
+
+Security: the server binds 127.0.0.1 unless told otherwise. Every request needs the random token of the
+printed URL (kept in a same-site cookie after the first visit) and a Host header naming this server (a
+DNS-rebinding page cannot reach it); every action is a POST that must also carry the token in a header,
+which no cross-site form or image can send. Images are served by catalogue id, only those of the groups
+on the page, from the path the catalogue holds: nothing in a request is ever used as a path.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from catalog.groups import Grouping, Member
+from catalog.review import settle
+from catalog.review.actions import unchanged
+from catalog.review.thumbs import Thumbnails
+from catalog.store import Catalog, ImageInfo
+
+HERE = Path(__file__).parent
+COOKIE = "catalog_review"
+#: Groups per page fragment: the first arrive with the page, the rest as the reader scrolls.
+PAGE = 12
+#: Formats a browser shows as they are; others are converted for the larger view.
+BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+def shown(text: str) -> str:
+    """A path as text a person can read: bytes that are not UTF-8 as \\xNN, control characters (a
+    newline in a file name) as escapes. The template escapes the result for HTML."""
+    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(
+        ch if unicodedata.category(ch)[0] != "C" else ch.encode("unicode_escape").decode("ascii")
+        for ch in raw
+    )
+
+
+@dataclass
+class ReviewGroup:
+    id: int
+    members: list[Member]
+    #: open, settled (acted on), marked (not duplicates), skipped
+    state: str = "open"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reference(self) -> ImageInfo:
+        return self.members[0].image
+
+
+class Review:
+    """The page's state: the groups found at start, as decisions change them."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        found: Grouping,
+        thumbnails: Thumbnails,
+        token: str,
+        hosts: set[str],
+        any_host: bool = False,
+    ):
+        self.catalog, self.found, self.thumbnails = catalog, found, thumbnails
+        #: The Host headers this server answers to (a DNS-rebinding page names another); any, when it
+        #: serves the network on purpose.
+        self.token, self.hosts, self.any_host = token, hosts, any_host
+        self.groups = [ReviewGroup(n, list(g)) for n, g in enumerate(found.groups, 1)]
+        self.by_id = {g.id: g for g in self.groups}
+        self.lock = threading.Lock()
+
+    def open_groups(self) -> list[ReviewGroup]:
+        return [g for g in self.groups if g.state == "open" and len(g.members) > 1]
+
+    def image(self, image_id: int) -> ImageInfo | None:
+        """A catalogued image of a group on the page (never anything else)."""
+        if not any(m.image.id == image_id for g in self.groups for m in g.members):
+            return None
+        return self.catalog.image_info([image_id]).get(image_id)
+
+
+class TokenMiddleware(BaseHTTPMiddleware):
+    def __init__(self, app: Any, review: Review):
+        super().__init__(app)
+        self.review = review
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        review = self.review
+        if not review.any_host and request.headers.get("host", "") not in review.hosts:
+            return Response("unknown host", status_code=403, media_type="text/plain")
+        given = request.query_params.get("token")
+        cookie = request.cookies.get(COOKIE, "")
+        by_url = given is not None and hmac.compare_digest(given, review.token)
+        if not by_url and not hmac.compare_digest(cookie, review.token):
+            return Response(
+                "forbidden: open the address catalog review printed (it carries the token)",
+                status_code=403,
+                media_type="text/plain",
+            )
+        if request.method != "GET" and not hmac.compare_digest(
+            request.headers.get("x-catalog-token", ""), review.token
+        ):
+            return Response(
+                "forbidden: actions need the page's token", status_code=403, media_type="text/plain"
+            )
+        response = await call_next(request)
+        if by_url:
+            response.set_cookie(COOKIE, review.token, httponly=True, samesite="strict")
+        return response
+
+
+def _when(mtime_ns: int) -> str:
+    return datetime.fromtimestamp(mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M")
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def _score(review: Review, member: Member) -> str:
+    if member.score is None:
+        return "reference"
+    if review.found.method in ("ahash", "phash", "dhash", "whash"):
+        return f"{member.score:g} bits apart"
+    if review.found.method == "exact":
+        return "identical bytes"
+    return f"score {member.score:.3f}"
+
+
+def _card(review: Review, member: Member, keep: bool, fresh: dict[int, ImageInfo]) -> dict[str, Any]:
+    im = fresh.get(member.image.id)
+    problem = "is no longer catalogued" if im is None else unchanged(im, False)
+    im = im or member.image
+    return {
+        "id": im.id,
+        "keep": keep,
+        "gone": problem,
+        "name": shown(os.path.basename(im.path)),
+        "folder": shown(os.path.dirname(im.path)),
+        "path": shown(im.path),
+        "dims": f"{im.width}\u00d7{im.height}" if im.width else "?",
+        "size": _size(im.size),
+        "format": im.format or "?",
+        "modified": _when(im.mtime_ns),
+        "score": _score(review, member),
+    }
+
+
+def _group_context(review: Review, group: ReviewGroup) -> dict[str, Any]:
+    fresh = review.catalog.image_info([m.image.id for m in group.members])
+    cards = [_card(review, m, False, fresh) for m in group.members]
+    # The keep order's choice (the reference) is marked, or the next best one still on disk.
+    for card in cards:
+        if not card["gone"]:
+            card["keep"] = True
+            break
+    return {"id": group.id, "cards": cards, "notes": group.notes, "size": len(cards)}
+
+
+def build_app(review: Review) -> Starlette:
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+    def page(request: Request) -> Response:
+        groups = review.open_groups()
+        context = {
+            "token": review.token,
+            "method": review.found.method,
+            "threshold": f"{review.found.threshold:g}",
+            "verified": review.found.verified,
+            "images": review.found.images,
+            "total": len(groups),
+            "redundant": sum(len(g.members) - 1 for g in groups),
+            "groups": [_group_context(review, g) for g in groups[:PAGE]],
+            "next": groups[PAGE - 1].id if len(groups) > PAGE else None,
+        }
+        return templates.TemplateResponse(request, "review.html", context)
+
+    def fragment(request: Request) -> Response:
+        """The open groups after group number ``after`` (groups settled meanwhile shift no one)."""
+        try:
+            after = int(request.query_params.get("after", "0"))
+        except ValueError:
+            return Response("after must be a number", status_code=400)
+        groups = [g for g in review.open_groups() if g.id > after]
+        context = {
+            "groups": [_group_context(review, g) for g in groups[:PAGE]],
+            "next": groups[PAGE - 1].id if len(groups) > PAGE else None,
+        }
+        return templates.TemplateResponse(request, "groups.html", context)
+
+    def thumbnail(request: Request) -> Response:
+        image = review.image(request.path_params["image_id"])
+        if image is None or not image.content_hash:
+            return Response("no such image", status_code=404)
+        if unchanged(image, False) is not None:
+            return Response("the file is gone or changed", status_code=410)
+        out = review.thumbnails.get(image.path, image.content_hash)
+        if out is None:
+            return Response("cannot be read", status_code=410)
+        return FileResponse(out, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    def view(request: Request) -> Response:
+        image = review.image(request.path_params["image_id"])
+        if image is None:
+            return Response("no such image", status_code=404)
+        if unchanged(image, False) is not None:
+            return Response("the file is gone or changed", status_code=410)
+        media = BROWSER_FORMATS.get(image.format or "")
+        if media is not None:
+            return FileResponse(image.path, media_type=media)
+        return Response(_as_jpeg(image.path), media_type="image/jpeg")
+
+    def presence(request: Request) -> Response:
+        ids = [int(i) for i in request.query_params.get("ids", "").split(",") if i.isdigit()][:500]
+        result = {}
+        for image_id in ids:
+            image = review.image(image_id)
+            result[str(image_id)] = "gone" if image is None else (unchanged(image, False) or "")
+        return JSONResponse(result)
+
+    async def keep(request: Request) -> Response:
+        body = await request.json()
+        return await _threaded(_keep, review, int(request.path_params["group_id"]), int(body.get("keep", 0)))
+
+    async def not_duplicates(request: Request) -> Response:
+        body = await request.json()
+        image_id = body.get("image")
+        return await _threaded(
+            _not_duplicates,
+            review,
+            int(request.path_params["group_id"]),
+            None if image_id is None else int(image_id),
+        )
+
+    async def skip(request: Request) -> Response:
+        group = review.by_id.get(int(request.path_params["group_id"]))
+        if group is None:
+            return JSONResponse({"error": "no such group"}, status_code=404)
+        group.state = "skipped"
+        return JSONResponse({"group": group.id, "state": group.state})
+
+    routes = [
+        Route("/", page),
+        Route("/groups", fragment),
+        Route("/thumb/{image_id:int}", thumbnail),
+        Route("/view/{image_id:int}", view),
+        Route("/presence", presence),
+        Route("/groups/{group_id:int}/keep", keep, methods=["POST"]),
+        Route("/groups/{group_id:int}/not-duplicates", not_duplicates, methods=["POST"]),
+        Route("/groups/{group_id:int}/skip", skip, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(TokenMiddleware, review=review)])
+
+
+async def _threaded(fn: Any, *args: Any) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args)  # type: ignore[no-any-return]
+
+
+def _keep(review: Review, group_id: int, keep_id: int) -> Response:
+    """Keep one image of a group, trash the others (each checked, journaled, undoable)."""
+    with review.lock:
+        group = review.by_id.get(group_id)
+        if group is None or group.state != "open":
+            return JSONResponse({"error": "this group is already settled"}, status_code=409)
+        kept = [m for m in group.members if m.image.id == keep_id]
+        if not kept:
+            return JSONResponse({"error": "that image is not in this group"}, status_code=400)
+        # As the catalogue knows them now (watch may have moved or removed some): a file no longer
+        # catalogued is skipped, never acted on.
+        fresh = review.catalog.image_info([m.image.id for m in group.members])
+        if keep_id not in fresh:
+            return JSONResponse({"error": "the image to keep is no longer catalogued"}, status_code=409)
+        others = [fresh[m.image.id] for m in group.members if m.image.id != keep_id and m.image.id in fresh]
+        outcome = settle.act_on_group(review.catalog, fresh[keep_id], others, "trash")
+        done = {step.image.id for step, _, _ in outcome.done}
+        group.members = [kept[0], *(m for m in group.members if m.image.id not in done and m is not kept[0])]
+        group.notes = [f"{shown(os.path.basename(p))}: {reason}" for p, reason in outcome.skipped]
+        group.state = "settled" if len(group.members) < 2 else "open"
+        return JSONResponse(
+            {
+                "group": group.id,
+                "state": group.state,
+                "trashed": [shown(step.image.path) for step, _, _ in outcome.done],
+                "skipped": [{"path": shown(p), "reason": r} for p, r in outcome.skipped],
+                "batch": outcome.batch,
+            }
+        )
+
+
+def _not_duplicates(review: Review, group_id: int, image_id: int | None) -> Response:
+    """Mark the whole group (or one image against the rest) as not duplicates."""
+    with review.lock:
+        group = review.by_id.get(group_id)
+        if group is None or group.state != "open":
+            return JSONResponse({"error": "this group is already settled"}, status_code=409)
+        hashes = {m.image.id: m.image.content_hash or "" for m in group.members}
+        if image_id is not None and image_id not in hashes:
+            return JSONResponse({"error": "that image is not in this group"}, status_code=400)
+        if image_id is None:
+            distinct = sorted(set(hashes.values()))
+            pairs = [(a, b) for k, a in enumerate(distinct) for b in distinct[k + 1 :]]
+        else:
+            own = hashes[image_id]
+            pairs = [(own, h) for h in set(hashes.values()) if h != own]
+        added = review.catalog.add_marks(pairs)
+        if image_id is None:
+            group.state = "marked"
+        else:
+            group.members = [m for m in group.members if m.image.id != image_id]
+            if len(group.members) < 2:
+                group.state = "marked"
+        return JSONResponse({"group": group.id, "state": group.state, "marks": added})
+
+
+def _as_jpeg(path: str) -> bytes:
+    import io
+
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        img.draft("RGB", (2048, 2048))
+        shown_img = ImageOps.exif_transpose(img) or img
+        shown_img = shown_img.convert("RGB")
+        shown_img.thumbnail((2048, 2048))
+        buffer = io.BytesIO()
+        shown_img.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def serve(review: Review, sock: Any) -> None:
+    """Serve the page until Ctrl-C or SIGTERM (uvicorn; its signal handling ends the serving, then the
+    signal is raised again for the caller's own handling)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        build_app(review), log_level="warning", access_log=False, timeout_graceful_shutdown=1, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
