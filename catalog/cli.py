@@ -11,6 +11,7 @@ import gc
 import io
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -947,7 +948,14 @@ def marks_command(
 
 
 def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    # A file name that is not UTF-8 holds lone surrogates (PEP 383): written as \udcXX escapes, the JSON
+    # stays valid UTF-8, and json.loads + os.fsencode give back the name's bytes.
+    text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    typer.echo(text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _print_csv(header: list[str], rows: Any) -> None:

@@ -1,0 +1,201 @@
+"""The review page: its security (Starlette's test client, in process) and the whole workflow in a real
+Chromium (Debian's package, driven by Playwright) against a real ``catalog review`` process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from test_settle import catalog, environment, snapshot
+
+from conftest import PHOTOS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: Where the browser test also saves its screenshot (the README's), when set.
+SCREENSHOT = os.environ.get("CATALOG_SCREENSHOT")
+SCRIPT_NAME = "<script>alert(1)</script>.jpg"
+
+
+def photo_library(root: Path) -> dict[str, Path]:
+    """Three groups of real photos and their copies; one path reads ``<script>alert(1)</script>.jpg``
+    (a folder named ``<script>alert(1)<`` holding ``script>.jpg``), one name has quotes, an ampersand
+    and a newline."""
+    files = {}
+    for key, name in (
+        ("canon", "Canon_IXUS.jpg"),
+        ("nikon", "Nikon_E950.jpg"),
+        ("sony", "Sony_DCR-PC110.jpg"),
+    ):
+        folder = root / key
+        folder.mkdir(parents=True)
+        original = folder / "original.jpg"
+        shutil.copyfile(PHOTOS / name, original)
+        os.utime(original, (1_500_000_000, 1_500_000_000))  # oldest and largest: the one to keep
+        with Image.open(original) as img:
+            img.save(folder / "resaved.jpg", quality=80)
+            img.resize((img.width // 2, img.height // 2)).save(folder / "half.jpg", quality=90)
+        files[key] = original
+    odd = root / "sony" / "<script>alert(1)<"
+    odd.mkdir()
+    shutil.copyfile(files["sony"], odd / "script>.jpg")
+    shutil.copyfile(files["nikon"], root / "nikon" / "a \"quoted\" & 'odd'\nname.jpg")
+    return files
+
+
+def test_page_security_and_escaping(tmp_path):
+    from starlette.testclient import TestClient
+
+    from catalog.groups import find_groups
+    from catalog.review.thumbs import Thumbnails
+    from catalog.review.web import Review, build_app
+    from catalog.store import Catalog
+
+    env = environment(tmp_path)
+    photo_library(tmp_path / "lib")
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(tmp_path / "lib"))
+    with Catalog.open(f"sqlite:///{db}") as opened:
+        found = find_groups(opened, "phash")
+        review = Review(opened, found, Thumbnails(tmp_path / "thumbs"), "secret-token", {"testserver"})
+        client = TestClient(build_app(review))
+        assert client.get("/").status_code == 403  # no token
+        assert client.get("/?token=wrong").status_code == 403
+        first_id = found.groups[0][0].image.id
+        assert client.get(f"/thumb/{first_id}").status_code == 403
+        page = client.get("/?token=secret-token")
+        assert page.status_code == 200 and "catalog_review" in page.headers["set-cookie"]
+        assert "samesite=strict" in page.headers["set-cookie"].lower()
+        html = page.text
+        # File names are text, never markup.
+        assert "&lt;script&gt;alert(1)&lt;" in html and "<script>alert" not in html
+        assert html.count("<script") == 1  # the page's own review.js only
+        assert "&amp;" in html and "\\n" in html and "&#34;quoted&#34;" in html
+        # The cookie now stands for the token; images are served by id, only those of the groups.
+        assert client.get(f"/thumb/{first_id}").status_code == 200
+        assert client.get(f"/thumb/{first_id}").headers["content-type"] == "image/jpeg"
+        grouped = {m.image.id for g in found.groups for m in g}
+        outside = max(opened.image_info()) + 1
+        assert outside not in grouped and client.get(f"/thumb/{outside}").status_code == 404
+        assert client.get("/view/../../etc/passwd").status_code == 404
+        # Actions are POSTs that carry the token in a header: a cross-site form cannot.
+        group = found.groups[0]
+        assert client.post("/groups/1/keep", json={"keep": group[0].image.id}).status_code == 403
+        assert client.get("/groups/1/keep").status_code == 405
+        # A DNS-rebinding page reaches the server under another host name: refused.
+        assert client.get("/", headers={"host": "evil.example:80"}).status_code == 403
+        assert all(os.path.exists(m.image.path) for m in group)
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(
+            "NO BROWSER: Debian's chromium is not installed (scripts/setup installs it with apt-get where "
+            "it can); the review page's browser test did not run"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.mark.slow
+def test_review_in_a_real_browser(tmp_path, browser):
+    env = environment(tmp_path)
+    root = tmp_path / "lib"
+    files = photo_library(root)
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(root))
+    before = snapshot(root)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "--db", str(db), "review", "--no-open", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()  # the first line: the address with its token
+        assert url.startswith("http://127.0.0.1:") and "token=" in url
+        base = url.split("?")[0]
+        page = browser.new_page(viewport={"width": 1360, "height": 1100})
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(url)
+        assert page.locator("section.group").count() == 3
+        for section in page.locator("section.group").all():  # thumbnails load as they come into view
+            section.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "Array.from(document.querySelectorAll('img.thumb')).every(i => i.complete && i.naturalWidth > 0)",
+            timeout=30000,
+        )
+        assert page.locator("img.thumb").count() == 11
+        page.evaluate("window.scrollTo(0, 0)")
+        # The hostile name shows as text.
+        assert page.get_by_text("script>.jpg").count() == 1
+        assert page.locator('[title$="<script>alert(1)</script>.jpg"]').count() == 1
+        assert dialogs == []
+        if SCREENSHOT:
+            page.screenshot(path=SCREENSHOT)
+
+        def group_of(folder: str):  # type: ignore[no-untyped-def]
+            return page.locator("section.group", has=page.locator(f'.folder:text-is("{root / folder}")'))
+
+        canon, nikon = group_of("canon"), group_of("nikon")
+        # Keep Canon's original (the marked one), trash the rest of its group.
+        assert canon.locator("figure.keep .name").inner_text() == "original.jpg"
+        canon.locator("button.act-keep").click()
+        canon.wait_for(state="detached")
+        assert files["canon"].exists()
+        assert not (root / "canon" / "resaved.jpg").exists() and not (root / "canon" / "half.jpg").exists()
+        # Nikon's group: not duplicates (keyboard: focus the group, press n).
+        nikon.locator("h2").click()
+        page.keyboard.press("n")
+        nikon.wait_for(state="detached")
+        page.reload()
+        assert page.locator("section.group").count() == 1  # both settled groups are gone for good
+        assert page.locator("#remaining").inner_text() == "1"
+        # A file that vanishes meanwhile is shown as gone and never acted on.
+        (root / "sony" / "half.jpg").unlink()
+        page.wait_for_selector("figure.card.gone", timeout=20000)
+        page.locator("section.group button.act-keep").click()
+        page.wait_for_function("document.getElementById('toast').textContent.includes('is gone')")
+        assert "2 moved to the trash" in page.locator("#toast").inner_text()
+        # Without the token: refused, also for a POST with the cookie but not the header.
+        stranger = browser.new_context()
+        assert stranger.new_page().goto(base + "/").status == 403
+        stranger.close()
+        refused = page.request.post(base + "/groups/3/skip", data="{}")
+        assert refused.status == 403
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # Everything the page did can be undone, byte for byte (the file deleted by hand above is made again
+    # as it was made first).
+    with Image.open(files["sony"]) as img:
+        img.resize((img.width // 2, img.height // 2)).save(root / "sony" / "half.jpg", quality=90)
+    catalog(db, env, "undo", "--all")
+    after = snapshot(root)
+    assert after == before
+    marks = catalog(db, env, "marks").stdout
+    assert "nikon" in marks
