@@ -878,7 +878,7 @@ class MarkKind(StrEnum):
 @app.command("mark")
 def mark_command(
     ctx: typer.Context,
-    kind: Annotated[MarkKind, typer.Argument(help="not-duplicate")],
+    kind: Annotated[MarkKind, typer.Argument(metavar="not-duplicate", help="The kind of mark.")],
     paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Two or more image files.")],
 ) -> None:
     """Remember that these pictures are not duplicates of each other (every two of them): dupes, copies,

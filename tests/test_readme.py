@@ -56,10 +56,12 @@ def test_each_heading_lists_exactly_the_options_help_offers():
                 assert documented and documented.group(1) == choices, (name, option, choices)
         usage = re.search(r"Usage: catalog \S+ \[OPTIONS\](.*)", text)
         assert usage, text
-        arguments = [argument.strip("{}") for argument in usage.group(1).split()]
+        # Optional arguments ([ID]...) are documented in brackets, with the options.
+        arguments = [a.strip("{}") for a in usage.group(1).split() if not a.startswith("[")]
         positional = heading
         while "[" in positional:  # drop the options, nested ones too: what is left are the arguments
             positional = re.sub(r"\[[^\[\]]*\]", "", positional)
+        positional = re.sub(r"--[a-z-]+(\s+[A-Za-z][\w|:-]*)?", "", positional)  # required options
         assert arguments == positional.split(), name
 
 
