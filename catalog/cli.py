@@ -685,7 +685,14 @@ def review_command(
         background = thumbnails.make_all(items, workers or os.cpu_count() or 1)
         review = Review(catalog, found, thumbnails, token, hosts, any_host=not loopback)
         if not no_open:
-            webbrowser.open(url)
+            if (
+                sys.platform in ("darwin", "win32")
+                or os.environ.get("DISPLAY")
+                or os.environ.get("WAYLAND_DISPLAY")
+            ):
+                webbrowser.open(url)
+            else:  # no screen: a console browser would take over the terminal
+                typer.echo("catalog: no display to open a browser on: open the address above", err=True)
         try:
             serve(review, sock)
         finally:
