@@ -53,6 +53,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="catalog-resolve-bench-"))
     try:
         env = {**os.environ, "HOME": str(work / "home"), "XDG_DATA_HOME": str(work / "home" / "share")}
+        (work / "home" / "share").mkdir(parents=True)
         root = work / "lib"
         rng = random.Random(0)
         for n, source in enumerate(sorted((DATA / "ukbench-500").glob("*.jpg"))[: args.originals * 4 : 4]):

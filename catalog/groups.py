@@ -620,11 +620,11 @@ def copy_counts(
         pairs = verification.all(pairs)
     scope = options.scope
     classes = pairs.classes
+    marks = None
     if catalog.marks():
         hashes = catalog.content_hashes([i for members in classes for i in members])
-        pairs = Marks(catalog, {c: [hashes.get(i, "") for i in m] for c, m in enumerate(classes)}).unmarked(
-            pairs
-        )
+        marks = Marks(catalog, {c: [hashes.get(i, "") for i in m] for c, m in enumerate(classes)})
+        pairs = marks.unmarked(pairs)
     class_of = {i: c for c, members in enumerate(classes) for i in members}
     paths = catalog.paths()
     listed = {
@@ -645,9 +645,17 @@ def copy_counts(
         reach = weight.astype(np.float64).copy()
         np.add.at(reach, pairs.left, weight[pairs.right])
         np.add.at(reach, pairs.right, weight[pairs.left])
+    # Images marked "not duplicates" with identical signatures (one class) do not count each other.
+    marked_within: dict[int, int] = {}
+    if marks is not None:
+        for k in marks.hashes:
+            if len(classes[k]) > 1:
+                for i in classes[k]:
+                    against = marks.against.get(hashes.get(i, ""), set())
+                    marked_within[i] = sum(1 for j in classes[k] if j in counted and hashes.get(j) in against)
     counts = {}
     for i, p in listed.items():
         c = class_of.get(i)
         own = 1 if i in counted else 0
-        counts[p] = int(reach[c]) - own if c is not None else 0
+        counts[p] = int(reach[c]) - own - marked_within.get(i, 0) if c is not None else 0
     return method.name, threshold, counts

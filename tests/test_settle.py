@@ -168,6 +168,7 @@ def test_kill_9_at_20_random_moments_of_apply_then_undo_restores_every_byte(tmp_
         assert not states.get("pending") and not states.get("undoing") and not states.get("done"), states
         assert snapshot(root) == before, f"round {round_}"
         assert trash_files(env) == []
+    print(f"{killed} of 20 kills landed while actions were under way")
     assert killed >= 15  # most kills landed while actions were under way
 
 
@@ -320,6 +321,9 @@ def test_not_duplicate_marks_split_groups_and_survive_moves_and_reindexing(tmp_p
     assert groups() == [{"o.jpg", "resaved.jpg", "small.jpg"}]
     catalog(db, env, "mark", "not-duplicate", str(pics / "small.jpg"), str(pics / "o.jpg"))
     assert groups() == [{"o.jpg", "resaved.jpg"}]
+    copies = json.loads(catalog(db, env, "copies", "-t", "10", "-f", "json").stdout)["images"]
+    counted = {Path(c["path"]).name: c["copies"] for c in copies}
+    assert counted == {"o.jpg": 1, "resaved.jpg": 2, "small.jpg": 1}
     # Renamed and re-indexed: the mark is kept by content, so it still holds.
     (pics / "small.jpg").rename(pics / "renamed.jpg")
     catalog(db, env, "index", str(pics))
