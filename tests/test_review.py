@@ -4,6 +4,7 @@ Chromium (Debian's package, driven by Playwright) against a real ``catalog revie
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -199,3 +200,90 @@ def test_review_in_a_real_browser(tmp_path, browser):
     assert after == before
     marks = catalog(db, env, "marks").stdout
     assert "nikon" in marks
+
+
+def pairs_library(root: Path, count: int) -> None:
+    """``count`` distinct pictures, each with a re-encoded copy: ``count`` groups under phash."""
+    from conftest import synthetic
+
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        img = synthetic(1000 + n)
+        img.save(root / f"{n:03d}.jpg", quality=95)
+        img.save(root / f"{n:03d}-copy.jpg", quality=70)
+
+
+def test_groups_arrive_page_by_page_and_settling_shifts_none(tmp_path):
+    from starlette.testclient import TestClient
+
+    from catalog.groups import find_groups
+    from catalog.review.thumbs import Thumbnails
+    from catalog.review.web import PAGE, Review, build_app
+    from catalog.store import Catalog
+
+    env = environment(tmp_path)
+    pairs_library(tmp_path / "lib", 30)
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(tmp_path / "lib"))
+    with Catalog.open(f"sqlite:///{db}") as opened:
+        found = find_groups(opened, "phash")
+        assert len(found.groups) == 30
+        review = Review(opened, found, Thumbnails(tmp_path / "thumbs"), "t", {"testserver"})
+        client = TestClient(build_app(review))
+        first = client.get("/?token=t").text
+        assert first.count('<section class="group"') == PAGE
+        # Settle a group of the first page: the next page still starts right after the first one.
+        headers = {"x-catalog-token": "t"}
+        assert client.post("/groups/1/skip", headers=headers).json()["state"] == "skipped"
+        seen = []
+        after = PAGE
+        while True:
+            fragment = client.get(f"/groups?after={after}").text
+            seen += [int(n) for n in re.findall(r'data-group="(\d+)"', fragment)]
+            more = re.search(r'data-next="(\d+)"', fragment)
+            if not more:
+                break
+            after = int(more.group(1))
+        assert seen == list(range(PAGE + 1, 31))
+
+
+@pytest.mark.slow
+def test_lazy_loading_in_a_real_browser(tmp_path, browser):
+    env = environment(tmp_path)
+    pairs_library(tmp_path / "lib", 30)
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(tmp_path / "lib"))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "--db", str(db), "review", "--no-open"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        page.goto(server.stdout.readline().strip())
+        assert page.locator("section.group").count() == 12
+        for _ in range(10):  # scroll to the end: each "more" marker brings the next groups
+            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            if page.locator("section.group").count() == 30:
+                break
+            page.wait_for_function(
+                "n => document.querySelectorAll('section.group').length > n",
+                arg=page.locator("section.group").count(),
+            )
+        assert page.locator("section.group").count() == 30
+        ids = page.eval_on_selector_all("section.group", "s => s.map(e => Number(e.dataset.group))")
+        assert ids == list(range(1, 31))
+        # Keyboard: j moves to the next group, 2 chooses the second image, s skips.
+        page.keyboard.press("j")
+        assert page.locator("section.group.current").get_attribute("data-group") == "2"
+        page.keyboard.press("2")
+        assert page.locator("section.group.current figure.keep").get_attribute("data-image") is not None
+        page.keyboard.press("s")
+        page.locator("#group-2").wait_for(state="detached")
+        assert page.locator("#remaining").inner_text() == "29"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -16,6 +16,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from catalog.groups import Grouping, Member
+from catalog.imaging import taken_and_camera
 from catalog.review import settle
 from catalog.review.actions import unchanged
 from catalog.review.thumbs import Thumbnails
@@ -164,7 +166,15 @@ def _card(review: Review, member: Member, keep: bool, fresh: dict[int, ImageInfo
         "format": im.format or "?",
         "modified": _when(im.mtime_ns),
         "score": _score(review, member),
+        **_facts(im.path, im.mtime_ns),
     }
+
+
+@lru_cache(maxsize=100_000)
+def _facts(path: str, mtime_ns: int) -> dict[str, str | None]:
+    """Date taken and camera from the file's EXIF (headers only), once per file version."""
+    taken, camera = taken_and_camera(path)
+    return {"taken": taken, "camera": shown(camera) if camera else None}
 
 
 def _group_context(review: Review, group: ReviewGroup) -> dict[str, Any]:
