@@ -390,3 +390,37 @@ def test_file_names_that_are_not_utf8_are_catalogued_and_settled(tmp_path, photo
     assert not os.path.exists(odd)
     catalog(db, env, "undo")
     assert os.path.exists(odd) and snapshot(pics) == before
+
+
+def test_a_running_watch_sees_resolve_and_undo_as_ordinary_changes(tmp_path, photo, pics):
+    """`catalog watch` holds the writer lock: resolve still acts (the catalogue follows each action at
+    once), and undo leaves the files it puts back to the watcher, which catalogues them as new files."""
+    from test_watch import assert_exact, start_daemon
+
+    env = environment(tmp_path)
+    db = tmp_path / "c.db"
+    keep = photo("Canon_IXUS.jpg", "w/keep.jpg")
+    os.utime(keep, (1_500_000_000, 1_500_000_000))
+    shutil.copyfile(keep, pics / "w" / "twin.jpg")
+    with Image.open(keep) as img:
+        img.save(pics / "w" / "resaved.jpg", quality=80)
+    daemon = start_daemon(db, pics)
+    try:
+        assert_exact(db, pics)
+        before = snapshot(pics)
+        out = json.loads(
+            catalog(
+                db, env, "resolve", "--keep", "oldest", "--action", "trash", "--apply", "-f", "json"
+            ).stdout
+        )
+        assert len(out["actions"]) == 2
+        assert_exact(db, pics)
+        undone = catalog(db, env, "undo", "--all", "-f", "json")
+        assert json.loads(undone.stdout)["catalogued"] is False
+        assert "another process is writing the catalogue" in undone.stderr
+        assert snapshot(pics) == before
+        assert_exact(db, pics)  # the watcher catalogued the files put back
+        assert daemon.poll() is None
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
