@@ -341,6 +341,8 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
             "signatures": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("signatures:")},
             "roots": catalog.roots(),
             "errors": [{"path": p, "error": e} for p, e in catalog.errors()],
+            "marks": len(catalog.marks()),
+            "journal": catalog.journal_counts(),
         }
     if fmt is ReportFormat.json:
         _print_json(data)
@@ -350,6 +352,8 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
     typer.echo(f"methods:   {', '.join(f'{k} ({v})' for k, v in data['methods'].items()) or '-'}")
     typer.echo(f"roots:     {', '.join(data['roots']) or '-'}")
     typer.echo(f"writer:    {data['writer'] or '-'}")
+    journal = ", ".join(f"{n} {state}" for state, n in sorted(data["journal"].items())) or "-"
+    typer.echo(f"actions:   {journal}; not-duplicate marks: {data['marks']}")
     typer.echo(f"errors:    {len(data['errors'])}")
     for row in data["errors"]:
         typer.echo(f"  {row['path']}: {row['error']}")

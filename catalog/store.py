@@ -486,6 +486,12 @@ class Catalog:
             s.expunge_all()
         return entries
 
+    def journal_counts(self) -> dict[str, int]:
+        """Journal entries by state."""
+        query = select(JournalEntry.state, func.count()).group_by(JournalEntry.state)
+        with self.session() as s:
+            return {state: n for state, n in s.execute(query)}
+
     def journal_state(self, entry_id: int, state: str, target: str | None = None) -> None:
         """Move an entry to ``state`` (``target``: where the file went, when that is known now)."""
         values: dict[str, object] = {"state": state}

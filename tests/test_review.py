@@ -287,3 +287,23 @@ def test_lazy_loading_in_a_real_browser(tmp_path, browser):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("signum, code", [(2, 130), (15, 143)])
+def test_ctrl_c_and_sigterm_stop_the_page_cleanly(tmp_path, signum, code):
+    env = environment(tmp_path)
+    pairs_library(tmp_path / "lib", 3)
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(tmp_path / "lib"))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "--db", str(db), "review", "--no-open"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert server.stdout is not None and server.stdout.readline().startswith("http://127.0.0.1:")
+    server.send_signal(signum)
+    _, err = server.communicate(timeout=30)
+    assert server.returncode == code
+    assert "Traceback" not in err and "catalog: interrupted" in err

@@ -116,6 +116,8 @@ def test_resolve_on_1000_copies_dry_run_and_apply_agree_and_undo_restores_every_
     assert snapshot(root) == before
     assert trash_files(env) == []
     assert journal_states(db) == {"undone": len(applied["actions"])}
+    status = json.loads(catalog(db, env, "status", "-f", "json").stdout)
+    assert status["journal"] == {"undone": len(applied["actions"])} and status["marks"] == 0
     again = json.loads(catalog(db, env, "dupes", "-f", "json").stdout)  # catalogued again by undo
     assert sum(len(g["images"]) - 1 for g in again["groups"]) == len(dry["actions"])
 
