@@ -85,6 +85,8 @@ class Review:
         self.token, self.hosts, self.any_host = token, hosts, any_host
         self.groups = [ReviewGroup(n, list(g)) for n, g in enumerate(found.groups, 1)]
         self.by_id = {g.id: g for g in self.groups}
+        #: The only images this page serves: those of its groups.
+        self.served = {m.image.id for g in self.groups for m in g.members}
         self.lock = threading.Lock()
 
     def open_groups(self) -> list[ReviewGroup]:
@@ -92,7 +94,7 @@ class Review:
 
     def image(self, image_id: int) -> ImageInfo | None:
         """A catalogued image of a group on the page (never anything else)."""
-        if not any(m.image.id == image_id for g in self.groups for m in g.members):
+        if image_id not in self.served:
             return None
         return self.catalog.image_info([image_id]).get(image_id)
 
