@@ -687,7 +687,7 @@ def review_command(
             if m.image.content_hash
         ]
         background = thumbnails.make_all(items, workers or os.cpu_count() or 1)
-        review = Review(catalog, found, thumbnails, token, hosts, any_host=not loopback)
+        review = Review(catalog, found, thumbnails, token, hosts, any_host=not loopback, cnn=ctx.obj.cnn)
         if not no_open:
             if (
                 sys.platform in ("darwin", "win32")

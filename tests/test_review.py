@@ -284,6 +284,25 @@ def test_lazy_loading_in_a_real_browser(tmp_path, browser):
         page.keyboard.press("s")
         page.locator("#group-2").wait_for(state="detached")
         assert page.locator("#remaining").inner_text() == "29"
+        # Trash a group's copy, then Undo in the message: the file is back, and so is the group.
+        copy = tmp_path / "lib" / "002-copy.jpg"
+        before = copy.read_bytes()
+        page.locator("#group-3 button.act-keep").click()
+        page.locator("#group-3").wait_for(state="detached")
+        assert not copy.exists()
+        with page.expect_navigation():
+            page.locator("#toast button.undo").click()
+        assert copy.read_bytes() == before
+        assert page.locator("#group-3 figure").count() == 2
+        # Not duplicates, undone with the key u: the group is back, the mark gone.
+        page.locator("#group-4 h2").click()
+        page.keyboard.press("n")
+        page.locator("#group-4").wait_for(state="detached")
+        assert "1 mark" in catalog(db, env, "marks").stdout
+        with page.expect_navigation():
+            page.keyboard.press("u")
+        assert page.locator("#group-4").count() == 1
+        assert "0 marks" in catalog(db, env, "marks").stdout
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.groups import Grouping, Member
 from catalog.imaging import taken_and_camera
 from catalog.review import settle
@@ -67,6 +68,19 @@ class ReviewGroup:
         return self.members[0].image
 
 
+@dataclass
+class Decision:
+    """One decision made on the page, as much as its undo needs: the group as it was, and the journal
+    entries (trash) or marks it made."""
+
+    kind: str  # "trash" or "marks"
+    group: ReviewGroup
+    members: list[Member]
+    state: str
+    entries: list[int] = field(default_factory=list)
+    marks: list[tuple[str, str]] = field(default_factory=list)
+
+
 class Review:
     """The page's state: the groups found at start, as decisions change them."""
 
@@ -78,6 +92,7 @@ class Review:
         token: str,
         hosts: set[str],
         any_host: bool = False,
+        cnn: CnnChoice = DEFAULT_CNN,
     ):
         self.catalog, self.found, self.thumbnails = catalog, found, thumbnails
         #: The Host headers this server answers to (a DNS-rebinding page names another); any, when it
@@ -88,6 +103,9 @@ class Review:
         #: The only images this page serves: those of its groups.
         self.served = {m.image.id for g in self.groups for m in g.members}
         self.lock = threading.Lock()
+        self.cnn = cnn  # for cataloguing files that an undo puts back
+        #: This page's decisions, newest last, for its Undo button.
+        self.history: list[Decision] = []
 
     def open_groups(self) -> list[ReviewGroup]:
         return [g for g in self.groups if g.state == "open" and len(g.members) > 1]
@@ -272,6 +290,9 @@ def build_app(review: Review) -> Starlette:
         group.state = "skipped"
         return JSONResponse({"group": group.id, "state": group.state})
 
+    async def undo(request: Request) -> Response:
+        return await _threaded(_undo, review)
+
     routes = [
         Route("/", page),
         Route("/groups", fragment),
@@ -281,6 +302,7 @@ def build_app(review: Review) -> Starlette:
         Route("/groups/{group_id:int}/keep", keep, methods=["POST"]),
         Route("/groups/{group_id:int}/not-duplicates", not_duplicates, methods=["POST"]),
         Route("/groups/{group_id:int}/skip", skip, methods=["POST"]),
+        Route("/undo", undo, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(TokenMiddleware, review=review)])
@@ -308,6 +330,9 @@ def _keep(review: Review, group_id: int, keep_id: int) -> Response:
             return JSONResponse({"error": "the image to keep is no longer catalogued"}, status_code=409)
         others = [fresh[m.image.id] for m in group.members if m.image.id != keep_id and m.image.id in fresh]
         outcome = settle.act_on_group(review.catalog, fresh[keep_id], others, "trash")
+        if outcome.done:
+            entries = [entry for _, _, entry in outcome.done]
+            review.history.append(Decision("trash", group, list(group.members), group.state, entries=entries))
         done = {step.image.id for step, _, _ in outcome.done}
         group.members = [kept[0], *(m for m in group.members if m.image.id not in done and m is not kept[0])]
         group.notes = [f"{shown(os.path.basename(p))}: {reason}" for p, reason in outcome.skipped]
@@ -338,7 +363,10 @@ def _not_duplicates(review: Review, group_id: int, image_id: int | None) -> Resp
         else:
             own = hashes[image_id]
             pairs = [(own, h) for h in set(hashes.values()) if h != own]
-        added = review.catalog.add_marks(pairs)
+        known = {(a, b) for a, b, _ in review.catalog.marks()}
+        new = sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b} - known)
+        added = review.catalog.add_marks(new)
+        review.history.append(Decision("marks", group, list(group.members), group.state, marks=new))
         if image_id is None:
             group.state = "marked"
         else:
@@ -346,6 +374,30 @@ def _not_duplicates(review: Review, group_id: int, image_id: int | None) -> Resp
             if len(group.members) < 2:
                 group.state = "marked"
         return JSONResponse({"group": group.id, "state": group.state, "marks": added})
+
+
+def _undo(review: Review) -> Response:
+    """Undo this page's last decision: files put back (and catalogued again), or marks removed; the group
+    comes back as it was."""
+    with review.lock:
+        if not review.history:
+            return JSONResponse({"error": "nothing to undo on this page"}, status_code=409)
+        decision = review.history.pop()
+        failed: list[str] = []
+        if decision.kind == "trash":
+            result = settle.undo(review.catalog, "ids", decision.entries, review.cnn)
+            failed = [f"{shown(e.path)}: {reason}" for e, reason in result.outcome.failed]
+        else:
+            review.catalog.remove_marks(decision.marks)
+        members = []
+        for member in decision.members:  # a file put back was catalogued again, under a new id
+            image = review.catalog.image_at(member.image.path)
+            if image is not None:
+                members.append(Member(image, member.score))
+                review.served.add(image.id)
+        group = decision.group
+        group.members, group.state, group.notes = members, decision.state, failed
+        return JSONResponse({"group": group.id, "undone": decision.kind, "failed": failed})
 
 
 def _as_jpeg(path: str) -> bytes:

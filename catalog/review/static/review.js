@@ -7,12 +7,26 @@ let current = null;
 
 function groups() { return Array.from(main.querySelectorAll("section.group")); }
 
-function toast(text) {
+function toast(text, undoable) {
   const t = document.getElementById("toast");
   t.textContent = text;
+  if (undoable) {
+    const button = document.createElement("button");
+    button.className = "undo";
+    button.textContent = "Undo";
+    button.addEventListener("click", undo);
+    t.append(" ", button);
+  }
   t.classList.add("show");
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => t.classList.remove("show"), 4000);
+  toast.timer = setTimeout(() => t.classList.remove("show"), undoable ? 10000 : 4000);
+}
+
+async function undo() {
+  try {
+    await post("undo");
+    location.reload();  // the group is back (what could not be put back is noted on it)
+  } catch (error) { toast(`nothing undone: ${error.message}`); }
 }
 
 function focusGroup(section) {
@@ -60,7 +74,7 @@ async function keep(section) {
   try {
     const result = await post(`groups/${section.dataset.group}/keep`, { keep: Number(chosen.value) });
     const skipped = result.skipped.length ? `; ${result.skipped.length} skipped: ${result.skipped.map(s => s.reason).join("; ")}` : "";
-    toast(`${result.trashed.length} moved to the trash${skipped}`);
+    toast(`${result.trashed.length} moved to the trash${skipped}`, result.trashed.length > 0);
     if (result.state !== "open") leave(section); else refresh(section);
   } catch (error) { toast(`nothing done: ${error.message}`); }
 }
@@ -68,7 +82,7 @@ async function keep(section) {
 async function notDuplicates(section, imageId) {
   try {
     const result = await post(`groups/${section.dataset.group}/not-duplicates`, imageId ? { image: imageId } : {});
-    toast(imageId ? "remembered: not a duplicate of the others" : "remembered: not duplicates");
+    toast(imageId ? "remembered: not a duplicate of the others" : "remembered: not duplicates", true);
     if (result.state !== "open") leave(section);
     else section.querySelector(`figure[data-image="${imageId}"]`).remove();
   } catch (error) { toast(`nothing done: ${error.message}`); }
@@ -125,6 +139,7 @@ document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   const viewer = document.getElementById("viewer");
   if (event.key === "Escape") { viewer.hidden = true; return; }
+  if (event.key === "u") { undo(); return; }
   if (!current) focusGroup(groups()[0]);
   if (!current) return;
   if (event.key === "j" || event.key === "ArrowDown") { move(1); event.preventDefault(); }
