@@ -14,6 +14,19 @@ from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from catalog.config import MAX_PIXELS, WORK_SIZE
 from catalog.errors import ImageError
+from catalog.formats import (
+    HEIF_SUFFIXES,
+    PREVIEW_MIN,
+    RAW_SUFFIXES,
+    Opened,
+    PhotoFacts,
+    facts,
+    heif_problem,
+    heif_ready,
+    is_heif,
+    open_heif_or_explain,
+    open_raw,
+)
 
 # We enforce our own pixel limit (below) with a clear message; Pillow's warning would only be noise.
 Image.MAX_IMAGE_PIXELS = None
@@ -37,6 +50,7 @@ class Decoded:
     height: int
     format: str
     has_color: bool = True  # False when decoded for grayscale views only
+    facts: PhotoFacts = PhotoFacts()  # what its EXIF says (date taken, camera, ...)
     _views: dict[object, Image.Image] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -65,20 +79,25 @@ class Decoded:
         return self._views[side]
 
 
-def decode(data: bytes, color: bool = True) -> Decoded:
+def decode(data: bytes, color: bool = True, suffix: str = "") -> Decoded:
     """Decode image bytes, or raise :class:`ImageError` with a one-line reason.
 
     ``color=False``: only grayscale views will be asked for; a JPEG then skips its chroma planes.
+    ``suffix``: the file's ending, which tells a camera RAW file (formats are otherwise told by content).
     """
     if not data:
         raise ImageError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _decode(data, color)
+            return _decode(data, color, suffix)
     except ImageError:
         raise
     except UnidentifiedImageError:
+        if suffix in HEIF_SUFFIXES or is_heif(data[:16]):
+            problem = heif_problem(data)
+            if problem:
+                raise ImageError(f"damaged HEIF file: {problem}") from None
         raise ImageError("not an image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, Image.DecompressionBombError) as exc:
         raise ImageError(f"cannot decode: {_one_line(exc)}") from None
@@ -86,18 +105,35 @@ def decode(data: bytes, color: bool = True) -> Decoded:
         raise ImageError(f"cannot decode ({type(exc).__name__}): {_one_line(exc)}") from None
 
 
-def _decode(data: bytes, color: bool) -> Decoded:
-    img: Image.Image = Image.open(io.BytesIO(data))
-    fmt = img.format or "unknown"
+def _decode(data: bytes, color: bool, suffix: str = "") -> Decoded:
+    if suffix in RAW_SUFFIXES:
+        opened = open_raw(data, suffix)
+    else:
+        if is_heif(data[:16]) or (suffix in HEIF_SUFFIXES and not data.startswith((b"\xff\xd8", b"\x89PNG"))):
+            open_heif_or_explain(data)
+        else:
+            heif_ready()  # HEIF content under another name is told by content too
+        img0 = Image.open(io.BytesIO(data))
+        opened = Opened(img0, img0.format or "unknown")
+    img: Image.Image = opened.image
+    fmt = opened.format
     width, height = img.size
+    exif = img.getexif()
+    photo = facts(exif if len(exif) or opened.exif is None else opened.exif)
     if width * height > MAX_PIXELS:
         raise ImageError(
             f"refused: {width}x{height} = {width * height / 1e6:.0f} MP exceeds the "
             f"{MAX_PIXELS / 1e6:.0f} MP limit (possible decompression bomb)"
         )
-    orientation = img.getexif().get(0x0112, 1)
+    orientation = exif.get(0x0112, 1)
     if orientation in _SWAPS_AXES:
         width, height = height, width
+    if opened.transpose in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+        width, height = height, width
+    if opened.size is not None:
+        width, height = opened.size
+    if img.format == "HEIF":  # an embedded thumbnail large enough for every method, if the file has one
+        img.draft(None, (PREVIEW_MIN, PREVIEW_MIN))
     is_jpeg = isinstance(img, JpegImagePlugin.JpegImageFile)  # JPEG and MPO (multi-picture JPEG)
     gray_only = is_jpeg and img.mode == "RGB" and not color
     if is_jpeg:
@@ -109,7 +145,9 @@ def _decode(data: bytes, color: bool) -> Decoded:
     if factor >= 2:  # large non-JPEG files (a JPEG draft is already small): integer box reduction
         img = img.reduce(factor)
     img = ImageOps.exif_transpose(img) or img
-    return Decoded(source=img, width=width, height=height, format=fmt, has_color=not gray_only)
+    if opened.transpose is not None:
+        img = img.transpose(opened.transpose)
+    return Decoded(source=img, width=width, height=height, format=fmt, has_color=not gray_only, facts=photo)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from catalog.errors import UsageError
+from catalog.formats import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES, is_avif, is_heif
 
 #: File endings looked at (lower case). Files without an ending are sniffed instead.
 IMAGE_SUFFIXES = frozenset(
@@ -46,6 +47,7 @@ IMAGE_SUFFIXES = frozenset(
         ".im",
         ".qoi",
     ]
+    + sorted(HEIF_SUFFIXES | AVIF_SUFFIXES | RAW_SUFFIXES)
 )
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 
@@ -68,7 +70,12 @@ def image_suffix(name: str) -> str | None:
 
 def looks_like_image(head: bytes) -> bool:
     """Sniff the first bytes of a file that has no ending."""
-    return head.startswith(_MAGIC) or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
+    return (
+        head.startswith(_MAGIC)
+        or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
+        or is_heif(head)
+        or is_avif(head)
+    )
 
 
 def scan(root: str) -> ScanResult:

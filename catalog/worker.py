@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,8 @@ class FileResult:
     #: The picture inside any uniform border (``catalog.imaging.content_size``).
     content_width: int | None = None
     content_height: int | None = None
+    #: What the photo's EXIF says (``catalog.formats.PhotoFacts``), when it was decoded.
+    facts: Any = None
     #: Method -> signature bytes, or what its ``prepare`` returned until the main process finishes it.
     signatures: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -68,10 +71,14 @@ def process(task: Task) -> FileResult:
     from catalog.imaging import content_size, decode  # Pillow loads only where files are decoded
 
     try:
-        decoded = decode(data, color=any(get_method(name).needs_color for name in task.methods))
+        suffix = os.path.splitext(task.path)[1].lower()
+        decoded = decode(
+            data, color=any(get_method(name).needs_color for name in task.methods), suffix=suffix
+        )
         del data
         result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
         result.content_width, result.content_height = content_size(decoded)
+        result.facts = decoded.facts
         for name in task.methods:
             method = get_method(name)
             if method.needs_pixels:

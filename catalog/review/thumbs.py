@@ -104,7 +104,7 @@ def make(path: str, out: str, folder: str) -> bool:
     try:
         with open(path, "rb") as f:
             data = f.read()
-        decoded = decode(data)
+        decoded = decode(data, suffix=os.path.splitext(path)[1].lower())
         img = decoded.rgb.copy()
     except (OSError, ImageError):
         return False
