@@ -341,6 +341,8 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
             "signatures": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("signatures:")},
             "roots": catalog.roots(),
             "errors": [{"path": p, "error": e} for p, e in catalog.errors()],
+            "formats": catalog.format_counts(),
+            "photos": catalog.fact_counts(),
             "marks": len(catalog.marks()),
             "journal": catalog.journal_counts(),
         }
@@ -349,6 +351,12 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
         return
     typer.echo(f"catalogue: {data['catalogue']}")
     typer.echo(f"images:    {data['images']}")
+    typer.echo(f"formats:   {', '.join(f'{k} {v}' for k, v in data['formats'].items()) or '-'}")
+    photos = data["photos"]
+    typer.echo(
+        f"photos:    {photos['with_exif']} with EXIF, {photos['with_date_taken']} with a date taken, "
+        f"{photos['with_gps']} with GPS"
+    )
     typer.echo(f"methods:   {', '.join(f'{k} ({v})' for k, v in data['methods'].items()) or '-'}")
     typer.echo(f"roots:     {', '.join(data['roots']) or '-'}")
     typer.echo(f"writer:    {data['writer'] or '-'}")
@@ -368,6 +376,7 @@ def _image_fields(image: ImageInfo) -> dict[str, Any]:
         "format": image.format,
         "content_hash": image.content_hash,
         "modified": _iso_time(image.mtime_ns),
+        **_facts_fields(image),
     }
 
 
@@ -453,6 +462,10 @@ def _answer_options(
     return Options(ctx.obj.cnn, grouping.value, transforms, verify, scope)
 
 
+def _facts_fields(image: ImageInfo) -> dict[str, Any]:
+    return {"taken": image.taken, "camera": image.camera, "exif": image.has_exif, "gps": image.has_gps}
+
+
 def _member_fields(member: Any) -> dict[str, Any]:
     fields = _image_fields(member.image)
     if member.score is not None:
@@ -486,9 +499,15 @@ def copies_command(
     options = _answer_options(ctx, grouping, transforms, verify, inside, against)
     with ctx.obj.open() as catalog:
         used_method, used_threshold, counts = copy_counts(catalog, method, threshold, options)
+        infos = {im.path: im for im in catalog.image_info().values()} if fmt is Format.json else {}
     rows = sorted(counts.items(), key=lambda r: (-r[1], r[0]))
     if fmt is Format.json:
-        images = [{"path": path, "copies": n} for path, n in rows]
+        images = [
+            {"path": path, "copies": n, **_facts_fields(infos[path])}
+            if path in infos
+            else {"path": path, "copies": n}
+            for path, n in rows
+        ]
         _print_json({"method": used_method, "threshold": used_threshold, "images": images})
     elif fmt is Format.csv:
         _print_csv(["path", "copies"], rows)

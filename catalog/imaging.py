@@ -118,13 +118,13 @@ def _decode(data: bytes, color: bool, suffix: str = "") -> Decoded:
     img: Image.Image = opened.image
     fmt = opened.format
     width, height = img.size
-    exif = img.getexif()
-    photo = facts(exif if len(exif) or opened.exif is None else opened.exif)
     if width * height > MAX_PIXELS:
         raise ImageError(
             f"refused: {width}x{height} = {width * height / 1e6:.0f} MP exceeds the "
             f"{MAX_PIXELS / 1e6:.0f} MP limit (possible decompression bomb)"
         )
+    exif = img.getexif()
+    photo = facts(exif if len(exif) or opened.exif is None else opened.exif)
     orientation = exif.get(0x0112, 1)
     if orientation in _SWAPS_AXES:
         width, height = height, width

@@ -288,6 +288,9 @@ def _plan(
         elif old.id in lacking:
             tasks.append(Task(path, size, mtime_ns, tuple(lacking[old.id])))
             report.backfilled += 1
+        elif old.error is None and old.has_exif is None:  # catalogued before photo facts were read
+            tasks.append(Task(path, size, mtime_ns, ()))
+            report.backfilled += 1
         else:
             report.unchanged += 1
     return _Plan(tasks, known, missing)
@@ -412,6 +415,7 @@ class _Writer:
 
 def _row(r: FileResult) -> ImageRow:
     """The image columns for a result."""
+    facts = r.facts if r.error is None else None
     return ImageRow(
         r.size,
         r.mtime_ns,
@@ -422,6 +426,12 @@ def _row(r: FileResult) -> ImageRow:
         r.error,
         r.content_width,
         r.content_height,
+        taken=facts.taken if facts else None,
+        camera_make=facts.make if facts else None,
+        camera_model=facts.model if facts else None,
+        orientation=facts.orientation if facts else None,
+        has_gps=facts.gps if facts else None,
+        has_exif=facts.exif if facts else None,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -65,6 +65,15 @@ class Image(Base):
     content_width: Mapped[int | None] = mapped_column(Integer)
     content_height: Mapped[int | None] = mapped_column(Integer)
     format: Mapped[str | None] = mapped_column(String(16))
+    #: From the photo's EXIF (``catalog.formats.PhotoFacts``): date taken (ISO 8601, with its UTC offset
+    #: where recorded), camera, orientation tag, GPS presence, EXIF presence. ``has_exif`` is None for a
+    #: row indexed before these columns existed (the next index reads it again).
+    taken: Mapped[str | None] = mapped_column(String(32))
+    camera_make: Mapped[str | None] = mapped_column(String(64))
+    camera_model: Mapped[str | None] = mapped_column(String(64))
+    orientation: Mapped[int | None] = mapped_column(Integer)
+    has_gps: Mapped[bool | None] = mapped_column(Boolean)
+    has_exif: Mapped[bool | None] = mapped_column(Boolean)
     indexed_at: Mapped[datetime] = mapped_column(DateTime)
     error: Mapped[str | None] = mapped_column(Text)
 

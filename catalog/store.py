@@ -28,7 +28,7 @@ CREATION_WAIT = 10.0
 
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 #: Values per ``IN (...)`` list: well under every database's limit on bound parameters.
@@ -80,6 +80,19 @@ class ImageInfo:
     mtime_ns: int = 0
     content_width: int | None = None
     content_height: int | None = None
+    taken: str | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    has_gps: bool | None = None
+    has_exif: bool | None = None
+
+    @property
+    def camera(self) -> str | None:
+        """Make and model, without the make twice ("Canon Canon EOS 20D")."""
+        make, model = self.camera_make or "", self.camera_model or ""
+        if model.lower().startswith(make.lower()):
+            return model or None
+        return f"{make} {model}".strip() or None
 
     @property
     def pixels(self) -> int:
@@ -96,6 +109,7 @@ class KnownFile:
     mtime_ns: int
     content_hash: str | None
     error: str | None
+    has_exif: bool | None = False  # None: indexed before photo facts were read
 
 
 class Catalog:
@@ -238,7 +252,15 @@ class Catalog:
 
     def known_files(self, scope: Scope) -> dict[str, KnownFile]:
         """Every catalogued file in ``scope``, by path."""
-        columns = (Image.path, Image.id, Image.size, Image.mtime_ns, Image.content_hash, Image.error)
+        columns = (
+            Image.path,
+            Image.id,
+            Image.size,
+            Image.mtime_ns,
+            Image.content_hash,
+            Image.error,
+            Image.has_exif,
+        )
         known = {}
         with self.session() as s:
             for condition in scope.conditions():
@@ -340,6 +362,11 @@ class Catalog:
             Image.mtime_ns,
             Image.content_width,
             Image.content_height,
+            Image.taken,
+            Image.camera_make,
+            Image.camera_model,
+            Image.has_gps,
+            Image.has_exif,
         ).where(Image.error.is_(None))
         with self.session() as s:
             if ids is None:
@@ -368,6 +395,28 @@ class Catalog:
         with self.session() as s:
             query = select(Image.path, Image.error).where(Image.error.is_not(None)).order_by(Image.path)
             return [(p, e or "") for p, e in s.execute(query)]
+
+    def format_counts(self) -> dict[str, int]:
+        """Readable images by format, most first."""
+        query = select(Image.format, func.count()).where(Image.error.is_(None)).group_by(Image.format)
+        with self.session() as s:
+            rows = [(f or "unknown", n) for f, n in s.execute(query)]
+        return dict(sorted(rows, key=lambda r: (-r[1], r[0])))
+
+    def fact_counts(self) -> dict[str, int]:
+        """How many readable images carry EXIF, a date taken, GPS."""
+        readable = Image.error.is_(None)
+        with self.session() as s:
+
+            def count(*where: object) -> int:
+                query = select(func.count()).select_from(Image).where(readable, *where)  # type: ignore[arg-type]
+                return int(s.scalar(query) or 0)
+
+            return {
+                "with_exif": count(Image.has_exif.is_(True)),
+                "with_date_taken": count(Image.taken.is_not(None)),
+                "with_gps": count(Image.has_gps.is_(True)),
+            }
 
     def counts(self) -> dict[str, int]:
         with self.session() as s:
@@ -554,6 +603,12 @@ class ImageRow:
     error: str | None = None
     content_width: int | None = None
     content_height: int | None = None
+    taken: str | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    orientation: int | None = None
+    has_gps: bool | None = None
+    has_exif: bool | None = None
 
     def values(self) -> dict[str, object]:
         return {**asdict(self), "indexed_at": now()}
@@ -607,7 +662,20 @@ class Writes:
         ).first()
         if source is None:
             return False
-        copied = replace(row, width=source.width, height=source.height, format=source.format)
+        copied = replace(
+            row,
+            width=source.width,
+            height=source.height,
+            format=source.format,
+            content_width=source.content_width,
+            content_height=source.content_height,
+            taken=source.taken,
+            camera_make=source.camera_make,
+            camera_model=source.camera_model,
+            orientation=source.orientation,
+            has_gps=source.has_gps,
+            has_exif=source.has_exif,
+        )
         image = Image(path=path, **copied.values())
         image.signatures = [Signature(method=s.method, value=s.value) for s in source.signatures]
         self.session.add(image)

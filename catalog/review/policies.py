@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from catalog.errors import UsageError
+from catalog.formats import RAW_SUFFIXES
+from catalog.groups import time_of
 from catalog.store import ImageInfo
 
-NAMES = ("largest", "biggest", "oldest", "newest", "shortest-path", "prefer:DIR")
+NAMES = ("largest", "biggest", "oldest", "newest", "exif", "raw", "shortest-path", "prefer:DIR")
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,14 @@ def _key(rule: str) -> Callable[[ImageInfo], object]:
         return lambda im: -im.pixels
     if rule == "biggest":
         return lambda im: -im.size
-    if rule == "oldest":  # date taken is not catalogued yet: the modified time stands for it
-        return lambda im: im.mtime_ns
+    if rule == "oldest":  # date taken, else modified time
+        return time_of
     if rule == "newest":
-        return lambda im: -im.mtime_ns
+        return lambda im: -time_of(im)
+    if rule == "exif":  # files that carry EXIF first (a stripped copy is usually not the original)
+        return lambda im: 0 if im.has_exif else 1
+    if rule == "raw":  # camera RAW files first
+        return lambda im: 0 if os.path.splitext(im.path)[1].lower() in RAW_SUFFIXES else 1
     if rule == "shortest-path":
         return lambda im: (len(im.path), im.path)
     folder = rule.removeprefix("prefer:").rstrip(os.sep) + os.sep
