@@ -188,7 +188,10 @@ ThresholdOption = Annotated[
 @app.command("index")
 def index_command(
     ctx: typer.Context,
-    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Folders (or files) to catalogue.")],
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[PATH]...", help="Folders (or files) to catalogue (none: every known root)."),
+    ] = None,
     methods: Annotated[
         str | None,
         typer.Option(
@@ -198,14 +201,24 @@ def index_command(
         ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Drop the images of roots that are gone from the disk.")
+    ] = False,
     fmt: ReportFormatOption = ReportFormat.text,
 ) -> None:
-    """Catalogue image files: new and changed files are read, moved ones followed, vanished ones dropped."""
+    """Catalogue image files: new and changed files are read, moved ones followed (a moved root too),
+    vanished ones dropped. Without PATH: every catalogued root."""
     from catalog.lock import writer_lock
     from catalog.scan import normalise_roots
 
     requested = parse_method_list(methods) if methods else None
-    roots = normalise_roots(paths)
+    paths = paths or []
+    if not paths:
+        with ctx.obj.open() as known:
+            if not known.roots():
+                raise UsageError("the catalogue has no roots yet: name the folders to catalogue")
+    roots = [r for r in (os.path.abspath(os.path.expanduser(p)) for p in paths) if os.path.exists(r)]
+    roots = normalise_roots(roots)
     with (
         writer_lock(ctx.obj.url, "catalog index"),
         _early_start(ctx.obj.url, roots, workers, requested) as early,
@@ -214,10 +227,16 @@ def index_command(
 
         with ctx.obj.open(create=True) as catalog, _progress_bar() as progress:
             interrupts = ctx.obj.interrupts
+            unknown = [p for p in paths if not os.path.exists(os.path.abspath(os.path.expanduser(p)))]
+            known_roots = set(catalog.roots())
+            for path in unknown:  # a path that is gone is an error, unless it is a known root
+                if os.path.abspath(os.path.expanduser(path)) not in known_roots:
+                    raise UsageError(f"no such file or folder: {path}")
             report = index(
                 catalog,
-                roots,
+                paths,
                 requested,
+                prune=prune,
                 workers=workers,
                 progress=progress,
                 early=early,
@@ -247,6 +266,44 @@ def index_command(
             )
             for path, reason in rows:
                 typer.echo(f"  {path}: {reason}")
+
+
+@app.command("roots")
+def roots_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.text) -> None:
+    """The catalogued folders, each with its images and unreadable files, and whether it is on disk now
+    (a root on a drive that is not mounted shows as absent; its images stay)."""
+    with ctx.obj.open() as catalog:
+        stats = catalog.root_stats()
+    rows = [(root, images, errors, os.path.isdir(root)) for root, images, errors in stats]
+    if fmt is ReportFormat.json:
+        keys = ("root", "images", "errors", "present")
+        _print_json({"roots": [dict(zip(keys, row, strict=True)) for row in rows]})
+        return
+    for root, images, errors, present in rows:
+        state = "present" if present else "ABSENT"
+        typer.echo(f"{state:>7}  {images:7,d} images  {errors:4,d} unreadable  {root}")
+
+
+@app.command("forget")
+def forget_command(
+    ctx: typer.Context,
+    roots: Annotated[list[str], typer.Argument(metavar="ROOT...", help="Catalogued roots to drop.")],
+) -> None:
+    """Drop roots and everything catalogued below them (files on disk are not touched)."""
+    from catalog.lock import writer_lock
+
+    with writer_lock(ctx.obj.url, "catalog forget"), ctx.obj.open() as catalog:
+        known = set(catalog.roots())
+        wanted = [os.path.abspath(os.path.expanduser(r)) for r in roots]
+        unknown = [r for r, w in zip(roots, wanted, strict=True) if w not in known]
+        if unknown:
+            raise UsageError(f"not a catalogued root: {', '.join(unknown)} (see `catalog roots`)")
+        for root in wanted:
+            dropped = catalog.forget_root(root)
+            typer.echo(f"forgot {root}: {_plural(dropped, 'file')} dropped from the catalogue")
+        from catalog.vectors import sync_saved_indexes
+
+        sync_saved_indexes(catalog, ctx.obj.cnn)
 
 
 @app.command("watch")

@@ -50,6 +50,8 @@ class IndexReport:
     cancelled: bool = False
     #: Files read and committed to the catalogue so far (what an interruption keeps).
     committed: int = 0
+    #: Known roots gone from the disk whose images were kept: (root, images).
+    absent: list[tuple[str, int]] = field(default_factory=list)
 
     def log(self, action: str, path: str) -> None:
         if self.changes is not None:
@@ -67,6 +69,7 @@ class IndexReport:
             "notes": self.notes,
             "errors": [{"path": p, "error": e} for p, e in self.errors],
             "problems": [{"path": p, "problem": e} for p, e in self.problems],
+            "absent_roots": [{"root": r, "images": n} for r, n in self.absent],
             "seconds": round(self.seconds, 3),
         }
 
@@ -102,8 +105,9 @@ def index(
     early: EarlyStart | None = None,
     cancel: threading.Event | None = None,
     cnn: CnnChoice = DEFAULT_CNN,
+    prune: bool = False,
 ) -> IndexReport:
-    """Bring the catalogue in line with the files below ``paths``.
+    """Bring the catalogue in line with the files below ``paths`` (none: every known root).
 
     ``early``: workers the caller started, maybe already reading files (``pool.start_new_catalogue``).
     Otherwise a pool of ``workers`` processes (default: one per core) starts when there is enough work.
@@ -111,9 +115,17 @@ def index(
     written stays, nothing is dropped, and the next run carries on.
     """
     started = time.perf_counter()
-    roots = normalise_roots(paths)
+    known_roots = catalog.roots()
+    absent = [r for r in known_roots if not os.path.exists(r)]
+    given = list(paths)
+    # A known root that is gone is reported (below), not an error; no path: every root present.
+    roots = normalise_roots([p for p in given if os.path.abspath(os.path.expanduser(p)) not in absent])
+    if not given:
+        roots = [r for r in known_roots if r not in absent]
     report = IndexReport()
     report.methods, cnn = enable_methods(catalog, methods, report.notes, cnn)
+    # The files of absent roots may reappear under a root of this run (a moved or renamed root).
+    elsewhere = dict(catalog.known_files(Scope(folders=tuple(absent)))) if absent and roots else {}
     runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods(report.methods), cnn, cancel=cancel)
     with _interruptible(runner, report):
         for root in roots:
@@ -124,9 +136,32 @@ def index(
                 scope = Scope(folders=(root,))
             else:
                 scope = Scope(files=(root,))
-            _index_scope(catalog, scope, runner.scan(root), runner, progress, report, root)
+            _index_scope(
+                catalog, scope, runner.scan(root), runner, progress, report, root, elsewhere=elsewhere
+            )
+    if not report.cancelled:
+        _settle_absent_roots(catalog, absent, prune, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _settle_absent_roots(catalog: Catalog, absent: list[str], prune: bool, report: IndexReport) -> None:
+    """A root gone from the disk: forgotten once all its images moved elsewhere in this run; dropped with
+    ``prune``; else kept (a drive not mounted comes back) and reported."""
+    for root in absent:
+        left = catalog.count_under(root)
+        if left == 0:
+            catalog.forget_root(root)
+            report.notes.append(f"root {root} is gone; its images were found elsewhere and moved with it")
+        elif prune:
+            report.removed += catalog.forget_root(root)
+            report.notes.append(f"root {root} is gone: its {left} image{"s" if left != 1 else ""} were dropped (--prune)")
+        else:
+            report.absent.append((root, left))
+            report.notes.append(
+                f"root {root} is absent (moved, deleted, or on a drive not mounted): its {left} image{"s" if left != 1 else ""} are "
+                f"kept; `catalog forget {root}` or `catalog index --prune` drops them"
+            )
 
 
 def index_paths(
@@ -253,6 +288,9 @@ class _Runner:
 class _Plan:
     tasks: list[Task]
     known: dict[str, KnownFile]
+    #: Files of roots that are gone from the disk: candidates for a move into this scope (a root moved
+    #: or renamed), shared by every scope of one run; claimed ones are popped.
+    elsewhere: dict[str, KnownFile]
     missing: dict[str, KnownFile]  # vanished paths, still candidates for a move
 
 
@@ -263,8 +301,10 @@ def _plan(
     methods: tuple[str, ...],
     report: IndexReport,
     keep: frozenset[str] = frozenset(),
+    elsewhere: dict[str, KnownFile] | None = None,
 ) -> _Plan:
     known = catalog.known_files(scope)
+    elsewhere = {} if elsewhere is None else elsewhere
     lacking = catalog.ids_lacking(scope, methods)
     unknowable = tuple(folder.rstrip("/") + "/" for folder in found.unreadable)
     missing = {
@@ -273,7 +313,7 @@ def _plan(
         if path not in found.files and path not in keep and not path.startswith(unknowable)
     }
     hashes_by_size: dict[int, set[str]] = {}
-    for info in missing.values():
+    for info in [*missing.values(), *elsewhere.values()]:
         if info.content_hash and info.error is None:
             hashes_by_size.setdefault(info.size, set()).add(info.content_hash)
 
@@ -293,7 +333,7 @@ def _plan(
             report.backfilled += 1
         else:
             report.unchanged += 1
-    return _Plan(tasks, known, missing)
+    return _Plan(tasks, known, elsewhere, missing)
 
 
 def _index_scope(
@@ -305,10 +345,12 @@ def _index_scope(
     report: IndexReport,
     root: str | None,
     keep: frozenset[str] = frozenset(),
+    elsewhere: dict[str, KnownFile] | None = None,
 ) -> None:
-    """Plan, process and write one scope; ``root`` names the early-started work that may serve it."""
+    """Plan, process and write one scope; ``root`` names the early-started work that may serve it;
+    ``elsewhere``: files of absent roots that may have moved here."""
     report.problems.extend(found.problems)
-    plan = _plan(catalog, scope, found, runner.methods, report, keep)
+    plan = _plan(catalog, scope, found, runner.methods, report, keep, elsewhere)
     writer = _Writer(catalog, plan, report, runner.cnn)
     for done, result in enumerate(runner.run(root, plan.tasks), 1):
         writer.add(result)
@@ -337,7 +379,7 @@ class _Writer:
         self.unfinished = 0
         self.finish_batch = max([get_method(m, cnn).finish_batch for m in report.methods] + [1])
         self.missing_by_hash: dict[str, list[str]] = {}
-        for path, info in plan.missing.items():
+        for path, info in [*plan.elsewhere.items(), *plan.missing.items()]:  # this scope's own last: first
             if info.content_hash and info.error is None:
                 self.missing_by_hash.setdefault(info.content_hash, []).append(path)
 
@@ -383,7 +425,7 @@ class _Writer:
             if source_path is None:
                 self._copy(writes, r)
             else:
-                source = self.plan.missing.pop(source_path)
+                source = self.plan.missing.pop(source_path, None) or self.plan.elsewhere.pop(source_path)
                 writes.move(source.id, r.path, r.size, r.mtime_ns)
                 self.report.moved += 1
                 self.report.log("moved", f"{source_path} -> {r.path}")

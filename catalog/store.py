@@ -243,6 +243,36 @@ class Catalog:
         with self.session() as s:
             return list(s.scalars(select(Root.path).order_by(Root.path)))
 
+    def count_under(self, folder: str) -> int:
+        """Catalogued files (readable or not) at or below ``folder``."""
+        condition = (Image.path == folder) | under(folder)
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Image).where(condition)) or 0)
+
+    def root_stats(self) -> list[tuple[str, int, int]]:
+        """(root, readable images, unreadable files) of every root."""
+        stats = []
+        for root in self.roots():
+            condition = (Image.path == root) | under(root)
+            with self.session() as s:
+                rows = dict(
+                    s.execute(
+                        select(Image.error.is_(None), func.count())
+                        .where(condition)
+                        .group_by(Image.error.is_(None))
+                    ).all()
+                )
+            stats.append((root, int(rows.get(True, 0)), int(rows.get(False, 0))))
+        return stats
+
+    def forget_root(self, root: str) -> int:
+        """Drop a root and every catalogued file below it, in one transaction; returns how many."""
+        with self.session() as s:
+            ids = list(s.scalars(select(Image.id).where((Image.path == root) | under(root))))
+            _delete_images(s, ids)
+            s.execute(delete(Root).where(Root.path == root))
+        return len(ids)
+
     def add_root(self, path: str) -> None:
         with self.session() as s:
             if s.get(Root, path) is None:
