@@ -145,6 +145,10 @@ def index(
     return report
 
 
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
 def _settle_absent_roots(catalog: Catalog, absent: list[str], prune: bool, report: IndexReport) -> None:
     """A root gone from the disk: forgotten once all its images moved elsewhere in this run; dropped with
     ``prune``; else kept (a drive not mounted comes back) and reported."""
@@ -155,11 +159,11 @@ def _settle_absent_roots(catalog: Catalog, absent: list[str], prune: bool, repor
             report.notes.append(f"root {root} is gone; its images were found elsewhere and moved with it")
         elif prune:
             report.removed += catalog.forget_root(root)
-            report.notes.append(f"root {root} is gone: its {left} image{"s" if left != 1 else ""} were dropped (--prune)")
+            report.notes.append(f"root {root} is gone: its {_images(left)} were dropped (--prune)")
         else:
             report.absent.append((root, left))
             report.notes.append(
-                f"root {root} is absent (moved, deleted, or on a drive not mounted): its {left} image{"s" if left != 1 else ""} are "
+                f"root {root} is absent (moved, deleted, or on a drive not mounted): its {_images(left)} are "
                 f"kept; `catalog forget {root}` or `catalog index --prune` drops them"
             )
 
