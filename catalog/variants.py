@@ -184,3 +184,84 @@ def make_mixture(data: Path, out: Path, transforms: bool = True) -> int:
         writer.writerow(["file", "family", "object", "role"])
         writer.writerows(rows)
     return len(rows)
+
+
+def make_format_triples(
+    originals: Path, out: Path, count: int, side: int = 1600
+) -> list[tuple[Path, Path, Path]]:
+    """For the first ``count`` photos in ``originals``: the photo as a JPEG (at most ``side`` px, EXIF
+    orientation applied), its HEIC re-encode, and a half-size AVIF of it, in ``out/<stem>/``. The HEIC
+    needs pillow-heif; Pillow writes AVIF itself."""
+    from catalog.formats import heif_ready
+
+    if not heif_ready():
+        raise UsageError("making HEIC copies needs the [heif] extra (pip install 'catalog[heif]')")
+    sources = sorted(p for p in originals.iterdir() if p.is_file() and image_suffix(p.name))[:count]
+    triples = []
+    for source in sources:
+        with Image.open(source) as opened:
+            img = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
+        img.thumbnail((side, side))
+        folder = out / source.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        jpeg, heic, avif = folder / "photo.jpg", folder / "photo.heic", folder / "half.avif"
+        img.save(jpeg, quality=90)
+        img.save(heic, format="HEIF", quality=80)
+        img.resize((img.width // 2, img.height // 2), Image.Resampling.LANCZOS).save(avif, quality=70)
+        triples.append((jpeg, heic, avif))
+    return triples
+
+
+def make_dng(source: Path, target: Path, bits: int = 12) -> Path:
+    """A camera-RAW version of a photo: its pixels made linear and laid out as an RGGB Bayer mosaic,
+    written as an Adobe DNG (through PiDNG), which LibRaw demosaics like a camera's file."""
+    import numpy as np
+    from pidng.core import RAW2DNG, DNGTags, Tag
+    from pidng.defs import (
+        CalibrationIlluminant,
+        CFAPattern,
+        DNGVersion,
+        Orientation,
+        PhotometricInterpretation,
+    )
+
+    with Image.open(source) as opened:
+        rgb = np.asarray((ImageOps.exif_transpose(opened) or opened).convert("RGB"), dtype=np.float64)
+    linear = (rgb / 255.0) ** 2.2
+    height, width = linear.shape[0] // 2 * 2, linear.shape[1] // 2 * 2
+    linear = linear[:height, :width]
+    top = (1 << bits) - 1
+    mosaic = np.empty((height, width), dtype=np.uint16)
+    mosaic[0::2, 0::2] = linear[0::2, 0::2, 0] * top
+    mosaic[0::2, 1::2] = linear[0::2, 1::2, 1] * top
+    mosaic[1::2, 0::2] = linear[1::2, 0::2, 1] * top
+    mosaic[1::2, 1::2] = linear[1::2, 1::2, 2] * top
+    one, zero = [1, 1], [0, 1]
+    tags = DNGTags()
+    for tag, value in (
+        (Tag.ImageWidth, width),
+        (Tag.ImageLength, height),
+        (Tag.TileWidth, width),
+        (Tag.TileLength, height),
+        (Tag.Orientation, Orientation.Horizontal),
+        (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
+        (Tag.SamplesPerPixel, 1),
+        (Tag.BitsPerSample, bits),
+        (Tag.CFARepeatPatternDim, [2, 2]),
+        (Tag.CFAPattern, CFAPattern.RGGB),
+        (Tag.BlackLevel, 0),
+        (Tag.WhiteLevel, top),
+        (Tag.ColorMatrix1, [one, zero, zero, zero, one, zero, zero, zero, one]),
+        (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65),
+        (Tag.AsShotNeutral, [one, one, one]),
+        (Tag.Make, "catalog"),
+        (Tag.Model, "test DNG"),
+        (Tag.DNGVersion, DNGVersion.V1_4),
+        (Tag.DNGBackwardVersion, DNGVersion.V1_2),
+    ):
+        tags.set(tag, value)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    writer = RAW2DNG()
+    writer.options(tags, path=str(target.parent) + "/")
+    writer.convert(mosaic, filename=target.stem)
+    return target.with_suffix(".dng")

@@ -1,0 +1,193 @@
+"""Real photo libraries: HEIC, AVIF, WebP and RAW files, photo facts from EXIF, roots that move and
+roots that go. Real sample files from ../shared/data/formats, copies made from the sample photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_settle import catalog, environment
+
+from conftest import PHOTOS, SHARED_DATA
+
+FORMATS = SHARED_DATA / "formats"
+
+
+def test_every_sample_format_is_catalogued_or_reported(tmp_path):
+    env = environment(tmp_path)
+    db = tmp_path / "c.db"
+    out = json.loads(catalog(db, env, "index", str(FORMATS), "-f", "json").stdout)
+    seen = [p for p in FORMATS.rglob("*") if p.is_file()]
+    errors = {Path(e["path"]).name: e["error"] for e in out["errors"]}
+    assert out["added"] + len(errors) == len(seen) == 34  # nothing skipped silently
+    assert set(errors) == {
+        "IllegalArgumentException.HeifReader.processBoxes.heif",
+        "NegativeArraySizeException.HeifReader.processBoxes.heif",
+        "NegativeArraySizeException.ItemInfoBox.init.heif",
+        "NullPointerException.HeifPictureHandler.processBox.heif",
+        "Issue 419.rw2",
+    }
+    assert all("\n" not in reason and len(reason) < 200 for reason in errors.values())
+    assert "RW2" in errors["Issue 419.rw2"]
+    status = json.loads(catalog(db, env, "status", "-f", "json").stdout)
+    assert status["formats"] == {"WEBP": 15, "HEIF": 8, "NEF": 4, "AVIF": 2}
+    images = json.loads(catalog(db, env, "copies", "-m", "exact", "-f", "json").stdout)["images"]
+    heic = {Path(i["path"]).name: i for i in images if i["path"].lower().endswith(".heic")}
+    assert heic["IMG_1034.heic"]["taken"].startswith("20") and heic["IMG_1034.heic"]["exif"] is True
+    assert "iPhone" in (heic["IMG_1034.heic"]["camera"] or "")
+
+
+def test_a_missing_extra_is_named_never_a_silent_skip(tmp_path):
+    """Without pillow-heif and rawpy installed, HEIC and RAW files are errors that name the extra."""
+    env = environment(tmp_path)
+    db = tmp_path / "c.db"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copyfile(FORMATS / "heic" / "IMG_2927.HEIC", lib / "IMG_2927.HEIC")
+    from catalog.variants import make_dng
+
+    make_dng(PHOTOS / "Canon_IXUS.jpg", lib / "canon.dng")
+    code = (
+        "import sys; sys.modules['pillow_heif'] = None; sys.modules['rawpy'] = None; "
+        "from catalog.__main__ import run; sys.argv = ['catalog'] + sys.argv[1:]; run()"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, "--db", str(db), "index", str(lib), "--workers", "1", "-f", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    errors = {Path(e["path"]).name: e["error"] for e in json.loads(run.stdout)["errors"]}
+    assert "[heif] extra" in errors["IMG_2927.HEIC"]
+    assert "[raw] extra" in errors["canon.dng"]
+
+
+def test_a_dng_groups_with_its_jpeg(tmp_path):
+    from catalog.variants import make_dng
+
+    env = environment(tmp_path)
+    db = tmp_path / "c.db"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("Canon_IXUS.jpg", "Nikon_E950.jpg"):
+        shutil.copyfile(PHOTOS / name, lib / name)
+    make_dng(PHOTOS / "Canon_IXUS.jpg", lib / "raw" / "IMG_0001.dng")
+    catalog(db, env, "index", str(lib))
+    groups = json.loads(catalog(db, env, "dupes", "-f", "json").stdout)["groups"]
+    assert [sorted(Path(i["path"]).name for i in g["images"]) for g in groups] == [
+        ["Canon_IXUS.jpg", "IMG_0001.dng"]
+    ]
+    dng = next(i for i in groups[0]["images"] if i["path"].endswith(".dng"))
+    assert dng["format"] == "DNG" and (dng["width"], dng["height"]) == (640, 480)
+    # A policy can keep the RAW file over its JPEG.
+    plan = json.loads(catalog(db, env, "resolve", "--keep", "raw", "--action", "trash", "-f", "json").stdout)
+    assert [Path(a["keep"]).name for a in plan["actions"]] == ["IMG_0001.dng"]
+
+
+@pytest.mark.slow
+def test_jpeg_heic_and_half_size_avif_of_40_photos_group_together(tmp_path):
+    from catalog.variants import make_format_triples
+
+    env = environment(tmp_path)
+    db = tmp_path / "c.db"
+    triples = make_format_triples(PHOTOS, tmp_path / "lib", 40)
+    catalog(db, env, "index", str(tmp_path / "lib"), "--methods", "phash,cnn")
+    for method in ("phash", "cnn"):
+        groups = json.loads(catalog(db, env, "dupes", "-m", method, "-f", "json").stdout)["groups"]
+        group_of = {i["path"]: n for n, g in enumerate(groups) for i in g["images"]}
+        together = sum(
+            1 for t in triples if len({group_of.get(str(p), -1 - k) for k, p in enumerate(t)}) == 1
+        )
+        print(f"{method}: {together} of {len(triples)} triples in one group")
+        assert together >= 0.95 * len(triples), method
+
+
+def test_facts_from_exif_are_in_dupes_json_and_backfilled_for_older_catalogues(tmp_path):
+    env = environment(tmp_path)
+    db = tmp_path / "c.db"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copyfile(PHOTOS / "Apple_iPhone_6.jpg", lib / "iphone.jpg")
+    shutil.copyfile(PHOTOS / "Apple_iPhone_6.jpg", lib / "iphone-copy.jpg")
+    from PIL import Image
+
+    with Image.open(PHOTOS / "Apple_iPhone_6.jpg") as img:
+        img.save(lib / "stripped.jpg", quality=95)  # saved without its EXIF, as messengers do
+    catalog(db, env, "index", str(lib))
+    group = json.loads(catalog(db, env, "dupes", "-f", "json").stdout)["groups"][0]
+    facts = {Path(i["path"]).name: i for i in group["images"]}
+    assert facts["iphone.jpg"]["taken"] == "2014-09-16T14:05:12"
+    assert facts["iphone.jpg"]["camera"] == "Apple iPhone 6" and facts["iphone.jpg"]["gps"] is True
+    assert facts["stripped.jpg"]["exif"] is False and facts["stripped.jpg"]["taken"] is None
+    assert Path(group["reference"]).name != "stripped.jpg"  # the keep order prefers EXIF
+    # A catalogue indexed before the facts existed (the columns empty) gets them on the next index.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE images SET taken = NULL, camera_make = NULL, has_exif = NULL")
+    out = json.loads(catalog(db, env, "index", str(lib), "-f", "json").stdout)
+    assert out["backfilled"] == 3
+    group = json.loads(catalog(db, env, "dupes", "-f", "json").stdout)["groups"][0]
+    assert {Path(i["path"]).name: i["taken"] for i in group["images"]}["iphone.jpg"] == "2014-09-16T14:05:12"
+
+
+def test_a_moved_root_is_recognised_and_roots_can_be_listed_forgotten_and_pruned(tmp_path):
+    env = environment(tmp_path)
+    db = tmp_path / "c.db"
+    old = tmp_path / "T1"
+    (old / "sub").mkdir(parents=True)
+    for name in ("Canon_IXUS.jpg", "Nikon_E950.jpg"):
+        shutil.copyfile(PHOTOS / name, old / name)
+    shutil.copyfile(PHOTOS / "Sony_DCR-PC110.jpg", old / "sub" / "sony.jpg")
+    catalog(db, env, "index", str(old))
+    new = tmp_path / "T2"
+    old.rename(new)
+    out = json.loads(catalog(db, env, "index", str(new), "-f", "json").stdout)
+    assert (out["moved"], out["added"], out["removed"]) == (3, 0, 0)
+    assert json.loads(catalog(db, env, "dupes", "-m", "exact", "-f", "json").stdout)["groups"] == []
+    roots = json.loads(catalog(db, env, "roots", "-f", "json").stdout)["roots"]
+    assert roots == [{"root": str(new), "images": 3, "errors": 0, "present": True}]
+    # T1 moved: it is no root any more.
+    assert catalog(db, env, "index", str(old), check=False).returncode == 2
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copyfile(PHOTOS / "Olympus_C960.jpg", other / "o.jpg")
+    catalog(db, env, "index", str(other))
+    shutil.rmtree(other)  # (or a drive that is not mounted)
+    out = catalog(db, env, "index")  # no path: every known root
+    assert f"root {other} is absent" in out.stdout and "its 1 image are kept" in out.stdout
+    # Naming a known root that is gone is no error either: reported absent, its images kept.
+    assert f"root {other} is absent" in catalog(db, env, "index", str(other)).stdout
+    roots = {r["root"]: r for r in json.loads(catalog(db, env, "roots", "-f", "json").stdout)["roots"]}
+    assert roots[str(other)]["present"] is False and roots[str(other)]["images"] == 1
+    assert json.loads(catalog(db, env, "status", "-f", "json").stdout)["images"] == 4
+    # index --prune drops it; forget drops a present root's images (the files stay on disk).
+    out = json.loads(catalog(db, env, "index", "--prune", "-f", "json").stdout)
+    assert out["removed"] == 1
+    catalog(db, env, "forget", str(new))
+    assert json.loads(catalog(db, env, "status", "-f", "json").stdout)["images"] == 0
+    assert (new / "Canon_IXUS.jpg").exists()
+    refused = catalog(db, env, "forget", str(tmp_path / "never"), check=False)
+    assert refused.returncode == 2 and "not a catalogued root" in refused.stderr
+    empty = catalog(db, env, "index", check=False)
+    assert empty.returncode == 2 and "no roots" in empty.stderr
+
+
+def test_query_and_watch_take_heic(tmp_path):
+    env = environment(tmp_path)
+    db = tmp_path / "c.db"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copyfile(FORMATS / "heic" / "IMG_2927.HEIC", lib / "IMG_2927.HEIC")
+    catalog(db, env, "index", str(lib))
+    out = json.loads(catalog(db, env, "query", str(FORMATS / "heic" / "IMG_2927.HEIC"), "-f", "json").stdout)
+    assert out["results"][0]["path"] == str(lib / "IMG_2927.HEIC") and out["results"][0]["match"]
+    from catalog.scan import scan
+
+    assert str(lib / "IMG_2927.HEIC") in scan(str(lib)).files  # the watcher's scan and filter too
+    assert os.path.exists(lib / "IMG_2927.HEIC")
