@@ -219,6 +219,17 @@ def index_command(
                 raise UsageError("the catalogue has no roots yet: name the folders to catalogue")
     roots = [r for r in (os.path.abspath(os.path.expanduser(p)) for p in paths) if os.path.exists(r)]
     roots = normalise_roots(roots)
+    from catalog.lock import current_writer
+
+    if current_writer(ctx.obj.url) is not None and roots:
+        from catalog.handoff import hand_over
+
+        answer = hand_over(ctx.obj.url, roots, requested)
+        if answer is not None:  # a running `catalog watch` did it
+            if "error" in answer:
+                raise CatalogError(f"catalog watch could not index it: {answer['error']}")
+            _print_index_report(answer, fmt, handed=True)
+            return
     with (
         writer_lock(ctx.obj.url, "catalog index"),
         _early_start(ctx.obj.url, roots, workers, requested) as early,
@@ -249,17 +260,27 @@ def index_command(
                 from catalog.vectors import sync_saved_indexes
 
                 sync_saved_indexes(catalog, ctx.obj.cnn)  # the writer keeps the saved HNSW indexes in step
+    _print_index_report(report.as_dict(), fmt)
+
+
+def _print_index_report(report: dict[str, Any], fmt: ReportFormat, handed: bool = False) -> None:
     if fmt is ReportFormat.json:
-        _print_json(report.as_dict())
+        _print_json(report)
         return
+    if handed:
+        typer.echo(
+            f"handed to the running catalog watch (pid {report.get('watcher')}), which now watches it too:"
+        )
     typer.echo(
-        f"{report.added} added, {report.updated} updated, {report.moved} moved, {report.removed} removed, "
-        f"{report.unchanged} unchanged, {report.backfilled} completed with new methods "
-        f"({report.seconds:.1f} s; methods: {', '.join(report.methods)})"
+        f"{report['added']} added, {report['updated']} updated, {report['moved']} moved, "
+        f"{report['removed']} removed, {report['unchanged']} unchanged, {report['backfilled']} completed "
+        f"with new methods ({report['seconds']:.1f} s; methods: {', '.join(report['methods'])})"
     )
-    for note in report.notes:
+    for note in report["notes"]:
         typer.echo(note)
-    for title, rows in (("file", report.errors), ("path", report.problems)):
+    errors = [(e["path"], e["error"]) for e in report["errors"]]
+    problems = [(p["path"], p["problem"]) for p in report["problems"]]
+    for title, rows in (("file", errors), ("path", problems)):
         if rows:
             typer.echo(
                 f"{_plural(len(rows), title)} {'could not be read' if title == 'file' else 'skipped'}:"
@@ -309,7 +330,10 @@ def forget_command(
 @app.command("watch")
 def watch_command(
     ctx: typer.Context,
-    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Folders to watch (and catalogue).")],
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[PATH]...", help="Folders to watch (and catalogue); none: every known root."),
+    ] = None,
     methods: Annotated[
         str | None,
         typer.Option(
@@ -345,6 +369,11 @@ def watch_command(
     from catalog.lock import writer_lock
     from catalog.scan import normalise_roots
 
+    if not paths:
+        with ctx.obj.open() as known:
+            paths = [r for r in known.roots() if os.path.isdir(r)]
+        if not paths:
+            raise UsageError("the catalogue has no roots on disk yet: name the folders to watch")
     roots = normalise_roots(paths)
     not_folders = [r for r in roots if not os.path.isdir(r)]
     if not_folders:
@@ -372,6 +401,7 @@ def watch_command(
             summary_every=summary_every,
             workers=workers,
             cnn=ctx.obj.cnn,
+            listen=True,
         )
         logging.getLogger("catalog.watch").info(
             "watching %s (%s); Ctrl-C or SIGTERM stops", ", ".join(roots), "polling" if polling else "events"

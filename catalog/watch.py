@@ -184,8 +184,11 @@ class Watcher:
         tick: float = 0.1,
         vector_sync_delay: float = VECTOR_SYNC_DELAY,
         cnn: CnnChoice = DEFAULT_CNN,
+        listen: bool = False,
     ):
         self.catalog = catalog
+        #: Answer ``catalog index PATH`` run meanwhile (``catalog.handoff``): the CLI's watcher does.
+        self.listen = listen
         self.cnn = cnn
         self.roots = roots
         self.methods = methods
@@ -213,8 +216,13 @@ class Watcher:
     def run(self, on_ready: Callable[[], None] | None = None) -> None:
         """Watch until :meth:`stop` (or SIGINT/SIGTERM when run in the main thread)."""
         observer = self._start_observer()
+        listener = None
         try:
             self._reconcile("start-up")
+            if self.listen:
+                from catalog.handoff import Listener
+
+                listener = Listener(self.catalog.url, self.inbox.wake)
             if on_ready:
                 on_ready()
             next_reconcile = time.monotonic() + self.reconcile_every
@@ -231,6 +239,8 @@ class Watcher:
                 self._take_events(max(wait, 0.0))
                 self._check_observer(observer)
                 self._step()
+                if listener is not None:
+                    listener.serve(lambda request: self._handed(request, observer))
                 now = time.monotonic()
                 if now >= next_reconcile:
                     self._reconcile("periodic")
@@ -246,6 +256,8 @@ class Watcher:
                 if stale is not None and not self.settler.pending and now >= stale + self.vector_sync_delay:
                     self._sync_vector_indexes()
         finally:
+            if listener is not None:
+                listener.close()
             self._stop_observer(observer)
             if self._pool is not None:
                 # Work a stopped batch left queued in the pool is abandoned, not waited for.
@@ -393,6 +405,41 @@ class Watcher:
         if report.cancelled:
             log.info("reconciliation stopped early; the next start carries on")
         self.methods = None  # recorded in the catalogue now; later runs use its set
+
+    def _handed(self, request: Any, observer: Any) -> dict[str, Any]:
+        """``catalog index PATH`` run while this watcher writes: each folder becomes a watched root, and
+        the paths are indexed now (a root moved away and found here is recognised as moved)."""
+        from catalog.indexer import index
+        from catalog.scan import normalise_roots
+
+        roots = normalise_roots(request.paths)
+        for root in roots:
+            inside = any(root == r or root.startswith(r.rstrip("/") + "/") for r in self.roots)
+            if os.path.isdir(root) and not inside:
+                self.roots.append(root)
+                observer.schedule(self.inbox, root, recursive=True)
+                log.info("watching %s too (handed over by catalog index)", root)
+        report = index(
+            self.catalog,
+            roots,
+            request.methods,
+            workers=self.workers,
+            cancel=self.stop_requested,
+            cnn=self.cnn,
+        )
+        log.info(
+            "indexed %s for catalog index: %d added, %d updated, %d moved, %d removed, %d unchanged",
+            ", ".join(roots),
+            report.added,
+            report.updated,
+            report.moved,
+            report.removed,
+            report.unchanged,
+        )
+        self.totals.add(report)
+        if report.added or report.updated or report.removed or report.moved:
+            self.vectors_stale_since = time.monotonic()
+        return {**report.as_dict(), "watcher": os.getpid()}
 
     def _sync_vector_indexes(self) -> None:
         """Bring the HNSW indexes that searches have saved up to date, once changes have settled, so

@@ -191,3 +191,30 @@ def test_query_and_watch_take_heic(tmp_path):
 
     assert str(lib / "IMG_2927.HEIC") in scan(str(lib)).files  # the watcher's scan and filter too
     assert os.path.exists(lib / "IMG_2927.HEIC")
+
+
+def test_index_while_watch_runs_is_handed_to_the_watcher(tmp_path):
+    """One writer, but not in the user's way: `catalog index PATH` asks the running watcher, which
+    indexes the path, reports, and watches it from then on."""
+    from test_watch import assert_exact, start_daemon
+
+    env = environment(tmp_path)
+    db = tmp_path / "c.db"
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    shutil.copyfile(PHOTOS / "Canon_IXUS.jpg", first / "a.jpg")
+    shutil.copyfile(PHOTOS / "Nikon_E950.jpg", second / "b.jpg")
+    daemon = start_daemon(db, first)
+    try:
+        out = catalog(db, env, "index", str(second))
+        assert "handed to the running catalog watch" in out.stdout and "1 added" in out.stdout
+        assert_exact(db, first, second)
+        shutil.copyfile(PHOTOS / "Sony_DCR-PC110.jpg", second / "c.jpg")  # now watched too
+        assert_exact(db, first, second)
+        report = json.loads(catalog(db, env, "index", str(second), "-f", "json").stdout)
+        assert report["unchanged"] == 2 and report["watcher"] == daemon.pid
+        assert daemon.poll() is None
+    finally:
+        daemon.send_signal(15)
+        daemon.wait(30)
