@@ -856,6 +856,14 @@ def resolve_command(
         bool,
         typer.Option("--yes-delete", help="Confirms --action delete --apply: files are deleted for good."),
     ] = False,
+    raw_pairs: Annotated[
+        bool,
+        typer.Option(
+            "--raw-pairs",
+            help="Treat the RAW and the JPEG of one shot (same folder and name) as duplicates; by default "
+            "neither is acted on because of the other.",
+        ),
+    ] = False,
     fmt: FormatOption = Format.text,
 ) -> None:
     """Settle duplicate groups from the command line: keep one image of each group by --keep, and trash,
@@ -870,7 +878,16 @@ def resolve_command(
     options = _answer_options(ctx, GroupingChoice.reference, None, None, inside, None)
     with ctx.obj.open() as catalog, _progress_bar() as progress:
         result = resolve(
-            catalog, method, threshold, options, policy, action.value, to, apply, progress=progress
+            catalog,
+            method,
+            threshold,
+            options,
+            policy,
+            action.value,
+            to,
+            apply,
+            progress=progress,
+            raw_pairs=raw_pairs,
         )
     for note in result.notes:
         typer.echo(f"catalog: {note}", err=True)

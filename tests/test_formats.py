@@ -218,3 +218,36 @@ def test_index_while_watch_runs_is_handed_to_the_watcher(tmp_path):
     finally:
         daemon.send_signal(15)
         daemon.wait(30)
+
+
+def test_sidecars_go_along_and_a_raw_and_its_own_jpeg_are_kept(tmp_path):
+    from test_settle import snapshot
+
+    from catalog.variants import make_dng
+
+    env = environment(tmp_path)
+    db = tmp_path / "c.db"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    make_dng(PHOTOS / "Canon_IXUS.jpg", lib / "shot.dng")
+    shutil.copyfile(PHOTOS / "Canon_IXUS.jpg", lib / "shot.jpg")  # the camera's JPEG of the same shot
+    (lib / "shot.xmp").write_text("<x:xmpmeta>shared by shot.dng and shot.jpg</x:xmpmeta>")
+    shutil.copyfile(PHOTOS / "Canon_IXUS.jpg", lib / "copy.jpg")
+    (lib / "copy.jpg.xmp").write_text("<x:xmpmeta>edits of copy.jpg</x:xmpmeta>")
+    catalog(db, env, "index", str(lib))
+    before = snapshot(lib)
+    out = json.loads(
+        catalog(db, env, "resolve", "--keep", "raw", "--action", "trash", "--apply", "-f", "json").stdout
+    )
+    assert sorted(Path(a["path"]).name for a in out["actions"]) == ["copy.jpg", "copy.jpg.xmp"]
+    assert {Path(s["path"]).name: s["reason"] for s in out["skipped"]}["shot.jpg"].startswith(
+        "is the other half of a RAW+JPEG pair"
+    )
+    assert not (lib / "copy.jpg.xmp").exists() and (lib / "shot.xmp").exists()
+    catalog(db, env, "undo")
+    assert snapshot(lib) == before
+    # --raw-pairs: the JPEG of the shot goes too, but not the sidecar it shares with the RAW file.
+    out = json.loads(
+        catalog(db, env, "resolve", "--keep", "raw", "--action", "trash", "--raw-pairs", "-f", "json").stdout
+    )
+    assert sorted(Path(a["path"]).name for a in out["actions"]) == ["copy.jpg", "copy.jpg.xmp", "shot.jpg"]

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from catalog.errors import UsageError
+from catalog.formats import RAW_SUFFIXES
 from catalog.models import JournalEntry
 from catalog.review import trash
 from catalog.review.policies import KeepPolicy
@@ -47,12 +48,16 @@ class Step:
     image: ImageInfo
     keep: ImageInfo
     target: str | None = None
+    #: For a sidecar (an ``.xmp``, an ``.aae``) that goes along with its image: that image's path.
+    sidecar_of: str | None = None
 
 
 @dataclass
 class Plan:
     steps: list[Step] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    #: Whether the RAW and the JPEG of one shot may be acted on as duplicates of each other.
+    raw_pairs: bool = False
 
 
 @dataclass
@@ -69,10 +74,12 @@ def make_plan(
     roots: Sequence[str],
     to: str | None = None,
     verify_content: bool = False,
+    raw_pairs: bool = False,
 ) -> Plan:
     """What to do to each group (each in its own order, the reference first): keep the image the policy
-    puts first (the group's first without a policy), act on the others. Every step is checked against
-    the disk now (:func:`check`); :func:`apply` checks again just before acting."""
+    puts first (the group's first without a policy), act on the others, and on their sidecars (trash,
+    move, delete). Every step is checked against the disk now (:func:`check`); :func:`apply` checks again
+    just before acting. The RAW and the JPEG of one shot are left alone unless ``raw_pairs``."""
     if action not in ACTIONS:
         raise UsageError(f"unknown action {action!r}: use {', '.join(ACTIONS)}")
     if action == "move" and not to:
@@ -81,7 +88,7 @@ def make_plan(
         raise UsageError("--to applies to --action move only")
     destination = os.path.abspath(os.path.expanduser(to)) if to else None
     real_roots = [os.path.realpath(r) for r in roots]
-    plan = Plan()
+    plan = Plan(raw_pairs=raw_pairs)
     for group in groups:
         order = policy.order(group) if policy is not None else list(range(len(group)))
         keep = group[order[0]]
@@ -92,12 +99,61 @@ def make_plan(
                 plan.skipped.append((image.path, f"the file to keep, {keep.path}, {problem}"))
                 continue
             target = _target(action, image, keep, roots, destination)
-            reason = check(Step(action, image, keep, target), real_roots, verify_content)
-            if reason is None:
-                plan.steps.append(Step(action, image, keep, target))
-            else:
+            reason = check(Step(action, image, keep, target), real_roots, verify_content, raw_pairs)
+            if reason is not None:
                 plan.skipped.append((image.path, reason))
+                continue
+            plan.steps.append(Step(action, image, keep, target))
+            if action in ("trash", "move", "delete"):
+                for sidecar in sidecars(image.path):
+                    info = _file_info(sidecar)
+                    if info is not None:
+                        side_target = _target(action, info, keep, roots, destination)
+                        plan.steps.append(Step(action, info, keep, side_target, sidecar_of=image.path))
     return plan
+
+
+#: Endings of sidecar files: an editor's XMP, Apple Photos' adjustments.
+SIDECAR_ENDINGS = (".xmp", ".XMP", ".aae", ".AAE")
+
+
+def sidecars(path: str) -> list[str]:
+    """The sidecar files that belong to the image at ``path`` alone: ``photo.jpg.xmp`` always, and
+    ``photo.xmp`` / ``photo.aae`` unless another file of that name (the RAW of a RAW+JPEG pair) shares
+    them."""
+    folder, name = os.path.split(path)
+    stem = os.path.splitext(name)[0]
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return []
+    own = [name + ending for ending in (".xmp", ".XMP") if name + ending in names]
+    shares = [
+        n for n in names if n != name and os.path.splitext(n)[0] == stem and not n.endswith(SIDECAR_ENDINGS)
+    ]
+    if not shares:
+        own += [stem + ending for ending in SIDECAR_ENDINGS if stem + ending in names]
+    return [os.path.join(folder, n) for n in own]
+
+
+def _file_info(path: str) -> ImageInfo | None:
+    """A sidecar as the steps see a file: its size, time and content hash now."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return ImageInfo(-1, path, st.st_size, None, None, "sidecar", file_hash(path), st.st_mtime_ns)
+
+
+def _shot_pair(a: str, b: str) -> bool:
+    """The RAW and the JPEG (or HEIC) of one shot: one folder, one name, one of them a RAW file."""
+    (folder_a, name_a), (folder_b, name_b) = os.path.split(a), os.path.split(b)
+    stem_a, ext_a = os.path.splitext(name_a)
+    stem_b, ext_b = os.path.splitext(name_b)
+    raw_a, raw_b = ext_a.lower() in RAW_SUFFIXES, ext_b.lower() in RAW_SUFFIXES
+    return folder_a == folder_b and stem_a.lower() == stem_b.lower() and raw_a != raw_b
 
 
 def _target(
@@ -136,11 +192,16 @@ def unchanged(image: ImageInfo, verify_content: bool) -> str | None:
     return None
 
 
-def check(step: Step, real_roots: Sequence[str], verify_content: bool) -> str | None:
+def check(step: Step, real_roots: Sequence[str], verify_content: bool, raw_pairs: bool = False) -> str | None:
     """Why ``step`` must not happen now, or None."""
     image, keep = step.image, step.keep
     if image.path == keep.path:
         return "is the file to keep"
+    if not raw_pairs and _shot_pair(image.path, keep.path):
+        return (
+            f"is the other half of a RAW+JPEG pair with {keep.path} (one shot): kept "
+            "(--raw-pairs treats them as duplicates)"
+        )
     links = step.action in ("hardlink", "symlink")
     problem = unchanged(keep, False)
     if problem is not None:
@@ -191,8 +252,12 @@ def apply(
         return outcome
     real_roots = [os.path.realpath(r) for r in roots]
     outcome.batch = catalog.new_batch()
+    acted: set[str] = set()
     for n, step in enumerate(plan.steps, 1):
-        reason = check(step, real_roots, verify_content)
+        if step.sidecar_of is not None and step.sidecar_of not in acted:
+            outcome.skipped.append((step.image.path, "its image was not acted on"))
+            continue
+        reason = check(step, real_roots, verify_content, plan.raw_pairs)
         if reason is not None:
             outcome.skipped.append((step.image.path, reason))
             continue
@@ -222,6 +287,7 @@ def apply(
                 entry_id, step.image.path, moved_to, target, restat=_restat(step.action, step.image.path)
             )
         outcome.done.append((step, target, entry_id))
+        acted.add(step.image.path)
         if progress is not None:
             progress(n, len(plan.steps))
     return outcome

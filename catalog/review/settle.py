@@ -37,6 +37,7 @@ def resolve(
     to: str | None = None,
     apply: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    raw_pairs: bool = False,
 ) -> Resolution:
     """Plan (and with ``apply``, carry out) ``action`` on every image of every duplicate group but the
     one ``policy`` keeps. The plan is made and checked the same way with and without ``apply``."""
@@ -48,7 +49,7 @@ def resolve(
             notes = actions.recover(catalog)
         found = find_groups(catalog, method, threshold, options)
         groups = [[m.image for m in group] for group in found.groups]
-        plan = actions.make_plan(groups, policy, action, roots, to, verify_content)
+        plan = actions.make_plan(groups, policy, action, roots, to, verify_content, raw_pairs)
         result = Resolution(found.method, found.threshold, apply, plan, notes=notes)
         if apply:
             result.outcome = actions.apply(catalog, plan, roots, verify_content, progress)
