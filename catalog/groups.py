@@ -149,17 +149,18 @@ def keep_order(images: Sequence[ImageInfo]) -> list[int]:
 FRAME_SHARE = 0.02
 
 
-def time_of(image: ImageInfo) -> float:
-    """When the picture was taken (EXIF; a time without a UTC offset is taken as local), else when its
-    file was last modified: seconds since the epoch."""
+def time_of(image: ImageInfo) -> tuple[float, int]:
+    """(when the picture was taken (EXIF; a time without a UTC offset is taken as local), else when its
+    file was last modified, in seconds since the epoch; then the file's modified time): copies of one
+    photo share its date taken, and the oldest file among them is the original."""
     if image.taken:
         from datetime import datetime
 
         try:
-            return datetime.fromisoformat(image.taken).timestamp()
+            return datetime.fromisoformat(image.taken).timestamp(), image.mtime_ns
         except ValueError:
             pass
-    return image.mtime_ns / 1e9
+    return image.mtime_ns / 1e9, image.mtime_ns
 
 
 def _framing(image: ImageInfo) -> int:

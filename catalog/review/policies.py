@@ -59,7 +59,7 @@ def _key(rule: str) -> Callable[[ImageInfo], object]:
     if rule == "oldest":  # date taken, else modified time
         return time_of
     if rule == "newest":
-        return lambda im: -time_of(im)
+        return lambda im: tuple(-t for t in time_of(im))
     if rule == "exif":  # files that carry EXIF first (a stripped copy is usually not the original)
         return lambda im: 0 if im.has_exif else 1
     if rule == "raw":  # camera RAW files first
