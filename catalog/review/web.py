@@ -42,7 +42,14 @@ COOKIE = "catalog_review"
 #: Groups per page fragment: the first arrive with the page, the rest as the reader scrolls.
 PAGE = 12
 #: Formats a browser shows as they are; others are converted for the larger view.
-BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+BROWSER_FORMATS = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "AVIF": "image/avif",
+}
 
 
 def shown(text: str) -> str:
@@ -186,8 +193,16 @@ def _card(review: Review, member: Member, keep: bool, fresh: dict[int, ImageInfo
         "format": im.format or "?",
         "modified": _when(im.mtime_ns),
         "score": _score(review, member),
-        **_facts(im.path, im.mtime_ns),
+        **(
+            {"taken": _shown_time(im.taken), "camera": shown(im.camera) if im.camera else None}
+            if im.has_exif is not None
+            else _facts(im.path, im.mtime_ns)  # catalogued before photo facts were read
+        ),
     }
+
+
+def _shown_time(taken: str | None) -> str | None:
+    return taken[:16].replace("T", " ") if taken else None
 
 
 @lru_cache(maxsize=100_000)
@@ -401,17 +416,27 @@ def _undo(review: Review) -> Response:
 
 
 def _as_jpeg(path: str) -> bytes:
+    """A format the browser does not show (HEIC, TIFF, RAW ...) as a JPEG of at most 2048 px."""
     import io
 
     from PIL import Image, ImageOps
 
-    with Image.open(path) as img:
-        img.draft("RGB", (2048, 2048))
-        shown_img = ImageOps.exif_transpose(img) or img
-        shown_img = shown_img.convert("RGB")
-        shown_img.thumbnail((2048, 2048))
-        buffer = io.BytesIO()
-        shown_img.save(buffer, "JPEG", quality=90)
+    from catalog.formats import RAW_SUFFIXES, heif_ready
+
+    heif_ready()
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in RAW_SUFFIXES:  # the preview or a half-size demosaic, as indexing reads it
+        from catalog.imaging import decode
+
+        with open(path, "rb") as f:
+            shown_img = decode(f.read(), suffix=suffix).rgb
+    else:
+        with Image.open(path) as img:
+            img.draft("RGB", (2048, 2048))
+            shown_img = (ImageOps.exif_transpose(img) or img).convert("RGB")
+    shown_img.thumbnail((2048, 2048))
+    buffer = io.BytesIO()
+    shown_img.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
 
 
