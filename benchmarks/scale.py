@@ -1,0 +1,158 @@
+"""A catalogue of N photos with real-distribution phash signatures: what each command costs.
+
+Real phash codes are not uniform: every code has 32 ones, the DC bit is always set, and a library with
+bursts holds many near-identical frames. So the catalogue is filled with signatures built from real ones:
+by default the phash signatures of the sample photos (../shared/data: the camera photos, UKBench 500,
+Fruits-360; or ``--codes FILE.npy``, a uint64 array of upright codes), sampled with replacement, each bit
+flipped with probability 0.05. ``--bursts F`` puts a share F of the images in bursts of 5-20 frames of one
+scene (each frame a base code with bits flipped with probability 0.02).
+
+Then, each as a whole process with its peak RSS (/usr/bin/time):
+
+- ``index``: ``catalog index`` of 1,000 new real image files into the filled catalogue (and into an empty
+  one, for the throughput ratio);
+- ``dupes``: ``catalog dupes --method phash``;
+- ``copies``: ``catalog copies --method phash``;
+- ``query``: ``catalog query IMAGE --method phash`` (and, in one process, the p95 of 50 queries).
+
+    .venv/bin/python benchmarks/scale.py [--n 100000] [--bursts 0.3] [--codes FILE.npy] [--format json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from catalog.imaging import decode  # noqa: E402
+from catalog.methods import get_method  # noqa: E402
+from catalog.scan import image_suffix  # noqa: E402
+from common import fill_catalogue, run_catalog  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def sample_codes() -> np.ndarray:
+    """Upright phash codes of the sample photos, computed by catalog's own method."""
+    method = get_method("phash")
+    codes = []
+    for folder in ("photos", "ukbench-500", "fruits360-96"):
+        for path in sorted((DATA / folder).iterdir()):
+            if path.is_file() and image_suffix(path.name):
+                value = method.prepare(decode(path.read_bytes()))
+                codes.append(int.from_bytes(value[:8], "big"))
+    return np.asarray(codes, dtype=np.uint64)
+
+
+def flip(codes: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    bits = rng.random((len(codes), 64)) < p
+    masks = np.packbits(bits, axis=1, bitorder="big").view(">u8").astype(np.uint64).ravel()
+    return codes ^ masks
+
+
+def make_codes(real: np.ndarray, n: int, bursts: float, rng: np.random.Generator) -> np.ndarray:
+    in_bursts = int(n * bursts)
+    plain = flip(real[rng.integers(0, len(real), n - in_bursts)], 0.05, rng)
+    frames = []
+    while sum(len(f) for f in frames) < in_bursts:
+        base = flip(real[rng.integers(0, len(real), 1)], 0.05, rng)
+        frames.append(flip(np.repeat(base, int(rng.integers(5, 21))), 0.02, rng))
+    burst = np.concatenate(frames)[:in_bursts] if frames else np.zeros(0, dtype=np.uint64)
+    out = np.concatenate([plain, burst])
+    rng.shuffle(out)
+    return out
+
+
+def signatures(codes: np.ndarray) -> list[bytes]:
+    """64-byte phash signatures (8 codes: the picture's and its turns'); the turned codes are left as the
+    upright one, which only ``--transforms`` reads."""
+    raw = np.repeat(codes.astype(">u8")[:, None], 8, axis=1)
+    data = raw.tobytes()
+    return [data[k * 64 : (k + 1) * 64] for k in range(len(codes))]
+
+
+def new_images(folder: Path, count: int) -> None:
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for k in range(count):
+        img = Image.new("RGB", (320, 240), tuple(int(c) for c in rng.integers(0, 256, 3)))
+        draw = ImageDraw.Draw(img)
+        for _ in range(8):
+            x, y = int(rng.integers(0, 280)), int(rng.integers(0, 200))
+            fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+            draw.rectangle((x, y, x + int(rng.integers(10, 120)), y + int(rng.integers(10, 90))), fill=fill)
+        img.save(folder / f"new{k:04d}.jpg", quality=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--bursts", type=float, default=0.0, help="share of images in bursts of frames")
+    parser.add_argument("--codes", help="a .npy file of uint64 upright phash codes to sample from")
+    parser.add_argument("--method", default="phash", choices=["phash"])
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    args = parser.parse_args()
+    rng = np.random.default_rng(2026)
+    real = np.load(args.codes).astype(np.uint64) if args.codes else sample_codes()
+    work = Path(tempfile.mkdtemp(prefix="catalog-scale-"))
+    rows = []
+    try:
+        db = work / "big.db"
+        fill_catalogue(f"sqlite:///{db}", "phash", signatures(make_codes(real, args.n, args.bursts, rng)))
+        new_images(work / "new", 1000)
+        empty = work / "empty.db"
+        seconds, peak, _ = run_catalog("--db", str(empty), "index", str(work / "new"), "--methods", "phash")
+        rows.append({"command": "index (1,000 into an empty catalogue)", "seconds": seconds, "peak_mb": peak})
+        seconds, peak, _ = run_catalog("--db", str(db), "index", str(work / "new"), "--methods", "phash")
+        rows.append({"command": "index", "seconds": seconds, "peak_mb": peak})
+        for command in ("dupes", "copies"):
+            seconds, peak, out = run_catalog("--db", str(db), command, "--method", "phash", "-f", "json")
+            rows.append({"command": command, "seconds": seconds, "peak_mb": peak})
+            if command == "dupes":
+                groups = json.loads(out)["groups"]
+        probe = str(work / "new" / "new0000.jpg")
+        seconds, peak, _ = run_catalog("--db", str(db), "query", probe, "--method", "phash")
+        rows.append({"command": "query", "seconds": seconds, "peak_mb": peak})
+        from catalog.query import nearest
+        from catalog.store import Catalog
+
+        with Catalog.open(f"sqlite:///{db}") as catalog:
+            nearest(catalog, probe, "phash", 10)
+            times = []
+            for k in range(50):
+                started = time.perf_counter()
+                nearest(catalog, str(work / "new" / f"new{k:04d}.jpg"), "phash", 10)
+                times.append(time.perf_counter() - started)
+        p95 = float(np.percentile(times, 95))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {"n": args.n, "method": args.method, "bursts": args.bursts, "rows": rows}
+    if args.format == "json":
+        print(json.dumps({**result, "query_p95_ms": round(p95 * 1000, 1), "groups": len(groups)}, indent=2))
+        return
+    print(
+        f"{args.n:,} phash signatures ({args.bursts:.0%} in bursts), "
+        f"{len(groups):,} groups at the default threshold"
+    )
+    print("| command | seconds | peak MB |")
+    print("|---|---|---|")
+    for row in rows:
+        print(f"| {row['command']} | {row['seconds']:.2f} | {row['peak_mb']:.0f} |")
+    ratio = rows[0]["seconds"] / rows[1]["seconds"]
+    print(f"index throughput into the filled catalogue vs an empty one: {ratio:.2f}")
+    print(f"query in one process, p95 of 50: {p95 * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
