@@ -113,6 +113,9 @@ def keep_order(images: Sequence[ImageInfo]) -> list[int]:
     then oldest (date taken, else modified time), then path. Resolutions and sizes within 5 % of the
     largest count as equal."""
 
+    if len(images) == 1:
+        return [0]
+
     def tiers(
         indices: list[int], value: Callable[[int], int], then: Callable[[list[int]], list[int]]
     ) -> list[int]:
@@ -512,18 +515,35 @@ def _outside_against(scope: Scope, path: str) -> bool:
     return scope.is_inside(path) and not scope.is_reference_side(path)
 
 
-def _adjacency(pairs: Pairs) -> dict[int, dict[int, float]]:
-    """class -> {neighbouring class: score}."""
-    neighbours: dict[int, dict[int, float]] = {}
-    for a, b, s in zip(pairs.left.tolist(), pairs.right.tolist(), pairs.scores.tolist(), strict=True):
-        neighbours.setdefault(a, {})[b] = s
-        neighbours.setdefault(b, {})[a] = s
-    return neighbours
+class Adjacency:
+    """class -> {neighbouring class: score}, held as compressed rows (NumPy), not as a dict per class: a
+    library with bursts has millions of pairs, and a dict for each would cost gigabytes. ``get`` builds
+    one class's dict when it is asked for."""
+
+    def __init__(self, pairs: Pairs):
+        n = len(pairs.classes)
+        source = np.concatenate([pairs.left, pairs.right]).astype(np.int64)
+        self.targets = np.concatenate([pairs.right, pairs.left]).astype(np.int64)
+        self.scores = np.concatenate([pairs.scores, pairs.scores])
+        order = np.argsort(source, kind="stable")
+        self.targets, self.scores = self.targets[order], self.scores[order]
+        self.starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(source, minlength=n), out=self.starts[1:])
+
+    def get(self, c: int, default: dict[int, float] | None = None) -> dict[int, float]:
+        start, end = int(self.starts[c]), int(self.starts[c + 1])
+        if start == end:
+            return {} if default is None else default
+        return dict(zip(self.targets[start:end].tolist(), self.scores[start:end].tolist(), strict=True))
+
+
+def _adjacency(pairs: Pairs) -> Adjacency:
+    return Adjacency(pairs)
 
 
 def _reference_groups(
     best: dict[int, ImageInfo],
-    neighbours: dict[int, dict[int, float]],
+    neighbours: Adjacency,
     members_of: dict[int, list[ImageInfo]],
     scope: Scope,
     confirm: Callable[[int, list[int]], list[int]] | None,
@@ -586,7 +606,7 @@ def _members(
     member_classes: list[int],
     members_of: dict[int, list[ImageInfo]],
     best: dict[int, ImageInfo],
-    neighbours: dict[int, dict[int, float]],
+    neighbours: Adjacency,
     pairs: Pairs,
     method: Method,
     catalog: Catalog,

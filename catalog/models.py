@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
@@ -26,10 +27,13 @@ def encode_path(path: str) -> str:
     return path
 
 
+_STORED_BYTES = re.compile("[\uef80-\uefff]")
+
+
 def decode_path(stored: str) -> str:
-    if any("\uef80" <= ch <= "\uefff" for ch in stored):
-        return stored.translate(_FROM_STORED)
-    return stored
+    if stored.isascii() or _STORED_BYTES.search(stored) is None:
+        return stored
+    return stored.translate(_FROM_STORED)
 
 
 class PathText(TypeDecorator[str]):

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from catalog.compare import file_signatures
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
@@ -56,14 +58,16 @@ def nearest(
     signature = signed[method.name]
     if method.kind == "vector":
         hits = _vector_hits(catalog, method, signature, k)  # type: ignore[arg-type]
-    else:
+    elif method.kind == "key":
         ids, values = catalog.signatures(method.name)
-        if method.kind == "key":
-            hits = [(ids[n], 0.0) for n, value in enumerate(values) if value == signature][:k]
-        else:
-            query = int(codes_from_bytes([signature])[0])
-            positions, distances = hamming_nearest(codes_from_bytes(values), query, k)
-            hits = [(ids[p], float(d)) for p, d in zip(positions.tolist(), distances.tolist(), strict=True)]
+        hits = [(ids[n], 0.0) for n, value in enumerate(values) if value == signature][:k]
+    else:
+        code_ids, codes = _codes(catalog, method.name)
+        query = int(codes_from_bytes([signature])[0])
+        positions, distances = hamming_nearest(codes, query, k)
+        hits = [
+            (int(code_ids[p]), float(d)) for p, d in zip(positions.tolist(), distances.tolist(), strict=True)
+        ]
     images = catalog.image_info(i for i, _ in hits)
     results = [(images[i], score) for i, score in hits if i in images]
     if threshold is None and verifier:
@@ -81,6 +85,19 @@ def nearest(
 
 #: Candidates the vector index proposes per wanted result, for methods it cannot score itself (SSIM).
 CANDIDATES_PER_RESULT = 8
+
+
+def _codes(catalog: Catalog, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(image ids, upright codes) of a hash method, kept in the open catalogue between queries of one
+    process (the review page, a script) until its signatures change."""
+    cache = catalog.caches.setdefault("query-codes", {})
+    stamp = catalog.signature_stamp(name)
+    held = cache.get(name)
+    if held is None or held[0] != stamp:
+        ids, values = catalog.signatures(name)
+        held = (stamp, np.asarray(ids, dtype=np.int64), codes_from_bytes(values))
+        cache[name] = held
+    return held[1], held[2]
 
 
 def _vector_hits(catalog: Catalog, method: VectorMethod, signature: bytes, k: int) -> list[tuple[int, float]]:

@@ -400,11 +400,11 @@ class Catalog:
         ).where(Image.error.is_(None))
         with self.session() as s:
             if ids is None:
-                return {row[0]: ImageInfo(**row._mapping) for row in s.execute(query)}
+                return {row[0]: ImageInfo(*row) for row in s.execute(query)}
             result: dict[int, ImageInfo] = {}
             for chunk in chunked(list(ids)):
                 rows = s.execute(query.where(Image.id.in_(chunk)))
-                result.update({row[0]: ImageInfo(**row._mapping) for row in rows})
+                result.update({row[0]: ImageInfo(*row) for row in rows})
             return result
 
     def content_hashes(self, ids: list[int]) -> dict[int, str]:
