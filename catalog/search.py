@@ -122,18 +122,43 @@ def _multi_index(codes: np.ndarray, t: int, m: int) -> tuple[np.ndarray, np.ndar
         masks = _flip_masks(width, radius)
         rows_per_step = max(1, _CHUNK // len(masks))
         for start in range(0, n, rows_per_step):
-            rows = np.arange(start, min(n, start + rows_per_step))
-            i, j = _block_candidates(rows, values[rows], masks, bucket_range, order)
-            diff = codes[i] ^ codes[j]
-            keep = popcount(diff) <= t
-            # A pair is reported by the first block where it lies within the radius, not again later.
-            for earlier in range(k):
-                e_low, e_width = bounds[earlier]
-                block_diff = (diff >> np.uint64(e_low)) & np.uint64((1 << e_width) - 1)
-                keep &= popcount(block_diff) > radius
-            found_i.append(i[keep])
-            found_j.append(j[keep])
-    return np.concatenate(found_i), np.concatenate(found_j)
+            # Real codes fill their buckets unevenly (bursts of near-identical frames): the rows of a
+            # step are split again so that each part expands to about _CHUNK candidates, whatever the
+            # skew, and the temporaries stay bounded.
+            chunk = np.arange(start, min(n, start + rows_per_step))
+            for rows in _by_candidates(chunk, values[chunk], masks, bucket_range):
+                i, j = _block_candidates(rows, values[rows], masks, bucket_range, order)
+                diff = codes[i] ^ codes[j]
+                keep = popcount(diff) <= t
+                # A pair is reported by the first block where it lies within the radius, not again later.
+                for earlier in range(k):
+                    e_low, e_width = bounds[earlier]
+                    block_diff = (diff >> np.uint64(e_low)) & np.uint64((1 << e_width) - 1)
+                    keep &= popcount(block_diff) > radius
+                found_i.append(i[keep].astype(np.int32 if n < 2**31 else np.int64))
+                found_j.append(j[keep].astype(np.int32 if n < 2**31 else np.int64))
+    return np.concatenate(found_i).astype(np.int64), np.concatenate(found_j).astype(np.int64)
+
+
+def _by_candidates(rows, own, masks, bucket_range):  # type: ignore[no-untyped-def]
+    """``rows`` in consecutive parts that each expand to at most about _CHUNK candidates (a row whose
+    own buckets hold more forms a part alone)."""
+    _, counts = bucket_range(own)
+    probes = own[:, None] ^ masks[None, 1:]
+    _, probe_counts = bucket_range(probes.ravel())
+    upward = (probes > own[:, None]).ravel()
+    per_row = counts + np.where(upward, probe_counts, 0).reshape(probes.shape).sum(axis=1)
+    total = np.cumsum(per_row)
+    if not len(total) or total[-1] <= _CHUNK:
+        yield rows
+        return
+    cuts = np.searchsorted(total, np.arange(_CHUNK, total[-1], _CHUNK), side="right")
+    start = 0
+    for cut in [*np.unique(cuts).tolist(), len(rows)]:
+        stop = max(cut, start + 1)
+        if start < len(rows):
+            yield rows[start:stop]
+        start = stop
 
 
 def _block_candidates(rows, own, masks, bucket_range, order):  # type: ignore[no-untyped-def]
