@@ -1082,7 +1082,7 @@ def marks_command(
 
 
 def _print_json(data: object) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False)
+    text = _json_text(data)
     # A file name that is not UTF-8 holds lone surrogates (PEP 383): written as \udcXX escapes, the JSON
     # stays valid UTF-8, and json.loads + os.fsencode give back the name's bytes.
     text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
@@ -1090,6 +1090,24 @@ def _print_json(data: object) -> None:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json_text(data: object) -> str:
+    """JSON a person can read and a machine can parse fast: an object's keys one per line, each item of
+    a list value on a line of its own. Every value goes through the C encoder (``indent`` would make
+    Python's pure-Python one do all the work: 4 s for 100,000 images in groups)."""
+    if not isinstance(data, dict) or not data:
+        return json.dumps(data, ensure_ascii=False)
+    lines = []
+    for n, (key, value) in enumerate(data.items()):
+        comma = "," if n < len(data) - 1 else ""
+        name = json.dumps(key, ensure_ascii=False)
+        if isinstance(value, list) and value:
+            items = ",\n".join("    " + json.dumps(item, ensure_ascii=False) for item in value)
+            lines.append(f"  {name}: [\n{items}\n  ]{comma}")
+        else:
+            lines.append(f"  {name}: {json.dumps(value, ensure_ascii=False)}{comma}")
+    return "{\n" + "\n".join(lines) + "\n}"
 
 
 def _print_csv(header: list[str], rows: Any) -> None:
