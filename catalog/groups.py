@@ -522,13 +522,14 @@ class Adjacency:
 
     def __init__(self, pairs: Pairs):
         n = len(pairs.classes)
-        source = np.concatenate([pairs.left, pairs.right]).astype(np.int64)
-        self.targets = np.concatenate([pairs.right, pairs.left]).astype(np.int64)
-        self.scores = np.concatenate([pairs.scores, pairs.scores])
+        kind = np.int32 if n < 2**31 else np.int64
+        source = np.concatenate([pairs.left, pairs.right]).astype(kind)
         order = np.argsort(source, kind="stable")
-        self.targets, self.scores = self.targets[order], self.scores[order]
         self.starts = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(source, minlength=n), out=self.starts[1:])
+        del source
+        self.targets = np.concatenate([pairs.right, pairs.left]).astype(kind)[order]
+        self.scores = np.concatenate([pairs.scores, pairs.scores])[order]
 
     def get(self, c: int, default: dict[int, float] | None = None) -> dict[int, float]:
         start, end = int(self.starts[c]), int(self.starts[c + 1])
