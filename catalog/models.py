@@ -107,6 +107,9 @@ class MethodRecord(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[str] = mapped_column(String(64))
+    #: Counts every insert, update and delete of this method's signatures (database triggers: see
+    #: ``CHANGE_COUNTER_DDL``), whoever writes: a cheap "has anything changed?" for caches.
+    changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Root(Base):
@@ -151,3 +154,20 @@ class NotDuplicate(Base):
     first: Mapped[str] = mapped_column(String(64), primary_key=True)
     second: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+#: The triggers that keep ``methods.changes`` counting, per database (the same text as migration 0005).
+CHANGE_COUNTER_DDL = {
+    "sqlite": [
+        f"CREATE TRIGGER signatures_{event.lower()}_counted AFTER {event} ON signatures BEGIN "
+        f"UPDATE methods SET changes = changes + 1 WHERE name = {row}.method; END"
+        for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION catalog_count_signature_change() RETURNS trigger AS $$ BEGIN "
+        "UPDATE methods SET changes = changes + 1 WHERE name = COALESCE(NEW.method, OLD.method); "
+        "RETURN NULL; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER signatures_counted AFTER INSERT OR UPDATE OR DELETE ON signatures "
+        "FOR EACH ROW EXECUTE FUNCTION catalog_count_signature_change()",
+    ],
+}

@@ -19,7 +19,17 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.errors import StoreError
-from catalog.models import Base, Image, JournalEntry, MethodRecord, NotDuplicate, Root, Signature, encode_path
+from catalog.models import (
+    CHANGE_COUNTER_DDL,
+    Base,
+    Image,
+    JournalEntry,
+    MethodRecord,
+    NotDuplicate,
+    Root,
+    Signature,
+    encode_path,
+)
 
 T = TypeVar("T")
 
@@ -28,7 +38,7 @@ CREATION_WAIT = 10.0
 
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 #: Values per ``IN (...)`` list: well under every database's limit on bound parameters.
@@ -195,6 +205,8 @@ class Catalog:
     @staticmethod
     def _create_schema(conn: Connection) -> None:
         Base.metadata.create_all(conn)
+        for statement in CHANGE_COUNTER_DDL.get(conn.dialect.name, []):
+            conn.execute(text(statement))
         conn.execute(
             text(
                 "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
@@ -344,16 +356,14 @@ class Catalog:
         return [r[0] for r in rows], [r[1] for r in rows]
 
     def signature_stamp(self, method: str) -> str:
-        """Changes whenever a ``method`` signature is added, replaced or removed: (count, latest write)
-        of its rows, from one aggregate query."""
-        query = (
-            select(func.count(Signature.image_id), func.max(Image.indexed_at))
-            .join(Image, Image.id == Signature.image_id)
-            .where(Signature.method == method)
-        )
+        """Changes whenever a ``method`` signature is added, replaced or removed: the method's change
+        counter, which database triggers keep (one row read, whatever the catalogue's size), with its
+        version."""
         with self.session() as s:
-            count, latest = s.execute(query).one()
-        return f"{count}@{latest.isoformat() if latest else '-'}"
+            row = s.execute(
+                select(MethodRecord.changes, MethodRecord.version).where(MethodRecord.name == method)
+            ).first()
+        return "-" if row is None else f"{row[0]}@{row[1]}"
 
     def signature_ids(self, method: str, since: datetime | None = None) -> list[int]:
         """Ids of readable images with a ``method`` signature (written after ``since``, if given)."""
