@@ -23,33 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
-
 from catalog.indexer import index
 from catalog.review.thumbs import Thumbnails
 from catalog.scan import image_suffix
 from catalog.store import Catalog
+from catalog.variants import synthetic
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def synthetic(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    w, h = size
-    x = np.linspace(0, 1, w)[None, :, None]
-    y = np.linspace(0, 1, h)[:, None, None]
-    colours = rng.random((2, 3))
-    pixels = (x * colours[0] + y * colours[1]) * 255 / 2
-    img = Image.fromarray(np.broadcast_to(pixels, (h, w, 3)).astype(np.uint8), "RGB")
-    draw = ImageDraw.Draw(img)
-    for _ in range(6):
-        x0, y0 = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
-        x1, y1 = x0 + int(rng.integers(10, w // 2)), y0 + int(rng.integers(10, h // 2))
-        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=fill)
-    return img
 
 
 def page_at_scale(work: Path, groups: int) -> dict[str, float]:

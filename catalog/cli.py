@@ -27,6 +27,7 @@ from catalog.config import DEFAULT_METHODS, CnnChoice, Settings, sqlite_file
 from catalog.errors import CatalogError, Interrupted, UsageError
 from catalog.interrupts import Interrupts
 from catalog.methods import get_method, method_names, parse_method_list
+from catalog.text import human_size
 
 if TYPE_CHECKING:
     from catalog.pool import EarlyStart
@@ -524,7 +525,7 @@ def dupes_command(
                 im = m.image
                 mark = "reference" if m.score is None else f"{m.score:9.4g}"
                 typer.echo(
-                    f"  {mark:>9}  {im.path}  ({im.width}x{im.height}, {_human_size(im.size)}, "
+                    f"  {mark:>9}  {im.path}  ({im.width}x{im.height}, {human_size(im.size)}, "
                     f"{_iso_time(im.mtime_ns)[:10]})"
                 )
         extra = _plural(sum(len(g) - 1 for g in found.groups), "redundant copy", "redundant copies")
@@ -1121,15 +1122,6 @@ def _print_csv(header: list[str], rows: Any) -> None:
 def _plural(count: int, noun: str, plural: str | None = None) -> str:
     """``1 group``, ``2 groups``, ``1 copy``, ``0 copies`` (thousands separated)."""
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
 
 
 @contextmanager

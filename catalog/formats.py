@@ -27,8 +27,8 @@ RAW_SUFFIXES = frozenset(
         ".rw2", ".rwl", ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".erf", ".kdc", ".mrw", ".mos",
     ]
 )  # fmt: skip
-#: Files that describe an image rather than hold one (edits, Apple's adjustments): never catalogued
-#: as images; an action on an image takes its sidecar along.
+#: Files that describe an image rather than hold one (an editor's XMP, Apple Photos' adjustments): never
+#: catalogued as images; an action on an image takes its sidecars along (``catalog.review.actions``).
 SIDECAR_SUFFIXES = frozenset([".xmp", ".aae"])
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"mif2"}
 _AVIF_BRANDS = {b"avif", b"avis"}
@@ -60,7 +60,7 @@ def heif_ready() -> bool:
     return True
 
 
-def open_heif_or_explain(data: bytes) -> None:
+def open_heif_or_explain() -> None:
     if not heif_ready():
         raise ImageError("HEIC/HEIF image: reading it needs the [heif] extra (pip install 'catalog[heif]')")
 
@@ -175,6 +175,17 @@ def facts(exif: Image.Exif | None) -> PhotoFacts:
         gps=gps,
         exif=True,
     )
+
+
+def file_facts(path: str) -> PhotoFacts:
+    """What the EXIF of the file at ``path`` says, reading its headers only (no pixels); nothing when
+    it cannot be read."""
+    heif_ready()
+    try:
+        with Image.open(path) as img:
+            return facts(img.getexif())
+    except Exception:  # noqa: BLE001 - facts are optional
+        return PhotoFacts()
 
 
 def _text(value: object) -> str | None:

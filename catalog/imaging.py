@@ -110,7 +110,7 @@ def _decode(data: bytes, color: bool, suffix: str = "") -> Decoded:
         opened = open_raw(data, suffix)
     else:
         if is_heif(data[:16]) or (suffix in HEIF_SUFFIXES and not data.startswith((b"\xff\xd8", b"\x89PNG"))):
-            open_heif_or_explain(data)
+            open_heif_or_explain()
         else:
             heif_ready()  # HEIF content under another name is told by content too
         img0 = Image.open(io.BytesIO(data))
@@ -226,23 +226,3 @@ def content_box(gray: Image.Image) -> tuple[int, int, int, int] | None:
     if (bottom - top) * (right - left) < height * width // 2 or (bottom - top, right - left) == pixels.shape:
         return None
     return left, top, right, bottom
-
-
-def taken_and_camera(path: str) -> tuple[str | None, str | None]:
-    """(date taken, camera) from a file's EXIF, where it has them: reads the header only, no pixels."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as img:
-                exif = img.getexif()
-                taken = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)  # DateTimeOriginal, DateTime
-                make, model = exif.get(0x010F), exif.get(0x0110)
-    except Exception:  # noqa: BLE001 - facts are optional; the page shows what it can
-        return None, None
-    camera = " ".join(str(p).strip("\x00 ") for p in (make, model) if p)
-    if make and model and str(model).lower().startswith(str(make).strip("\x00 ").lower()):
-        camera = str(model).strip("\x00 ")
-    when = None
-    if isinstance(taken, str) and len(taken) >= 16 and taken[:4].isdigit():
-        when = taken[:10].replace(":", "-") + " " + taken[11:16]
-    return when, camera or None

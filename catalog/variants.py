@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from catalog.errors import UsageError
@@ -215,7 +216,6 @@ def make_format_triples(
 def make_dng(source: Path, target: Path, bits: int = 12) -> Path:
     """A camera-RAW version of a photo: its pixels made linear and laid out as an RGGB Bayer mosaic,
     written as an Adobe DNG (through PiDNG), which LibRaw demosaics like a camera's file."""
-    import numpy as np
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import (
         CalibrationIlluminant,
@@ -265,3 +265,21 @@ def make_dng(source: Path, target: Path, bits: int = 12) -> Path:
     writer.options(tags, path=str(target.parent) + "/")
     writer.convert(mosaic, filename=target.stem)
     return target.with_suffix(".dng")
+
+
+def synthetic(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A distinct picture per seed: a colour gradient with random shapes."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    x = np.linspace(0, 1, w)[None, :, None]
+    y = np.linspace(0, 1, h)[:, None, None]
+    colours = rng.random((2, 3))
+    pixels = (x * colours[0] + y * colours[1]) * 255 / 2
+    img = Image.fromarray(np.broadcast_to(pixels, (h, w, 3)).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
+        x1, y1 = x0 + int(rng.integers(10, w // 2)), y0 + int(rng.integers(10, h // 2))
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=fill)
+    return img

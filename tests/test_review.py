@@ -48,6 +48,19 @@ def photo_library(root: Path) -> dict[str, Path]:
     return files
 
 
+def start_review(db: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """``catalog review`` as a process, and the first line it prints: the address with its token."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "--db", str(db), "review", "--no-open", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert server.stdout is not None
+    return server, server.stdout.readline().strip()
+
+
 def test_page_security_and_escaping(tmp_path):
     from starlette.testclient import TestClient
 
@@ -127,16 +140,8 @@ def test_review_in_a_real_browser(tmp_path, browser):
     db = tmp_path / "c.db"
     catalog(db, env, "index", str(root))
     before = snapshot(root)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "catalog", "--db", str(db), "review", "--no-open", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    server, url = start_review(db, env)
     try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()  # the first line: the address with its token
         assert url.startswith("http://127.0.0.1:") and "token=" in url
         base = url.split("?")[0]
         page = browser.new_page(viewport={"width": 1360, "height": 1100})
@@ -253,17 +258,10 @@ def test_lazy_loading_in_a_real_browser(tmp_path, browser):
     pairs_library(tmp_path / "lib", 30)
     db = tmp_path / "c.db"
     catalog(db, env, "index", str(tmp_path / "lib"))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "catalog", "--db", str(db), "review", "--no-open"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    server, url = start_review(db, env)
     try:
-        assert server.stdout is not None
         page = browser.new_page(viewport={"width": 1360, "height": 900})
-        page.goto(server.stdout.readline().strip())
+        page.goto(url)
         assert page.locator("section.group").count() == 12
         for _ in range(10):  # scroll to the end: each "more" marker brings the next groups
             page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
@@ -314,14 +312,8 @@ def test_ctrl_c_and_sigterm_stop_the_page_cleanly(tmp_path, signum, code):
     pairs_library(tmp_path / "lib", 3)
     db = tmp_path / "c.db"
     catalog(db, env, "index", str(tmp_path / "lib"))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "catalog", "--db", str(db), "review", "--no-open"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert server.stdout is not None and server.stdout.readline().startswith("http://127.0.0.1:")
+    server, url = start_review(db, env)
+    assert url.startswith("http://127.0.0.1:")
     server.send_signal(signum)
     _, err = server.communicate(timeout=30)
     assert server.returncode == code

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from catalog.errors import UsageError
-from catalog.formats import RAW_SUFFIXES
+from catalog.formats import RAW_SUFFIXES, SIDECAR_SUFFIXES
 from catalog.models import JournalEntry
 from catalog.review import trash
 from catalog.review.policies import KeepPolicy
@@ -113,10 +113,6 @@ def make_plan(
     return plan
 
 
-#: Endings of sidecar files: an editor's XMP, Apple Photos' adjustments.
-SIDECAR_ENDINGS = (".xmp", ".XMP", ".aae", ".AAE")
-
-
 def sidecars(path: str) -> list[str]:
     """The sidecar files that belong to the image at ``path`` alone: ``photo.jpg.xmp`` always, and
     ``photo.xmp`` / ``photo.aae`` unless another file of that name (the RAW of a RAW+JPEG pair) shares
@@ -124,15 +120,15 @@ def sidecars(path: str) -> list[str]:
     folder, name = os.path.split(path)
     stem = os.path.splitext(name)[0]
     try:
-        names = set(os.listdir(folder))
+        names = os.listdir(folder)
     except OSError:
         return []
-    own = [name + ending for ending in (".xmp", ".XMP") if name + ending in names]
-    shares = [
-        n for n in names if n != name and os.path.splitext(n)[0] == stem and not n.endswith(SIDECAR_ENDINGS)
-    ]
+    split = {n: os.path.splitext(n) for n in names}
+    side = {n for n, (_, ext) in split.items() if ext.lower() in SIDECAR_SUFFIXES}
+    own = sorted(n for n in side if split[n][0] == name)
+    shares = [n for n, (base, _) in split.items() if n != name and base == stem and n not in side]
     if not shares:
-        own += [stem + ending for ending in SIDECAR_ENDINGS if stem + ending in names]
+        own += sorted(n for n in side if split[n][0] == stem)
     return [os.path.join(folder, n) for n in own]
 
 

@@ -15,7 +15,7 @@ import io
 import multiprocessing
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from catalog.config import sqlite_file, user_cache_dir
@@ -122,7 +122,3 @@ def make(path: str, out: str, folder: str) -> bool:
     finally:
         os.close(fd)
     return True
-
-
-def present(paths: Iterable[str]) -> dict[str, bool]:
-    return {p: os.path.isfile(p) and not os.path.islink(p) for p in paths}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import unquote_to_bytes
 
 
@@ -109,8 +108,3 @@ def forget(trashed: Trashed) -> None:
     """Drop a trash entry's info file (its file is gone or back)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(trashed.info)
-
-
-def now_stamp() -> str:
-    """The trash's time format (local time, seconds), for comparing with ``Trashed.deleted``."""
-    return datetime.now().strftime("%Y-%m-%dT%H:%M:%S")

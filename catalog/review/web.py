@@ -14,7 +14,7 @@ import hmac
 import os
 import threading
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -30,12 +30,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from catalog.config import DEFAULT_CNN, CnnChoice
+from catalog.formats import PhotoFacts, file_facts
 from catalog.groups import Grouping, Member
-from catalog.imaging import taken_and_camera
 from catalog.review import settle
 from catalog.review.actions import unchanged
 from catalog.review.thumbs import Thumbnails
 from catalog.store import Catalog, ImageInfo
+from catalog.text import human_size
 
 HERE = Path(__file__).parent
 COOKIE = "catalog_review"
@@ -158,15 +159,6 @@ def _when(mtime_ns: int) -> str:
     return datetime.fromtimestamp(mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M")
 
 
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
-
-
 def _score(review: Review, member: Member) -> str:
     if member.score is None:
         return "reference"
@@ -180,7 +172,7 @@ def _score(review: Review, member: Member) -> str:
 def _card(review: Review, member: Member, keep: bool, fresh: dict[int, ImageInfo]) -> dict[str, Any]:
     im = fresh.get(member.image.id)
     problem = "is no longer catalogued" if im is None else unchanged(im, False)
-    im = im or member.image
+    im = _with_facts(im or member.image)
     return {
         "id": im.id,
         "keep": keep,
@@ -189,27 +181,34 @@ def _card(review: Review, member: Member, keep: bool, fresh: dict[int, ImageInfo
         "folder": shown(os.path.dirname(im.path)),
         "path": shown(im.path),
         "dims": f"{im.width}\u00d7{im.height}" if im.width else "?",
-        "size": _size(im.size),
+        "size": human_size(im.size),
         "format": im.format or "?",
         "modified": _when(im.mtime_ns),
         "score": _score(review, member),
-        **(
-            {"taken": _shown_time(im.taken), "camera": shown(im.camera) if im.camera else None}
-            if im.has_exif is not None
-            else _facts(im.path, im.mtime_ns)  # catalogued before photo facts were read
-        ),
+        "taken": im.taken[:16].replace("T", " ") if im.taken else None,
+        "camera": shown(im.camera) if im.camera else None,
     }
 
 
-def _shown_time(taken: str | None) -> str | None:
-    return taken[:16].replace("T", " ") if taken else None
+def _with_facts(image: ImageInfo) -> ImageInfo:
+    """An image catalogued before photo facts were read gets them from its file's EXIF (headers only,
+    once per file version) until the next ``index`` stores them."""
+    if image.has_exif is not None:
+        return image
+    found = _file_facts(image.path, image.mtime_ns)
+    return replace(
+        image,
+        taken=found.taken,
+        camera_make=found.make,
+        camera_model=found.model,
+        has_gps=found.gps,
+        has_exif=found.exif,
+    )
 
 
 @lru_cache(maxsize=100_000)
-def _facts(path: str, mtime_ns: int) -> dict[str, str | None]:
-    """Date taken and camera from the file's EXIF (headers only), once per file version."""
-    taken, camera = taken_and_camera(path)
-    return {"taken": taken, "camera": shown(camera) if camera else None}
+def _file_facts(path: str, mtime_ns: int) -> PhotoFacts:
+    return file_facts(path)
 
 
 def _group_context(review: Review, group: ReviewGroup) -> dict[str, Any]:
