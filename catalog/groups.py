@@ -30,6 +30,7 @@ from scipy.sparse.csgraph import connected_components
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 from catalog.methods import Method, catalogue_method, get_method
+from catalog.pairs import stored_pairs
 from catalog.search import all_codes, codes_from_bytes, hamming_pairs
 from catalog.store import Catalog, ImageInfo
 
@@ -209,6 +210,12 @@ def near_pairs(catalog: Catalog, method: Method, threshold: float, transforms: b
         raise UsageError(f"{method.name} matches equal files only: --transforms does not apply")
     if method.kind == "vector":
         return _vector_pairs(catalog, method, threshold, transforms)  # type: ignore[arg-type]
+    if method.kind == "bits" and not transforms:
+        stored = stored_pairs(catalog, method, threshold)
+        if stored is not None:
+            image_ids, inverse, left, right, distances = stored
+            found = _split_classes(image_ids, inverse)
+            return Pairs(found, left, right, distances.astype(np.float32), 0.0)
     ids, values = catalog.signatures(method.name)
     if method.kind == "key":
         empty = np.zeros(0, dtype=np.int64)
@@ -238,6 +245,14 @@ def near_pairs(catalog: Catalog, method: Method, threshold: float, transforms: b
     scores = np.bitwise_count(stacked[i] ^ stacked[j]).astype(np.float64)
     left, right, scores = _best_per_pair(i % m, j % m, scores, higher_is_similar=False)
     return Pairs(classes, left, right, scores, identical=0.0)
+
+
+def _split_classes(ids: np.ndarray, inverse: np.ndarray) -> list[list[int]]:
+    """Image ids grouped by class (``inverse[k]`` is the class of ``ids[k]``)."""
+    order = np.argsort(inverse, kind="stable")
+    ordered = ids[order].tolist()
+    ends = np.cumsum(np.bincount(inverse)).tolist()
+    return [ordered[begin:end] for begin, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _classes(ids: list[int], values: list[bytes]) -> list[list[int]]:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from catalog import pairs
 from catalog.config import DEFAULT_CNN, DEFAULT_METHODS, WRITE_BATCH, CnnChoice
 from catalog.errors import Interrupted
 from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
@@ -52,6 +53,8 @@ class IndexReport:
     committed: int = 0
     #: Known roots gone from the disk whose images were kept: (root, images).
     absent: list[tuple[str, int]] = field(default_factory=list)
+    #: New signature codes whose near pairs were stored (``catalog.pairs``).
+    paired: int = 0
 
     def log(self, action: str, path: str) -> None:
         if self.changes is not None:
@@ -70,6 +73,7 @@ class IndexReport:
             "errors": [{"path": p, "error": e} for p, e in self.errors],
             "problems": [{"path": p, "problem": e} for p, e in self.problems],
             "absent_roots": [{"root": r, "images": n} for r, n in self.absent],
+            "paired": self.paired,
             "seconds": round(self.seconds, 3),
         }
 
@@ -141,8 +145,17 @@ def index(
             )
     if not report.cancelled:
         _settle_absent_roots(catalog, absent, prune, report)
+        _store_pairs(catalog, report, cancel, cnn)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _store_pairs(
+    catalog: Catalog, report: IndexReport, cancel: threading.Event | None, cnn: CnnChoice
+) -> None:
+    """Store the near pairs of the codes this run (or an interrupted one before it) added."""
+    for name in report.methods:
+        report.paired += pairs.refresh(catalog, get_method(name, cnn), cancel)
 
 
 def _images(n: int) -> str:
@@ -208,6 +221,8 @@ def index_paths(
     runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), cnn, pool, cancel)
     with _interruptible(runner, report):
         _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
+    if not report.cancelled and (report.added or report.updated or report.backfilled):
+        _store_pairs(catalog, report, cancel, cnn)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -110,6 +110,31 @@ class MethodRecord(Base):
     #: Counts every insert, update and delete of this method's signatures (database triggers: see
     #: ``CHANGE_COUNTER_DDL``), whoever writes: a cheap "has anything changed?" for caches.
     changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: What this method's stored near pairs (``code_pairs``) cover, as "THRESHOLD@VERSION"; None when
+    #: it keeps none. Rows made for another key are dropped by the next refresh and ignored until then.
+    pairs_key: Mapped[str | None] = mapped_column(String(96))
+
+
+class CodePairs(Base):
+    """The near pairs of one signature code, kept at indexing time (``catalog.pairs``).
+
+    A row is made once for each distinct code of a method (the upright 64-bit hash) and never changes:
+    the distance of two codes is fixed. ``near`` holds the ``seq`` of every code that had a row before
+    this one and lies within the method's stored threshold (little-endian uint32), ``distances`` their
+    distances (uint8). So every pair is in the row of its later code, and a code that comes back after
+    its images left finds its rows still right. Images join their code's pairs through their
+    signatures: adding, changing, moving or deleting an image writes nothing here but its new code.
+    """
+
+    __tablename__ = "code_pairs"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    method: Mapped[str] = mapped_column(String(32), ForeignKey("methods.name"))
+    code: Mapped[int] = mapped_column(BigInteger)
+    near: Mapped[bytes] = mapped_column(LargeBinary)
+    distances: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_code_pairs_method_code", "method", "code", unique=True),)
 
 
 class Root(Base):

@@ -12,6 +12,7 @@ cost one code, not a million pairs.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from functools import cache
 from itertools import combinations
 
@@ -148,17 +149,7 @@ def _by_candidates(rows, own, masks, bucket_range):  # type: ignore[no-untyped-d
     _, probe_counts = bucket_range(probes.ravel())
     upward = (probes > own[:, None]).ravel()
     per_row = counts + np.where(upward, probe_counts, 0).reshape(probes.shape).sum(axis=1)
-    total = np.cumsum(per_row)
-    if not len(total) or total[-1] <= _CHUNK:
-        yield rows
-        return
-    cuts = np.searchsorted(total, np.arange(_CHUNK, total[-1], _CHUNK), side="right")
-    start = 0
-    for cut in [*np.unique(cuts).tolist(), len(rows)]:
-        stop = max(cut, start + 1)
-        if start < len(rows):
-            yield rows[start:stop]
-        start = stop
+    yield from _split(rows, np.cumsum(per_row))
 
 
 def _block_candidates(rows, own, masks, bucket_range, order):  # type: ignore[no-untyped-def]
@@ -239,3 +230,82 @@ def hamming_nearest(codes: np.ndarray, query: int, k: int) -> tuple[np.ndarray, 
     nearest = np.argpartition(distance, k - 1)[:k]
     nearest = nearest[np.lexsort((nearest, distance[nearest]))]
     return nearest, distance[nearest]
+
+
+class EarlierIndex:
+    """Multi-index tables over a sequence of distinct codes, to find for any position the earlier
+    positions within ``max_distance`` bits: what each new code of a catalogue must be paired with
+    (``catalog.pairs``). The tables are built once; queries come in ranges, and each step is split by
+    the candidates it expands to, so memory stays bounded however the codes crowd together."""
+
+    def __init__(self, codes: np.ndarray, max_distance: int):
+        self.codes = np.ascontiguousarray(codes, dtype=np.uint64)
+        self.t = max_distance
+        n = len(self.codes)
+        self.blocks = choose_blocks(max(n, 2), max_distance) if n else None
+        self.tables = []
+        if self.blocks is not None:
+            self.bounds = _block_bounds(self.blocks)
+            self.radius = max_distance // self.blocks
+            for low, width in self.bounds:
+                values = ((self.codes >> np.uint64(low)) & np.uint64((1 << width) - 1)).astype(np.int64)
+                order = np.argsort(values, kind="stable")
+                lookup = _bucket_lookup(values, order, width)
+                self.tables.append((values, order, lookup, _flip_masks(width, self.radius)))
+
+    def earlier(self, start: int, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(query positions, earlier positions, distances) for the queries ``start <= q < stop``, in
+        parts of bounded size; each pair once."""
+        if stop <= start or self.t < 0:
+            return
+        if self.blocks is None:
+            yield from self._brute(start, stop)
+            return
+        for k, (values, order, lookup, masks) in enumerate(self.tables):
+            rows_per_step = max(1, _CHUNK // len(masks))
+            for first in range(start, stop, rows_per_step):
+                chunk = np.arange(first, min(stop, first + rows_per_step))
+                probes = values[chunk][:, None] ^ masks[None, :]
+                _, counts = lookup(probes.ravel())
+                total = np.cumsum(counts.reshape(probes.shape).sum(axis=1))
+                for rows in _split(chunk, total):
+                    own = values[rows][:, None] ^ masks[None, :]
+                    begin, counts = lookup(own.ravel())
+                    q, p = _expand(np.repeat(rows, len(masks)), begin, counts, order)
+                    keep = p < q
+                    q, p = q[keep], p[keep]
+                    diff = self.codes[q] ^ self.codes[p]
+                    distance = popcount(diff)
+                    keep = distance <= self.t
+                    for earlier in range(k):  # reported by the first block within the radius only
+                        e_low, e_width = self.bounds[earlier]
+                        block_diff = (diff >> np.uint64(e_low)) & np.uint64((1 << e_width) - 1)
+                        keep &= popcount(block_diff) > self.radius
+                    if keep.any():
+                        yield q[keep], p[keep], distance[keep].astype(np.uint8)
+
+    def _brute(self, start: int, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        rows_per_step = max(1, _CHUNK // max(stop, 1))
+        for first in range(start, stop, rows_per_step):
+            last = min(stop, first + rows_per_step)
+            distance = popcount(self.codes[first:last, None] ^ self.codes[None, :last])
+            q, p = np.nonzero(distance <= self.t)
+            q += first
+            keep = p < q
+            q, p = q[keep], p[keep]
+            if len(q):
+                yield q, p, distance[q - first, p].astype(np.uint8)
+
+
+def _split(rows: np.ndarray, total: np.ndarray) -> Iterator[np.ndarray]:
+    """``rows`` in consecutive parts whose candidates (cumulative ``total``) stay near _CHUNK each."""
+    if not len(total) or total[-1] <= _CHUNK:
+        yield rows
+        return
+    cuts = np.searchsorted(total, np.arange(_CHUNK, total[-1], _CHUNK), side="right")
+    begin = 0
+    for cut in [*np.unique(cuts).tolist(), len(rows)]:
+        end = max(cut, begin + 1)
+        if begin < len(rows):
+            yield rows[begin:end]
+        begin = end
