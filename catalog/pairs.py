@@ -53,9 +53,14 @@ def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = N
     """Store the pairs of every code of ``method``'s signatures that has none yet; returns how many
     codes got their row (0 for methods that keep no pairs). Stops between two transactions when
     ``cancel`` is set."""
-    threshold = stored_threshold(method)
-    if threshold is None:
+    if stored_threshold(method) is None:
         return 0
+    with catalog.pairs_lock():
+        return _refresh(catalog, method, cancel)
+
+
+def _refresh(catalog: Catalog, method: Method, cancel: threading.Event | None) -> int:
+    threshold = int(stored_threshold(method) or 0)
     key = pairs_key(method)
     if catalog.pairs_key(method.name) != key:
         catalog.reset_code_pairs(method.name, key)

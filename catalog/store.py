@@ -41,6 +41,7 @@ from catalog.models import (
     NotDuplicate,
     Root,
     Signature,
+    decode_path,
     encode_path,
 )
 
@@ -59,6 +60,11 @@ HEAD_REVISION = "0006"
 
 #: Values per ``IN (...)`` list: well under every database's limit on bound parameters.
 IN_CHUNK = 1000
+#: The PostgreSQL advisory lock that serialises refreshes of stored pairs ("catalog pairs").
+PAIRS_LOCK_KEY = 0x636174616C6F67
+
+#: Past this many ids, reading a whole table and dropping the other rows beats ``IN`` lists.
+WHOLE_TABLE = 20_000
 
 
 def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
@@ -406,32 +412,39 @@ class Catalog:
         return rows
 
     def image_info(self, ids: Iterable[int] | None = None) -> dict[int, ImageInfo]:
-        """Readable images by id (all of them when ``ids`` is None), as light rows, not ORM objects."""
-        query = select(
-            Image.id,
-            Image.path,
-            Image.size,
-            Image.width,
-            Image.height,
-            Image.format,
-            Image.content_hash,
-            Image.mtime_ns,
-            Image.content_width,
-            Image.content_height,
-            Image.taken,
-            Image.camera_make,
-            Image.camera_model,
-            Image.has_gps,
-            Image.has_exif,
-        ).where(Image.error.is_(None))
+        """Readable images by id (all of them when ``ids`` is None), as light rows, not ORM objects.
+
+        Read on the driver's cursor: a library of a million images has most of them in some group.
+        When many ids are asked for, every row is read and the others dropped (cheaper than thousands of
+        ``IN`` lists)."""
+        wanted = None if ids is None else set(ids)
+        sql = (
+            "SELECT id, path, size, width, height, format, content_hash, mtime_ns, content_width, "
+            "content_height, taken, camera_make, camera_model, has_gps, has_exif FROM images "
+            "WHERE error IS NULL"
+        )
+        rows: list[tuple] = []  # type: ignore[type-arg]
         with self.session() as s:
-            if ids is None:
-                return {row[0]: ImageInfo(*row) for row in s.execute(query)}
-            result: dict[int, ImageInfo] = {}
-            for chunk in chunked(list(ids)):
-                rows = s.execute(query.where(Image.id.in_(chunk)))
-                result.update({row[0]: ImageInfo(*row) for row in rows})
-            return result
+            if wanted is None or len(wanted) > WHOLE_TABLE:
+                rows = _raw(s, sql)
+            else:
+                for chunk in chunked(sorted(wanted)):
+                    rows.extend(
+                        _raw(s, sql + " AND id IN ({})".format(", ".join(["{}"] * len(chunk))), *chunk)
+                    )
+        result: dict[int, ImageInfo] = {}
+        for row in rows:
+            if wanted is not None and row[0] not in wanted:
+                continue
+            gps, exif = row[13], row[14]
+            result[row[0]] = ImageInfo(
+                *row[:1],
+                decode_path(row[1]),
+                *row[2:13],
+                None if gps is None else bool(gps),
+                None if exif is None else bool(exif),
+            )
+        return result
 
     # -- near pairs kept at indexing time (catalog.pairs) ----------------------------------------
 
@@ -445,6 +458,23 @@ class Catalog:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=">u8").astype(np.uint64)
         return ids, codes
+
+    @contextmanager
+    def pairs_lock(self) -> Iterator[None]:
+        """Held while stored pairs are refreshed: their order (``seq``) must follow what each refresh
+        read. SQLite catalogues have one writer already (the catalogue's lock file); on PostgreSQL, where
+        several machines may index into one catalogue, it is an advisory lock on the server."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        with self.shield(), self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PAIRS_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PAIRS_LOCK_KEY})
+                conn.commit()
 
     def pairs_key(self, method: str) -> str | None:
         with self.session() as s:

@@ -298,3 +298,30 @@ def test_keep_order_tiers_resolution_and_file_size_within_five_percent():
     assert [images[k].path for k in keep_order(images)] == ["original", "resaved-bigger", "framed", "half"]
     images = [original, crisper, framed]
     assert [images[k].path for k in keep_order(images)] == ["larger-file", "original", "framed"]
+
+
+def test_the_vectorised_keep_order_of_long_lists_is_the_same_order(monkeypatch):
+    """Lists of MANY images or more are ordered with NumPy; random lists with every kind of tie (sizes
+    within 5 %, frames, EXIF or not, dates taken or not) come out exactly as the plain ordering."""
+    import random
+
+    import catalog.groups as groups
+    from catalog.store import ImageInfo
+
+    rng = random.Random(3)
+    for _ in range(200):
+        images = []
+        for k in range(rng.randint(2, 300)):
+            w, h = rng.choice([100, 103, 104, 110, 200, 210, 400, 401]), rng.choice([100, 101, 105, 300])
+            inner = (w - 20, h - 20) if rng.random() < 0.2 else (w, h)
+            taken = rng.choice([None, "2020-01-01T10:00:00", "2019-05-05T10:00:00+02:00", "not a date"])
+            size = rng.choice([999, 1000, 1040, 1100, 5000, 5200])
+            mtime = rng.choice([0, 10**18, 2 * 10**18])
+            images.append(
+                ImageInfo(k, f"/p/{rng.randint(0, 10**6)}-{k}.jpg", size, w, h, "JPEG", None, mtime,
+                          *inner, taken, None, None, None, rng.choice([None, True, False]))
+            )  # fmt: skip
+        monkeypatch.setattr(groups, "MANY", 10**9)
+        plain = groups.keep_order(images)
+        monkeypatch.setattr(groups, "MANY", 2)
+        assert groups.keep_order(images) == plain

@@ -88,11 +88,20 @@ def code_pairs_by_search(catalog: Catalog, method: str, threshold: int) -> set[t
     }
 
 
-def assert_stored_equal_search(db: Path) -> int:
-    """Every present code has its row, and the rows' pairs equal a full search; returns the pairs."""
-    pairs = 0
+def pending_codes(db: Path, method: str) -> int:
     with Catalog.open(f"sqlite:///{db}", create=False) as catalog:
-        for name in METHODS:
+        _, codes = catalog.upright_codes(method)
+        _, settled = catalog.settled_codes(method)
+    return len(set(codes.tolist()) - set(settled.tolist()))
+
+
+def assert_stored_equal_search(db: Path | str, methods: tuple[str, ...] = METHODS) -> int:
+    """Every present code has its row, and the rows' pairs equal a full search; returns the pairs.
+    ``db``: a SQLite file or a catalogue URL."""
+    pairs = 0
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
+    with Catalog.open(url, create=False) as catalog:
+        for name in methods:
             method = get_method(name)
             threshold = stored_threshold(method)
             assert threshold is not None

@@ -67,7 +67,7 @@ def test_index_dupes_copies_move_and_delete_on_postgres(postgres_url, photo, pic
     photo("Nikon_E950.jpg", "b/other.jpg")
     (pics / "bad.jpg").write_bytes(b"not an image")
     with Catalog.open(postgres_url) as catalog:
-        for table in ("signatures", "images", "roots", "methods"):  # a clean slate per run
+        for table in ("code_pairs", "signatures", "images", "roots", "methods"):  # a clean slate per run
             with catalog.engine.begin() as conn:
                 conn.exec_driver_sql(f"DELETE FROM {table}")
         report = index(catalog, [str(pics)], methods=["phash", "dhash"])
@@ -85,3 +85,24 @@ def test_index_dupes_copies_move_and_delete_on_postgres(postgres_url, photo, pic
         assert (report.moved, report.removed, report.unchanged) == (1, 1, 2)
         assert set(catalog.paths().values()) == {str(original), str(pics / "moved.jpg")}
         assert catalog.ids_lacking(Scope(folders=(str(pics),)), ["phash", "dhash"]) == {}
+
+
+def test_stored_pairs_on_postgres_equal_a_full_search(postgres_url, tmp_path):
+    from tests.test_pairs import METHODS, add_photos, assert_stored_equal_search
+
+    root = tmp_path / "lib"
+    add_photos(root, 0, 40, seed=5)
+    with Catalog.open(postgres_url) as catalog:
+        for table in ("code_pairs", "signatures", "images", "roots", "methods"):
+            with catalog.engine.begin() as conn:
+                conn.exec_driver_sql(f"DELETE FROM {table}")
+        report = index(catalog, [str(root)], methods=list(METHODS))
+        assert report.paired > 0
+        (root / "batch0000").rename(root / "moved")
+        for path in sorted((root / "moved").glob("*.jpg"))[:5]:
+            path.unlink()
+        add_photos(root, 40, 20, seed=6)
+        report = index(catalog, [str(root)])
+        assert report.moved > 0 and report.removed == 5 and report.paired > 0
+        assert find_groups(catalog, "phash").groups
+    assert assert_stored_equal_search(postgres_url) > 0

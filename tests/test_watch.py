@@ -551,3 +551,19 @@ def test_readers_and_the_writer_share_the_vector_index_files(tmp_path):
         leftovers = sorted(p.name for p in tmp_path.glob("c.db.euclidean.*"))
     assert len(leftovers) == 4, leftovers  # .json, .lock and one generation's .hnsw and .ids.npy
     assert watcher.totals.errors == 0
+
+
+def test_the_watcher_stores_the_near_pairs_of_what_it_indexes(tmp_path):
+    from test_pairs import add_photos, assert_stored_equal_search, pending_codes
+
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    root.mkdir()
+    with watching(db, root):
+        add_photos(tmp_path / "incoming", 0, 30, seed=7)  # photos and altered copies, then moved in
+        os.rename(tmp_path / "incoming" / "batch0000", root / "batch")
+        assert_exact(db, root, timeout=60)
+        assert wait_until(lambda: pending_codes(db, "phash") == 0, 60)
+        for path in sorted((root / "batch").glob("*.jpg"))[:4]:
+            path.unlink()
+        assert_exact(db, root, timeout=60)
+    assert assert_stored_equal_search(db, ("phash",)) > 0
