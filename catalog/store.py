@@ -437,8 +437,8 @@ class Catalog:
             if wanted is not None and row[0] not in wanted:
                 continue
             gps, exif = row[13], row[14]
-            result[row[0]] = ImageInfo(
-                *row[:1],
+            result[row[0]] = ImageInfo(  # type: ignore[call-arg]
+                row[0],
                 decode_path(row[1]),
                 *row[2:13],
                 None if gps is None else bool(gps),
