@@ -150,6 +150,22 @@ def keep_order(images: Sequence[ImageInfo]) -> list[int]:
     return tiers(list(range(len(images))), lambda k: images[k].pixels, unframed_then_largest_file)
 
 
+def first_to_keep(images: Sequence[ImageInfo]) -> int:
+    """``keep_order(images)[0]`` without ordering the rest: the top tier of each criterion in turn."""
+    if len(images) == 1:
+        return 0
+    candidates = list(range(len(images)))
+    top = max(images[k].pixels for k in candidates)
+    candidates = [k for k in candidates if images[k].pixels * SAME >= top]
+    plain = [k for k in candidates if _framing(images[k]) <= 0]
+    candidates = plain or candidates
+    with_exif = [k for k in candidates if images[k].has_exif]
+    candidates = with_exif or candidates
+    top = max(images[k].size for k in candidates)
+    candidates = [k for k in candidates if images[k].size * SAME >= top]
+    return min(candidates, key=lambda k: (time_of(images[k]), images[k].path))
+
+
 #: Lists at least this long are put in keep order by :func:`_keep_order_vectorised` (the same order).
 MANY = 64
 
@@ -485,7 +501,7 @@ def find_groups(
     info = catalog.image_info(i for c in involved for i in classes[c])
     # Classes hold images the catalogue just listed; one deleted meanwhile drops out here.
     members_of = {c: [info[i] for i in classes[c] if i in info] for c in involved}
-    best = {c: m[keep_order(m)[0]] for c, m in members_of.items() if m}
+    best = {c: m[first_to_keep(m)] for c, m in members_of.items() if m}
     marks = Marks.of(catalog, members_of, method)
     pairs = marks.unmarked(pairs)
     neighbours = _adjacency(pairs)
@@ -637,7 +653,7 @@ def _reference_groups(
         # decided among the group, not the whole library: the best of the group becomes its reference
         # (once), and the group is what matches that one directly.
         circle = [c, *candidates]
-        first = circle[keep_order([best[k] for k in circle])[0]]
+        first = circle[first_to_keep([best[k] for k in circle])]
         if first != c and not (scope.against and not scope.is_reference_side(best[first].path)):
             c, candidates = first, candidates_of(first)
         if candidates or len(members_of[c]) > 1:
@@ -660,7 +676,7 @@ def _component_groups(best: dict[int, ImageInfo], pairs: Pairs, n: int) -> list[
         by_label.setdefault(int(labels[c]), []).append(c)
     groups = []
     for classes in by_label.values():
-        reference = classes[keep_order([best[c] for c in classes])[0]]
+        reference = classes[first_to_keep([best[c] for c in classes])]
         groups.append((reference, [c for c in classes if c != reference]))
     return groups
 

@@ -137,6 +137,21 @@ class CodePairs(Base):
     __table_args__ = (Index("ix_code_pairs_method_code", "method", "code", unique=True),)
 
 
+class Unpaired(Base):
+    """A signature written since its method's pairs were last refreshed: a database trigger adds one row
+    per insert or update of a signature (``UNPAIRED_DDL``), whoever writes, and a refresh removes the rows
+    it read in the transaction that stores their codes' pairs. So a refresh looks at what changed, not at
+    every signature of a million images."""
+
+    __tablename__ = "unpaired"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    method: Mapped[str] = mapped_column(String(32))
+    image_id: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_unpaired_method", "method"),)
+
+
 class Root(Base):
     """A folder given to ``catalog index`` (or ``watch``); files that vanish under it leave the catalogue."""
 
@@ -194,5 +209,22 @@ CHANGE_COUNTER_DDL = {
         "RETURN NULL; END $$ LANGUAGE plpgsql",
         "CREATE TRIGGER signatures_counted AFTER INSERT OR UPDATE OR DELETE ON signatures "
         "FOR EACH ROW EXECUTE FUNCTION catalog_count_signature_change()",
+    ],
+}
+
+
+#: The triggers that fill ``unpaired``, per database (the same text as migration 0006).
+UNPAIRED_DDL = {
+    "sqlite": [
+        f"CREATE TRIGGER signatures_{event.lower()}_unpaired AFTER {event} ON signatures BEGIN "
+        "INSERT INTO unpaired (method, image_id) VALUES (NEW.method, NEW.image_id); END"
+        for event in ("INSERT", "UPDATE")
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION catalog_note_unpaired() RETURNS trigger AS $$ BEGIN "
+        "INSERT INTO unpaired (method, image_id) VALUES (NEW.method, NEW.image_id); "
+        "RETURN NULL; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER signatures_unpaired AFTER INSERT OR UPDATE ON signatures "
+        "FOR EACH ROW EXECUTE FUNCTION catalog_note_unpaired()",
     ],
 }

@@ -21,12 +21,15 @@ vector methods use the full search (``catalog.groups.near_pairs``).
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from catalog.search import EarlierIndex
+from catalog.search import CodeIndex
 
 if TYPE_CHECKING:
     from catalog.methods import Method
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 
 #: Rows written per transaction (the refresh can be stopped between any two).
 ROWS_PER_WRITE = 20_000
+#: Codes written since the saved index past which it is saved again (see ``Settled``).
+SAVE_TAIL = 50_000
 #: Stored pairs decoded per step when reading (bounds the temporaries).
 PAIRS_PER_STEP = 1 << 23
 
@@ -50,10 +55,11 @@ def pairs_key(method: Method) -> str:
 
 
 def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = None) -> int:
-    """Store the pairs of every code of ``method``'s signatures that has none yet; returns how many
-    codes got their row (0 for methods that keep no pairs). Stops between two transactions when
-    ``cancel`` is set."""
+    """Store the pairs of every code written since the last refresh (the ``unpaired`` entries) that
+    has no row yet; returns how many codes got their row (0 for methods that keep no pairs). Stops
+    between two transactions when ``cancel`` is set."""
     if stored_threshold(method) is None:
+        catalog.drop_unpaired(method.name)
         return 0
     with catalog.pairs_lock():
         return _refresh(catalog, method, cancel)
@@ -63,59 +69,177 @@ def _refresh(catalog: Catalog, method: Method, cancel: threading.Event | None) -
     threshold = int(stored_threshold(method) or 0)
     key = pairs_key(method)
     if catalog.pairs_key(method.name) != key:
+        cache_path(catalog, method.name).unlink(missing_ok=True)  # it describes the rows dropped now
         catalog.reset_code_pairs(method.name, key)
-    seqs, settled = catalog.settled_codes(method.name)
-    _, codes = catalog.upright_codes(method.name)
-    pending = np.setdiff1d(np.unique(codes), settled, assume_unique=True)
-    if not len(pending):
+    entries, codes = catalog.unpaired(method.name)
+    if not entries:
         return 0
-    ordered = np.concatenate([settled, pending])
-    index = EarlierIndex(ordered, threshold)
+    settled = Settled.load(catalog, method.name, key, threshold)
+    candidates = np.unique(codes)
+    pending = candidates[~settled.holds(candidates)]
+    if not len(pending):
+        catalog.add_code_pairs(method.name, key, [], entries)
+        return 0
+    # The codes written since the saved index (its tail) and the pending ones, searched among
+    # themselves; the saved index answers for everything before.
+    recent = CodeIndex(np.concatenate([settled.tail_codes, pending]), threshold)
     first_seq = catalog.next_code_seq()
-    seq_of = np.concatenate([seqs, first_seq + np.arange(len(pending), dtype=np.int64)])
+    pending_seqs = first_seq + np.arange(len(pending), dtype=np.int64)
+    recent_seqs = np.concatenate([settled.tail_seqs, pending_seqs])
+    tail = len(settled.tail_codes)
     written = 0
-    for start in range(len(settled), len(ordered), ROWS_PER_WRITE):
-        stop = min(len(ordered), start + ROWS_PER_WRITE)
-        rows = _rows(index, start, stop, ordered, seq_of)
-        if not catalog.add_code_pairs(method.name, key, rows):
-            break  # another process reset this method's pairs meanwhile: its refresh starts over
+    for start in range(0, len(pending), ROWS_PER_WRITE):
+        stop = min(len(pending), start + ROWS_PER_WRITE)
+        found = [(q + start, settled.seqs[p], d) for q, p, d in settled.index.near(pending[start:stop])] + [
+            (q - tail, recent_seqs[p], d) for q, p, d in recent.earlier(tail + start, tail + stop)
+        ]
+        rows = _rows(found, start, stop, pending, pending_seqs)
+        last = stop == len(pending)
+        if not catalog.add_code_pairs(method.name, key, rows, entries if last else ()):
+            return written  # another process reset this method's pairs meanwhile: its refresh starts over
         written += len(rows)
-        if cancel is not None and cancel.is_set():
-            break
+        if cancel is not None and cancel.is_set() and not last:
+            return written
+    settled.extend(pending_seqs, pending)
+    settled.save_if_grown(catalog, method.name, key)
     return written
 
 
 def _rows(
-    index: EarlierIndex, start: int, stop: int, ordered: np.ndarray, seq_of: np.ndarray
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    start: int,
+    stop: int,
+    pending: np.ndarray,
+    pending_seqs: np.ndarray,
 ) -> list[tuple[int, int, bytes, bytes]]:
-    """The rows (seq, code, near, distances) of the positions ``start <= q < stop``."""
-    found_q, found_p, found_d = [], [], []
-    for q, p, d in index.earlier(start, stop):
-        found_q.append(q)
-        found_p.append(p)
-        found_d.append(d)
-    if found_q:
-        q, p, d = np.concatenate(found_q), np.concatenate(found_p), np.concatenate(found_d)
+    """The rows (seq, code, near, distances) of pending codes ``start <= k < stop`` from their pairs
+    (pending number, seq of the earlier code, distance)."""
+    if found:
+        q = np.concatenate([f[0] for f in found])
+        seqs = np.concatenate([f[1] for f in found])
+        d = np.concatenate([f[2] for f in found])
         order = np.argsort(q, kind="stable")
-        q, p, d = q[order], p[order], d[order]
+        q, seqs, d = q[order], seqs[order], d[order]
     else:
-        q, p, d = (np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0, dtype=np.uint8),)
+        q, seqs, d = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8)
     ends = np.cumsum(np.bincount(q - start, minlength=stop - start))
-    near = seq_of[p].astype("<u4").tobytes()
+    near = seqs.astype("<u4").tobytes()
     distances = d.astype(np.uint8).tobytes()
     rows = []
     begin = 0
     for k, end in enumerate(ends.tolist()):
-        rows.append(
-            (
-                int(seq_of[start + k]),
-                int(ordered[start + k]),
-                near[4 * begin : 4 * end],
-                distances[begin:end],
-            )
-        )
+        code = int(pending[start + k])
+        rows.append((int(pending_seqs[start + k]), code, near[4 * begin : 4 * end], distances[begin:end]))
         begin = end
     return rows
+
+
+class Settled:
+    """The codes of a method that have their row, as a refresh searches them: a saved index of most of
+    them (``<catalogue>.<method>.pairs.npz``, this module's cache file: codes in seq order, their seqs,
+    a sorted copy and the block tables' orders) plus the few rows written since it was saved (the tail,
+    read from the database). The file is checked against the table (rows and highest seq) and rebuilt
+    when it does not match; it is saved again, atomically under its lock, once the tail has grown."""
+
+    def __init__(self, seqs: np.ndarray, codes: np.ndarray, index: CodeIndex, extent: tuple[int, int]):
+        self.seqs, self.codes, self.index = seqs, codes, index
+        self.sorted = np.sort(codes)
+        self.saved_extent = extent
+        self.tail_seqs = np.zeros(0, dtype=np.int64)
+        self.tail_codes = np.zeros(0, dtype=np.uint64)
+
+    @classmethod
+    def load(cls, catalog: Catalog, method: str, key: str, threshold: int) -> Settled:
+        rows, top = catalog.code_pairs_extent(method)
+        path = cache_path(catalog, method)
+        try:
+            with np.load(path) as saved:
+                if str(saved["key"]) != key:
+                    raise ValueError("another key")
+                count, saved_top = (int(v) for v in saved["extent"])
+                if count > rows or saved_top > top:
+                    raise ValueError("behind the table")
+                seqs, codes = saved["seqs"], saved["codes"]
+                orders = [saved[f"order{k}"].astype(np.int64) for k in range(int(saved["blocks"]))]
+                sorted_codes = saved["sorted"]
+        except (OSError, ValueError, KeyError):
+            return cls._rebuild(catalog, method, key, threshold, (rows, top))
+        tail_seqs, tail_codes = catalog.settled_codes_after(method, saved_top)
+        if count + len(tail_seqs) != rows:  # rows went missing: the file is not this table's
+            return cls._rebuild(catalog, method, key, threshold, (rows, top))
+        settled = cls.__new__(cls)
+        settled.seqs, settled.codes, settled.sorted = seqs, codes, sorted_codes
+        settled.index = CodeIndex(codes, threshold, orders)
+        settled.saved_extent = (count, saved_top)
+        settled.tail_seqs, settled.tail_codes = tail_seqs, tail_codes
+        return settled
+
+    @classmethod
+    def _rebuild(
+        cls, catalog: Catalog, method: str, key: str, threshold: int, extent: tuple[int, int]
+    ) -> Settled:
+        seqs, codes = catalog.settled_codes(method)
+        settled = cls(seqs, codes, CodeIndex(codes, threshold), extent)
+        settled.save(catalog, method, key)
+        return settled
+
+    def holds(self, codes: np.ndarray) -> np.ndarray:
+        """Which of ``codes`` have their row."""
+        held = np.zeros(len(codes), dtype=bool)
+        for known in (self.sorted, np.sort(self.tail_codes)):
+            if len(known):
+                at = np.searchsorted(known, codes).clip(max=len(known) - 1)
+                held |= known[at] == codes
+        return held
+
+    def extend(self, seqs: np.ndarray, codes: np.ndarray) -> None:
+        self.tail_seqs = np.concatenate([self.tail_seqs, seqs])
+        self.tail_codes = np.concatenate([self.tail_codes, codes])
+
+    def save_if_grown(self, catalog: Catalog, method: str, key: str) -> None:
+        """Fold the tail into the saved index once it is a twentieth of it (or more than SAVE_TAIL)."""
+        if len(self.tail_codes) * 20 < len(self.codes) and len(self.tail_codes) < SAVE_TAIL:
+            return
+        self.seqs = np.concatenate([self.seqs, self.tail_seqs])
+        self.codes = np.concatenate([self.codes, self.tail_codes])
+        self.sorted = np.sort(self.codes)
+        self.index = CodeIndex(self.codes, self.index.t)
+        self.saved_extent = (self.saved_extent[0] + len(self.tail_codes), int(self.seqs.max(initial=0)))
+        self.tail_seqs, self.tail_codes = self.tail_seqs[:0], self.tail_codes[:0]
+        self.save(catalog, method, key)
+
+    def save(self, catalog: Catalog, method: str, key: str) -> None:
+        """Write the file under its lock, atomically (a temporary file renamed over it); skipped when
+        another process holds the lock or the disk refuses (the file is only a cache)."""
+        from catalog.lock import try_lock
+
+        path = cache_path(catalog, method)
+        orders = {f"order{k}": order.astype(np.int32) for k, order in enumerate(self.index.orders())}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with try_lock(path.with_name(path.name + ".lock")) as locked:
+                if not locked:
+                    return
+                temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp.npz")
+                arrays: dict[str, np.ndarray] = {
+                    "key": np.asarray(key),
+                    "extent": np.asarray(self.saved_extent, dtype=np.int64),
+                    "seqs": self.seqs,
+                    "codes": self.codes,
+                    "sorted": self.sorted,
+                    "blocks": np.asarray(len(orders)),
+                    **orders,
+                }
+                np.savez(temporary, **arrays)  # type: ignore[arg-type]
+                os.replace(temporary, path)
+        except OSError:
+            return
+
+
+def cache_path(catalog: Catalog, method: str) -> Path:
+    from catalog.vectors import index_base
+
+    return Path(f"{index_base(catalog, method)}.pairs.npz")
 
 
 def stored_pairs(
@@ -168,7 +292,7 @@ def stored_pairs(
     settled[position[present]] = True
     if not settled.all():
         ordered_classes = np.concatenate([np.nonzero(settled)[0], np.nonzero(~settled)[0]])
-        index = EarlierIndex(unique[ordered_classes], int(threshold))
+        index = CodeIndex(unique[ordered_classes], int(threshold))
         for q, p, d in index.earlier(int(settled.sum()), len(unique)):
             found_l.append(ordered_classes[q].astype(kind))
             found_r.append(ordered_classes[p].astype(kind))

@@ -232,26 +232,34 @@ def hamming_nearest(codes: np.ndarray, query: int, k: int) -> tuple[np.ndarray, 
     return nearest, distance[nearest]
 
 
-class EarlierIndex:
-    """Multi-index tables over a sequence of distinct codes, to find for any position the earlier
-    positions within ``max_distance`` bits: what each new code of a catalogue must be paired with
-    (``catalog.pairs``). The tables are built once; queries come in ranges, and each step is split by
-    the candidates it expands to, so memory stays bounded however the codes crowd together."""
+class CodeIndex:
+    """Multi-index tables over a sequence of distinct codes, searched two ways: for positions of the
+    sequence, the *earlier* positions within ``max_distance`` bits (what each new code of a catalogue
+    is paired with, ``catalog.pairs``); and for outside codes, every position within the distance. The
+    tables are built once (or restored from ``orders``, the per-block sort orders a saved index kept);
+    each step of a search is split by the candidates it expands to, so memory stays bounded however the
+    codes crowd together."""
 
-    def __init__(self, codes: np.ndarray, max_distance: int):
+    def __init__(self, codes: np.ndarray, max_distance: int, orders: list[np.ndarray] | None = None):
         self.codes = np.ascontiguousarray(codes, dtype=np.uint64)
         self.t = max_distance
         n = len(self.codes)
         self.blocks = choose_blocks(max(n, 2), max_distance) if n else None
+        if orders is not None and (self.blocks is None or len(orders) != self.blocks):
+            orders = None
         self.tables = []
         if self.blocks is not None:
             self.bounds = _block_bounds(self.blocks)
             self.radius = max_distance // self.blocks
-            for low, width in self.bounds:
-                values = ((self.codes >> np.uint64(low)) & np.uint64((1 << width) - 1)).astype(np.int64)
-                order = np.argsort(values, kind="stable")
+            for k, (low, width) in enumerate(self.bounds):
+                values = _block_values(self.codes, low, width)
+                order = orders[k] if orders is not None else np.argsort(values, kind="stable")
                 lookup = _bucket_lookup(values, order, width)
                 self.tables.append((values, order, lookup, _flip_masks(width, self.radius)))
+
+    def orders(self) -> list[np.ndarray]:
+        """What a saved index keeps to be restored without sorting again."""
+        return [order for _, order, _, _ in self.tables]
 
     def earlier(self, start: int, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(query positions, earlier positions, distances) for the queries ``start <= q < stop``, in
@@ -259,42 +267,67 @@ class EarlierIndex:
         if stop <= start or self.t < 0:
             return
         if self.blocks is None:
-            yield from self._brute(start, stop)
+            for q, p, d in self._brute(self.codes[start:stop], stop):
+                q += start
+                keep = p < q
+                yield q[keep], p[keep], d[keep]
             return
-        for k, (values, order, lookup, masks) in enumerate(self.tables):
+        positions = np.arange(start, stop)
+        for q, p, d in self._search(self.codes[start:stop], [v[start:stop] for v, *_ in self.tables]):
+            q = positions[q]
+            keep = p < q
+            if keep.any():
+                yield q[keep], p[keep], d[keep]
+
+    def near(self, queries: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(query numbers, positions, distances) of every position within the distance of each of the
+        outside codes ``queries``; each pair once."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint64)
+        if not len(queries) or not len(self.codes) or self.t < 0:
+            return
+        if self.blocks is None:
+            yield from self._brute(queries, len(self.codes))
+            return
+        values = [_block_values(queries, low, width) for low, width in self.bounds]
+        yield from self._search(queries, values)
+
+    def _search(
+        self, queries: np.ndarray, query_values: list[np.ndarray]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for k, (_, order, lookup, masks) in enumerate(self.tables):
+            own_values = query_values[k]
             rows_per_step = max(1, _CHUNK // len(masks))
-            for first in range(start, stop, rows_per_step):
-                chunk = np.arange(first, min(stop, first + rows_per_step))
-                probes = values[chunk][:, None] ^ masks[None, :]
+            for first in range(0, len(queries), rows_per_step):
+                chunk = np.arange(first, min(len(queries), first + rows_per_step))
+                probes = own_values[chunk][:, None] ^ masks[None, :]
                 _, counts = lookup(probes.ravel())
                 total = np.cumsum(counts.reshape(probes.shape).sum(axis=1))
                 for rows in _split(chunk, total):
-                    own = values[rows][:, None] ^ masks[None, :]
+                    own = own_values[rows][:, None] ^ masks[None, :]
                     begin, counts = lookup(own.ravel())
                     q, p = _expand(np.repeat(rows, len(masks)), begin, counts, order)
-                    keep = p < q
-                    q, p = q[keep], p[keep]
-                    diff = self.codes[q] ^ self.codes[p]
+                    diff = queries[q] ^ self.codes[p]
                     distance = popcount(diff)
                     keep = distance <= self.t
                     for earlier in range(k):  # reported by the first block within the radius only
                         e_low, e_width = self.bounds[earlier]
-                        block_diff = (diff >> np.uint64(e_low)) & np.uint64((1 << e_width) - 1)
-                        keep &= popcount(block_diff) > self.radius
+                        keep &= popcount(_block_values(diff, e_low, e_width)) > self.radius
                     if keep.any():
                         yield q[keep], p[keep], distance[keep].astype(np.uint8)
 
-    def _brute(self, start: int, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _brute(self, queries: np.ndarray, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Queries against positions before ``stop``, every pair within the distance."""
         rows_per_step = max(1, _CHUNK // max(stop, 1))
-        for first in range(start, stop, rows_per_step):
-            last = min(stop, first + rows_per_step)
-            distance = popcount(self.codes[first:last, None] ^ self.codes[None, :last])
+        for first in range(0, len(queries), rows_per_step):
+            last = min(len(queries), first + rows_per_step)
+            distance = popcount(queries[first:last, None] ^ self.codes[None, :stop])
             q, p = np.nonzero(distance <= self.t)
-            q += first
-            keep = p < q
-            q, p = q[keep], p[keep]
             if len(q):
-                yield q, p, distance[q - first, p].astype(np.uint8)
+                yield q + first, p, distance[q, p].astype(np.uint8)
+
+
+def _block_values(codes: np.ndarray, low: int, width: int) -> np.ndarray:
+    return ((codes >> np.uint64(low)) & np.uint64((1 << width) - 1)).astype(np.int64)
 
 
 def _split(rows: np.ndarray, total: np.ndarray) -> Iterator[np.ndarray]:

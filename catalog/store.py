@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.errors import StoreError
 from catalog.models import (
     CHANGE_COUNTER_DDL,
+    UNPAIRED_DDL,
     Base,
     CodePairs,
     Image,
@@ -41,6 +42,7 @@ from catalog.models import (
     NotDuplicate,
     Root,
     Signature,
+    Unpaired,
     decode_path,
     encode_path,
 )
@@ -227,7 +229,10 @@ class Catalog:
     @staticmethod
     def _create_schema(conn: Connection) -> None:
         Base.metadata.create_all(conn)
-        for statement in CHANGE_COUNTER_DDL.get(conn.dialect.name, []):
+        for statement in [
+            *CHANGE_COUNTER_DDL.get(conn.dialect.name, []),
+            *UNPAIRED_DDL.get(conn.dialect.name, []),
+        ]:
             conn.execute(text(statement))
         conn.execute(
             text(
@@ -481,10 +486,61 @@ class Catalog:
             return s.scalar(select(MethodRecord.pairs_key).where(MethodRecord.name == method))
 
     def reset_code_pairs(self, method: str, key: str) -> None:
-        """Drop ``method``'s stored pairs and record that new ones will cover ``key``."""
+        """Drop ``method``'s stored pairs and record that new ones will cover ``key``: every signature
+        of the method waits for its pairs again."""
         with self.session() as s:
             s.execute(delete(CodePairs).where(CodePairs.method == method))
+            s.execute(delete(Unpaired).where(Unpaired.method == method))
+            s.execute(
+                insert(Unpaired).from_select(
+                    ["method", "image_id"],
+                    select(Signature.method, Signature.image_id).where(Signature.method == method),
+                )
+            )
             s.execute(update(MethodRecord).where(MethodRecord.name == method).values(pairs_key=key))
+
+    def unpaired(self, method: str) -> tuple[list[int], np.ndarray]:
+        """(the ``unpaired`` entries of ``method``, the upright codes of their signatures that still
+        exist)."""
+        import numpy as np
+
+        with self.session() as s:
+            rows = _raw(
+                s,
+                "SELECT u.id, substr(s.value, 1, 8) FROM unpaired u LEFT JOIN signatures s "
+                "ON s.image_id = u.image_id AND s.method = u.method WHERE u.method = {}",
+                method,
+            )
+        values = b"".join(r[1] for r in rows if r[1] is not None)
+        return [r[0] for r in rows], np.frombuffer(values, dtype=">u8").astype(np.uint64)
+
+    def drop_unpaired(self, method: str) -> None:
+        """Forget ``method``'s entries (a method that keeps no pairs)."""
+        with self.session() as s:
+            s.execute(delete(Unpaired).where(Unpaired.method == method))
+
+    def code_pairs_extent(self, method: str) -> tuple[int, int]:
+        """(rows, highest seq) of ``method``'s stored pairs."""
+        with self.session() as s:
+            row = s.execute(
+                select(func.count(), func.max(CodePairs.seq)).where(CodePairs.method == method)
+            ).one()
+        return int(row[0]), int(row[1] or 0)
+
+    def settled_codes_after(self, method: str, seq: int) -> tuple[np.ndarray, np.ndarray]:
+        """(seq, code) of ``method``'s rows with a seq above ``seq``, in seq order."""
+        import numpy as np
+
+        with self.session() as s:
+            rows = _raw(
+                s,
+                "SELECT seq, code FROM code_pairs WHERE method = {} AND seq > {} ORDER BY seq",
+                method,
+                seq,
+            )
+        seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        codes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)).view(np.uint64)
+        return seqs, codes
 
     def settled_codes(self, method: str) -> tuple[np.ndarray, np.ndarray]:
         """(seq, code) of every code of ``method`` with stored pairs, in seq order."""
@@ -506,19 +562,29 @@ class Catalog:
         codes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)).view(np.uint64)
         return seq, codes, [r[2] for r in rows], [r[3] for r in rows]
 
-    def add_code_pairs(self, method: str, key: str, rows: Sequence[tuple[int, int, bytes, bytes]]) -> bool:
-        """Store rows (seq, code, near, distances) in one transaction, unless ``method``'s pairs no
-        longer cover ``key`` (another process reset them): then nothing is written and False returned."""
+    def add_code_pairs(
+        self,
+        method: str,
+        key: str,
+        rows: Sequence[tuple[int, int, bytes, bytes]],
+        done: Sequence[int] = (),
+    ) -> bool:
+        """Store rows (seq, code, near, distances) and remove the ``unpaired`` entries ``done`` in one
+        transaction, unless ``method``'s pairs no longer cover ``key`` (another process reset them):
+        then nothing is written and False returned."""
         with self.session() as s:
             if s.scalar(select(MethodRecord.pairs_key).where(MethodRecord.name == method)) != key:
                 return False
-            s.execute(
-                insert(CodePairs),
-                [
-                    {"seq": q, "method": method, "code": _signed(c), "near": n, "distances": d}
-                    for q, c, n, d in rows
-                ],
-            )
+            if rows:
+                s.execute(
+                    insert(CodePairs),
+                    [
+                        {"seq": q, "method": method, "code": _signed(c), "near": n, "distances": d}
+                        for q, c, n, d in rows
+                    ],
+                )
+            for chunk in chunked(list(done)):
+                s.execute(delete(Unpaired).where(Unpaired.id.in_(chunk)))
         return True
 
     def next_code_seq(self) -> int:

@@ -235,3 +235,28 @@ def test_kill_9_at_20_random_moments_of_indexing_then_the_stored_pairs_equal_a_f
     assert killed == 20
     run(db, "index", str(root))
     assert assert_stored_equal_search(db) > 0
+
+
+def test_the_saved_index_of_settled_codes_is_checked_and_rebuilt_when_it_does_not_match(tmp_path):
+    from catalog.pairs import cache_path
+
+    root, db = tmp_path / "lib", tmp_path / "c.db"
+    add_photos(root, 0, 30, seed=8)
+    run(db, "index", str(root), "--methods", "phash")
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        saved = cache_path(catalog, "phash")
+    assert saved.exists() and not list(saved.parent.glob("*.tmp.npz"))
+    saved.write_bytes(b"not an index")  # damaged: rebuilt from the table
+    add_photos(root, 30, 20, seed=9)
+    run(db, "index", str(root))
+    assert assert_stored_equal_search(db, ("phash",)) > 0
+    # A saved index of another table (rows it names are gone): rebuilt, not trusted.
+    stale = saved.read_bytes()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM code_pairs WHERE seq > (SELECT min(seq) + 5 FROM code_pairs)")
+        conn.execute("INSERT INTO unpaired (method, image_id) SELECT method, image_id FROM signatures")
+    saved.write_bytes(stale)
+    add_photos(root, 50, 10, seed=10)
+    index = json.loads(run(db, "index", str(root), "-f", "json").stdout)
+    assert index["paired"] > 0
+    assert assert_stored_equal_search(db, ("phash",)) > 0

@@ -1,4 +1,5 @@
-"""Near pairs kept at indexing time: one row per distinct code of a method (``catalog.pairs``).
+"""Near pairs kept at indexing time: one row per distinct code of a method (``catalog.pairs``), and
+the signatures written since the last refresh (``unpaired``, filled by triggers).
 
 Revision ID: 0006
 Revises: 0005
@@ -13,6 +14,21 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
+DDL = {
+    "sqlite": [
+        f"CREATE TRIGGER signatures_{event.lower()}_unpaired AFTER {event} ON signatures BEGIN "
+        "INSERT INTO unpaired (method, image_id) VALUES (NEW.method, NEW.image_id); END"
+        for event in ("INSERT", "UPDATE")
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION catalog_note_unpaired() RETURNS trigger AS $$ BEGIN "
+        "INSERT INTO unpaired (method, image_id) VALUES (NEW.method, NEW.image_id); "
+        "RETURN NULL; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER signatures_unpaired AFTER INSERT OR UPDATE ON signatures "
+        "FOR EACH ROW EXECUTE FUNCTION catalog_note_unpaired()",
+    ],
+}
+
 
 def upgrade() -> None:
     with op.batch_alter_table("methods") as batch:
@@ -26,9 +42,29 @@ def upgrade() -> None:
         sa.Column("distances", sa.LargeBinary, nullable=False),
     )
     op.create_index("ix_code_pairs_method_code", "code_pairs", ["method", "code"], unique=True)
+    op.create_table(
+        "unpaired",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("method", sa.String(32), nullable=False),
+        sa.Column("image_id", sa.Integer, nullable=False),
+    )
+    op.create_index("ix_unpaired_method", "unpaired", ["method"])
+    for statement in DDL.get(op.get_bind().dialect.name, []):
+        op.execute(statement)
+    # Every signature so far waits for its pairs (the next index stores them).
+    op.execute("INSERT INTO unpaired (method, image_id) SELECT method, image_id FROM signatures")
 
 
 def downgrade() -> None:
+    name = op.get_bind().dialect.name
+    if name == "sqlite":
+        for event in ("insert", "update"):
+            op.execute(f"DROP TRIGGER IF EXISTS signatures_{event}_unpaired")
+    elif name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS signatures_unpaired ON signatures")
+        op.execute("DROP FUNCTION IF EXISTS catalog_note_unpaired()")
+    op.drop_index("ix_unpaired_method", table_name="unpaired")
+    op.drop_table("unpaired")
     op.drop_index("ix_code_pairs_method_code", table_name="code_pairs")
     op.drop_table("code_pairs")
     with op.batch_alter_table("methods") as batch:
