@@ -125,6 +125,11 @@ def main_options(
     ctx.obj = State(settings, ctx.obj if isinstance(ctx.obj, Interrupts) else None)
 
 
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
 class ReportFormat(StrEnum):
     """For reports that are not tables (``index``, ``status``): text or JSON."""
 
@@ -205,6 +210,19 @@ def index_command(
     prune: Annotated[
         bool, typer.Option("--prune", help="Drop the images of roots that are gone from the disk.")
     ] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="Where files are read and signed: local worker processes, or a Ray cluster "
+            "(extra [ray]; files at the same path on every node)."
+        ),
+    ] = Engine.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="The Ray cluster to use (default: start a local one for this run)."
+        ),
+    ] = None,
     fmt: ReportFormatOption = ReportFormat.text,
 ) -> None:
     """Catalogue image files: new and changed files are read, moved ones followed (a moved root too),
@@ -231,13 +249,22 @@ def index_command(
                 raise CatalogError(f"catalog watch could not index it: {answer['error']}")
             _print_index_report(answer, fmt, handed=True)
             return
+    # A SQLite catalogue has one writer (its lock file); a server catalogue takes a lock per root in
+    # the database, so that several machines index their own roots into it at once.
+    server = sqlite_file(ctx.obj.url) is None
     with (
-        writer_lock(ctx.obj.url, "catalog index"),
-        _early_start(ctx.obj.url, roots, workers, requested) as early,
+        nullcontext() if server else writer_lock(ctx.obj.url, "catalog index"),
+        _early_start(ctx.obj.url, roots, workers, requested)
+        if engine is Engine.local
+        else nullcontext() as early,
     ):
         from catalog.indexer import index
 
-        with ctx.obj.open(create=True) as catalog, _progress_bar() as progress:
+        with (
+            ctx.obj.open(create=True) as catalog,
+            catalog.root_locks(roots or catalog.roots()) if server else nullcontext(),
+            _progress_bar() as progress,
+        ):
             interrupts = ctx.obj.interrupts
             unknown = [p for p in paths if not os.path.exists(os.path.abspath(os.path.expanduser(p)))]
             known_roots = set(catalog.roots())
@@ -254,6 +281,8 @@ def index_command(
                 early=early,
                 cancel=interrupts.stopping if interrupts else None,
                 cnn=ctx.obj.cnn,
+                engine=engine.value,
+                ray_address=ray_address,
             )
             if report.cancelled and interrupts and interrupts.received is not None:
                 raise Interrupted(interrupts.received, report.committed)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from catalog import pairs
 from catalog.config import DEFAULT_CNN, DEFAULT_METHODS, WRITE_BATCH, CnnChoice
@@ -25,6 +26,9 @@ from catalog.pool import EarlyStart, WorkerPool
 from catalog.scan import ScanResult, image_suffix, normalise_roots, scan
 from catalog.store import Catalog, ImageRow, KnownFile, Scope, Writes
 from catalog.worker import FileResult, Task, process
+
+if TYPE_CHECKING:
+    from catalog.cluster import RayRunner
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
 
@@ -110,8 +114,13 @@ def index(
     cancel: threading.Event | None = None,
     cnn: CnnChoice = DEFAULT_CNN,
     prune: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> IndexReport:
     """Bring the catalogue in line with the files below ``paths`` (none: every known root).
+
+    ``engine``: ``local`` (a pool of ``workers`` processes) or ``ray`` (tasks on the Ray cluster at
+    ``ray_address``, or on a local one started for the run: ``catalog.cluster``).
 
     ``early``: workers the caller started, maybe already reading files (``pool.start_new_catalogue``).
     Otherwise a pool of ``workers`` processes (default: one per core) starts when there is enough work.
@@ -130,7 +139,15 @@ def index(
     report.methods, cnn = enable_methods(catalog, methods, report.notes, cnn)
     # The files of absent roots may reappear under a root of this run (a moved or renamed root).
     elsewhere = dict(catalog.known_files(Scope(folders=tuple(absent)))) if absent and roots else {}
-    runner = _Runner(early, workers or os.cpu_count() or 1, pixel_methods(report.methods), cnn, cancel=cancel)
+    runner: _Runner | RayRunner
+    if engine == "ray":
+        from catalog.cluster import RayRunner
+
+        runner = RayRunner(ray_address, pixel_methods(report.methods), cnn, cancel, workers)
+    else:
+        runner = _Runner(
+            early, workers or os.cpu_count() or 1, pixel_methods(report.methods), cnn, cancel=cancel
+        )
     with _interruptible(runner, report):
         for root in roots:
             if runner.cancelled:
@@ -228,7 +245,7 @@ def index_paths(
 
 
 @contextmanager
-def _interruptible(runner: _Runner, report: IndexReport) -> Iterator[None]:
+def _interruptible(runner: _Runner | RayRunner, report: IndexReport) -> Iterator[None]:
     """Close the runner's own pool when done; on any exception (Ctrl-C included) terminate it instead of
     waiting for work nobody will collect, and tell an interruption how many files were kept."""
     try:
@@ -359,7 +376,7 @@ def _index_scope(
     catalog: Catalog,
     scope: Scope,
     found: ScanResult,
-    runner: _Runner,
+    runner: _Runner | RayRunner,
     progress: ProgressCallback | None,
     report: IndexReport,
     root: str | None,

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 ROWS_PER_WRITE = 20_000
 #: Codes written since the saved index past which it is saved again (see ``Settled``).
 SAVE_TAIL = 50_000
+#: Blocks of the saved index's tables: 16 bits each, so that restoring them costs milliseconds (a
+#: 22-bit block needs a table of 4 M offsets); new codes are few, and probe them cheaply.
+SETTLED_BLOCKS = 4
 #: Stored pairs decoded per step when reading (bounds the temporaries).
 PAIRS_PER_STEP = 1 << 23
 
@@ -138,48 +141,45 @@ class Settled:
     """The codes of a method that have their row, as a refresh searches them: a saved index of most of
     them (``<catalogue>.<method>.pairs.npz``, this module's cache file: codes in seq order, their seqs,
     a sorted copy and the block tables' orders) plus the few rows written since it was saved (the tail,
-    read from the database). The file is checked against the table (rows and highest seq) and rebuilt
-    when it does not match; it is saved again, atomically under its lock, once the tail has grown."""
+    read from the database). The file is checked against the table (its last row must be there, with
+    its code) and rebuilt when it does not match; it is saved again, atomically under its lock, once the
+    tail has grown."""
 
-    def __init__(self, seqs: np.ndarray, codes: np.ndarray, index: CodeIndex, extent: tuple[int, int]):
+    def __init__(self, seqs: np.ndarray, codes: np.ndarray, index: CodeIndex):
         self.seqs, self.codes, self.index = seqs, codes, index
         self.sorted = np.sort(codes)
-        self.saved_extent = extent
         self.tail_seqs = np.zeros(0, dtype=np.int64)
         self.tail_codes = np.zeros(0, dtype=np.uint64)
 
     @classmethod
     def load(cls, catalog: Catalog, method: str, key: str, threshold: int) -> Settled:
-        rows, top = catalog.code_pairs_extent(method)
         path = cache_path(catalog, method)
         try:
             with np.load(path) as saved:
                 if str(saved["key"]) != key:
                     raise ValueError("another key")
-                count, saved_top = (int(v) for v in saved["extent"])
-                if count > rows or saved_top > top:
-                    raise ValueError("behind the table")
                 seqs, codes = saved["seqs"], saved["codes"]
-                orders = [saved[f"order{k}"].astype(np.int64) for k in range(int(saved["blocks"]))]
+                if int(saved["blocks"]) != (SETTLED_BLOCKS if len(codes) else 0):
+                    raise ValueError("other tables")
+                orders = [saved[f"order{k}"] for k in range(int(saved["blocks"]))]
                 sorted_codes = saved["sorted"]
         except (OSError, ValueError, KeyError):
-            return cls._rebuild(catalog, method, key, threshold, (rows, top))
-        tail_seqs, tail_codes = catalog.settled_codes_after(method, saved_top)
-        if count + len(tail_seqs) != rows:  # rows went missing: the file is not this table's
-            return cls._rebuild(catalog, method, key, threshold, (rows, top))
+            return cls._rebuild(catalog, method, key, threshold)
+        top = int(seqs.max(initial=0))
+        # The file is this table's if its last row is there, with the same code (rows are only ever
+        # dropped all at once, and a reset deletes the file first).
+        if len(codes) and catalog.code_at(method, top) != int(codes[np.argmax(seqs)]):
+            return cls._rebuild(catalog, method, key, threshold)
         settled = cls.__new__(cls)
         settled.seqs, settled.codes, settled.sorted = seqs, codes, sorted_codes
-        settled.index = CodeIndex(codes, threshold, orders)
-        settled.saved_extent = (count, saved_top)
-        settled.tail_seqs, settled.tail_codes = tail_seqs, tail_codes
+        settled.index = CodeIndex(codes, threshold, orders, SETTLED_BLOCKS)
+        settled.tail_seqs, settled.tail_codes = catalog.settled_codes_after(method, top)
         return settled
 
     @classmethod
-    def _rebuild(
-        cls, catalog: Catalog, method: str, key: str, threshold: int, extent: tuple[int, int]
-    ) -> Settled:
+    def _rebuild(cls, catalog: Catalog, method: str, key: str, threshold: int) -> Settled:
         seqs, codes = catalog.settled_codes(method)
-        settled = cls(seqs, codes, CodeIndex(codes, threshold), extent)
+        settled = cls(seqs, codes, CodeIndex(codes, threshold, blocks=SETTLED_BLOCKS))
         settled.save(catalog, method, key)
         return settled
 
@@ -203,8 +203,7 @@ class Settled:
         self.seqs = np.concatenate([self.seqs, self.tail_seqs])
         self.codes = np.concatenate([self.codes, self.tail_codes])
         self.sorted = np.sort(self.codes)
-        self.index = CodeIndex(self.codes, self.index.t)
-        self.saved_extent = (self.saved_extent[0] + len(self.tail_codes), int(self.seqs.max(initial=0)))
+        self.index = CodeIndex(self.codes, self.index.t, blocks=SETTLED_BLOCKS)
         self.tail_seqs, self.tail_codes = self.tail_seqs[:0], self.tail_codes[:0]
         self.save(catalog, method, key)
 
@@ -223,7 +222,6 @@ class Settled:
                 temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp.npz")
                 arrays: dict[str, np.ndarray] = {
                     "key": np.asarray(key),
-                    "extent": np.asarray(self.saved_extent, dtype=np.int64),
                     "seqs": self.seqs,
                     "codes": self.codes,
                     "sorted": self.sorted,

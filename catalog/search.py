@@ -236,15 +236,22 @@ class CodeIndex:
     """Multi-index tables over a sequence of distinct codes, searched two ways: for positions of the
     sequence, the *earlier* positions within ``max_distance`` bits (what each new code of a catalogue
     is paired with, ``catalog.pairs``); and for outside codes, every position within the distance. The
-    tables are built once (or restored from ``orders``, the per-block sort orders a saved index kept);
+    tables are built once (or restored from ``orders``, the per-block sort orders a saved index kept;
+    ``blocks`` fixes their number instead of the cost model's choice for a self-join);
     each step of a search is split by the candidates it expands to, so memory stays bounded however the
     codes crowd together."""
 
-    def __init__(self, codes: np.ndarray, max_distance: int, orders: list[np.ndarray] | None = None):
+    def __init__(
+        self,
+        codes: np.ndarray,
+        max_distance: int,
+        orders: list[np.ndarray] | None = None,
+        blocks: int | None = None,
+    ):
         self.codes = np.ascontiguousarray(codes, dtype=np.uint64)
         self.t = max_distance
         n = len(self.codes)
-        self.blocks = choose_blocks(max(n, 2), max_distance) if n else None
+        self.blocks = (blocks or choose_blocks(max(n, 2), max_distance)) if n else None
         if orders is not None and (self.blocks is None or len(orders) != self.blocks):
             orders = None
         self.tables = []

@@ -1,0 +1,101 @@
+"""Indexing through a Ray cluster (a real local one, started by ``catalog index --engine ray``) into the
+real throwaway PostgreSQL server, against a local index into SQLite; several indexers into one
+PostgreSQL catalogue at once, each holding its roots' locks in the database."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from catalog.store import Catalog
+from tests.test_pairs import METHODS, add_photos, assert_stored_equal_search
+
+pytest.importorskip("ray", reason="the [ray] extra is not installed")
+pytestmark = pytest.mark.slow
+
+
+def run(db: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "catalog", "--db", db, *args]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if check:
+        assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def clean(url: str) -> None:
+    with Catalog.open(url) as catalog, catalog.engine.begin() as conn:
+        for table in ("code_pairs", "unpaired", "signatures", "images", "roots", "methods"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+
+
+def signatures_by_path(url: str) -> dict[tuple[str, str], bytes]:
+    with Catalog.open(url, create=False) as catalog:
+        paths = catalog.paths()
+        found = {}
+        for method in METHODS:
+            ids, values = catalog.signatures(method)
+            found.update({(paths[i], method): bytes(v) for i, v in zip(ids, values, strict=True)})
+    return found
+
+
+def groups(db: str) -> list[list[str]]:
+    out = json.loads(run(db, "dupes", "--method", "phash", "-f", "json").stdout)
+    return sorted(sorted(m["path"] for m in g["images"]) for g in out["groups"])
+
+
+def test_ray_into_postgres_gives_the_signatures_and_groups_of_a_local_index(postgres_url, tmp_path):
+    root = tmp_path / "lib"
+    add_photos(root, 0, 40, seed=11)
+    clean(postgres_url)
+    methods = ",".join(METHODS)
+    through_ray = json.loads(
+        run(postgres_url, "index", str(root), "--engine", "ray", "--methods", methods, "-f", "json").stdout
+    )
+    local_db = f"sqlite:///{tmp_path / 'local.db'}"
+    local = json.loads(run(local_db, "index", str(root), "--methods", methods, "-f", "json").stdout)
+    assert through_ray["added"] == local["added"] == len(list(root.rglob("*.jpg")))
+    assert signatures_by_path(postgres_url) == signatures_by_path(local_db)
+    assert groups(postgres_url) == groups(local_db) and groups(local_db)
+    assert assert_stored_equal_search(postgres_url) > 0
+
+
+def test_two_indexers_on_two_roots_into_one_postgres_catalogue_at_once(postgres_url, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    add_photos(first, 0, 40, seed=12)
+    add_photos(second, 40, 40, seed=13)
+    in_both = sorted((first / "batch0000").iterdir())[0]
+    (second / "shared.jpg").write_bytes(in_both.read_bytes())  # one picture in both roots
+    clean(postgres_url)  # a new catalogue: both indexers record its methods at once
+    command = [sys.executable, "-m", "catalog", "--db", postgres_url, "index"]
+    indexers = [
+        subprocess.Popen([*command, str(first), "--engine", "ray"], stderr=subprocess.PIPE, text=True),
+        subprocess.Popen([*command, str(second)], stderr=subprocess.PIPE, text=True),
+    ]
+    for indexer in indexers:
+        _, stderr = indexer.communicate(timeout=600)
+        assert indexer.returncode == 0 and "Traceback" not in stderr, stderr
+    on_disk = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.rglob("*.jpg")}
+    with Catalog.open(postgres_url, create=False) as catalog:
+        catalogued = [(im.path, im.content_hash) for im in catalog.image_info().values()]
+    assert sorted(catalogued) == sorted(on_disk.items())  # every image once, with its content
+    assert assert_stored_equal_search(postgres_url, ("phash",)) > 0
+
+
+def test_a_root_another_indexer_holds_is_refused(postgres_url, tmp_path):
+    import psycopg
+
+    root = tmp_path / "held"
+    add_photos(root, 0, 4, seed=14)
+    key = int.from_bytes(hashlib.sha256(f"root:{root}".encode()).digest()[:8], "big", signed=True)
+    with psycopg.connect(postgres_url.replace("postgresql+psycopg", "postgresql")) as conn:
+        assert conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+        refused = run(postgres_url, "index", str(root), check=False)
+        assert refused.returncode == 3 and "being indexed by another process" in refused.stderr
+    run(postgres_url, "index", str(root))  # the lock died with its connection
+    assert Path(root).exists()
