@@ -214,7 +214,7 @@ def index_command(
         Engine,
         typer.Option(
             help="Where files are read and signed: local worker processes, or a Ray cluster "
-            "(extra [ray]; files at the same path on every node)."
+            "(the ray extra; files at the same path on every node)."
         ),
     ] = Engine.local,
     ray_address: Annotated[
