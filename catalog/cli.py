@@ -462,6 +462,7 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
             "photos": catalog.fact_counts(),
             "marks": len(catalog.marks()),
             "journal": catalog.journal_counts(),
+            "pairs": catalog.pair_counts(),
         }
     if fmt is ReportFormat.json:
         _print_json(data)
@@ -476,6 +477,12 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
     )
     typer.echo(f"methods:   {', '.join(f'{k} ({v})' for k, v in data['methods'].items()) or '-'}")
     typer.echo(f"roots:     {', '.join(data['roots']) or '-'}")
+    pairs = [
+        f"{name} {p['codes']} codes within {str(p['covers']).split('@')[0]} bits"
+        + (f" ({p['waiting']} new signatures wait for the next index)" if p["waiting"] else "")
+        for name, p in data["pairs"].items()
+    ]
+    typer.echo(f"pairs:     {'; '.join(pairs) or '-'}")
     typer.echo(f"writer:    {data['writer'] or '-'}")
     journal = ", ".join(f"{n} {state}" for state, n in sorted(data["journal"].items())) or "-"
     typer.echo(f"actions:   {journal}; not-duplicate marks: {data['marks']}")

@@ -582,6 +582,19 @@ class Catalog:
         values = b"".join(r[1] for r in rows if r[1] is not None)
         return [r[0] for r in rows], np.frombuffer(values, dtype=">u8").astype(np.uint64)
 
+    def pair_counts(self) -> dict[str, dict[str, object]]:
+        """Per method that keeps near pairs: what they cover (``pairs_key``), the codes with their row,
+        and the signatures written since the last refresh."""
+        with self.session() as s:
+            keys = dict(s.execute(select(MethodRecord.name, MethodRecord.pairs_key)).all())
+            codes = dict(s.execute(select(CodePairs.method, func.count()).group_by(CodePairs.method)).all())
+            waiting = dict(s.execute(select(Unpaired.method, func.count()).group_by(Unpaired.method)).all())
+        return {
+            name: {"covers": key, "codes": codes.get(name, 0), "waiting": waiting.get(name, 0)}
+            for name, key in keys.items()
+            if key
+        }
+
     def drop_unpaired(self, method: str) -> None:
         """Forget ``method``'s entries (a method that keeps no pairs)."""
         with self.session() as s:
