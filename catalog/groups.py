@@ -763,8 +763,9 @@ def copy_counts(
         reach = per_label[labels] if len(labels) else weight
     else:
         reach = weight.astype(np.float64).copy()
-        np.add.at(reach, pairs.left, weight[pairs.right])
-        np.add.at(reach, pairs.right, weight[pairs.left])
+        n = len(classes)
+        reach += np.bincount(pairs.left, weights=weight[pairs.right], minlength=n)[:n]
+        reach += np.bincount(pairs.right, weights=weight[pairs.left], minlength=n)[:n]
     # Images marked "not duplicates" with identical signatures (one class) do not count each other.
     marked_within: dict[int, int] = {}
     if marks is not None:

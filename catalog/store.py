@@ -679,7 +679,8 @@ class Catalog:
     def paths(self) -> dict[int, str]:
         """Path of every readable image, by id."""
         with self.session() as s:
-            return {i: p for i, p in s.execute(select(Image.id, Image.path).where(Image.error.is_(None)))}
+            rows = _raw(s, "SELECT id, path FROM images WHERE error IS NULL")
+        return {i: decode_path(p) for i, p in rows}
 
     def errors(self) -> list[tuple[str, str]]:
         with self.session() as s:
