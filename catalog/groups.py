@@ -313,10 +313,15 @@ def near_pairs(catalog: Catalog, method: Method, threshold: float, transforms: b
 
 def _split_classes(ids: np.ndarray, inverse: np.ndarray) -> list[list[int]]:
     """Image ids grouped by class (``inverse[k]`` is the class of ``ids[k]``)."""
+    counts = np.bincount(inverse)
+    if len(counts) == len(ids):  # every code once: no sorting, one list each
+        ordered = np.empty(len(ids), dtype=ids.dtype)
+        ordered[inverse] = ids
+        return [[i] for i in ordered.tolist()]
     order = np.argsort(inverse, kind="stable")
-    ordered = ids[order].tolist()
-    ends = np.cumsum(np.bincount(inverse)).tolist()
-    return [ordered[begin:end] for begin, end in zip([0, *ends[:-1]], ends, strict=True)]
+    ordered_ids = ids[order].tolist()
+    ends = np.cumsum(counts).tolist()
+    return [ordered_ids[begin:end] for begin, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _classes(ids: list[int], values: list[bytes]) -> list[list[int]]:
@@ -543,7 +548,12 @@ class Marks:
 
     @classmethod
     def of(cls, catalog: Catalog, members_of: dict[int, list[ImageInfo]], method: Method) -> Marks:
-        hashes = {c: [im.content_hash or "" for im in m] for c, m in members_of.items()}
+        marked = {h for a, b, _ in catalog.marks() for h in (a, b)}
+        hashes = {
+            c: [im.content_hash or "" for im in m if im.content_hash in marked]
+            for c, m in members_of.items()
+            if marked and any(im.content_hash in marked for im in m)
+        }
         return cls(catalog, hashes, method.higher_is_similar)
 
     def conflict(self, a: int, b: int) -> bool:
