@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
+from types import GeneratorType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -525,10 +526,10 @@ def dupes_command(
     with ctx.obj.open() as catalog:
         found = find_groups(catalog, method, threshold, options)
     if fmt is Format.json:
-        groups = [
+        groups = (
             {"reference": group[0].image.path, "images": [_member_fields(m) for m in group]}
             for group in found.groups
-        ]
+        )
         _print_json(
             {
                 "method": found.method,
@@ -1119,32 +1120,41 @@ def marks_command(
 
 
 def _print_json(data: object) -> None:
-    text = _json_text(data)
-    # A file name that is not UTF-8 holds lone surrogates (PEP 383): written as \udcXX escapes, the JSON
-    # stays valid UTF-8, and json.loads + os.fsencode give back the name's bytes.
-    text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    typer.echo(text)
+    """Write ``data`` as JSON (``_json_chunks``), piece by piece: a list value may be a generator, so
+    that a million images in groups are never all held as dictionaries at once."""
+    out = sys.stdout
+    for chunk in _json_chunks(data):
+        # A file name that is not UTF-8 holds lone surrogates (PEP 383): written as \udcXX escapes, the
+        # JSON stays valid UTF-8, and json.loads + os.fsencode give back the name's bytes.
+        out.write(_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", chunk))
+    out.write("\n")
+    out.flush()
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _json_text(data: object) -> str:
+def _json_chunks(data: object) -> Iterator[str]:
     """JSON a person can read and a machine can parse fast: an object's keys one per line, each item of
-    a list value on a line of its own. Every value goes through the C encoder (``indent`` would make
-    Python's pure-Python one do all the work: 4 s for 100,000 images in groups)."""
+    a list value (or of a generator) on a line of its own. Every value goes through the C encoder
+    (``indent`` would make Python's pure-Python one do all the work: 4 s for 100,000 images in groups)."""
     if not isinstance(data, dict) or not data:
-        return json.dumps(data, ensure_ascii=False)
-    lines = []
+        yield json.dumps(data, ensure_ascii=False)
+        return
+    yield "{\n"
     for n, (key, value) in enumerate(data.items()):
         comma = "," if n < len(data) - 1 else ""
         name = json.dumps(key, ensure_ascii=False)
-        if isinstance(value, list) and value:
-            items = ",\n".join("    " + json.dumps(item, ensure_ascii=False) for item in value)
-            lines.append(f"  {name}: [\n{items}\n  ]{comma}")
+        if isinstance(value, list | GeneratorType):
+            first = True
+            for item in value:
+                yield f"  {name}: [\n    " if first else ",\n    "
+                yield json.dumps(item, ensure_ascii=False)
+                first = False
+            yield f"  {name}: []{comma}\n" if first else f"\n  ]{comma}\n"
         else:
-            lines.append(f"  {name}: {json.dumps(value, ensure_ascii=False)}{comma}")
-    return "{\n" + "\n".join(lines) + "\n}"
+            yield f"  {name}: {json.dumps(value, ensure_ascii=False)}{comma}\n"
+    yield "}"
 
 
 def _print_csv(header: list[str], rows: Any) -> None:

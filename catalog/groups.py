@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 GroupingKind = Literal["reference", "components"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     image: ImageInfo
     #: Score against the group's reference (the method's own measure); None for the reference itself.

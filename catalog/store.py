@@ -128,7 +128,7 @@ class Scope:
         return conditions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageInfo:
     """What commands print about an image."""
 
