@@ -479,7 +479,7 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
     typer.echo(f"methods:   {', '.join(f'{k} ({v})' for k, v in data['methods'].items()) or '-'}")
     typer.echo(f"roots:     {', '.join(data['roots']) or '-'}")
     pairs = [
-        f"{name} {p['codes']} codes within {str(p['covers']).split('@')[0]} bits"
+        f"{name} {p['rows']} rows within {str(p['covers']).split('@')[0]}"
         + (f" ({p['waiting']} new signatures wait for the next index)" if p["waiting"] else "")
         for name, p in data["pairs"].items()
     ]

@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import connected_components
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 from catalog.methods import Method, catalogue_method, get_method
-from catalog.pairs import stored_pairs
+from catalog.pairs import stored_pairs, stored_vector_pairs
 from catalog.search import all_codes, codes_from_bytes, hamming_pairs
 from catalog.store import Catalog, ImageInfo
 
@@ -351,8 +351,15 @@ def _vector_pairs(catalog: Catalog, method: VectorMethod, threshold: float, tran
     turned = getattr(method, "turned_vectors", None)
     if transforms and not callable(turned):
         raise UsageError(f"{method.name} keeps no turned features: --transforms does not apply")
-    index = VectorIndex(catalog, method).sync()
     found_a, found_b, found_s = [], [], []
+    stored = stored_vector_pairs(catalog, method, threshold, transforms)
+    if stored is not None:  # kept at indexing time: no index to load, no neighbours to ask
+        ids = np.asarray(catalog.signature_ids(method.signature_name), dtype=np.int64)
+        a, b, scores = stored
+        present = _within(a, ids) & _within(b, ids)  # images deleted since keep their rows
+        found_a, found_b, found_s = [a[present]], [b[present]], [scores[present]]
+        return _vector_classes(catalog, method, ids, found_a, found_b, found_s)
+    index = VectorIndex(catalog, method).sync()
 
     def collect(ids: np.ndarray, labels: np.ndarray, distances: np.ndarray) -> None:
         rows, cols = np.nonzero(labels != ids[:, None])
@@ -372,9 +379,28 @@ def _vector_pairs(catalog: Catalog, method: VectorMethod, threshold: float, tran
             for vectors in turned(catalog.signature_values(method.signature_name, ids.tolist())):
                 labels, distances = index.knn(vectors, TURNED_NEIGHBOURS, ef=TURNED_EF)
                 collect(ids, labels, distances)
-    # Byte-identical files form one class: however many there are, they group together even where
-    # the index returns only some of them as neighbours.
-    ids = index.ids
+    return _vector_classes(catalog, method, index.ids, found_a, found_b, found_s)
+
+
+def _within(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are in the sorted array ``ordered``."""
+    if not len(ordered):
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(ordered, values).clip(max=len(ordered) - 1)
+    return ordered[at] == values  # type: ignore[no-any-return]
+
+
+def _vector_classes(
+    catalog: Catalog,
+    method: VectorMethod,
+    ids: np.ndarray,
+    found_a: list[np.ndarray],
+    found_b: list[np.ndarray],
+    found_s: list[np.ndarray],
+) -> Pairs:
+    """:class:`Pairs` of the images ``ids`` (sorted) from matching image pairs. Byte-identical files
+    form one class: however many there are, they group together even where the index returns only
+    some of them as neighbours."""
     hashes = catalog.content_hashes(ids.tolist())
     first: dict[str, int] = {}
     class_of = np.zeros(len(ids), dtype=np.int64)

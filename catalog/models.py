@@ -137,6 +137,24 @@ class CodePairs(Base):
     __table_args__ = (Index("ix_code_pairs_method_code", "method", "code", unique=True),)
 
 
+class VectorPairs(Base):
+    """The near pairs of one image by a vector method (``catalog.pairs``): its nearest neighbours in the
+    HNSW index when it was signed, those that match at the method's stored threshold. ``near`` holds
+    their image ids and ``near_seqs`` the ``seq`` of their row at that time (little-endian int32),
+    ``scores`` the method's scores (float32), ``turned`` 1 where only a turned feature matched. A
+    neighbour's pair holds while its row keeps that seq: a re-signed image gets a new row and seq."""
+
+    __tablename__ = "vector_pairs"
+
+    method: Mapped[str] = mapped_column(String(32), primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    near: Mapped[bytes] = mapped_column(LargeBinary)
+    near_seqs: Mapped[bytes] = mapped_column(LargeBinary)
+    scores: Mapped[bytes] = mapped_column(LargeBinary)
+    turned: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Unpaired(Base):
     """A signature written since its method's pairs were last refreshed: a database trigger adds one row
     per insert or update of a signature (``UNPAIRED_DDL``), whoever writes, and a refresh removes the rows

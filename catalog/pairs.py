@@ -32,7 +32,7 @@ import numpy as np
 from catalog.search import CodeIndex
 
 if TYPE_CHECKING:
-    from catalog.methods import Method
+    from catalog.methods import Method, VectorMethod
     from catalog.store import Catalog
 
 #: Rows written per transaction (the refresh can be stopped between any two).
@@ -46,11 +46,17 @@ SETTLED_BLOCKS = 4
 PAIRS_PER_STEP = 1 << 23
 
 
-def stored_threshold(method: Method) -> int | None:
-    """The widest threshold a method's stored pairs cover (None: it keeps none)."""
-    if method.kind != "bits":
-        return None
-    return int(method.default_threshold)
+def stored_threshold(method: Method) -> float | None:
+    """The widest threshold a method's stored pairs cover (None: it keeps none): a hash method's
+    default; a vector method's loosest default (the verified one when pairs are verified)."""
+    if method.kind == "bits":
+        return int(method.default_threshold)
+    if method.kind == "vector" and method.signature_name == method.name:
+        loosest = [method.default_threshold]
+        if method.verified_by:
+            loosest.append(method.verified_threshold)
+        return min(loosest) if method.higher_is_similar else max(loosest)
+    return None
 
 
 def pairs_key(method: Method) -> str:
@@ -65,15 +71,17 @@ def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = N
         catalog.drop_unpaired(method.name)
         return 0
     with catalog.pairs_lock():
-        return _refresh(catalog, method, cancel)
+        key = pairs_key(method)
+        if catalog.pairs_key(method.name) != key:
+            cache_path(catalog, method.name).unlink(missing_ok=True)  # it describes the rows dropped now
+            catalog.reset_code_pairs(method.name, key)
+        if method.kind == "vector":
+            return _refresh_vectors(catalog, method, key, cancel)  # type: ignore[arg-type]
+        return _refresh(catalog, method, key, cancel)
 
 
-def _refresh(catalog: Catalog, method: Method, cancel: threading.Event | None) -> int:
+def _refresh(catalog: Catalog, method: Method, key: str, cancel: threading.Event | None) -> int:
     threshold = int(stored_threshold(method) or 0)
-    key = pairs_key(method)
-    if catalog.pairs_key(method.name) != key:
-        cache_path(catalog, method.name).unlink(missing_ok=True)  # it describes the rows dropped now
-        catalog.reset_code_pairs(method.name, key)
     entries, codes = catalog.unpaired(method.name)
     if not entries:
         return 0
@@ -106,6 +114,125 @@ def _refresh(catalog: Catalog, method: Method, cancel: threading.Event | None) -
     settled.extend(pending_seqs, pending)
     settled.save_if_grown(catalog, method.name, key)
     return written
+
+
+#: Images whose neighbours are asked of the vector index per transaction.
+VECTORS_PER_WRITE = 2_000
+
+
+def _refresh_vectors(catalog: Catalog, method: VectorMethod, key: str, cancel: threading.Event | None) -> int:
+    """Rows for the images signed since the last refresh: their nearest neighbours in the HNSW index
+    (upright, and turned features for methods that keep them), as ``dupes`` asks, scored by the method,
+    kept where they match at the stored threshold. Every image of the run gets its seq before any is
+    searched, so a pair between two of them is recorded with both seqs."""
+    from catalog.groups import NEIGHBOURS, NEIGHBOURS_EF, TURNED_EF, TURNED_NEIGHBOURS, _pair_scores
+    from catalog.vectors import VectorIndex
+
+    entries, ids = catalog.unpaired_images(method.name)
+    if not entries:
+        return 0
+    if not ids:
+        catalog.put_vector_rows(method.name, key, [], entries)
+        return 0
+    threshold = float(stored_threshold(method) or 0.0)
+    index = VectorIndex(catalog, method).sync()
+    first_seq = catalog.next_vector_seq()
+    new_seqs = dict(zip(ids, range(first_seq, first_seq + len(ids)), strict=True))
+    turned = getattr(method, "turned_vectors", None)
+    written = 0
+    for start in range(0, len(ids), VECTORS_PER_WRITE):
+        chunk = np.asarray(ids[start : start + VECTORS_PER_WRITE], dtype=np.int64)
+        values = catalog.signature_values(method.signature_name, chunk.tolist())
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        searches = [(method.index_vectors(values), NEIGHBOURS, NEIGHBOURS_EF, False)]
+        if callable(turned):
+            searches += [(v, TURNED_NEIGHBOURS, TURNED_EF, True) for v in turned(values)]
+        for vectors, k, ef, is_turned in searches:
+            labels, distances = index.knn(vectors, k, ef=ef)
+            rows, cols = np.nonzero(labels != chunk[:, None])
+            a, b = chunk[rows], labels[rows, cols]
+            if method.index_is_exact:
+                scores = method.from_index(distances[rows, cols]).astype(np.float64)
+            else:
+                scores = _pair_scores(catalog, method, a, b)
+            near = method.is_match(scores, threshold)
+            found.append((a[near], b[near], scores[near], np.full(int(near.sum()), is_turned)))
+        neighbours = np.unique(np.concatenate([f[1] for f in found]))
+        seqs = {**catalog.vector_seqs(method.name, neighbours.tolist()), **new_seqs}
+        out = _vector_rows(chunk, found, seqs, new_seqs, method.higher_is_similar)
+        last = start + VECTORS_PER_WRITE >= len(ids)
+        if not catalog.put_vector_rows(method.name, key, out, entries if last else ()):
+            return written
+        written += len(out)
+        if cancel is not None and cancel.is_set() and not last:
+            return written
+    return written
+
+
+def _vector_rows(
+    chunk: np.ndarray,
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    seqs: dict[int, int],
+    new_seqs: dict[int, int],
+    higher_is_similar: bool,
+) -> list[tuple[int, int, bytes, bytes, bytes, bytes]]:
+    """A row per image of ``chunk``: its matching neighbours, each once with its best score (upright
+    before turned when they tie), with the neighbour's seq (a neighbour without a row is left out: it
+    was deleted meanwhile)."""
+    a = np.concatenate([f[0] for f in found])
+    b = np.concatenate([f[1] for f in found])
+    scores = np.concatenate([f[2] for f in found])
+    is_turned = np.concatenate([f[3] for f in found])
+    order = np.lexsort((is_turned, -scores if higher_is_similar else scores, b, a))
+    a, b, scores, is_turned = a[order], b[order], scores[order], is_turned[order]
+    first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])] if len(a) else np.zeros(0, dtype=bool)
+    a, b, scores, is_turned = a[first], b[first], scores[first], is_turned[first]
+    by_image: dict[int, list[int]] = {}
+    for k, image in enumerate(a.tolist()):
+        by_image.setdefault(image, []).append(k)
+    rows = []
+    for image in chunk.tolist():
+        picks = [k for k in by_image.get(image, []) if int(b[k]) in seqs]
+        rows.append(
+            (
+                image,
+                new_seqs[image],
+                b[picks].astype("<i4").tobytes(),
+                np.asarray([seqs[int(b[k])] for k in picks], dtype="<i4").tobytes(),
+                scores[picks].astype("<f4").tobytes(),
+                is_turned[picks].astype(np.uint8).tobytes(),
+            )
+        )
+    return rows
+
+
+def stored_vector_pairs(
+    catalog: Catalog, method: Method, threshold: float, transforms: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(image ids a, image ids b, scores) of every stored pair that matches at ``threshold`` (turned
+    ones only with ``transforms``), both images' rows current; None when the stored pairs do not cover
+    the question (another threshold or version, or images signed since the last refresh)."""
+    limit = stored_threshold(method)
+    if limit is None or catalog.pairs_key(method.name) != pairs_key(method):
+        return None
+    if not method.is_match(np.asarray([threshold]), limit)[0] or catalog.count_unpaired(method.name):
+        return None
+    rows = catalog.vector_rows(method.name)
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+    owners = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    own_seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    counts = np.fromiter((len(r[2]) // 4 for r in rows), dtype=np.int64, count=len(rows))
+    a = np.repeat(owners, counts)
+    b = np.frombuffer(b"".join(r[2] for r in rows), dtype="<i4").astype(np.int64)
+    b_seqs = np.frombuffer(b"".join(r[3] for r in rows), dtype="<i4").astype(np.int64)
+    scores = np.frombuffer(b"".join(r[4] for r in rows), dtype="<f4").astype(np.float64)
+    is_turned = np.frombuffer(b"".join(r[5] for r in rows), dtype=np.uint8).astype(bool)
+    order = np.argsort(owners)
+    at = np.searchsorted(owners[order], b).clip(max=len(owners) - 1)
+    current = (owners[order][at] == b) & (own_seqs[order][at] == b_seqs)
+    keep = current & method.is_match(scores, threshold) & (transforms | ~is_turned)
+    return a[keep], b[keep], scores[keep]
 
 
 def _rows(

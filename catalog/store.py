@@ -47,6 +47,7 @@ from catalog.models import (
     Root,
     Signature,
     Unpaired,
+    VectorPairs,
     decode_path,
     encode_path,
 )
@@ -558,6 +559,7 @@ class Catalog:
         of the method waits for its pairs again."""
         with self.session() as s:
             s.execute(delete(CodePairs).where(CodePairs.method == method))
+            s.execute(delete(VectorPairs).where(VectorPairs.method == method))
             s.execute(delete(Unpaired).where(Unpaired.method == method))
             s.execute(
                 insert(Unpaired).from_select(
@@ -583,17 +585,95 @@ class Catalog:
         return [r[0] for r in rows], np.frombuffer(values, dtype=">u8").astype(np.uint64)
 
     def pair_counts(self) -> dict[str, dict[str, object]]:
-        """Per method that keeps near pairs: what they cover (``pairs_key``), the codes with their row,
-        and the signatures written since the last refresh."""
+        """Per method that keeps near pairs: what they cover (``pairs_key``), its rows (distinct codes of
+        a hash method, images of a vector method), and the signatures written since the last refresh."""
         with self.session() as s:
             keys = dict(s.execute(select(MethodRecord.name, MethodRecord.pairs_key)).all())
-            codes = dict(s.execute(select(CodePairs.method, func.count()).group_by(CodePairs.method)).all())
+            rows = dict(s.execute(select(CodePairs.method, func.count()).group_by(CodePairs.method)).all())
+            images = s.execute(select(VectorPairs.method, func.count()).group_by(VectorPairs.method)).all()
+            rows.update(dict(images))
             waiting = dict(s.execute(select(Unpaired.method, func.count()).group_by(Unpaired.method)).all())
         return {
-            name: {"covers": key, "codes": codes.get(name, 0), "waiting": waiting.get(name, 0)}
+            name: {"covers": key, "rows": rows.get(name, 0), "waiting": waiting.get(name, 0)}
             for name, key in keys.items()
             if key
         }
+
+    def unpaired_images(self, method: str) -> tuple[list[int], list[int]]:
+        """(the ``unpaired`` entries of ``method``, the distinct images among them that still have a
+        signature of it)."""
+        with self.session() as s:
+            rows = _raw(
+                s,
+                "SELECT u.id, s.image_id FROM unpaired u LEFT JOIN signatures s "
+                "ON s.image_id = u.image_id AND s.method = u.method WHERE u.method = {}",
+                method,
+            )
+        return [r[0] for r in rows], sorted({r[1] for r in rows if r[1] is not None})
+
+    def count_unpaired(self, method: str) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).where(Unpaired.method == method)) or 0)
+
+    def vector_rows(self, method: str) -> list[tuple[int, int, bytes, bytes, bytes, bytes]]:
+        """(image id, seq, near, near_seqs, scores, turned) of every stored row of ``method``."""
+        with self.session() as s:
+            return _raw(
+                s,
+                "SELECT image_id, seq, near, near_seqs, scores, turned FROM vector_pairs WHERE method = {}",
+                method,
+            )
+
+    def vector_seqs(self, method: str, ids: Sequence[int]) -> dict[int, int]:
+        """The seq of the rows of those of ``ids`` that have one."""
+        found: dict[int, int] = {}
+        with self.session() as s:
+            for chunk in chunked(list(ids)):
+                query = select(VectorPairs.image_id, VectorPairs.seq).where(
+                    VectorPairs.method == method, VectorPairs.image_id.in_(chunk)
+                )
+                found.update(dict(s.execute(query).all()))
+        return found
+
+    def next_vector_seq(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.max(VectorPairs.seq))) or 0) + 1
+
+    def put_vector_rows(
+        self,
+        method: str,
+        key: str,
+        rows: Sequence[tuple[int, int, bytes, bytes, bytes, bytes]],
+        done: Sequence[int] = (),
+    ) -> bool:
+        """Replace the rows of these images and remove the ``unpaired`` entries ``done``, in one
+        transaction, unless ``method``'s pairs no longer cover ``key`` (then False, nothing written)."""
+        with self.session() as s:
+            if s.scalar(select(MethodRecord.pairs_key).where(MethodRecord.name == method)) != key:
+                return False
+            for chunk in chunked([r[0] for r in rows]):
+                s.execute(
+                    delete(VectorPairs).where(VectorPairs.method == method, VectorPairs.image_id.in_(chunk))
+                )
+            if rows:
+                s.execute(
+                    insert(VectorPairs),
+                    [
+                        {
+                            "method": method,
+                            "image_id": i,
+                            "seq": q,
+                            "near": n,
+                            "near_seqs": ns,
+                            "scores": sc,
+                            "turned": t,
+                        }
+                        for i, q, n, ns, sc, t in rows
+                    ],  # fmt: skip
+                )
+            for chunk in chunked(list(done)):
+                s.execute(delete(Unpaired).where(Unpaired.id.in_(chunk)))
+        return True
 
     def drop_unpaired(self, method: str) -> None:
         """Forget ``method``'s entries (a method that keeps no pairs)."""

@@ -115,8 +115,10 @@ def test_hnsw_index_is_a_cache_rebuilt_and_kept_in_step(cnn_catalogue, photo):
     db, pics = cnn_catalogue
     assert index_matches_store(db)
     for path in db.parent.glob("cnn.db.cnn.*"):
-        path.unlink()  # the index is a cache: gone, it is rebuilt
-    assert cli(db, "dupes", "-m", "cnn").exit_code == 0
+        path.unlink()  # the index is a cache: gone, it is rebuilt by the next search that needs it
+    # (dupes reads the pairs kept at indexing time; a query searches the index)
+    probe = str(sorted(pics.rglob("*.jpg"))[0])
+    assert cli(db, "query", probe, "-m", "cnn").exit_code == 0
     files = saved_files(db)
     assert files["hnsw"].exists() and index_matches_store(db)
     files["hnsw"].write_bytes(b"garbage")  # corrupt: rebuilt
@@ -262,3 +264,47 @@ def test_query_finds_a_turned_copy_and_verifies_it(catalog, pics, photo):
     (best, score), *rest = found.results
     assert best.path == str(original) and score > 0.9 and found.matches[0]
     assert not any(found.matches[1:])
+
+
+def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
+    """``index`` keeps each image's matching neighbours; dupes reads them instead of asking the index
+    for every image's neighbours, with the same pairs (threshold, turned copies, verification alike)."""
+    from catalog.groups import Options, find_groups, near_pairs
+    from catalog.pairs import stored_vector_pairs
+    from tests.test_pairs import add_photos
+
+    root = tmp_path / "lib"
+    add_photos(root, 0, 24, seed=21)
+    turned = sorted((root / "batch0000").glob("*.jpg"))[0]
+    with Image.open(turned) as img:
+        img.transpose(Image.Transpose.ROTATE_90).save(root / "turned.jpg", quality=90)
+    with Catalog.open(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
+        report = index(catalog, [str(root)], methods=["cnn"])
+        assert report.paired == len(list(root.rglob("*.jpg")))
+        method = get_method("cnn")
+        for threshold, transforms in ((0.94, True), (0.94, False), (0.85, True)):
+            assert stored_vector_pairs(catalog, method, threshold, transforms) is not None
+            stored = near_pairs(catalog, method, threshold, transforms)
+            stored_groups = find_groups(catalog, "cnn", threshold, Options(transforms=transforms)).groups
+            catalog.reset_code_pairs("cnn", "none")  # another key: a full search
+            full = near_pairs(catalog, method, threshold, transforms)
+            full_groups = find_groups(catalog, "cnn", threshold, Options(transforms=transforms)).groups
+            assert stored.classes == full.classes
+            assert set(zip(stored.left.tolist(), stored.right.tolist(), strict=True)) == set(
+                zip(full.left.tolist(), full.right.tolist(), strict=True)
+            )
+            assert np.allclose(np.sort(stored.scores), np.sort(full.scores), atol=1e-5)
+            assert stored_groups == full_groups and stored_groups
+            index(catalog, [str(root)])  # pairs again (the key is this version's)
+        # A new image, and one removed: the next index keeps the rows current.
+        shutil.copyfile(turned, root / "again.jpg")
+        (root / "turned.jpg").unlink()
+        report = index(catalog, [str(root)])
+        assert report.paired == 1
+        assert stored_vector_pairs(catalog, method, 0.94, True) is not None
+        stored = near_pairs(catalog, method, 0.94, True)
+        catalog.reset_code_pairs("cnn", "none")
+        full = near_pairs(catalog, method, 0.94, True)
+        assert set(zip(stored.left.tolist(), stored.right.tolist(), strict=True)) == set(
+            zip(full.left.tolist(), full.right.tolist(), strict=True)
+        )

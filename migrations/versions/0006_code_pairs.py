@@ -1,5 +1,6 @@
-"""Near pairs kept at indexing time: one row per distinct code of a method (``catalog.pairs``), and
-the signatures written since the last refresh (``unpaired``, filled by triggers).
+"""Near pairs kept at indexing time: one row per distinct code of a hash method and one per image of a
+vector method (``catalog.pairs``), and the signatures written since the last refresh (``unpaired``,
+filled by triggers).
 
 Revision ID: 0006
 Revises: 0005
@@ -43,6 +44,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_code_pairs_method_code", "code_pairs", ["method", "code"], unique=True)
     op.create_table(
+        "vector_pairs",
+        sa.Column("method", sa.String(32), primary_key=True),
+        sa.Column("image_id", sa.Integer, primary_key=True),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("near", sa.LargeBinary, nullable=False),
+        sa.Column("near_seqs", sa.LargeBinary, nullable=False),
+        sa.Column("scores", sa.LargeBinary, nullable=False),
+        sa.Column("turned", sa.LargeBinary, nullable=False),
+    )
+    op.create_table(
         "unpaired",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("method", sa.String(32), nullable=False),
@@ -65,6 +76,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS catalog_note_unpaired()")
     op.drop_index("ix_unpaired_method", table_name="unpaired")
     op.drop_table("unpaired")
+    op.drop_table("vector_pairs")
     op.drop_index("ix_code_pairs_method_code", table_name="code_pairs")
     op.drop_table("code_pairs")
     with op.batch_alter_table("methods") as batch:
