@@ -15,8 +15,14 @@ their pairs through their signatures:
 - a kill at any moment leaves whole rows only (each batch of rows is one transaction, written in seq
   order), and the next refresh carries on from the last one.
 
-A threshold above the stored one, turned copies (``--transforms``), another method version or the
-vector methods use the full search (``catalog.groups.near_pairs``).
+A threshold above the stored one, turned copies (``--transforms``) of a hash, or another method version
+use the full search (``catalog.groups.near_pairs``).
+
+The vector methods (``cnn``, the pixel methods) keep a row per **image** instead (``vector_pairs``): the
+neighbours the HNSW index gives for its vectors (upright and turned, as ``dupes`` asks) that match at the
+method's loosest default, each with the ``seq`` its row had then. A pair holds while the neighbour's row
+keeps that seq; a re-signed image gets a new row and seq, every image of one refresh gets its seq before
+any is searched. Readers use the rows only when no image of the method waits for its row.
 """
 
 from __future__ import annotations
