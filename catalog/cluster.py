@@ -5,7 +5,8 @@ as a local run does. Optional extra ``[ray]``; imported only by that engine.
 Each task takes a batch of files (``BATCH``) and returns their results; a window of batches per cluster
 core is kept in flight, and results are written as batches complete, in the local run's transactions.
 The files must be readable at the same path on every node (a shared mount); on one machine, ``ray.init``
-starts a local cluster. The CNN's batched step runs here, on the results (as for the local engine).
+starts a local cluster. The CNN's batched step runs in the task too, on the worker's cores (a batch of
+16 files is one forward pass), so this process receives finished signatures.
 """
 
 from __future__ import annotations
@@ -25,8 +26,14 @@ BATCH = 16
 WINDOW = 3
 
 
-def _process_batch(tasks: list[Task]) -> list[FileResult]:
-    return [process(task) for task in tasks]
+def _process_batch(tasks: list[Task], cnn: Any) -> list[FileResult]:
+    """A task: read, decode and sign the files, batched steps included (the CNN runs on the worker's
+    own cores, its model loaded once per worker process)."""
+    from catalog.indexer import finish_signatures
+
+    results = [process(task) for task in tasks]
+    finish_signatures(results, cnn)
+    return results
 
 
 class RayRunner:
@@ -59,7 +66,7 @@ class RayRunner:
         submitted = 0
         while submitted < len(batches) or self.pending:
             while submitted < len(batches) and len(self.pending) < window and not self.cancelled:
-                self.pending.append(self.remote.remote(batches[submitted]))
+                self.pending.append(self.remote.remote(batches[submitted], self.cnn))
                 submitted += 1
             if not self.pending:
                 return

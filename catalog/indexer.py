@@ -424,7 +424,7 @@ class _Writer:
         if any(not isinstance(v, bytes) for v in result.signatures.values()):
             self.unfinished += 1
             if self.unfinished >= self.finish_batch:  # keep the model busy while workers decode
-                _finish_signatures(self.pending, self.cnn)
+                finish_signatures(self.pending, self.cnn)
                 self.unfinished = 0
         if len(self.pending) >= WRITE_BATCH:
             self.flush()
@@ -432,7 +432,7 @@ class _Writer:
     def flush(self) -> None:
         if not self.pending:
             return
-        _finish_signatures(self.pending, self.cnn)
+        finish_signatures(self.pending, self.cnn)
         try:
             with self.catalog.writing() as writes:
                 for result in self.pending:
@@ -484,7 +484,7 @@ class _Writer:
         """A new byte-identical copy of a file that moved away in this run: reuse the signatures."""
         if not writes.copy(r.path, _row(r)):  # the source vanished meanwhile: decode after all
             result = process(Task(r.path, r.size, r.mtime_ns, pixel_methods(self.report.methods)))
-            _finish_signatures([result], self.cnn)
+            finish_signatures([result], self.cnn)
             self._apply(writes, result)
             return
         self.report.added += 1
@@ -513,7 +513,7 @@ def _row(r: FileResult) -> ImageRow:
     )
 
 
-def _finish_signatures(results: list[FileResult], cnn: CnnChoice) -> None:
+def finish_signatures(results: list[FileResult], cnn: CnnChoice) -> None:
     """Run each method's batched step (the CNN) over what the workers prepared, in place."""
     pending: dict[str, list[FileResult]] = {}
     for result in results:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from catalog.store import Catalog
@@ -99,3 +100,24 @@ def test_a_root_another_indexer_holds_is_refused(postgres_url, tmp_path):
         assert refused.returncode == 3 and "being indexed by another process" in refused.stderr
     run(postgres_url, "index", str(root))  # the lock died with its connection
     assert Path(root).exists()
+
+
+def test_the_cnn_runs_on_the_ray_workers_and_gives_the_local_features(tmp_path):
+    pytest.importorskip("torch")
+    root = tmp_path / "lib"
+    add_photos(root, 0, 8, seed=15)
+    through_ray = f"sqlite:///{tmp_path / 'ray.db'}"
+    local = f"sqlite:///{tmp_path / 'local.db'}"
+    run(through_ray, "index", str(root), "--engine", "ray", "--methods", "cnn")
+    run(local, "index", str(root), "--methods", "cnn")
+    features = []
+    for url in (through_ray, local):
+        with Catalog.open(url, create=False) as catalog:
+            paths = catalog.paths()
+            ids, values = catalog.signatures("cnn")
+            features.append({paths[i]: bytes(v) for i, v in zip(ids, values, strict=True)})
+    assert features[0].keys() == features[1].keys() and len(features[0]) == len(list(root.rglob("*.jpg")))
+    for path, value in features[0].items():  # batches of other sizes may round a last bit differently
+        ray_feature = np.frombuffer(value, dtype=np.float16).astype(np.float32)
+        local_feature = np.frombuffer(features[1][path], dtype=np.float16).astype(np.float32)
+        assert np.allclose(ray_feature, local_feature, atol=2e-3), path
