@@ -88,6 +88,8 @@ def _start(address: str | None, workers: int | None) -> Any:
         raise CatalogError("--engine ray needs the [ray] extra (pip install 'catalog[ray]')") from None
     if ray.is_initialized():
         return ray
+    if address not in (None, "auto", "local"):
+        _probe(address)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address is None and workers:
@@ -100,3 +102,20 @@ def _start(address: str | None, workers: int | None) -> Any:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     return ray
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail at once, in one line, when nothing answers at ``address`` (``ray.init`` would retry for
+    minutes, printing warnings)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return
+    except ValueError:
+        raise CatalogError(
+            f"--ray-address {address!r}: expected HOST:PORT, ray://HOST:PORT or auto"
+        ) from None
+    except OSError as exc:
+        raise CatalogError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None

@@ -121,3 +121,24 @@ def test_the_cnn_runs_on_the_ray_workers_and_gives_the_local_features(tmp_path):
         ray_feature = np.frombuffer(value, dtype=np.float16).astype(np.float32)
         local_feature = np.frombuffer(features[1][path], dtype=np.float16).astype(np.float32)
         assert np.allclose(ray_feature, local_feature, atol=2e-3), path
+
+
+def test_a_cluster_that_does_not_answer_is_a_one_line_error(tmp_path):
+    import socket
+
+    root = tmp_path / "lib"
+    add_photos(root, 0, 2, seed=16)
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    refused = run(
+        db, "index", str(root), "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", check=False
+    )
+    assert refused.returncode == 1
+    assert (
+        refused.stderr.strip()
+        == f"catalog: error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"
+    )
+    wrong = run(db, "index", str(root), "--engine", "ray", "--ray-address", "nonsense", check=False)
+    assert wrong.returncode == 1 and "expected HOST:PORT" in wrong.stderr
