@@ -48,6 +48,8 @@ class RayRunner:
         workers: int | None = None,
     ):
         self.methods, self.cnn, self.cancel = methods, cnn, cancel
+        #: A cluster this run started (no address): shut down with the run, however it ends.
+        self.owns_cluster = address is None and not _initialized()
         self.ray = _start(address, workers)
         self.remote = self.ray.remote(_process_batch)
         self.pending: list[Any] = []
@@ -77,6 +79,17 @@ class RayRunner:
         for ref in self.pending:
             self.ray.cancel(ref, force=True)
         self.pending = []
+        if self.owns_cluster:
+            self.ray.shutdown()  # its processes would outlive an interrupted run otherwise
+            self.owns_cluster = False
+
+
+def _initialized() -> bool:
+    try:
+        import ray
+    except ImportError:
+        return False
+    return bool(ray.is_initialized())
 
 
 def _start(address: str | None, workers: int | None) -> Any:

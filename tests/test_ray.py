@@ -142,3 +142,40 @@ def test_a_cluster_that_does_not_answer_is_a_one_line_error(tmp_path):
     )
     wrong = run(db, "index", str(root), "--engine", "ray", "--ray-address", "nonsense", check=False)
     assert wrong.returncode == 1 and "expected HOST:PORT" in wrong.stderr
+
+
+def ray_processes() -> int:
+    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return sum(1 for line in listing.splitlines() if "gcs_server" in line or "raylet" in line)
+
+
+def test_ctrl_c_stops_a_ray_run_in_one_line_and_takes_its_cluster_down(tmp_path):
+    import signal
+    import sqlite3
+
+    from tests.conftest import wait_until
+
+    root = tmp_path / "lib"
+    add_photos(root, 0, 500, seed=17)  # 750 files: the first write batch holds 200
+    db = tmp_path / "c.db"
+    before = ray_processes()
+    command = [sys.executable, "-m", "catalog", "--db", str(db), "index", str(root), "--engine", "ray"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def committed() -> bool:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                return bool(conn.execute("SELECT count(*) FROM images").fetchone()[0])
+        except sqlite3.OperationalError:
+            return False
+
+    assert wait_until(lambda: process.poll() is not None or committed(), 120)
+    assert process.poll() is None, "the run ended before the first batch could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("catalog: interrupted; ")
+    assert wait_until(lambda: ray_processes() <= before, 30)
+    run(f"sqlite:///{db}", "index", str(root))  # the next run carries on
+    with Catalog.open(f"sqlite:///{db}", create=False) as catalog:
+        assert len(catalog.paths()) == len(list(root.rglob("*.jpg")))
