@@ -76,12 +76,16 @@ class RayRunner:
             yield from ray.get(done[0])
 
     def close(self, abort: bool = False) -> None:
-        for ref in self.pending:
-            self.ray.cancel(ref, force=True)
-        self.pending = []
+        """Stop what is in flight: a cluster this run started is shut down (its processes would outlive
+        an interrupted run otherwise); on another, the tasks are cancelled. (Forced cancellation right
+        before a shutdown can crash Ray's core worker: "Tried to complete task that was not pending".)"""
         if self.owns_cluster:
-            self.ray.shutdown()  # its processes would outlive an interrupted run otherwise
+            self.ray.shutdown()
             self.owns_cluster = False
+        else:
+            for ref in self.pending:
+                self.ray.cancel(ref)
+        self.pending = []
 
 
 def _initialized() -> bool:

@@ -173,7 +173,7 @@ def test_ctrl_c_stops_a_ray_run_in_one_line_and_takes_its_cluster_down(tmp_path)
     assert process.poll() is None, "the run ended before the first batch could be interrupted"
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130 and "Traceback" not in stderr
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].startswith("catalog: interrupted; ")
     assert wait_until(lambda: ray_processes() <= before, 30)
     run(f"sqlite:///{db}", "index", str(root))  # the next run carries on
