@@ -335,6 +335,14 @@ class Settled:
             return
         self.seqs = np.concatenate([self.seqs, self.tail_seqs])
         self.codes = np.concatenate([self.codes, self.tail_codes])
+        # Rows of codes no image has any more (edited and deleted photos) are dropped here, when they
+        # are a tenth of the rows: harmless to answers, they would only grow over months of watching.
+        _, present = catalog.upright_codes(method)
+        gone = ~np.isin(self.codes, present)
+        if gone.sum() * 10 > len(self.codes) and catalog.drop_code_rows(
+            method, key, self.seqs[gone].tolist()
+        ):
+            self.seqs, self.codes = self.seqs[~gone], self.codes[~gone]
         self.sorted = np.sort(self.codes)
         self.index = CodeIndex(self.codes, self.index.t, blocks=SETTLED_BLOCKS)
         self.tail_seqs, self.tail_codes = self.tail_seqs[:0], self.tail_codes[:0]

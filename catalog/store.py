@@ -743,6 +743,15 @@ class Catalog:
                 s.execute(delete(Unpaired).where(Unpaired.id.in_(chunk)))
         return True
 
+    def drop_code_rows(self, method: str, key: str, seqs: Sequence[int]) -> bool:
+        """Delete ``method``'s rows ``seqs`` in one transaction, unless its pairs no longer cover ``key``."""
+        with self.session() as s:
+            if s.scalar(select(MethodRecord.pairs_key).where(MethodRecord.name == method)) != key:
+                return False
+            for chunk in chunked(list(seqs)):
+                s.execute(delete(CodePairs).where(CodePairs.method == method, CodePairs.seq.in_(chunk)))
+        return True
+
     def next_code_seq(self) -> int:
         with self.session() as s:
             return int(s.scalar(select(func.max(CodePairs.seq))) or 0) + 1

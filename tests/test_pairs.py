@@ -260,3 +260,20 @@ def test_the_saved_index_of_settled_codes_is_checked_and_rebuilt_when_it_does_no
     index = json.loads(run(db, "index", str(root), "-f", "json").stdout)
     assert index["paired"] > 0
     assert assert_stored_equal_search(db, ("phash",)) > 0
+
+
+def test_rows_of_codes_no_image_has_are_dropped_once_they_are_a_tenth(tmp_path):
+    root, db = tmp_path / "lib", tmp_path / "c.db"
+    add_photos(root, 0, 40, seed=18)
+    run(db, "index", str(root), "--methods", "phash")
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        before = len(catalog.settled_codes("phash")[0])
+    for path in sorted(root.rglob("*.jpg"))[:20]:  # a third of the photos gone
+        path.unlink()
+    add_photos(root, 40, 4, seed=19)
+    run(db, "index", str(root))
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        _, codes = catalog.upright_codes("phash")
+        _, settled = catalog.settled_codes("phash")
+    assert set(settled.tolist()) == set(codes.tolist()) and len(settled) < before
+    assert assert_stored_equal_search(db, ("phash",)) > 0
