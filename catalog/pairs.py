@@ -11,7 +11,8 @@ their pairs through their signatures:
   ``catalog index``, after each batch of ``catalog watch``) searches its code against every code with
   a row and writes its row; until then readers search the pending codes themselves, so an answer never
   misses a pair, whatever was interrupted where;
-- a moved image keeps its code, a deleted one simply stops naming it: nothing to update;
+- a moved image keeps its code, a deleted one simply stops naming it: nothing to update (rows of codes
+  no image has are dropped in bulk once they are a tenth of the rows, see ``Settled.save_if_grown``);
 - a kill at any moment leaves whole rows only (each batch of rows is one transaction, written in seq
   order), and the next refresh carries on from the last one.
 
