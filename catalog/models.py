@@ -246,3 +246,8 @@ UNPAIRED_DDL = {
         "FOR EACH ROW EXECUTE FUNCTION catalog_note_unpaired()",
     ],
 }
+
+
+#: PostgreSQL: an index of the paths by bytes, for "the images under this folder" (``path LIKE 'dir/%'``)
+#: whatever the database's collation (the same text as migration 0006).
+PATH_PATTERN_DDL = {"postgresql": ["CREATE INDEX ix_images_path_pattern ON images (path text_pattern_ops)"]}

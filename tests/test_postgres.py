@@ -54,3 +54,21 @@ def test_stored_pairs_on_postgres_equal_a_full_search(postgres_url, tmp_path):
         assert report.moved > 0 and report.removed == 5 and report.paired > 0
         assert find_groups(catalog, "phash").groups
     assert assert_stored_equal_search(postgres_url) > 0
+
+
+def test_folders_whose_names_are_like_patterns_are_told_apart_on_postgres(postgres_url, tmp_path, make_image):
+    """On PostgreSQL a folder's images are found with LIKE 'folder/%' (served by a text_pattern_ops
+    index): names holding _, % and \\ must match themselves only."""
+    roots = [tmp_path / "pics" / name for name in ("a_b", "aXb", "c%d", "cZZd", "e\\f", "e\\\\f")]
+    for n, root in enumerate(roots):
+        make_image(f"{root.name}/pic.png", seed=n)
+    with Catalog.open(postgres_url) as catalog:
+        for table in ("code_pairs", "unpaired", "vector_pairs", "signatures", "images", "roots", "methods"):
+            with catalog.engine.begin() as conn:
+                conn.exec_driver_sql(f"DELETE FROM {table}")
+        assert index(catalog, [str(r) for r in roots], methods=["phash"]).added == len(roots)
+        for root in (roots[0], roots[2], roots[4]):
+            (root / "pic.png").unlink()
+            report = index(catalog, [str(root)])
+            assert (report.removed, report.unchanged) == (1, 0), root.name
+        assert sorted(catalog.paths().values()) == sorted(str(r / "pic.png") for r in roots[1::2])

@@ -62,6 +62,8 @@ def upgrade() -> None:
     op.create_index("ix_unpaired_method", "unpaired", ["method"])
     for statement in DDL.get(op.get_bind().dialect.name, []):
         op.execute(statement)
+    if op.get_bind().dialect.name == "postgresql":  # "the images under this folder" from an index
+        op.execute("CREATE INDEX ix_images_path_pattern ON images (path text_pattern_ops)")
     # Every signature so far waits for its pairs (the next index stores them).
     op.execute("INSERT INTO unpaired (method, image_id) SELECT method, image_id FROM signatures")
 
@@ -74,6 +76,8 @@ def downgrade() -> None:
     elif name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS signatures_unpaired ON signatures")
         op.execute("DROP FUNCTION IF EXISTS catalog_note_unpaired()")
+    if name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_images_path_pattern")
     op.drop_index("ix_unpaired_method", table_name="unpaired")
     op.drop_table("unpaired")
     op.drop_table("vector_pairs")
