@@ -362,16 +362,10 @@ def _vector_pairs(catalog: Catalog, method: VectorMethod, threshold: float, tran
     index = VectorIndex(catalog, method).sync()
 
     def collect(ids: np.ndarray, labels: np.ndarray, distances: np.ndarray) -> None:
-        rows, cols = np.nonzero(labels != ids[:, None])
-        a, b = ids[rows], labels[rows, cols]
-        if method.index_is_exact:
-            scores = method.from_index(distances[rows, cols]).astype(np.float64)
-        else:
-            scores = _pair_scores(catalog, method, a, b)
-        near = method.is_match(scores, threshold)
-        found_a.append(a[near])
-        found_b.append(b[near])
-        found_s.append(scores[near])
+        a, b, scores = matching_neighbours(catalog, method, ids, labels, distances, threshold)
+        found_a.append(a)
+        found_b.append(b)
+        found_s.append(scores)
 
     for ids, labels, distances in index.neighbour_chunks(NEIGHBOURS, NEIGHBOURS_EF):
         collect(ids, labels, distances)
@@ -380,6 +374,27 @@ def _vector_pairs(catalog: Catalog, method: VectorMethod, threshold: float, tran
                 labels, distances = index.knn(vectors, TURNED_NEIGHBOURS, ef=TURNED_EF)
                 collect(ids, labels, distances)
     return _vector_classes(catalog, method, index.ids, found_a, found_b, found_s)
+
+
+def matching_neighbours(
+    catalog: Catalog,
+    method: VectorMethod,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    distances: np.ndarray,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, neighbour, score) of the vector index's answers for ``ids`` (``labels[k]`` and
+    ``distances[k]``: the neighbours of ``ids[k]``) that match at ``threshold``, each image's own entry
+    left out; scored by the method itself where the index only proposes."""
+    rows, cols = np.nonzero(labels != ids[:, None])
+    a, b = ids[rows], labels[rows, cols]
+    if method.index_is_exact:
+        scores = method.from_index(distances[rows, cols]).astype(np.float64)
+    else:
+        scores = _pair_scores(catalog, method, a, b)
+    near = method.is_match(scores, threshold)
+    return a[near], b[near], scores[near]
 
 
 def _within(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
@@ -561,10 +576,15 @@ def find_groups(
 class Marks:
     """The "not a duplicate" marks (pairs of content hashes) as they bear on one answer's classes."""
 
-    def __init__(self, catalog: Catalog, class_hashes: dict[int, list[str]], higher_is_similar: bool = False):
+    def __init__(
+        self,
+        marks: Sequence[tuple[str, str, object]],
+        class_hashes: dict[int, list[str]],
+        higher_is_similar: bool = False,
+    ):
         self.higher = higher_is_similar
         self.against: dict[str, set[str]] = {}
-        for a, b, _ in catalog.marks():
+        for a, b, _ in marks:
             self.against.setdefault(a, set()).add(b)
             self.against.setdefault(b, set()).add(a)
         self.hashes = {
@@ -574,13 +594,14 @@ class Marks:
 
     @classmethod
     def of(cls, catalog: Catalog, members_of: dict[int, list[ImageInfo]], method: Method) -> Marks:
-        marked = {h for a, b, _ in catalog.marks() for h in (a, b)}
+        marks = catalog.marks()
+        marked = {h for a, b, _ in marks for h in (a, b)}
         hashes = {
             c: [im.content_hash or "" for im in m if im.content_hash in marked]
             for c, m in members_of.items()
             if marked and any(im.content_hash in marked for im in m)
         }
-        return cls(catalog, hashes, method.higher_is_similar)
+        return cls(marks, hashes, method.higher_is_similar)
 
     def conflict(self, a: int, b: int) -> bool:
         """Whether an image of class ``a`` is marked "not a duplicate" of one of class ``b``."""
@@ -777,9 +798,10 @@ def copy_counts(
     scope = options.scope
     classes = pairs.classes
     marks = None
-    if catalog.marks():
+    marked = catalog.marks()
+    if marked:
         hashes = catalog.content_hashes([i for members in classes for i in members])
-        marks = Marks(catalog, {c: [hashes.get(i, "") for i in m] for c, m in enumerate(classes)})
+        marks = Marks(marked, {c: [hashes.get(i, "") for i in m] for c, m in enumerate(classes)})
         pairs = marks.unmarked(pairs)
     class_of = {i: c for c, members in enumerate(classes) for i in members}
     paths = catalog.paths()

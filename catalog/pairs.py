@@ -81,7 +81,7 @@ def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = N
         key = pairs_key(method)
         if catalog.pairs_key(method.name) != key:
             cache_path(catalog, method.name).unlink(missing_ok=True)  # it describes the rows dropped now
-            catalog.reset_code_pairs(method.name, key)
+            catalog.reset_pairs(method.name, key)
         if method.kind == "vector":
             return _refresh_vectors(catalog, method, key, cancel)  # type: ignore[arg-type]
         return _refresh(catalog, method, key, cancel)
@@ -132,7 +132,7 @@ def _refresh_vectors(catalog: Catalog, method: VectorMethod, key: str, cancel: t
     (upright, and turned features for methods that keep them), as ``dupes`` asks, scored by the method,
     kept where they match at the stored threshold. Every image of the run gets its seq before any is
     searched, so a pair between two of them is recorded with both seqs."""
-    from catalog.groups import NEIGHBOURS, NEIGHBOURS_EF, TURNED_EF, TURNED_NEIGHBOURS, _pair_scores
+    from catalog.groups import NEIGHBOURS, NEIGHBOURS_EF, TURNED_EF, TURNED_NEIGHBOURS, matching_neighbours
     from catalog.vectors import VectorIndex
 
     entries, ids = catalog.unpaired_images(method.name)
@@ -156,14 +156,8 @@ def _refresh_vectors(catalog: Catalog, method: VectorMethod, key: str, cancel: t
             searches += [(v, TURNED_NEIGHBOURS, TURNED_EF, True) for v in turned(values)]
         for vectors, k, ef, is_turned in searches:
             labels, distances = index.knn(vectors, k, ef=ef)
-            rows, cols = np.nonzero(labels != chunk[:, None])
-            a, b = chunk[rows], labels[rows, cols]
-            if method.index_is_exact:
-                scores = method.from_index(distances[rows, cols]).astype(np.float64)
-            else:
-                scores = _pair_scores(catalog, method, a, b)
-            near = method.is_match(scores, threshold)
-            found.append((a[near], b[near], scores[near], np.full(int(near.sum()), is_turned)))
+            a, b, scores = matching_neighbours(catalog, method, chunk, labels, distances, threshold)
+            found.append((a, b, scores, np.full(len(a), is_turned)))
         neighbours = np.unique(np.concatenate([f[1] for f in found]))
         seqs = {**catalog.vector_seqs(method.name, neighbours.tolist()), **new_seqs}
         out = _vector_rows(chunk, found, seqs, new_seqs, method.higher_is_similar)
@@ -279,11 +273,20 @@ class Settled:
     its code) and rebuilt when it does not match; it is saved again, atomically under its lock, once the
     tail has grown."""
 
-    def __init__(self, seqs: np.ndarray, codes: np.ndarray, index: CodeIndex):
+    def __init__(
+        self,
+        seqs: np.ndarray,
+        codes: np.ndarray,
+        index: CodeIndex,
+        sorted_codes: np.ndarray | None = None,
+        tail: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
         self.seqs, self.codes, self.index = seqs, codes, index
-        self.sorted = np.sort(codes)
-        self.tail_seqs = np.zeros(0, dtype=np.int64)
-        self.tail_codes = np.zeros(0, dtype=np.uint64)
+        self.sorted = np.sort(codes) if sorted_codes is None else sorted_codes
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64))
+        self.tail_seqs: np.ndarray
+        self.tail_codes: np.ndarray
+        self.tail_seqs, self.tail_codes = tail if tail is not None else empty
 
     @classmethod
     def load(cls, catalog: Catalog, method: str, key: str, threshold: int) -> Settled:
@@ -300,15 +303,12 @@ class Settled:
         except (OSError, ValueError, KeyError):
             return cls._rebuild(catalog, method, key, threshold)
         top = int(seqs.max(initial=0))
-        # The file is this table's if its last row is there, with the same code (rows are only ever
-        # dropped all at once, and a reset deletes the file first).
+        # The file is this table's if its last row is there, with the same code (whoever drops rows, a
+        # reset or the pruning in ``save_if_grown``, deletes the file first).
         if len(codes) and catalog.code_at(method, top) != int(codes[np.argmax(seqs)]):
             return cls._rebuild(catalog, method, key, threshold)
-        settled = cls.__new__(cls)
-        settled.seqs, settled.codes, settled.sorted = seqs, codes, sorted_codes
-        settled.index = CodeIndex(codes, threshold, orders, SETTLED_BLOCKS)
-        settled.tail_seqs, settled.tail_codes = catalog.settled_codes_after(method, top)
-        return settled
+        index = CodeIndex(codes, threshold, orders, SETTLED_BLOCKS)
+        return cls(seqs, codes, index, sorted_codes, catalog.settled_codes_after(method, top))
 
     @classmethod
     def _rebuild(cls, catalog: Catalog, method: str, key: str, threshold: int) -> Settled:
@@ -340,10 +340,10 @@ class Settled:
         # are a tenth of the rows: harmless to answers, they would only grow over months of watching.
         _, present = catalog.upright_codes(method)
         gone = ~np.isin(self.codes, present)
-        if gone.sum() * 10 > len(self.codes) and catalog.drop_code_rows(
-            method, key, self.seqs[gone].tolist()
-        ):
-            self.seqs, self.codes = self.seqs[~gone], self.codes[~gone]
+        if gone.sum() * 10 > len(self.codes):
+            cache_path(catalog, method).unlink(missing_ok=True)  # it would name the dropped rows
+            if catalog.drop_code_rows(method, key, self.seqs[gone].tolist()):
+                self.seqs, self.codes = self.seqs[~gone], self.codes[~gone]
         self.sorted = np.sort(self.codes)
         self.index = CodeIndex(self.codes, self.index.t, blocks=SETTLED_BLOCKS)
         self.tail_seqs, self.tail_codes = self.tail_seqs[:0], self.tail_codes[:0]

@@ -112,9 +112,7 @@ def _multi_index(codes: np.ndarray, t: int, m: int) -> tuple[np.ndarray, np.ndar
     n = len(codes)
     bounds = _block_bounds(m)
     radius = t // m
-    blocks = [
-        ((codes >> np.uint64(low)) & np.uint64((1 << width) - 1)).astype(np.int64) for low, width in bounds
-    ]
+    blocks = [_block_values(codes, low, width) for low, width in bounds]
     found_i, found_j = [], []
     for k, (_, width) in enumerate(bounds):
         values = blocks[k]
@@ -133,9 +131,7 @@ def _multi_index(codes: np.ndarray, t: int, m: int) -> tuple[np.ndarray, np.ndar
                 keep = popcount(diff) <= t
                 # A pair is reported by the first block where it lies within the radius, not again later.
                 for earlier in range(k):
-                    e_low, e_width = bounds[earlier]
-                    block_diff = (diff >> np.uint64(e_low)) & np.uint64((1 << e_width) - 1)
-                    keep &= popcount(block_diff) > radius
+                    keep &= popcount(_block_values(diff, *bounds[earlier])) > radius
                 found_i.append(i[keep].astype(np.int32 if n < 2**31 else np.int64))
                 found_j.append(j[keep].astype(np.int32 if n < 2**31 else np.int64))
     return np.concatenate(found_i).astype(np.int64), np.concatenate(found_j).astype(np.int64)

@@ -563,7 +563,7 @@ class Catalog:
         with self.session() as s:
             return s.scalar(select(MethodRecord.pairs_key).where(MethodRecord.name == method))
 
-    def reset_code_pairs(self, method: str, key: str) -> None:
+    def reset_pairs(self, method: str, key: str) -> None:
         """Drop ``method``'s stored pairs and record that new ones will cover ``key``: every signature
         of the method waits for its pairs again."""
         with self.session() as s:
@@ -658,7 +658,7 @@ class Catalog:
         """Replace the rows of these images and remove the ``unpaired`` entries ``done``, in one
         transaction, unless ``method``'s pairs no longer cover ``key`` (then False, nothing written)."""
         with self.session() as s:
-            if s.scalar(select(MethodRecord.pairs_key).where(MethodRecord.name == method)) != key:
+            if not _covers(s, method, key):
                 return False
             for chunk in chunked([r[0] for r in rows]):
                 s.execute(
@@ -691,13 +691,9 @@ class Catalog:
 
     def settled_codes(self, method: str) -> tuple[np.ndarray, np.ndarray]:
         """(seq, code) of every code of ``method`` with stored pairs, in seq order."""
-        import numpy as np
-
         with self.session() as s:
             rows = _raw(s, "SELECT seq, code FROM code_pairs WHERE method = {} ORDER BY seq", method)
-        seq = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        codes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)).view(np.uint64)
-        return seq, codes
+        return _seqs_and_codes(rows)
 
     def code_at(self, method: str, seq: int) -> int | None:
         """The code of ``method``'s row ``seq`` (None: no such row)."""
@@ -708,24 +704,16 @@ class Catalog:
     def settled_codes_after(self, method: str, seq: int) -> tuple[np.ndarray, np.ndarray]:
         """(seq, code) of ``method``'s rows with a seq above ``seq``, in seq order (a range of the
         primary key: the rows a refresh has not seen yet)."""
-        import numpy as np
-
         with self.session() as s:
             rows = _raw(s, "SELECT seq, code, method FROM code_pairs WHERE seq > {} ORDER BY seq", seq)
-        rows = [r for r in rows if r[2] == method]
-        seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        codes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)).view(np.uint64)
-        return seqs, codes
+        return _seqs_and_codes([r for r in rows if r[2] == method])
 
     def code_pairs(self, method: str) -> tuple[np.ndarray, np.ndarray, list[bytes], list[bytes]]:
         """(seq, code, near, distances) of every stored row of ``method`` (see ``models.CodePairs``)."""
-        import numpy as np
-
         with self.session() as s:
             rows = _raw(s, "SELECT seq, code, near, distances FROM code_pairs WHERE method = {}", method)
-        seq = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        codes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)).view(np.uint64)
-        return seq, codes, [r[2] for r in rows], [r[3] for r in rows]
+        seqs, codes = _seqs_and_codes(rows)
+        return seqs, codes, [r[2] for r in rows], [r[3] for r in rows]
 
     def add_code_pairs(
         self,
@@ -738,7 +726,7 @@ class Catalog:
         transaction, unless ``method``'s pairs no longer cover ``key`` (another process reset them):
         then nothing is written and False returned."""
         with self.session() as s:
-            if s.scalar(select(MethodRecord.pairs_key).where(MethodRecord.name == method)) != key:
+            if not _covers(s, method, key):
                 return False
             if rows:
                 s.execute(
@@ -755,7 +743,7 @@ class Catalog:
     def drop_code_rows(self, method: str, key: str, seqs: Sequence[int]) -> bool:
         """Delete ``method``'s rows ``seqs`` in one transaction, unless its pairs no longer cover ``key``."""
         with self.session() as s:
-            if s.scalar(select(MethodRecord.pairs_key).where(MethodRecord.name == method)) != key:
+            if not _covers(s, method, key):
                 return False
             for chunk in chunked(list(seqs)):
                 s.execute(delete(CodePairs).where(CodePairs.method == method, CodePairs.seq.in_(chunk)))
@@ -1082,6 +1070,21 @@ def _raw(session: Session, sql: str, *params: object) -> list[tuple]:  # type: i
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def _seqs_and_codes(rows: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+    """(seq, code) rows -> a seq array and a uint64 code array."""
+    import numpy as np
+
+    seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    codes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)).view(np.uint64)
+    return seqs, codes
+
+
+def _covers(session: Session, method: str, key: str) -> bool:
+    """Whether ``method``'s stored pairs still cover ``key``, read inside each write of pairs (another
+    process may have reset them)."""
+    return bool(session.scalar(select(MethodRecord.pairs_key).where(MethodRecord.name == method)) == key)
 
 
 def _signed(code: int) -> int:

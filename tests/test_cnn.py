@@ -286,7 +286,7 @@ def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
             assert stored_vector_pairs(catalog, method, threshold, transforms) is not None
             stored = near_pairs(catalog, method, threshold, transforms)
             stored_groups = find_groups(catalog, "cnn", threshold, Options(transforms=transforms)).groups
-            catalog.reset_code_pairs("cnn", "none")  # another key: a full search
+            catalog.reset_pairs("cnn", "none")  # another key: a full search
             full = near_pairs(catalog, method, threshold, transforms)
             full_groups = find_groups(catalog, "cnn", threshold, Options(transforms=transforms)).groups
             assert stored.classes == full.classes
@@ -303,7 +303,7 @@ def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
         assert report.paired == 1
         assert stored_vector_pairs(catalog, method, 0.94, True) is not None
         stored = near_pairs(catalog, method, 0.94, True)
-        catalog.reset_code_pairs("cnn", "none")
+        catalog.reset_pairs("cnn", "none")
         full = near_pairs(catalog, method, 0.94, True)
         assert set(zip(stored.left.tolist(), stored.right.tolist(), strict=True)) == set(
             zip(full.left.tolist(), full.right.tolist(), strict=True)

@@ -130,7 +130,7 @@ def test_index_stores_the_pairs_and_every_change_keeps_them_equal_to_a_search(tm
     with Catalog.open(f"sqlite:///{db}") as catalog:
         for name in METHODS:
             stored = find_groups(catalog, name)
-            catalog.reset_code_pairs(name, "none")  # another key: dupes searches in full
+            catalog.reset_pairs(name, "none")  # another key: dupes searches in full
             searched = find_groups(catalog, name)
             assert stored.groups == searched.groups and stored.groups, name
             refresh(catalog, get_method(name))
@@ -164,7 +164,7 @@ def test_readers_search_pending_codes_and_an_old_catalogue_gets_its_pairs_on_the
         # Class numbers are those of np.unique over the codes, as in the full search.
         assert {(int(a), int(b)) for a, b in zip(left, right, strict=True)} == searched
         # A catalogue made before stored pairs: no key. Answers still come (full search).
-        catalog.reset_code_pairs("phash", "none")
+        catalog.reset_pairs("phash", "none")
         with sqlite3.connect(db) as conn:
             conn.execute("UPDATE methods SET pairs_key = NULL WHERE name = 'phash'")
         assert stored_pairs(catalog, method, 6) is None
