@@ -28,7 +28,6 @@ from catalog.config import DEFAULT_METHODS, CnnChoice, Settings, sqlite_file
 from catalog.errors import CatalogError, Interrupted, UsageError
 from catalog.interrupts import Interrupts
 from catalog.methods import get_method, method_names, parse_method_list
-from catalog.text import human_size
 
 if TYPE_CHECKING:
     from catalog.pool import EarlyStart
@@ -525,11 +524,11 @@ def dupes_command(
     options = _answer_options(ctx, grouping, transforms, verify, inside, against)
     with ctx.obj.open() as catalog:
         found = find_groups(catalog, method, threshold, options)
+    from catalog import listing
+
+    table = found.table
+    columns = (table.images, table.member, table.starts, table.score)
     if fmt is Format.json:
-        groups = (
-            {"reference": group[0].image.path, "images": [_member_fields(m) for m in group]}
-            for group in found.groups
-        )
         _print_json(
             {
                 "method": found.method,
@@ -537,40 +536,33 @@ def dupes_command(
                 "grouping": found.grouping,
                 "transforms": found.transforms,
                 "verified": found.verified,
-                "groups": groups,
+                "groups": (Encoded(group) for group in listing.group_json(*columns)),
             }
         )
     elif fmt is Format.csv:
-        rows = [
-            [
-                n,
-                "" if m.score is None else m.score,
-                m.image.path,
-                m.image.size,
-                m.image.width,
-                m.image.height,
-                _iso_time(m.image.mtime_ns),
-            ]
-            for n, group in enumerate(found.groups, 1)
-            for m in group
-        ]
-        _print_csv(["group", "score", "path", "size", "width", "height", "modified"], rows)
+        header = ["group", "score", "path", "size", "width", "height", "modified"]
+        _print_csv(header, listing.group_rows(*columns))
     else:
-        for n, group in enumerate(found.groups, 1):
-            typer.echo(f"group {n}: {_plural(len(group), 'image')}")
-            for m in group:
-                im = m.image
-                mark = "reference" if m.score is None else f"{m.score:9.4g}"
-                typer.echo(
-                    f"  {mark:>9}  {im.path}  ({im.width}x{im.height}, {human_size(im.size)}, "
-                    f"{_iso_time(im.mtime_ns)[:10]})"
-                )
-        extra = _plural(sum(len(g) - 1 for g in found.groups), "redundant copy", "redundant copies")
+        _print_lines(listing.group_lines(*columns))
+        redundant = len(table.member) - len(table)
+        extra = _plural(redundant, "redundant copy", "redundant copies")
         typer.echo(
-            f"{_plural(len(found.groups), 'group')}, {extra} "
+            f"{_plural(len(table), 'group')}, {extra} "
             f"({found.method}, threshold {found.threshold:g}{', verified' if found.verified else ''}"
             f"{', with turns and mirrors' if found.transforms else ''}, {_plural(found.images, 'image')})"
         )
+
+
+def _print_lines(lines: Iterator[str]) -> None:
+    """Echo ``lines`` in blocks (an echo per line costs more than making the line)."""
+    block: list[str] = []
+    for line in lines:
+        block.append(line)
+        if len(block) >= 4096:
+            typer.echo("\n".join(block))
+            block.clear()
+    if block:
+        typer.echo("\n".join(block))
 
 
 def _answer_options(
@@ -1158,12 +1150,16 @@ def _json_chunks(data: object) -> Iterator[str]:
             first = True
             for item in value:
                 yield f"  {name}: [\n    " if first else ",\n    "
-                yield _ENCODE(item)
+                yield item if isinstance(item, Encoded) else _ENCODE(item)
                 first = False
             yield f"  {name}: []{comma}\n" if first else f"\n  ]{comma}\n"
         else:
             yield f"  {name}: {_ENCODE(value)}{comma}\n"
     yield "}"
+
+
+class Encoded(str):
+    """A value already encoded as JSON (``_json_chunks`` writes it as it is)."""
 
 
 #: One encoder for every value (``json.dumps`` with options builds a new one per call).

@@ -18,15 +18,18 @@ a thousand byte-identical copies cost one search entry, not a million pairs.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from catalog.columns import ImageTable
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 from catalog.methods import Method, catalogue_method, get_method
@@ -47,15 +50,60 @@ class Member:
     score: float | None
 
 
-@dataclass
+@dataclass(eq=False)
+class GroupTable:
+    """Groups as columns: group ``g``'s images are ``member[starts[g]:starts[g + 1]]`` (positions in
+    ``images``), its reference first; ``score[k]`` is image ``member[k]``'s score against its
+    reference (NaN for the reference itself). Largest group first."""
+
+    images: ImageTable
+    member: np.ndarray
+    starts: np.ndarray
+    score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    @classmethod
+    def of(cls, groups: Sequence[Sequence[Member]]) -> GroupTable:
+        images = ImageTable.of({m.image.id: m.image for g in groups for m in g}.values())
+        ids = np.fromiter((m.image.id for g in groups for m in g), dtype=np.int64)
+        scores = [np.nan if m.score is None else m.score for g in groups for m in g]
+        starts = np.zeros(len(groups) + 1, dtype=np.int64)
+        np.cumsum([len(g) for g in groups], out=starts[1:])
+        return cls(images, images.positions(ids), starts, np.asarray(scores, dtype=np.float64))
+
+    def members(self) -> list[list[Member]]:
+        """The groups as :class:`Member` lists."""
+        infos: dict[int, ImageInfo] = {}
+        scores = self.score.tolist()
+        member = self.member.tolist()
+        bounds = self.starts.tolist()
+        groups = []
+        for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+            group = []
+            for k in range(begin, end):
+                p = member[k]
+                image = infos.get(p) or infos.setdefault(p, self.images.info(p))
+                group.append(Member(image, None if scores[k] != scores[k] else scores[k]))
+            groups.append(group)
+        return groups
+
+
+@dataclass(eq=False)
 class Grouping:
     method: str
     threshold: float
     grouping: GroupingKind
     transforms: bool
     verified: bool  # pairs below the method's verify_above were verified by local features
-    groups: list[list[Member]]  # two or more images each, the reference first; largest group first
+    table: GroupTable  # two or more images each, the reference first; largest group first
     images: int  # how many images were compared
+
+    @cached_property
+    def groups(self) -> list[list[Member]]:
+        """:attr:`table` as lists of :class:`Member`."""
+        return self.table.members()
 
 
 @dataclass(frozen=True)
@@ -183,6 +231,20 @@ def _keep_order_vectorised(images: Sequence[ImageInfo]) -> list[int]:
     mtime = np.fromiter((t[1] for t in times), dtype=np.int64, count=n)
     path_rank = np.empty(n, dtype=np.int64)
     path_rank[sorted(range(n), key=lambda k: images[k].path)] = np.arange(n)
+    return keep_order_columns(pixels, framed, stripped, size, when, mtime, path_rank).tolist()  # type: ignore[no-any-return]
+
+
+def keep_order_columns(
+    pixels: np.ndarray,
+    framed: np.ndarray,
+    stripped: np.ndarray,
+    size: np.ndarray,
+    when: np.ndarray,
+    mtime: np.ndarray,
+    path_rank: np.ndarray,
+) -> np.ndarray:
+    """:func:`keep_order` of images given as columns (``path_rank``: each one's place in path order)."""
+    n = len(pixels)
     pixel_tier = _tier_ids(pixels, np.arange(n))
     size_tier = np.zeros(n, dtype=np.int64)
     subgroups = np.lexsort((stripped, framed, pixel_tier))
@@ -190,8 +252,7 @@ def _keep_order_vectorised(images: Sequence[ImageInfo]) -> list[int]:
     cuts = np.flatnonzero(np.any(keys[:, 1:] != keys[:, :-1], axis=0)) + 1
     for members in np.split(subgroups, cuts):
         size_tier[members] = _tier_ids(size, members)
-    order = np.lexsort((path_rank, mtime, when, size_tier, stripped, framed, pixel_tier))
-    return order.tolist()  # type: ignore[no-any-return]
+    return np.lexsort((path_rank, mtime, when, size_tier, stripped, framed, pixel_tier))
 
 
 def _tier_ids(values: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -221,14 +282,18 @@ def time_of(image: ImageInfo) -> tuple[float, int]:
     """(when the picture was taken (EXIF; a time without a UTC offset is taken as local), else when its
     file was last modified, in seconds since the epoch; then the file's modified time): copies of one
     photo share its date taken, and the oldest file among them is the original."""
-    if image.taken:
-        from datetime import datetime
+    stamp = _timestamp(image.taken) if image.taken else None
+    return (image.mtime_ns / 1e9 if stamp is None else stamp), image.mtime_ns
 
-        try:
-            return datetime.fromisoformat(image.taken).timestamp(), image.mtime_ns
-        except ValueError:
-            pass
-    return image.mtime_ns / 1e9, image.mtime_ns
+
+def _timestamp(taken: str) -> float | None:
+    """Seconds since the epoch of an EXIF date taken (ISO; local time without an offset), or None."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(taken).timestamp()
+    except ValueError:
+        return None
 
 
 def _framing(image: ImageInfo) -> int:
@@ -527,6 +592,11 @@ class Options:
     scope: Scope = Scope()
 
 
+#: From this many classes on, plain reference grouping runs compiled, on columns (:func:`_plain_groups`);
+#: below it the Python loop answers before Numba would have loaded (about half a second).
+COMPILED_FROM = 20_000
+
+
 def find_groups(
     catalog: Catalog,
     method_name: str,
@@ -539,6 +609,11 @@ def find_groups(
         catalog, method_name, threshold, options
     )
     grouping, scope = options.grouping, options.scope
+    count = sum(len(c) for c in pairs.classes)
+    plain = grouping == "reference" and verification is None and not scope.against
+    if plain and len(pairs.classes) >= COMPILED_FROM and not catalog.marks():
+        table = _plain_groups(catalog, pairs, method, scope)
+        return Grouping(method.name, threshold, grouping, transforms, False, table, count)
     if verification is not None and grouping == "components":
         pairs = verification.all(pairs)
     classes = pairs.classes
@@ -569,8 +644,98 @@ def find_groups(
         elif len(group) > 1 and any(scope.is_inside(m.image.path) for m in group):
             groups.append(group)
     groups.sort(key=lambda g: (-len(g), g[0].image.path))
-    count = sum(len(c) for c in classes)
-    return Grouping(method.name, threshold, grouping, transforms, verification is not None, groups, count)
+    verified = verification is not None
+    return Grouping(method.name, threshold, grouping, transforms, verified, GroupTable.of(groups), count)
+
+
+def _plain_groups(catalog: Catalog, pairs: Pairs, method: Method, scope: Scope) -> GroupTable:
+    """Reference groups as :func:`find_groups` makes them without verification, marks or reference
+    folders, on columns: the catalogue's images as a table, the loop compiled
+    (:mod:`catalog.reference`), members ordered by one sort."""
+    from catalog import reference
+
+    table = catalog.image_table()
+    classes = pairs.classes
+    n = len(classes)
+    sizes = np.fromiter(map(len, classes), dtype=np.int64, count=n)
+    flat = np.fromiter(itertools.chain.from_iterable(classes), dtype=np.int64, count=int(sizes.sum()))
+    owner = np.repeat(np.arange(n), sizes)
+    position = table.positions(flat)
+    # Classes hold images the catalogue just listed; one deleted meanwhile drops out here.
+    owner, position = owner[position >= 0], position[position >= 0]
+    by_class = np.argsort(owner, kind="stable")
+    owner, position = owner[by_class], position[by_class]
+    del flat, by_class
+    present = np.bincount(owner, minlength=n)
+    class_starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(present, out=class_starts[1:])
+    involved = sizes > 1
+    involved[pairs.left] = True
+    involved[pairs.right] = True
+    facts = _facts(table)
+    pixels, framed, exif, size, when, mtime = facts
+    best = reference.class_bests(class_starts, position, *facts)
+    eligible = involved & (present > 0)
+    candidates = np.flatnonzero(eligible)
+    b = best[candidates]
+    order = candidates[keep_order_columns(pixels[b], framed[b], ~exif[b], size[b], when[b], mtime[b], b)]
+    adjacency = Adjacency(pairs)
+    refs, bounds, member_classes, member_scores = reference.reference_groups(
+        order, adjacency.starts, adjacency.targets, adjacency.scores, eligible, present > 1, best, *facts
+    )
+    del adjacency, order, candidates
+    # Every image of each group's classes: the reference class first (scores as identical).
+    groups = len(refs)
+    group_classes = np.concatenate([refs, member_classes])
+    group_of = np.concatenate([np.arange(groups), np.repeat(np.arange(groups), np.diff(bounds))])
+    class_score = np.concatenate([np.full(groups, pairs.identical), member_scores.astype(np.float64)])
+    counts = present[group_classes]
+    first = np.repeat(class_starts[group_classes] - (np.cumsum(counts) - counts), counts)
+    image = position[first + np.arange(len(first))]
+    group_of = np.repeat(group_of, counts)
+    score = _rounded(np.repeat(class_score, counts))
+    is_reference = image == best[refs][group_of]
+    score[is_reference] = np.nan
+    keep = np.ones(groups, dtype=bool)
+    if scope.inside:
+        inside = np.fromiter((scope.is_inside(table.path[p]) for p in image.tolist()), dtype=bool)
+        keep = np.bincount(group_of[inside], minlength=groups) > 0
+    group_size = np.bincount(group_of, minlength=groups)
+    keep &= group_size > 1
+    rank = np.full(groups, -1, dtype=np.int64)
+    kept = np.flatnonzero(keep)
+    rank[kept[np.lexsort((best[refs][kept], -group_size[kept]))]] = np.arange(len(kept))
+    listed = rank[group_of] >= 0
+    signed = -score if method.higher_is_similar else score
+    order = np.lexsort((image, np.nan_to_num(signed), ~is_reference, rank[group_of]))
+    order = order[listed[order]]
+    starts = np.zeros(len(kept) + 1, dtype=np.int64)
+    np.cumsum(group_size[kept[np.argsort(rank[kept])]], out=starts[1:])
+    return GroupTable(table, image[order], starts, score[order])
+
+
+def _facts(table: ImageTable) -> tuple[np.ndarray, ...]:
+    """(pixels, framed, with EXIF, file size, when taken, modified ns) of every image of ``table``, the
+    facts the keep order reads (as :func:`keep_order` reads them from an ``ImageInfo``)."""
+    pixels = table.pixels
+    whole = table.width.clip(min=0) * table.height.clip(min=0)
+    framed = (whole - pixels) > FRAME_SHARE * whole
+    when = table.mtime_ns / 1e9
+    seen: dict[str, float | None] = {}
+    for k, taken in enumerate(table.taken):
+        if taken:
+            if taken not in seen:
+                seen[taken] = _timestamp(taken)
+            stamp = seen[taken]
+            if stamp is not None:
+                when[k] = stamp
+    return pixels, framed, table.has_exif == 1, table.size, when, table.mtime_ns
+
+
+def _rounded(scores: np.ndarray) -> np.ndarray:
+    """Each score as :func:`_round` gives it (each distinct value rounded once)."""
+    distinct, inverse = np.unique(scores, return_inverse=True)
+    return np.asarray([_round(v) for v in distinct.tolist()], dtype=np.float64)[inverse]
 
 
 class Marks:

@@ -56,6 +56,8 @@ from catalog.models import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from catalog.columns import ImageTable
+
 T = TypeVar("T")
 
 #: Seconds a process waits for a catalogue that another process is creating (it takes milliseconds).
@@ -160,10 +162,7 @@ class ImageInfo:
     @property
     def camera(self) -> str | None:
         """Make and model, without the make twice ("Canon Canon EOS 20D")."""
-        make, model = self.camera_make or "", self.camera_model or ""
-        if model.lower().startswith(make.lower()):
-            return model or None
-        return f"{make} {model}".strip() or None
+        return camera_name(self.camera_make, self.camera_model)
 
     @property
     def pixels(self) -> int:
@@ -171,6 +170,14 @@ class ImageInfo:
         if self.content_width and self.content_height:
             return self.content_width * self.content_height
         return (self.width or 0) * (self.height or 0)
+
+
+def camera_name(make: str | None, model: str | None) -> str | None:
+    """Make and model, without the make twice ("Canon Canon EOS 20D")."""
+    make, model = make or "", model or ""
+    if model.lower().startswith(make.lower()):
+        return model or None
+    return f"{make} {model}".strip() or None
 
 
 @dataclass(frozen=True)
@@ -495,6 +502,29 @@ class Catalog:
                 None if exif is None else bool(exif),
             )
         return result
+
+    def image_table(self) -> ImageTable:
+        """Every readable image as columns, in path order (code point order, as Python sorts)."""
+        from catalog.columns import ImageTable
+
+        flags = "CASE WHEN {0} IS NULL THEN -1 WHEN {0} THEN 1 ELSE 0 END"
+        with self.session() as s:
+            byte_order = ' COLLATE "C"' if s.get_bind().dialect.name == "postgresql" else ""
+            rows = _raw(
+                s,
+                "SELECT id, path, size, coalesce(width, -1), coalesce(height, -1), format, content_hash, "
+                "mtime_ns, coalesce(content_width, -1), coalesce(content_height, -1), taken, camera_make, "
+                f"camera_model, {flags.format('has_gps')}, {flags.format('has_exif')} FROM images "
+                f"WHERE error IS NULL ORDER BY path{byte_order}",
+            )
+        # UTF-8 byte order is code point order; names that are not UTF-8 are stored with private-use
+        # characters and read back with lone surrogates, which sort elsewhere.
+        mapped = False
+        for k, row in enumerate(rows):
+            if not row[1].isascii() and (path := decode_path(row[1])) != row[1]:
+                rows[k] = (row[0], path, *row[2:])
+                mapped = True
+        return ImageTable.from_rows(rows, in_path_order=not mapped)
 
     # -- near pairs kept at indexing time (catalog.pairs) ----------------------------------------
 

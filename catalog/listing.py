@@ -1,0 +1,121 @@
+"""The lines ``dupes`` prints, made a column at a time.
+
+A million-image answer lists most images of the library: formatting each through a dictionary and
+the JSON encoder (or an f-string per field) costs several seconds. Here each field is formatted for
+all listed images at once (NumPy for numbers and times, the C string encoder of :mod:`json` for text),
+and a line is one ``%`` of the pre-formatted fields. The output is the same text as the per-image
+formatting gave (tests compare the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+
+import numpy as np
+
+from catalog.columns import ImageTable
+from catalog.store import camera_name
+from catalog.text import human_size
+
+#: One image's fields as ``_image_fields`` in the CLI lists them (the object left open for a score).
+_IMAGE = (
+    '{"path": %s, "size": %s, "width": %s, "height": %s, "format": %s, "content_hash": %s, '
+    '"modified": %s, "taken": %s, "camera": %s, "exif": %s, "gps": %s'
+)
+_FLAGS = np.asarray(["false", "true", "null"])  # by flag value 0, 1, -1
+
+
+def iso_seconds(mtime_ns: np.ndarray) -> list[str]:
+    """``datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds")`` of each value: the same
+    rounding to microseconds (half to even), then whole seconds."""
+    fraction, whole = np.modf(np.asarray(mtime_ns, dtype=np.int64) / 1e9)
+    micro = np.rint(fraction * 1e6)
+    whole = whole + (micro >= 1e6) - (micro < 0)
+    text = np.datetime_as_string(whole.astype(np.int64).astype("datetime64[s]"), unit="s")
+    return [t + "+00:00" for t in text.tolist()]
+
+
+def _text(values: list[str | None]) -> list[str]:
+    return ["null" if v is None else encode_basestring(v) for v in values]
+
+
+def _number(values: np.ndarray) -> list[str]:
+    return ["null" if v < 0 else str(v) for v in values.tolist()]
+
+
+def image_json(table: ImageTable, positions: np.ndarray) -> list[str]:
+    """The JSON object of each image at ``positions`` of ``table``, without its closing brace."""
+    at = positions.tolist()
+    cameras = [camera_name(table.camera_make[p], table.camera_model[p]) for p in at]
+    columns = (
+        _text([table.path[p] for p in at]),
+        [str(v) for v in table.size[positions].tolist()],
+        _number(table.width[positions]),
+        _number(table.height[positions]),
+        _text([table.format[p] for p in at]),
+        _text([table.content_hash[p] for p in at]),
+        [encode_basestring(t) for t in iso_seconds(table.mtime_ns[positions])],
+        _text([table.taken[p] for p in at]),
+        _text(cameras),
+        _FLAGS[table.has_exif[positions]].tolist(),
+        _FLAGS[table.has_gps[positions]].tolist(),
+    )
+    return [_IMAGE % fields for fields in zip(*columns, strict=True)]
+
+
+def group_json(table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray) -> Iterator[str]:
+    """Each group as the JSON ``{"reference": PATH, "images": [...]}`` (members with their score)."""
+    images = image_json(table, member)
+    scores = ["}" if s != s else f', "score": {s!r}}}' for s in score.tolist()]
+    bounds = starts.tolist()
+    for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+        listed = ", ".join([images[k] + scores[k] for k in range(begin, end)])
+        reference = encode_basestring(table.path[int(member[begin])])
+        yield f'{{"reference": {reference}, "images": [{listed}]}}'
+
+
+def group_lines(
+    table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray
+) -> Iterator[str]:
+    """The text lines of each group: a heading, then each image with its score (the reference marked)."""
+    at = member.tolist()
+    named: dict[int, str] = {}
+    sizes = [named.get(v) or named.setdefault(v, human_size(v)) for v in table.size[member].tolist()]
+    days = [t[:10] for t in iso_seconds(table.mtime_ns[member])]
+    width, height = table.width[member].tolist(), table.height[member].tolist()
+    marks: dict[float, str] = {}
+    bounds = starts.tolist()
+    scores = score.tolist()
+    for n, (begin, end) in enumerate(zip(bounds[:-1], bounds[1:], strict=True), 1):
+        yield f"group {n}: {end - begin} images"
+        for k in range(begin, end):
+            s = scores[k]
+            if s != s:
+                mark = "reference"
+            elif (mark := marks.get(s, "")) == "":
+                mark = marks.setdefault(s, f"{f'{s:9.4g}':>9}")
+            shape = f"{width[k]}x{height[k]}, " if width[k] >= 0 and height[k] >= 0 else ""
+            yield f"  {mark:>9}  {table.path[at[k]]}  ({shape}{sizes[k]}, {days[k]})"
+
+
+def group_rows(
+    table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray
+) -> list[list[object]]:
+    """CSV rows: group number, score ("" for the reference), path, size, width, height, modified."""
+    group = np.repeat(np.arange(1, len(starts)), np.diff(starts)).tolist()
+    modified = iso_seconds(table.mtime_ns[member])
+    width, height = table.width[member].tolist(), table.height[member].tolist()
+    sizes = table.size[member].tolist()
+    return [
+        [
+            group[k],
+            "" if s != s else s,
+            table.path[p],
+            sizes[k],
+            None if width[k] < 0 else width[k],
+            None if height[k] < 0 else height[k],
+            modified[k],
+        ]
+        for k, (p, s) in enumerate(zip(member.tolist(), score.tolist(), strict=True))
+    ]

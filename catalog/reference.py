@@ -1,0 +1,182 @@
+"""Reference grouping compiled with Numba: the loop of :func:`catalog.groups._reference_groups` over
+arrays, for the plain question (no verification, no "not a duplicate" marks, no ``--against``).
+
+A library of a million images with bursts has about a million classes in some pair; the loop takes
+each in keep order and looks at its neighbours, a few microseconds per class in Python (12.8 s at a
+million) and a few dozen nanoseconds compiled. Both loops are kept: the Python one takes callbacks
+(verification, marks, reference folders) that compiled code cannot call, and a property test holds
+the two to the same groups.
+
+Compiled functions are cached on disk by Numba (``cache=True``): the first call of a new install pays
+the compilation (a few seconds), later processes load it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: As :data:`catalog.groups.SAME` (not imported: compiled code reads it as a constant).
+SAME = 1.05
+
+
+@njit(cache=True, nogil=True)
+def first_of(
+    circle: np.ndarray,
+    count: int,
+    pixels: np.ndarray,
+    framed: np.ndarray,
+    exif: np.ndarray,
+    size: np.ndarray,
+    when: np.ndarray,
+    mtime: np.ndarray,
+) -> int:
+    """The image of ``circle[:count]`` (positions, path order) a person keeps first, as
+    :func:`catalog.groups.first_to_keep` picks it: largest picture (within SAME), without a border,
+    with EXIF, largest file (within SAME), then oldest, then first path."""
+    top = 0
+    for k in range(count):
+        top = max(top, pixels[circle[k]])
+    any_plain = False
+    for k in range(count):
+        p = circle[k]
+        if pixels[p] * SAME >= top and not framed[p]:
+            any_plain = True
+    any_exif = False
+    for k in range(count):
+        p = circle[k]
+        if pixels[p] * SAME >= top and (not any_plain or not framed[p]) and exif[p]:
+            any_exif = True
+    top_size = 0
+    for k in range(count):
+        p = circle[k]
+        if pixels[p] * SAME >= top and (not any_plain or not framed[p]) and (not any_exif or exif[p]):
+            top_size = max(top_size, size[p])
+    best = -1
+    for k in range(count):
+        p = circle[k]
+        if not (pixels[p] * SAME >= top and (not any_plain or not framed[p])):
+            continue
+        if (any_exif and not exif[p]) or size[p] * SAME < top_size:
+            continue
+        if (
+            best < 0
+            or when[p] < when[best]
+            or (when[p] == when[best] and (mtime[p] < mtime[best] or (mtime[p] == mtime[best] and p < best)))
+        ):
+            best = p
+    return best
+
+
+@njit(cache=True, nogil=True)
+def class_bests(
+    starts: np.ndarray,
+    members: np.ndarray,
+    pixels: np.ndarray,
+    framed: np.ndarray,
+    exif: np.ndarray,
+    size: np.ndarray,
+    when: np.ndarray,
+    mtime: np.ndarray,
+) -> np.ndarray:
+    """The first image to keep of each class (``members[starts[c]:starts[c + 1]]``; -1 when empty)."""
+    n = len(starts) - 1
+    out = np.full(n, -1, dtype=np.int64)
+    for c in range(n):
+        count = starts[c + 1] - starts[c]
+        if count == 1:
+            out[c] = members[starts[c]]
+        elif count > 1:
+            circle = members[starts[c] : starts[c + 1]]
+            out[c] = first_of(circle, count, pixels, framed, exif, size, when, mtime)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _collect(
+    c: int,
+    starts: np.ndarray,
+    targets: np.ndarray,
+    scores: np.ndarray,
+    taken: np.ndarray,
+    eligible: np.ndarray,
+    out: np.ndarray,
+    out_scores: np.ndarray,
+) -> int:
+    """Class ``c``'s neighbours that are eligible and not taken, each once, into ``out``: how many."""
+    k = 0
+    for e in range(starts[c], starts[c + 1]):
+        t = targets[e]
+        if not taken[t] and eligible[t]:
+            taken[t] = True  # for now: a pair listed twice gives one member
+            out[k] = t
+            out_scores[k] = scores[e]
+            k += 1
+    for j in range(k):
+        taken[out[j]] = False
+    return k
+
+
+@njit(cache=True, nogil=True)
+def reference_groups(
+    order: np.ndarray,
+    starts: np.ndarray,
+    targets: np.ndarray,
+    scores: np.ndarray,
+    eligible: np.ndarray,
+    several: np.ndarray,
+    best: np.ndarray,
+    pixels: np.ndarray,
+    framed: np.ndarray,
+    exif: np.ndarray,
+    size: np.ndarray,
+    when: np.ndarray,
+    mtime: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Groups around references, classes taken in keep ``order``: (reference class of each group, the
+    start of each group's members in the next two arrays (one more than the groups), member classes,
+    their scores against the reference).
+
+    Classes are joined by compressed rows (class ``c``'s neighbours ``targets[starts[c]:starts[c+1]]``
+    with ``scores``); ``eligible``: the classes that take part, ``several``: those with more than one
+    image (a group by themselves), ``best``: each class's first image to keep, whose facts (arrays by
+    image position) decide the order within a circle."""
+    n = len(starts) - 1
+    taken = np.zeros(n, dtype=np.bool_)
+    widest = 0
+    for c in range(n):
+        widest = max(widest, starts[c + 1] - starts[c])
+    found = np.empty(widest + 1, dtype=np.int64)
+    found_scores = np.empty(widest + 1, dtype=scores.dtype)
+    circle = np.empty(widest + 1, dtype=np.int64)
+    refs = np.empty(n, dtype=np.int64)
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    members = np.empty(n, dtype=np.int64)
+    member_scores = np.empty(n, dtype=scores.dtype)
+    groups = 0
+    filled = 0
+    for c in order:
+        if taken[c]:
+            continue
+        k = _collect(c, starts, targets, scores, taken, eligible, found, found_scores)
+        circle[0] = best[c]
+        for j in range(k):
+            circle[j + 1] = best[found[j]]
+        first = first_of(circle, k + 1, pixels, framed, exif, size, when, mtime)
+        if first != best[c]:
+            for j in range(k):
+                if best[found[j]] == first:
+                    c = found[j]
+                    break
+            k = _collect(c, starts, targets, scores, taken, eligible, found, found_scores)
+        if k > 0 or several[c]:
+            taken[c] = True
+            refs[groups] = c
+            for j in range(k):
+                taken[found[j]] = True
+                members[filled + j] = found[j]
+                member_scores[filled + j] = found_scores[j]
+            filled += k
+            groups += 1
+            bounds[groups] = filled
+    return refs[:groups], bounds[: groups + 1], members[:filled], member_scores[:filled]
