@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
@@ -553,7 +553,7 @@ def dupes_command(
         )
 
 
-def _print_lines(lines: Iterator[str]) -> None:
+def _print_lines(lines: Iterable[str]) -> None:
     """Echo ``lines`` in blocks (an echo per line costs more than making the line)."""
     block: list[str] = []
     for line in lines:
@@ -616,21 +616,18 @@ def copies_command(
     options = _answer_options(ctx, grouping, transforms, verify, inside, against)
     with ctx.obj.open() as catalog:
         used_method, used_threshold, counts = copy_counts(catalog, method, threshold, options)
-        infos = {im.path: im for im in catalog.image_info().values()} if fmt is Format.json else {}
-    rows = sorted(counts.items(), key=lambda r: (-r[1], r[0]))
+    from catalog import listing
+
+    columns = (counts.images, counts.listed, counts.counts)
     if fmt is Format.json:
-        images = (
-            {"path": path, "copies": n, **_facts_fields(infos[path])}
-            if path in infos
-            else {"path": path, "copies": n}
-            for path, n in rows
-        )
+        images = (Encoded(line) for line in listing.copies_json(*columns))
         _print_json({"method": used_method, "threshold": used_threshold, "images": images})
     elif fmt is Format.csv:
+        paths = counts.images.path
+        rows = zip([paths[p] for p in counts.listed.tolist()], counts.counts.tolist(), strict=True)
         _print_csv(["path", "copies"], rows)
     else:
-        for path, n in rows:
-            typer.echo(f"{n:6d}  {path}")
+        _print_lines(listing.copies_lines(*columns))
 
 
 @app.command("query")
@@ -1129,7 +1126,13 @@ def _print_json(data: object) -> None:
 def _escaped(text: str) -> str:
     """A file name that is not UTF-8 holds lone surrogates (PEP 383): written as \\udcXX escapes, the
     JSON stays valid UTF-8, and json.loads + os.fsencode give back the name's bytes."""
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

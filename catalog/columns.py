@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 
@@ -48,16 +49,18 @@ class ImageTable:
         sorted by path here unless ``in_path_order``."""
         if not rows:
             return cls.of([])
-        columns = list(zip(*rows, strict=True))
-        del rows
-        order = None if in_path_order else sorted(range(len(columns[1])), key=columns[1].__getitem__)
+        # A column at a time (``zip(*rows)`` would step a million row iterators in turn).
+        paths = list(map(itemgetter(1), rows))
+        order = None if in_path_order else sorted(range(len(paths)), key=paths.__getitem__)
 
         def ints(k: int, kind: type = np.int64) -> np.ndarray:
-            values: np.ndarray = np.asarray(columns[k], dtype=np.int64).astype(kind)
+            values: np.ndarray = np.fromiter(
+                map(itemgetter(k), rows), dtype=np.int64, count=len(rows)
+            ).astype(kind)
             return values if order is None else values[order]
 
         def texts(k: int) -> list[str | None]:
-            values = list(columns[k])
+            values = paths if k == 1 else list(map(itemgetter(k), rows))
             return values if order is None else [values[i] for i in order]
 
         return cls(

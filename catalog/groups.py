@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
@@ -303,18 +303,53 @@ def _framing(image: ImageInfo) -> int:
     return margin if margin > FRAME_SHARE * total else 0
 
 
-@dataclass
+@dataclass(eq=False)
 class Pairs:
     """Matching pairs between classes of images with identical signatures.
 
-    ``classes[c]`` lists the image ids of class ``c``; an edge (``left[k]``, ``right[k]``) joins two
-    classes with the method's score ``scores[k]``. Members of one class score as identical."""
+    Image ``image_ids[k]`` is in class ``class_of[k]`` (``classes`` lists them per class); an edge
+    (``left[k]``, ``right[k]``) joins two classes with the method's score ``scores[k]``. Members of one
+    class score as identical."""
 
-    classes: list[list[int]]
+    image_ids: np.ndarray
+    class_of: np.ndarray
+    count: int  # how many classes
     left: np.ndarray
     right: np.ndarray
     scores: np.ndarray
     identical: float  # the score of identical signatures (0 for distances, 1 for similarities)
+
+    @classmethod
+    def of(
+        cls,
+        classes: list[list[int]],
+        left: np.ndarray,
+        right: np.ndarray,
+        scores: np.ndarray,
+        identical: float,
+    ) -> Pairs:
+        """From a list of image ids per class."""
+        sizes = [len(c) for c in classes]
+        ids = np.fromiter(itertools.chain.from_iterable(classes), dtype=np.int64, count=sum(sizes))
+        class_of = np.repeat(np.arange(len(classes)), sizes)
+        return cls(ids, class_of, len(classes), left, right, scores, identical)
+
+    @cached_property
+    def classes(self) -> list[list[int]]:
+        """The image ids of each class."""
+        return _split_classes(self.image_ids, self.class_of, self.count)
+
+    def keeping(self, keep: np.ndarray) -> Pairs:
+        """These classes with only the pairs ``keep`` selects."""
+        return Pairs(
+            self.image_ids,
+            self.class_of,
+            self.count,
+            self.left[keep],
+            self.right[keep],
+            self.scores[keep],
+            self.identical,
+        )
 
 
 #: Neighbours asked of the vector index per image: a group larger than this still forms around its
@@ -343,21 +378,19 @@ def near_pairs(catalog: Catalog, method: Method, threshold: float, transforms: b
         stored = stored_pairs(catalog, method, threshold)
         if stored is not None:
             image_ids, inverse, left, right, distances = stored
-            found = _split_classes(image_ids, inverse)
-            return Pairs(found, left, right, distances.astype(np.float32), 0.0)
+            count = int(inverse.max()) + 1 if len(inverse) else 0
+            return Pairs(image_ids, inverse, count, left, right, distances.astype(np.float32), 0.0)
     ids, values = catalog.signatures(method.name)
     if method.kind == "key":
         empty = np.zeros(0, dtype=np.int64)
-        return Pairs(_classes(ids, values), empty, empty, np.zeros(0), identical=0.0)
+        return Pairs.of(_classes(ids, values), empty, empty, np.zeros(0), identical=0.0)
     upright = codes_from_bytes(values)
     unique, first, inverse = np.unique(upright, return_index=True, return_inverse=True)
-    classes = [[] for _ in range(len(unique))]  # type: list[list[int]]
-    for image_id, c in zip(ids, inverse.tolist(), strict=True):
-        classes[c].append(image_id)
+    image_ids = np.asarray(ids, dtype=np.int64)
     if not transforms:
         left, right = hamming_pairs(unique, int(threshold))
         scores = np.bitwise_count(unique[left] ^ unique[right]).astype(np.float64)
-        return Pairs(classes, left, right, scores, identical=0.0)
+        return Pairs(image_ids, inverse, len(unique), left, right, scores, identical=0.0)
     codes = all_codes([values[k] for k in first.tolist()])  # (classes, 8): upright first
     if codes.shape[1] < 2:
         raise UsageError(
@@ -373,13 +406,13 @@ def near_pairs(catalog: Catalog, method: Method, threshold: float, transforms: b
     i, j = i[keep], j[keep]
     scores = np.bitwise_count(stacked[i] ^ stacked[j]).astype(np.float64)
     left, right, scores = _best_per_pair(i % m, j % m, scores, higher_is_similar=False)
-    return Pairs(classes, left, right, scores, identical=0.0)
+    return Pairs(image_ids, inverse, m, left, right, scores, identical=0.0)
 
 
-def _split_classes(ids: np.ndarray, inverse: np.ndarray) -> list[list[int]]:
-    """Image ids grouped by class (``inverse[k]`` is the class of ``ids[k]``)."""
-    counts = np.bincount(inverse)
-    if len(counts) == len(ids):  # every code once: no sorting, one list each
+def _split_classes(ids: np.ndarray, inverse: np.ndarray, count: int) -> list[list[int]]:
+    """Image ids grouped by class (``inverse[k]`` is the class of ``ids[k]``; ``count`` classes)."""
+    counts = np.bincount(inverse, minlength=count)
+    if len(counts) == len(ids):  # every class one image: no sorting, one list each
         ordered = np.empty(len(ids), dtype=ids.dtype)
         ordered[inverse] = ids
         return [[i] for i in ordered.tolist()]
@@ -495,13 +528,13 @@ def _vector_classes(
     identical = 1.0 if method.higher_is_similar else 0.0
     if not found_a:
         empty = np.zeros(0, dtype=np.int64)
-        return Pairs(classes, empty, empty, np.zeros(0), identical)
+        return Pairs.of(classes, empty, empty, np.zeros(0), identical)
     a = class_of[np.searchsorted(ids, np.concatenate(found_a))]
     b = class_of[np.searchsorted(ids, np.concatenate(found_b))]
     scores = np.concatenate(found_s)
     other = a != b
     left, right, scores = _best_per_pair(a[other], b[other], scores[other], method.higher_is_similar)
-    return Pairs(classes, left, right, scores, identical)
+    return Pairs.of(classes, left, right, scores, identical)
 
 
 def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -577,7 +610,7 @@ class Verification:
         keep = np.asarray([k not in self.unsure or self.verdicts[k] for k in keys], dtype=bool)
         if not len(keep):
             return pairs
-        return Pairs(pairs.classes, pairs.left[keep], pairs.right[keep], pairs.scores[keep], pairs.identical)
+        return pairs.keeping(keep)
 
 
 @dataclass(frozen=True)
@@ -609,9 +642,9 @@ def find_groups(
         catalog, method_name, threshold, options
     )
     grouping, scope = options.grouping, options.scope
-    count = sum(len(c) for c in pairs.classes)
+    count = len(pairs.image_ids)
     plain = grouping == "reference" and verification is None and not scope.against
-    if plain and len(pairs.classes) >= COMPILED_FROM and not catalog.marks():
+    if plain and pairs.count >= COMPILED_FROM and not catalog.marks():
         table = _plain_groups(catalog, pairs, method, scope)
         return Grouping(method.name, threshold, grouping, transforms, False, table, count)
     if verification is not None and grouping == "components":
@@ -655,17 +688,15 @@ def _plain_groups(catalog: Catalog, pairs: Pairs, method: Method, scope: Scope) 
     from catalog import reference
 
     table = catalog.image_table()
-    classes = pairs.classes
-    n = len(classes)
-    sizes = np.fromiter(map(len, classes), dtype=np.int64, count=n)
-    flat = np.fromiter(itertools.chain.from_iterable(classes), dtype=np.int64, count=int(sizes.sum()))
-    owner = np.repeat(np.arange(n), sizes)
-    position = table.positions(flat)
+    n = pairs.count
+    sizes = np.bincount(pairs.class_of, minlength=n)
+    owner = pairs.class_of
+    position = table.positions(pairs.image_ids)
     # Classes hold images the catalogue just listed; one deleted meanwhile drops out here.
     owner, position = owner[position >= 0], position[position >= 0]
     by_class = np.argsort(owner, kind="stable")
     owner, position = owner[by_class], position[by_class]
-    del flat, by_class
+    del by_class
     present = np.bincount(owner, minlength=n)
     class_starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(present, out=class_starts[1:])
@@ -679,11 +710,11 @@ def _plain_groups(catalog: Catalog, pairs: Pairs, method: Method, scope: Scope) 
     candidates = np.flatnonzero(eligible)
     b = best[candidates]
     order = candidates[keep_order_columns(pixels[b], framed[b], ~exif[b], size[b], when[b], mtime[b], b)]
-    adjacency = Adjacency(pairs)
+    rows = reference.neighbours(n, pairs.left, pairs.right, pairs.scores)
     refs, bounds, member_classes, member_scores = reference.reference_groups(
-        order, adjacency.starts, adjacency.targets, adjacency.scores, eligible, present > 1, best, *facts
+        order, *rows, eligible, present > 1, best, *facts
     )
-    del adjacency, order, candidates
+    del rows, order, candidates
     # Every image of each group's classes: the reference class first (scores as identical).
     groups = len(refs)
     group_classes = np.concatenate([refs, member_classes])
@@ -782,7 +813,7 @@ class Marks:
         keep = np.asarray(
             [not self.conflict(a, b) for a, b in zip(pairs.left.tolist(), pairs.right.tolist(), strict=True)]
         )
-        return Pairs(pairs.classes, pairs.left[keep], pairs.right[keep], pairs.scores[keep], pairs.identical)
+        return pairs.keeping(keep)
 
     def compatible(self, reference: int, candidates: list[int], scores: dict[int, float]) -> list[int]:
         """The candidates that can share a group with ``reference`` and each other: taken best score
@@ -822,7 +853,7 @@ class Adjacency:
     one class's dict when it is asked for."""
 
     def __init__(self, pairs: Pairs):
-        n = len(pairs.classes)
+        n = pairs.count
         kind = np.int32 if n < 2**31 else np.int64
         source = np.concatenate([pairs.left, pairs.right]).astype(kind)
         order = np.argsort(source, kind="stable")
@@ -946,60 +977,100 @@ def _round(score: float) -> float:
     return round(float(score), 6)
 
 
+class CopyCounts(Mapping[str, int]):
+    """How many other copies each listed image has: ``counts[k]`` for the image at ``listed[k]`` of
+    ``images``, most copies first (then path). Also a mapping path -> copies."""
+
+    def __init__(self, images: ImageTable, listed: np.ndarray, counts: np.ndarray):
+        self.images, self.listed, self.counts = images, listed, counts
+
+    @cached_property
+    def _by_path(self) -> dict[str, int]:
+        paths = self.images.path
+        return dict(zip([paths[p] for p in self.listed.tolist()], self.counts.tolist(), strict=True))
+
+    def __getitem__(self, path: str) -> int:
+        return self._by_path[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_path)
+
+    def __len__(self) -> int:
+        return len(self.listed)
+
+
 def copy_counts(
     catalog: Catalog,
     method_name: str,
     threshold: float | None = None,
     options: Options = Options(),  # noqa: B008 - frozen, never changed
-) -> tuple[str, float, dict[str, int]]:
-    """(method, threshold, path -> number of other copies) for every readable image in scope.
+) -> tuple[str, float, CopyCounts]:
+    """(method, threshold, copies) for every readable image in scope: how many other copies of it
+    the catalogue holds.
 
     ``reference``: the images that match it directly (no chains); ``components``: the other images
     of its connected component. With ``scope.against``, only copies under those folders count, and only
-    images outside them are listed."""
+    images outside them are listed. Worked on columns: a million images cost a few array passes."""
     method, threshold, pairs, verification, _ = matching_pairs(catalog, method_name, threshold, options)
     if verification is not None:
         pairs = verification.all(pairs)
     scope = options.scope
-    classes = pairs.classes
-    marks = None
+    table = catalog.image_table()
+    paths = table.path
+    if scope.inside or scope.against:
+        listed = np.fromiter((_outside_against(scope, p) for p in paths), dtype=bool, count=len(paths))
+        counted = np.fromiter(
+            (not scope.against or scope.is_reference_side(p) for p in paths), dtype=bool, count=len(paths)
+        )
+    else:
+        listed = counted = np.ones(len(paths), dtype=bool)
+    position = table.positions(pairs.image_ids)
+    found = position >= 0
+    class_at = np.full(len(paths), -1, dtype=np.int64)  # each image's class (-1: no signature)
+    class_at[position[found]] = pairs.class_of[found]
+    within = np.zeros(len(paths), dtype=np.int64)  # copies in its own class marked "not duplicates"
     marked = catalog.marks()
     if marked:
-        hashes = catalog.content_hashes([i for members in classes for i in members])
-        marks = Marks(marked, {c: [hashes.get(i, "") for i in m] for c, m in enumerate(classes)})
-        pairs = marks.unmarked(pairs)
-    class_of = {i: c for c, members in enumerate(classes) for i in members}
-    paths = catalog.paths()
-    listed = {
-        i: p
-        for i, p in paths.items()
-        if scope.is_inside(p) and not (scope.against and scope.is_reference_side(p))
-    }
-    counted = {i for i, p in paths.items() if not scope.against or scope.is_reference_side(p)}
-    weight = np.zeros(len(classes), dtype=np.int64)
-    for i in counted:
-        if i in class_of:
-            weight[class_of[i]] += 1
+        pairs, within = _marked(marked, pairs, table, class_at, counted)
+    n = pairs.count
+    has = class_at >= 0
+    weight = np.bincount(class_at[has & counted], minlength=n).astype(np.float64)
     if options.grouping == "components":
-        labels = components(len(classes), pairs.left, pairs.right)
+        labels = components(n, pairs.left, pairs.right)
         per_label = np.bincount(labels, weights=weight, minlength=labels.max() + 1 if len(labels) else 0)
         reach = per_label[labels] if len(labels) else weight
     else:
-        reach = weight.astype(np.float64).copy()
-        n = len(classes)
+        reach = weight.copy()
         reach += np.bincount(pairs.left, weights=weight[pairs.right], minlength=n)[:n]
         reach += np.bincount(pairs.right, weights=weight[pairs.left], minlength=n)[:n]
-    # Images marked "not duplicates" with identical signatures (one class) do not count each other.
-    marked_within: dict[int, int] = {}
-    if marks is not None:
-        for k in marks.hashes:
-            if len(classes[k]) > 1:
-                for i in classes[k]:
-                    against = marks.against.get(hashes.get(i, ""), set())
-                    marked_within[i] = sum(1 for j in classes[k] if j in counted and hashes.get(j) in against)
-    counts = {}
-    for i, p in listed.items():
-        c = class_of.get(i)
-        own = 1 if i in counted else 0
-        counts[p] = int(reach[c]) - own - marked_within.get(i, 0) if c is not None else 0
-    return method.name, threshold, counts
+    counts = np.where(has, reach[class_at.clip(min=0)].astype(np.int64) - counted - within, 0)
+    shown = np.flatnonzero(listed)
+    shown = shown[np.lexsort((shown, -counts[shown]))]  # most copies first, then path (table order)
+    return method.name, threshold, CopyCounts(table, shown, counts[shown])
+
+
+def _marked(
+    marked: Sequence[tuple[str, str, object]],
+    pairs: Pairs,
+    table: ImageTable,
+    class_at: np.ndarray,
+    counted: np.ndarray,
+) -> tuple[Pairs, np.ndarray]:
+    """The pairs without those marked "not duplicates", and how many counted images of each image's own
+    class (identical signatures) are marked against it."""
+    hashes = {int(table.id[p]): table.content_hash[p] or "" for p in np.flatnonzero(class_at >= 0).tolist()}
+    classes = pairs.classes
+    marks = Marks(marked, {c: [hashes.get(i, "") for i in m] for c, m in enumerate(classes)})
+    pairs = marks.unmarked(pairs)
+    within = np.zeros(len(class_at), dtype=np.int64)
+    counted_ids = set(table.id[counted].tolist())
+    position = dict(zip(table.id.tolist(), range(len(table)), strict=True))
+    for k in marks.hashes:
+        if len(classes[k]) > 1:
+            for i in classes[k]:
+                against = marks.against.get(hashes.get(i, ""), set())
+                if i in position:
+                    within[position[i]] = sum(
+                        1 for j in classes[k] if j in counted_ids and hashes.get(j) in against
+                    )
+    return pairs, within

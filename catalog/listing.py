@@ -37,27 +37,52 @@ def iso_seconds(mtime_ns: np.ndarray) -> list[str]:
 
 
 def _text(values: list[str | None]) -> list[str]:
-    return ["null" if v is None else encode_basestring(v) for v in values]
+    """Each value as a JSON string (or null)."""
+    if None not in values:
+        return list(map(encode_basestring, values))  # type: ignore[arg-type]
+    return [encode_basestring(v) if v is not None else "null" for v in values]
+
+
+def _repeated(values: list[str | None]) -> list[str]:
+    """As :func:`_text`, each distinct value encoded once (formats, cameras)."""
+    encoded: dict[str | None, str] = {None: "null"}
+    out = []
+    for v in values:
+        text = encoded.get(v)
+        if text is None:
+            text = encoded[v] = encode_basestring(v)  # type: ignore[arg-type]  # None is in it already
+        out.append(text)
+    return out
 
 
 def _number(values: np.ndarray) -> list[str]:
     return ["null" if v < 0 else str(v) for v in values.tolist()]
 
 
+def _cameras(table: ImageTable, at: list[int]) -> list[str | None]:
+    named: dict[tuple[str | None, str | None], str | None] = {(None, None): None}
+    out = []
+    for p in at:
+        key = (table.camera_make[p], table.camera_model[p])
+        if key not in named:
+            named[key] = camera_name(*key)
+        out.append(named[key])
+    return out
+
+
 def image_json(table: ImageTable, positions: np.ndarray) -> list[str]:
     """The JSON object of each image at ``positions`` of ``table``, without its closing brace."""
     at = positions.tolist()
-    cameras = [camera_name(table.camera_make[p], table.camera_model[p]) for p in at]
     columns = (
         _text([table.path[p] for p in at]),
-        [str(v) for v in table.size[positions].tolist()],
+        list(map(str, table.size[positions].tolist())),
         _number(table.width[positions]),
         _number(table.height[positions]),
-        _text([table.format[p] for p in at]),
+        _repeated([table.format[p] for p in at]),
         _text([table.content_hash[p] for p in at]),
-        [encode_basestring(t) for t in iso_seconds(table.mtime_ns[positions])],
+        list(map(encode_basestring, iso_seconds(table.mtime_ns[positions]))),
         _text([table.taken[p] for p in at]),
-        _text(cameras),
+        _repeated(_cameras(table, at)),
         _FLAGS[table.has_exif[positions]].tolist(),
         _FLAGS[table.has_gps[positions]].tolist(),
     )
@@ -66,11 +91,17 @@ def image_json(table: ImageTable, positions: np.ndarray) -> list[str]:
 
 def group_json(table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray) -> Iterator[str]:
     """Each group as the JSON ``{"reference": PATH, "images": [...]}`` (members with their score)."""
-    images = image_json(table, member)
-    scores = ["}" if s != s else f', "score": {s!r}}}' for s in score.tolist()]
+    closed: dict[float, str] = {}
+    scores = []
+    for s in score.tolist():
+        if s not in closed:
+            closed[s] = "}" if s != s else f', "score": {s!r}}}'
+        scores.append(closed[s])
+    images = list(map(str.__add__, image_json(table, member), scores))
+    del scores
     bounds = starts.tolist()
     for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
-        listed = ", ".join([images[k] + scores[k] for k in range(begin, end)])
+        listed = ", ".join(images[begin:end])
         reference = encode_basestring(table.path[int(member[begin])])
         yield f'{{"reference": {reference}, "images": [{listed}]}}'
 
@@ -119,3 +150,24 @@ def group_rows(
         ]
         for k, (p, s) in enumerate(zip(member.tolist(), score.tolist(), strict=True))
     ]
+
+
+def copies_json(table: ImageTable, listed: np.ndarray, counts: np.ndarray) -> list[str]:
+    """Each listed image as the JSON ``copies`` prints: path, copies and the picture's facts."""
+    at = listed.tolist()
+    columns = (
+        _text([table.path[p] for p in at]),
+        list(map(str, counts.tolist())),
+        _text([table.taken[p] for p in at]),
+        _repeated(_cameras(table, at)),
+        _FLAGS[table.has_exif[listed]].tolist(),
+        _FLAGS[table.has_gps[listed]].tolist(),
+    )
+    line = '{"path": %s, "copies": %s, "taken": %s, "camera": %s, "exif": %s, "gps": %s}'
+    return [line % fields for fields in zip(*columns, strict=True)]
+
+
+def copies_lines(table: ImageTable, listed: np.ndarray, counts: np.ndarray) -> list[str]:
+    """``copies``' text: each listed image's number of copies, then its path."""
+    paths = table.path
+    return [f"{n:6d}  {paths[p]}" for p, n in zip(listed.tolist(), counts.tolist(), strict=True)]

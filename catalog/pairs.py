@@ -382,6 +382,30 @@ def cache_path(catalog: Catalog, method: str) -> Path:
     return Path(f"{index_base(catalog, method)}.pairs.npz")
 
 
+class _SeqLookup:
+    """The value each row seq has (-1 for a seq no row has): a table indexed by seq where seqs are
+    dense (a gather per pair), else a binary search."""
+
+    def __init__(self, seqs: np.ndarray, values: np.ndarray):
+        top = int(seqs.max()) if len(seqs) else 0
+        self.table: np.ndarray | None = None
+        if top <= 4 * len(seqs) + 1_000_000:
+            self.table = np.full(top + 1, -1, dtype=values.dtype)
+            self.table[seqs] = values
+        else:
+            by_seq = np.argsort(seqs)
+            self.seqs, self.values = seqs[by_seq], values[by_seq]
+
+    def of(self, seqs: np.ndarray) -> np.ndarray:
+        if self.table is not None:
+            inside = seqs < len(self.table)
+            return np.where(inside, self.table[np.where(inside, seqs, 0)], -1)
+        if not len(self.seqs):
+            return np.full(len(seqs), -1, dtype=self.values.dtype)
+        at = np.searchsorted(self.seqs, seqs).clip(max=len(self.seqs) - 1)
+        return np.where(self.seqs[at] == seqs, self.values[at], -1)
+
+
 def stored_pairs(
     catalog: Catalog, method: Method, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -398,10 +422,7 @@ def stored_pairs(
     position = np.searchsorted(unique, row_codes).clip(max=max(len(unique) - 1, 0))
     present = (unique[position] == row_codes) if len(unique) else np.zeros(len(row_codes), dtype=bool)
     row_class = np.where(present, position, -1)
-    by_seq = np.argsort(seqs)
-    sorted_seqs = seqs[by_seq]
-    class_by_seq = row_class[by_seq]
-    del by_seq
+    lookup = _SeqLookup(seqs, row_class)
     counts = np.fromiter((len(d) for d in distances), dtype=np.int64, count=len(distances))
     kind = np.int32 if len(unique) < 2**31 else np.int64
     found_l, found_r, found_s = [], [], []
@@ -420,8 +441,7 @@ def stored_pairs(
         owner = np.repeat(row_class[begin:end], counts[begin:end])
         targets = np.frombuffer(b"".join(near[begin:end]), dtype="<u4").astype(np.int64)
         score = np.frombuffer(b"".join(distances[begin:end]), dtype=np.uint8)
-        at = np.searchsorted(sorted_seqs, targets).clip(max=max(len(sorted_seqs) - 1, 0))
-        target = np.where(sorted_seqs[at] == targets, class_by_seq[at], -1)
+        target = lookup.of(targets)
         keep = (owner >= 0) & (target >= 0) & (score <= threshold)
         found_l.append(owner[keep].astype(kind))
         found_r.append(target[keep].astype(kind))

@@ -180,3 +180,29 @@ def reference_groups(
             groups += 1
             bounds[groups] = filled
     return refs[:groups], bounds[: groups + 1], members[:filled], member_scores[:filled]
+
+
+@njit(cache=True, nogil=True)
+def neighbours(
+    n: int, left: np.ndarray, right: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compressed rows of the pairs (``left[k]``, ``right[k]``) both ways, by a counting sort: each
+    of ``n`` classes' neighbours ``targets[starts[c]:starts[c + 1]]`` with their ``scores``."""
+    starts = np.zeros(n + 1, dtype=np.int64)
+    for k in range(len(left)):
+        starts[left[k] + 1] += 1
+        starts[right[k] + 1] += 1
+    for c in range(n):
+        starts[c + 1] += starts[c]
+    fill = starts[:-1].copy()
+    targets = np.empty(2 * len(left), dtype=left.dtype)
+    out = np.empty(2 * len(left), dtype=scores.dtype)
+    for k in range(len(left)):
+        a, b = left[k], right[k]
+        targets[fill[a]] = b
+        out[fill[a]] = scores[k]
+        fill[a] += 1
+        targets[fill[b]] = a
+        out[fill[b]] = scores[k]
+        fill[b] += 1
+    return starts, targets, out
