@@ -1,0 +1,134 @@
+"""Grouping and printing on columns give what the per-image code gives.
+
+A real SQLite catalogue of synthetic images (random facts with many ties, hostile names, near and
+identical phash codes); the compiled reference grouping (``catalog.reference``, used from 20,000
+classes on) against the Python loop, and the column formatting of ``dupes`` and ``copies`` against
+the per-image formatting it replaced.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import numpy as np
+import pytest
+from sqlalchemy import insert
+
+from catalog.cli import _ENCODE, _iso_time, _member_fields
+from catalog.groups import Options, Scope, _plain_groups, copy_counts, find_groups, near_pairs
+from catalog.listing import copies_json, group_json, group_lines, iso_seconds
+from catalog.methods import get_method
+from catalog.models import Image, Signature
+from catalog.text import human_size
+
+NAMES = ["plain", 'quo"te', "back\\slash", "new\nline", "ünïcode 写真", "tab\there", "bad\udcff"]
+
+
+def fill(catalog, n: int, seed: int) -> None:  # type: ignore[no-untyped-def]
+    """``n`` images in clusters of near and identical codes, with facts drawn from small sets so
+    that the keep order meets every kind of tie."""
+    rng = np.random.default_rng(seed)
+    bases = rng.integers(0, 2**63, size=max(n // 6, 1), dtype=np.int64).astype(np.uint64)
+    codes = bases[rng.integers(0, len(bases), n)]
+    flips = rng.random((n, 64)) < rng.choice([0.0, 0.02, 0.05], size=(n, 1))
+    codes ^= np.packbits(flips, axis=1).view(">u8").astype(np.uint64).ravel()
+    catalog.set_method("phash", get_method("phash").version)
+    images, signatures = [], []
+    for i in range(n):
+        sizes = [(640, 480), (660, 495), (800, 600), (None, None), (320, 240)]
+        width, height = sizes[rng.integers(len(sizes))]
+        framed = width is not None and rng.random() < 0.3  # 800x600 framed: a 640x480 picture
+        images.append(
+            {
+                "id": i + 1,
+                "path": f"/lib/{rng.integers(0, 9)}/{NAMES[i % len(NAMES)]}-{i:04d}.jpg",
+                "size": int(rng.choice([1000, 1040, 1100, 50_000, 2_000_000])),
+                "mtime_ns": int(rng.choice([0, 10**18, 1_700_000_000_999_999_500, -5_000_000_000])),
+                "content_hash": f"{rng.integers(0, n // 3):064x}",
+                "width": width,
+                "height": height,
+                "content_width": int(width * 0.8) if framed and width else None,
+                "content_height": int(height * 0.8) if framed and height else None,
+                "format": rng.choice(["JPEG", "PNG", None]),
+                "taken": rng.choice([None, "2021-05-01T10:00:00", "2021-05-01T10:00:00+02:00", "garbage"]),
+                "camera_make": rng.choice([None, "Canon", "NIKON"]),
+                "camera_model": rng.choice([None, "Canon EOS 20D", "D700"]),
+                "has_gps": rng.choice([None, True, False]),
+                "has_exif": rng.choice([None, True, False]),
+                "indexed_at": datetime(2026, 1, 1),
+            }
+        )
+        value = int(codes[i]).to_bytes(8, "big") * 8
+        signatures.append({"image_id": i + 1, "method": "phash", "value": value})
+    with catalog.engine.begin() as conn:
+        conn.execute(insert(Image), images)
+        conn.execute(insert(Signature), signatures)
+
+
+def listed(groups):  # type: ignore[no-untyped-def]
+    return [[(m.image.path, m.score) for m in g] for g in groups]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("inside", [(), ("/lib/3", "/lib/5")])
+def test_compiled_grouping_equals_the_python_loop(catalog, seed, inside):
+    fill(catalog, 700, seed)
+    scope = Scope.of(inside)
+    method = get_method("phash")
+    for threshold in (0, 6, 12):
+        python = find_groups(catalog, "phash", threshold, Options(scope=scope))  # few classes: Python
+        assert python.groups, "the catalogue must hold groups to compare"
+        compiled = _plain_groups(catalog, near_pairs(catalog, method, threshold), method, scope)
+        assert listed(compiled.members()) == listed(python.groups)
+
+
+def test_dupes_json_and_text_are_the_per_image_formatting(catalog):
+    fill(catalog, 400, 11)
+    found = find_groups(catalog, "phash", 8)
+    table = found.table
+    columns = (table.images, table.member, table.starts, table.score)
+    made = list(group_json(*columns))
+    assert len(made) == len(found.groups) > 10
+    for line, group in zip(made, found.groups, strict=True):
+        expected = _ENCODE({"reference": group[0].image.path, "images": [_member_fields(m) for m in group]})
+        assert line == expected
+        assert json.loads(line)["reference"] == group[0].image.path
+    lines = list(group_lines(*columns))
+    expected_lines = []
+    for n, group in enumerate(found.groups, 1):
+        expected_lines.append(f"group {n}: {len(group)} images")
+        for m in group:
+            im = m.image
+            mark = "reference" if m.score is None else f"{m.score:9.4g}"
+            shape = f"{im.width}x{im.height}, " if im.width is not None else ""
+            day = _iso_time(im.mtime_ns)[:10]
+            expected_lines.append(f"  {mark:>9}  {im.path}  ({shape}{human_size(im.size)}, {day})")
+    assert lines == expected_lines
+
+
+def test_copies_on_columns(catalog):
+    fill(catalog, 400, 5)
+    _, _, copies = copy_counts(catalog, "phash", 8)
+    found = find_groups(catalog, "phash", 8)
+    assert len(copies) == 400
+    # Every image of a group has the group's other members as copies, at least (reference grouping
+    # counts every direct match, which a group's members are).
+    for group in found.groups:
+        reference = group[0].image.path
+        assert copies[reference] >= len(group) - 1
+    counts = list(copies.values())
+    assert counts == sorted(counts, reverse=True)
+    infos = {im.path: im for im in catalog.image_info().values()}
+    for line, (path, n) in zip(copies_json(copies.images, copies.listed, copies.counts), copies.items()):
+        im = infos[path]
+        facts = {"taken": im.taken, "camera": im.camera, "exif": im.has_exif, "gps": im.has_gps}
+        assert line == _ENCODE({"path": path, "copies": n, **facts})
+
+
+def test_iso_seconds_rounds_as_datetime_does():
+    values = [0, 1, -1, 999_999_499, 999_999_500, 999_999_501, 1_700_000_000_999_999_500, -5_000_000_000]
+    values += [1_699_999_999_999_999_999, 10**18, -999_999_500, -1_500_000_000]
+    rng = np.random.default_rng(3)
+    values += rng.integers(-(10**18), 4 * 10**18, 2000).tolist()
+    assert iso_seconds(np.asarray(values, dtype=np.int64)) == [_iso_time(v) for v in values]
