@@ -585,11 +585,20 @@ class Verification:
         unsure = ~method.is_match(pairs.scores, method.verify_above)
         self.unsure = set(zip(pairs.left[unsure].tolist(), pairs.right[unsure].tolist(), strict=True))
         self.verdicts: dict[tuple[int, int], bool] = {}
+        # Which images have features at all, read once: a pair with a side without them is kept
+        # without a query (a catalogue indexed before the verifier was has thousands of such pairs).
+        self.featured = set(catalog.signature_ids(verifier.name))
 
     def confirm(self, reference: int, candidates: list[int]) -> list[int]:
         """The candidate classes whose pair with ``reference`` is sure or confirmed."""
         keys = {n: (min(reference, n), max(reference, n)) for n in candidates}
         todo = [n for n in candidates if keys[n] in self.unsure and keys[n] not in self.verdicts]
+        if todo and self.first[reference] not in self.featured:
+            self.verdicts.update((keys[n], True) for n in todo)
+            todo = []
+        unfeatured = [n for n in todo if self.first[n] not in self.featured]
+        self.verdicts.update((keys[n], True) for n in unfeatured)
+        todo = [n for n in todo if self.first[n] in self.featured]
         if todo:
             ids = [self.first[c] for c in (reference, *todo)]
             features = self.catalog.signature_map(self.verifier.name, ids)
