@@ -120,7 +120,8 @@ def test_copies_on_columns(catalog):
     counts = list(copies.values())
     assert counts == sorted(counts, reverse=True)
     infos = {im.path: im for im in catalog.image_info().values()}
-    for line, (path, n) in zip(copies_json(copies.images, copies.listed, copies.counts), copies.items()):
+    made = copies_json(copies.images, copies.listed, copies.counts)
+    for line, (path, n) in zip(made, copies.items(), strict=True):
         im = infos[path]
         facts = {"taken": im.taken, "camera": im.camera, "exif": im.has_exif, "gps": im.has_gps}
         assert line == _ENCODE({"path": path, "copies": n, **facts})
