@@ -576,29 +576,30 @@ def matching_pairs(
 class Verification:
     """Confirms a method's pairs that score below its ``verify_above`` by ``verifier``'s local features,
     each pair once, on demand: reference grouping asks only about the pairs of each new reference with
-    the images not yet grouped, a fraction of all pairs in a dense library. A pair whose image lacks the
-    features (indexed before they were) is kept."""
+    the images not yet grouped, a fraction of all pairs in a dense library. A pair with an image that
+    lacks the features (indexed before they were) is kept without asking: which images have them is
+    read once."""
 
     def __init__(self, catalog: Catalog, method: Method, pairs: Pairs, verifier: Method):
         self.catalog, self.verifier = catalog, verifier
-        self.first = [members[0] for members in pairs.classes]
+        first = np.full(pairs.count, -1, dtype=np.int64)
+        first[pairs.class_of[::-1]] = pairs.image_ids[::-1]  # each class's first image
+        self.first = first.tolist()
+        featured = np.isin(first, np.asarray(catalog.signature_ids(verifier.name), dtype=np.int64))
         unsure = ~method.is_match(pairs.scores, method.verify_above)
-        self.unsure = set(zip(pairs.left[unsure].tolist(), pairs.right[unsure].tolist(), strict=True))
+        #: The pairs to ask about: unsure, both sides with features.
+        self.asked = unsure & featured[pairs.left] & featured[pairs.right]
+        self.unsure = set(zip(pairs.left[self.asked].tolist(), pairs.right[self.asked].tolist(), strict=True))
         self.verdicts: dict[tuple[int, int], bool] = {}
-        # Which images have features at all, read once: a pair with a side without them is kept
-        # without a query (a catalogue indexed before the verifier was has thousands of such pairs).
-        self.featured = set(catalog.signature_ids(verifier.name))
+
+    def pending(self) -> int:
+        """How many pairs are still to be verified."""
+        return len(self.unsure) - len(self.verdicts)
 
     def confirm(self, reference: int, candidates: list[int]) -> list[int]:
         """The candidate classes whose pair with ``reference`` is sure or confirmed."""
         keys = {n: (min(reference, n), max(reference, n)) for n in candidates}
         todo = [n for n in candidates if keys[n] in self.unsure and keys[n] not in self.verdicts]
-        if todo and self.first[reference] not in self.featured:
-            self.verdicts.update((keys[n], True) for n in todo)
-            todo = []
-        unfeatured = [n for n in todo if self.first[n] not in self.featured]
-        self.verdicts.update((keys[n], True) for n in unfeatured)
-        todo = [n for n in todo if self.first[n] in self.featured]
         if todo:
             ids = [self.first[c] for c in (reference, *todo)]
             features = self.catalog.signature_map(self.verifier.name, ids)
@@ -609,16 +610,17 @@ class Verification:
         return [n for n in candidates if keys[n] not in self.unsure or self.verdicts[keys[n]]]
 
     def all(self, pairs: Pairs) -> Pairs:
-        """``pairs`` without those verification rejects (every unsure pair checked)."""
+        """``pairs`` (those this verification was made for) without those verification rejects (every
+        pair to ask about checked)."""
         by_class: dict[int, list[int]] = {}
         for a, b in self.unsure:
             by_class.setdefault(a, []).append(b)
         for a, others in by_class.items():
             self.confirm(a, others)
-        keys = zip(pairs.left.tolist(), pairs.right.tolist(), strict=True)
-        keep = np.asarray([k not in self.unsure or self.verdicts[k] for k in keys], dtype=bool)
-        if not len(keep):
-            return pairs
+        keep = np.ones(len(pairs.left), dtype=bool)
+        asked = np.flatnonzero(self.asked)
+        keys = zip(pairs.left[asked].tolist(), pairs.right[asked].tolist(), strict=True)
+        keep[asked] = [self.verdicts[k] for k in keys]
         return pairs.keeping(keep)
 
 
@@ -637,6 +639,9 @@ class Options:
 #: From this many classes on, plain reference grouping runs compiled, on columns (:func:`_plain_groups`);
 #: below it the Python loop answers before Numba would have loaded (about half a second).
 COMPILED_FROM = 20_000
+#: At most this many pairs to verify (both images with features) are verified before grouping, so that
+#: a large answer still groups compiled; more are verified as the Python loop meets them.
+AHEAD = 5_000
 
 
 def find_groups(
@@ -652,10 +657,16 @@ def find_groups(
     )
     grouping, scope = options.grouping, options.scope
     count = len(pairs.image_ids)
+    verified = verification is not None
+    large = pairs.count >= COMPILED_FROM
+    if large and verification is not None and grouping == "reference" and verification.pending() <= AHEAD:
+        # Few pairs to verify: all of them first, then the compiled loop. The groups are the same: a
+        # verdict depends on the pair alone, and the loop asks about the pairs it meets.
+        pairs, verification = verification.all(pairs), None
     plain = grouping == "reference" and verification is None and not scope.against
-    if plain and pairs.count >= COMPILED_FROM and not catalog.marks():
+    if plain and large and not catalog.marks():
         table = _plain_groups(catalog, pairs, method, scope)
-        return Grouping(method.name, threshold, grouping, transforms, False, table, count)
+        return Grouping(method.name, threshold, grouping, transforms, verified, table, count)
     if verification is not None and grouping == "components":
         pairs = verification.all(pairs)
     classes = pairs.classes
@@ -686,7 +697,6 @@ def find_groups(
         elif len(group) > 1 and any(scope.is_inside(m.image.path) for m in group):
             groups.append(group)
     groups.sort(key=lambda g: (-len(g), g[0].image.path))
-    verified = verification is not None
     return Grouping(method.name, threshold, grouping, transforms, verified, GroupTable.of(groups), count)
 
 

@@ -225,6 +225,16 @@ def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog
     # Views 5 and 6 show the tin turned in the plane, the same points turned: they may pair up, never
     # with the copies of view 4.
     assert all(not (g & family) for g in groups[1:])
+    # Verifying every pair first (what a large answer with few pairs to verify does, then grouping
+    # compiled) gives the same groups as verifying them as the loop meets them.
+    from catalog.groups import Scope, _plain_groups, matching_pairs
+
+    method, _, pairs, verification, _ = matching_pairs(catalog, "cnn", None, Options())
+    assert verification is not None and verification.pending() > 0
+    ahead = _plain_groups(catalog, verification.all(pairs), method, Scope())
+    assert [[(m.image.path, m.score) for m in g] for g in ahead.members()] == [
+        [(m.image.path, m.score) for m in g] for g in found.groups
+    ]
     unverified = find_groups(catalog, "cnn", 0.80, Options(verify=False))
     assert any(
         m.image.path.endswith(("view-5.jpg", "view-6.jpg", "view-7.jpg"))
