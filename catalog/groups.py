@@ -701,8 +701,8 @@ def find_groups(
 
 
 def _plain_groups(catalog: Catalog, pairs: Pairs, method: Method, scope: Scope) -> GroupTable:
-    """Reference groups as :func:`find_groups` makes them without verification, marks or reference
-    folders, on columns: the catalogue's images as a table, the loop compiled
+    """Reference groups of ``pairs`` (verified already, if at all) as :func:`find_groups` makes them
+    without marks or reference folders, on columns: the catalogue's images as a table, the loop compiled
     (:mod:`catalog.reference`), members ordered by one sort."""
     from catalog import reference
 
