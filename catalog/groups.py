@@ -603,11 +603,23 @@ class Verification:
         if todo:
             ids = [self.first[c] for c in (reference, *todo)]
             features = self.catalog.signature_map(self.verifier.name, ids)
-            own = features.get(self.first[reference])
             for n in todo:
-                other = features.get(self.first[n])
-                self.verdicts[keys[n]] = own is None or other is None or self.verifier.confirms(other, own)
+                # One way for every pair, whichever of the two is the reference (the verifier is not
+                # symmetric): a verdict never depends on the order in which the loop meets the pairs.
+                low, high = keys[n]
+                a, b = features.get(self.first[high]), features.get(self.first[low])
+                self.verdicts[keys[n]] = a is None or b is None or self.verifier.confirms(a, b)
         return [n for n in candidates if keys[n] not in self.unsure or self.verdicts[keys[n]]]
+
+    def decide(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Whether each pair (``left[k]``, ``right[k]``) of classes is kept (verified where asked)."""
+        by_class: dict[int, list[int]] = {}
+        for a, b in zip(left.tolist(), right.tolist(), strict=True):
+            by_class.setdefault(a, []).append(b)
+        for a, others in by_class.items():
+            self.confirm(a, others)
+        keys = zip(np.minimum(left, right).tolist(), np.maximum(left, right).tolist(), strict=True)
+        return np.asarray([k not in self.unsure or self.verdicts[k] for k in keys], dtype=bool)
 
     def all(self, pairs: Pairs) -> Pairs:
         """``pairs`` (those this verification was made for) without those verification rejects (every
@@ -639,9 +651,6 @@ class Options:
 #: From this many classes on, plain reference grouping runs compiled, on columns (:func:`_plain_groups`);
 #: below it the Python loop answers before Numba would have loaded (about half a second).
 COMPILED_FROM = 20_000
-#: At most this many pairs to verify (both images with features) are verified before grouping, so that
-#: a large answer still groups compiled; more are verified as the Python loop meets them.
-AHEAD = 5_000
 
 
 def find_groups(
@@ -658,14 +667,9 @@ def find_groups(
     grouping, scope = options.grouping, options.scope
     count = len(pairs.image_ids)
     verified = verification is not None
-    large = pairs.count >= COMPILED_FROM
-    if large and verification is not None and grouping == "reference" and verification.pending() <= AHEAD:
-        # Few pairs to verify: all of them first, then the compiled loop. The groups are the same: a
-        # verdict depends on the pair alone, and the loop asks about the pairs it meets.
-        pairs, verification = verification.all(pairs), None
-    plain = grouping == "reference" and verification is None and not scope.against
-    if plain and large and not catalog.marks():
-        table = _plain_groups(catalog, pairs, method, scope)
+    plain = grouping == "reference" and not scope.against
+    if plain and pairs.count >= COMPILED_FROM and not catalog.marks():
+        table = _plain_groups(catalog, pairs, method, scope, verification)
         return Grouping(method.name, threshold, grouping, transforms, verified, table, count)
     if verification is not None and grouping == "components":
         pairs = verification.all(pairs)
@@ -700,10 +704,17 @@ def find_groups(
     return Grouping(method.name, threshold, grouping, transforms, verified, GroupTable.of(groups), count)
 
 
-def _plain_groups(catalog: Catalog, pairs: Pairs, method: Method, scope: Scope) -> GroupTable:
-    """Reference groups of ``pairs`` (verified already, if at all) as :func:`find_groups` makes them
-    without marks or reference folders, on columns: the catalogue's images as a table, the loop compiled
-    (:mod:`catalog.reference`), members ordered by one sort."""
+def _plain_groups(
+    catalog: Catalog, pairs: Pairs, method: Method, scope: Scope, verification: Verification | None = None
+) -> GroupTable:
+    """Reference groups as :func:`find_groups` makes them without marks or reference folders, on
+    columns: the catalogue's images as a table, the loop compiled (:mod:`catalog.reference`), members
+    ordered by one sort.
+
+    With ``verification``, the loop runs as if every pair were confirmed and says which pairs still to
+    verify it used; those are verified, the rejected ones dropped, and the loop runs again until it uses
+    none: then it made the choices of the Python loop, which verifies each pair as it meets it (a
+    verdict depends on the pair alone)."""
     from catalog import reference
 
     table = catalog.image_table()
@@ -729,11 +740,20 @@ def _plain_groups(catalog: Catalog, pairs: Pairs, method: Method, scope: Scope) 
     candidates = np.flatnonzero(eligible)
     b = best[candidates]
     order = candidates[keep_order_columns(pixels[b], framed[b], ~exif[b], size[b], when[b], mtime[b], b)]
-    rows = reference.neighbours(n, pairs.left, pairs.right, pairs.scores)
-    refs, bounds, member_classes, member_scores = reference.reference_groups(
-        order, *rows, eligible, present > 1, best, *facts
-    )
-    del rows, order, candidates
+    starts, targets, scores, pair = reference.neighbours(n, pairs.left, pairs.right, pairs.scores)
+    usable = np.ones(len(targets), dtype=bool)
+    pending = verification.asked[pair] if verification is not None else np.zeros(len(targets), dtype=bool)
+    while True:
+        refs, bounds, member_classes, member_scores, asked = reference.reference_groups(
+            order, starts, targets, scores, usable, pending, eligible, present > 1, best, *facts
+        )
+        if verification is None or not len(asked):
+            break
+        decided = np.unique(pair[asked])
+        verdicts = verification.decide(pairs.left[decided], pairs.right[decided])
+        pending &= ~np.isin(pair, decided)
+        usable &= ~np.isin(pair, decided[~verdicts])
+    del starts, targets, scores, pair, usable, pending, order, candidates
     # Every image of each group's classes: the reference class first (scores as identical).
     groups = len(refs)
     group_classes = np.concatenate([refs, member_classes])

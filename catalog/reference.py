@@ -98,20 +98,29 @@ def _collect(
     starts: np.ndarray,
     targets: np.ndarray,
     scores: np.ndarray,
+    usable: np.ndarray,
+    pending: np.ndarray,
     taken: np.ndarray,
     eligible: np.ndarray,
     out: np.ndarray,
     out_scores: np.ndarray,
+    asked: np.ndarray,
+    count: np.ndarray,
 ) -> int:
-    """Class ``c``'s neighbours that are eligible and not taken, each once, into ``out``: how many."""
+    """Class ``c``'s neighbours that are eligible and not taken, each once, through usable edges, into
+    ``out``: how many. A pending edge (not verified yet) is used as if confirmed and noted in
+    ``asked`` (``count[0]`` of them so far)."""
     k = 0
     for e in range(starts[c], starts[c + 1]):
         t = targets[e]
-        if not taken[t] and eligible[t]:
+        if usable[e] and not taken[t] and eligible[t]:
             taken[t] = True  # for now: a pair listed twice gives one member
             out[k] = t
             out_scores[k] = scores[e]
             k += 1
+            if pending[e] and count[0] < len(asked):
+                asked[count[0]] = e
+                count[0] += 1
     for j in range(k):
         taken[out[j]] = False
     return k
@@ -123,6 +132,8 @@ def reference_groups(
     starts: np.ndarray,
     targets: np.ndarray,
     scores: np.ndarray,
+    usable: np.ndarray,
+    pending: np.ndarray,
     eligible: np.ndarray,
     several: np.ndarray,
     best: np.ndarray,
@@ -132,15 +143,17 @@ def reference_groups(
     size: np.ndarray,
     when: np.ndarray,
     mtime: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Groups around references, classes taken in keep ``order``: (reference class of each group, the
     start of each group's members in the next two arrays (one more than the groups), member classes,
-    their scores against the reference).
+    their scores against the reference, the pending edges the loop used).
 
     Classes are joined by compressed rows (class ``c``'s neighbours ``targets[starts[c]:starts[c+1]]``
-    with ``scores``); ``eligible``: the classes that take part, ``several``: those with more than one
-    image (a group by themselves), ``best``: each class's first image to keep, whose facts (arrays by
-    image position) decide the order within a circle."""
+    with ``scores``); only ``usable`` edges count, and ``pending`` ones (still to be verified) are
+    used as if confirmed and returned: the groups hold when none was. ``eligible``: the classes that
+    take part, ``several``: those with more than one image (a group by themselves), ``best``: each
+    class's first image to keep, whose facts (arrays by image position) decide the order within a
+    circle."""
     n = len(starts) - 1
     taken = np.zeros(n, dtype=np.bool_)
     widest = 0
@@ -153,12 +166,15 @@ def reference_groups(
     bounds = np.zeros(n + 1, dtype=np.int64)
     members = np.empty(n, dtype=np.int64)
     member_scores = np.empty(n, dtype=scores.dtype)
+    asked = np.empty(len(targets) if pending.any() else 0, dtype=np.int64)
+    count = np.zeros(1, dtype=np.int64)
     groups = 0
     filled = 0
+    rows = (starts, targets, scores, usable, pending, taken, eligible)
     for c in order:
         if taken[c]:
             continue
-        k = _collect(c, starts, targets, scores, taken, eligible, found, found_scores)
+        k = _collect(c, *rows, found, found_scores, asked, count)
         circle[0] = best[c]
         for j in range(k):
             circle[j + 1] = best[found[j]]
@@ -168,7 +184,7 @@ def reference_groups(
                 if best[found[j]] == first:
                     c = found[j]
                     break
-            k = _collect(c, starts, targets, scores, taken, eligible, found, found_scores)
+            k = _collect(c, *rows, found, found_scores, asked, count)
         if k > 0 or several[c]:
             taken[c] = True
             refs[groups] = c
@@ -179,15 +195,16 @@ def reference_groups(
             filled += k
             groups += 1
             bounds[groups] = filled
-    return refs[:groups], bounds[: groups + 1], members[:filled], member_scores[:filled]
+    return refs[:groups], bounds[: groups + 1], members[:filled], member_scores[:filled], asked[: count[0]]
 
 
 @njit(cache=True, nogil=True)
 def neighbours(
     n: int, left: np.ndarray, right: np.ndarray, scores: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Compressed rows of the pairs (``left[k]``, ``right[k]``) both ways, by a counting sort: each
-    of ``n`` classes' neighbours ``targets[starts[c]:starts[c + 1]]`` with their ``scores``."""
+    of ``n`` classes' neighbours ``targets[starts[c]:starts[c + 1]]`` with their ``scores``, and the
+    pair each edge comes from."""
     starts = np.zeros(n + 1, dtype=np.int64)
     for k in range(len(left)):
         starts[left[k] + 1] += 1
@@ -197,12 +214,15 @@ def neighbours(
     fill = starts[:-1].copy()
     targets = np.empty(2 * len(left), dtype=left.dtype)
     out = np.empty(2 * len(left), dtype=scores.dtype)
+    pair = np.empty(2 * len(left), dtype=np.int64)
     for k in range(len(left)):
         a, b = left[k], right[k]
         targets[fill[a]] = b
         out[fill[a]] = scores[k]
+        pair[fill[a]] = k
         fill[a] += 1
         targets[fill[b]] = a
         out[fill[b]] = scores[k]
+        pair[fill[b]] = k
         fill[b] += 1
-    return starts, targets, out
+    return starts, targets, out, pair

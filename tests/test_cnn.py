@@ -225,16 +225,22 @@ def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog
     # Views 5 and 6 show the tin turned in the plane, the same points turned: they may pair up, never
     # with the copies of view 4.
     assert all(not (g & family) for g in groups[1:])
-    # Verifying every pair first (what a large answer with few pairs to verify does, then grouping
-    # compiled) gives the same groups as verifying them as the loop meets them.
+    # The compiled loop (large answers), verifying the pairs it used and running again until it used
+    # none to verify, gives the groups of the Python loop that verifies pairs as it meets them; so does
+    # verifying every pair first.
     from catalog.groups import Scope, _plain_groups, matching_pairs
+
+    def listed(groups):  # type: ignore[no-untyped-def]
+        return [[(m.image.path, m.score) for m in g] for g in groups]
 
     method, _, pairs, verification, _ = matching_pairs(catalog, "cnn", None, Options())
     assert verification is not None and verification.pending() > 0
+    compiled = _plain_groups(catalog, pairs, method, Scope(), verification)
+    assert listed(compiled.members()) == listed(found.groups)
+    assert 0 < len(verification.verdicts) < len(verification.unsure)  # only the pairs the loop used
+    method, _, pairs, verification, _ = matching_pairs(catalog, "cnn", None, Options())
     ahead = _plain_groups(catalog, verification.all(pairs), method, Scope())
-    assert [[(m.image.path, m.score) for m in g] for g in ahead.members()] == [
-        [(m.image.path, m.score) for m in g] for g in found.groups
-    ]
+    assert listed(ahead.members()) == listed(found.groups)
     unverified = find_groups(catalog, "cnn", 0.80, Options(verify=False))
     assert any(
         m.image.path.endswith(("view-5.jpg", "view-6.jpg", "view-7.jpg"))
