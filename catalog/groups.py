@@ -33,7 +33,7 @@ from catalog.columns import ImageTable
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 from catalog.methods import Method, catalogue_method, get_method
-from catalog.pairs import stored_pairs, stored_vector_pairs
+from catalog.pairs import Lookup, stored_pairs, stored_vector_pairs
 from catalog.search import all_codes, codes_from_bytes, hamming_pairs
 from catalog.store import Catalog, ImageInfo
 
@@ -434,9 +434,14 @@ def _best_per_pair(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One edge per unordered pair (low, high), with its best score."""
     low, high = np.minimum(a, b), np.maximum(a, b)
-    order = np.lexsort((-scores if higher_is_similar else scores, high, low))
-    low, high, scores = low[order], high[order], scores[order]
-    first = np.r_[True, (low[1:] != low[:-1]) | (high[1:] != high[:-1])] if len(low) else np.zeros(0, bool)
+    if not len(low):
+        return low, high, scores
+    key = low.astype(np.int64) * (int(high.max()) + 1) + high
+    best_first = np.argsort(-scores if higher_is_similar else scores, kind="stable")
+    order = best_first[np.argsort(key[best_first], kind="stable")]  # by pair, best score first
+    del best_first
+    ordered = key[order]
+    first = order[np.r_[True, ordered[1:] != ordered[:-1]]]
     return low[first], high[first], scores[first]
 
 
@@ -496,11 +501,8 @@ def matching_neighbours(
 
 
 def _within(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
-    """Which of ``values`` are in the sorted array ``ordered``."""
-    if not len(ordered):
-        return np.zeros(len(values), dtype=bool)
-    at = np.searchsorted(ordered, values).clip(max=len(ordered) - 1)
-    return ordered[at] == values  # type: ignore[no-any-return]
+    """Which of ``values`` (image ids) are in the sorted array ``ordered``."""
+    return Lookup(ordered, np.zeros(len(ordered), dtype=np.int64)).of(values) == 0  # type: ignore[no-any-return]
 
 
 def _vector_classes(
@@ -515,26 +517,23 @@ def _vector_classes(
     form one class: however many there are, they group together even where the index returns only
     some of them as neighbours."""
     hashes = catalog.content_hashes(ids.tolist())
-    first: dict[str, int] = {}
-    class_of = np.zeros(len(ids), dtype=np.int64)
-    classes: list[list[int]] = []
-    for position, image_id in enumerate(ids.tolist()):
-        key = hashes.get(image_id) or f"id:{image_id}"
-        if key not in first:
-            first[key] = len(classes)
-            classes.append([])
-        class_of[position] = first[key]
-        classes[first[key]].append(image_id)
+    keys = [hashes.get(i) or f"id:{i}" for i in ids.tolist()]
+    del hashes
+    first: dict[str, int] = {}  # classes numbered by their first image
+    class_of = np.fromiter((first.setdefault(k, len(first)) for k in keys), dtype=np.int64, count=len(keys))
+    count = len(first)
+    del keys, first
     identical = 1.0 if method.higher_is_similar else 0.0
     if not found_a:
         empty = np.zeros(0, dtype=np.int64)
-        return Pairs.of(classes, empty, empty, np.zeros(0), identical)
-    a = class_of[np.searchsorted(ids, np.concatenate(found_a))]
-    b = class_of[np.searchsorted(ids, np.concatenate(found_b))]
+        return Pairs(ids, class_of, count, empty, empty, np.zeros(0), identical)
+    position = Lookup(ids, np.arange(len(ids)))
+    a = class_of[position.of(np.concatenate(found_a))]
+    b = class_of[position.of(np.concatenate(found_b))]
     scores = np.concatenate(found_s)
     other = a != b
     left, right, scores = _best_per_pair(a[other], b[other], scores[other], method.higher_is_similar)
-    return Pairs.of(classes, left, right, scores, identical)
+    return Pairs(ids, class_of, count, left, right, scores, identical)
 
 
 def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.ndarray) -> np.ndarray:

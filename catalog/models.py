@@ -97,7 +97,7 @@ class Signature(Base):
 
     image: Mapped[Image] = relationship(back_populates="signatures")
 
-    __table_args__ = (Index("ix_signatures_method", "method"),)
+    __table_args__ = (Index("ix_signatures_method_image", "method", "image_id"),)
 
 
 class MethodRecord(Base):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -221,17 +222,18 @@ def stored_vector_pairs(
     rows = catalog.vector_rows(method.name)
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
-    owners = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    own_seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-    counts = np.fromiter((len(r[2]) // 4 for r in rows), dtype=np.int64, count=len(rows))
+    owners = np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=len(rows))
+    own_seqs = np.fromiter(map(itemgetter(1), rows), dtype=np.int64, count=len(rows))
+    near = list(map(itemgetter(2), rows))
+    counts = np.fromiter(map(len, near), dtype=np.int64, count=len(rows)) // 4
     a = np.repeat(owners, counts)
-    b = np.frombuffer(b"".join(r[2] for r in rows), dtype="<i4").astype(np.int64)
-    b_seqs = np.frombuffer(b"".join(r[3] for r in rows), dtype="<i4").astype(np.int64)
-    scores = np.frombuffer(b"".join(r[4] for r in rows), dtype="<f4").astype(np.float64)
-    is_turned = np.frombuffer(b"".join(r[5] for r in rows), dtype=np.uint8).astype(bool)
-    order = np.argsort(owners)
-    at = np.searchsorted(owners[order], b).clip(max=len(owners) - 1)
-    current = (owners[order][at] == b) & (own_seqs[order][at] == b_seqs)
+    b = np.frombuffer(b"".join(near), dtype="<i4").astype(np.int64)
+    del near
+    b_seqs = np.frombuffer(b"".join(map(itemgetter(3), rows)), dtype="<i4").astype(np.int64)
+    scores = np.frombuffer(b"".join(map(itemgetter(4), rows)), dtype="<f4").astype(np.float64)
+    is_turned = np.frombuffer(b"".join(map(itemgetter(5), rows)), dtype=np.uint8).astype(bool)
+    del rows
+    current = Lookup(owners, own_seqs).of(b) == b_seqs  # the neighbour's row is the one it had
     keep = current & method.is_match(scores, threshold) & (transforms | ~is_turned)
     return a[keep], b[keep], scores[keep]
 
@@ -382,9 +384,9 @@ def cache_path(catalog: Catalog, method: str) -> Path:
     return Path(f"{index_base(catalog, method)}.pairs.npz")
 
 
-class _SeqLookup:
-    """The value each row seq has (-1 for a seq no row has): a table indexed by seq where seqs are
-    dense (a gather per pair), else a binary search."""
+class Lookup:
+    """The value each key (a row's seq, or an image id) has, -1 for a key no row has: a table indexed by
+    key where keys are dense (a gather per pair), else a binary search. Keys and values are >= 0."""
 
     def __init__(self, seqs: np.ndarray, values: np.ndarray):
         top = int(seqs.max()) if len(seqs) else 0
@@ -422,7 +424,7 @@ def stored_pairs(
     position = np.searchsorted(unique, row_codes).clip(max=max(len(unique) - 1, 0))
     present = (unique[position] == row_codes) if len(unique) else np.zeros(len(row_codes), dtype=bool)
     row_class = np.where(present, position, -1)
-    lookup = _SeqLookup(seqs, row_class)
+    lookup = Lookup(seqs, row_class)
     counts = np.fromiter((len(d) for d in distances), dtype=np.int64, count=len(distances))
     kind = np.int32 if len(unique) < 2**31 else np.int64
     found_l, found_r, found_s = [], [], []
