@@ -429,6 +429,10 @@ def _classes(ids: list[int], values: list[bytes]) -> list[list[int]]:
     return list(by_value.values())
 
 
+#: From this many pairs on, the best of each pair is found by compiled code (:mod:`catalog.reference`).
+COMPILED_PAIRS = 1_000_000
+
+
 def _best_per_pair(
     a: np.ndarray, b: np.ndarray, scores: np.ndarray, higher_is_similar: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -436,6 +440,13 @@ def _best_per_pair(
     low, high = np.minimum(a, b), np.maximum(a, b)
     if not len(low):
         return low, high, scores
+    if len(low) >= COMPILED_PAIRS:
+        from catalog import reference
+
+        first = reference.best_per_pair(
+            int(high.max()) + 1, low, high, -scores if higher_is_similar else scores
+        )
+        return low[first], high[first], scores[first]
     key = low.astype(np.int64) * (int(high.max()) + 1) + high
     best_first = np.argsort(-scores if higher_is_similar else scores, kind="stable")
     order = best_first[np.argsort(key[best_first], kind="stable")]  # by pair, best score first

@@ -226,3 +226,39 @@ def neighbours(
         pair[fill[b]] = k
         fill[b] += 1
     return starts, targets, out, pair
+
+
+@njit(cache=True, nogil=True)
+def best_per_pair(n: int, low: np.ndarray, high: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Positions of one entry per pair (``low[k]``, ``high[k]``; classes below ``n``), the one with the
+    smallest ``keys[k]`` (the first of equals), ordered by pair: the answer of a three-key sort, with
+    a counting sort by ``low`` and small sorts within."""
+    starts = np.zeros(n + 1, dtype=np.int64)
+    for k in range(len(low)):
+        starts[low[k] + 1] += 1
+    for c in range(n):
+        starts[c + 1] += starts[c]
+    fill = starts[:-1].copy()
+    order = np.empty(len(low), dtype=np.int64)
+    for k in range(len(low)):
+        order[fill[low[k]]] = k
+        fill[low[k]] += 1
+    out = np.empty(len(low), dtype=np.int64)
+    kept = 0
+    for c in range(n):
+        segment = order[starts[c] : starts[c + 1]]
+        if len(segment) == 0:
+            continue
+        within = segment[np.argsort(high[segment], kind="mergesort")]
+        best = within[0]
+        for j in range(1, len(within)):
+            k = within[j]
+            if high[k] != high[best]:
+                out[kept] = best
+                kept += 1
+                best = k
+            elif keys[k] < keys[best]:
+                best = k
+        out[kept] = best
+        kept += 1
+    return out[:kept]

@@ -133,3 +133,20 @@ def test_iso_seconds_rounds_as_datetime_does():
     rng = np.random.default_rng(3)
     values += rng.integers(-(10**18), 4 * 10**18, 2000).tolist()
     assert iso_seconds(np.asarray(values, dtype=np.int64)) == [_iso_time(v) for v in values]
+
+
+@pytest.mark.parametrize("higher", [True, False])
+def test_compiled_best_of_each_pair_equals_the_sorts(higher):
+    from catalog import reference
+    from catalog.groups import _best_per_pair
+
+    rng = np.random.default_rng(4)
+    a, b = rng.integers(0, 300, 20_000), rng.integers(0, 300, 20_000)
+    scores = rng.integers(0, 6, 20_000) / 5  # many ties, many pairs listed several times
+    a, b, scores = a[a != b], b[a != b], scores[a != b]
+    low, high, best = _best_per_pair(a, b, scores, higher)  # sorts (under a million pairs)
+    assert len(low) < len(a)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    first = reference.best_per_pair(int(hi.max()) + 1, lo, hi, -scores if higher else scores)
+    assert np.array_equal(lo[first], low) and np.array_equal(hi[first], high)
+    assert np.array_equal(scores[first], best)
