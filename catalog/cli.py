@@ -31,7 +31,7 @@ from catalog.methods import get_method, method_names, parse_method_list
 
 if TYPE_CHECKING:
     from catalog.pool import EarlyStart
-    from catalog.store import Catalog, ImageInfo
+    from catalog.store import Catalog
 
 
 class CatalogGroup(TyperGroup):
@@ -491,19 +491,6 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
         typer.echo(f"  {row['path']}: {row['error']}")
 
 
-def _image_fields(image: ImageInfo) -> dict[str, Any]:
-    return {
-        "path": image.path,
-        "size": image.size,
-        "width": image.width,
-        "height": image.height,
-        "format": image.format,
-        "content_hash": image.content_hash,
-        "modified": _iso_time(image.mtime_ns),
-        **_facts_fields(image),
-    }
-
-
 @app.command("dupes")
 def dupes_command(
     ctx: typer.Context,
@@ -577,23 +564,6 @@ def _answer_options(
 
     scope = Scope.of(inside or [], against or [])
     return Options(ctx.obj.cnn, grouping.value, transforms, verify, scope)
-
-
-def _facts_fields(image: ImageInfo) -> dict[str, Any]:
-    return {"taken": image.taken, "camera": image.camera, "exif": image.has_exif, "gps": image.has_gps}
-
-
-def _member_fields(member: Any) -> dict[str, Any]:
-    fields = _image_fields(member.image)
-    if member.score is not None:
-        fields["score"] = member.score
-    return fields
-
-
-def _iso_time(mtime_ns: int) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
 
 
 @app.command("copies")

@@ -18,7 +18,7 @@ from catalog.columns import ImageTable
 from catalog.store import camera_name
 from catalog.text import human_size
 
-#: One image's fields as ``_image_fields`` in the CLI lists them (the object left open for a score).
+#: One image's fields as ``dupes`` lists them (the object left open for a score).
 _IMAGE = (
     '{"path": %s, "size": %s, "width": %s, "height": %s, "format": %s, "content_hash": %s, '
     '"modified": %s, "taken": %s, "camera": %s, "exif": %s, "gps": %s'

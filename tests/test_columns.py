@@ -15,12 +15,33 @@ import numpy as np
 import pytest
 from sqlalchemy import insert
 
-from catalog.cli import _ENCODE, _iso_time, _member_fields
+from catalog.cli import _ENCODE
 from catalog.groups import Options, Scope, _plain_groups, copy_counts, find_groups, near_pairs
 from catalog.listing import copies_json, group_json, group_lines, iso_seconds
 from catalog.methods import get_method
 from catalog.models import Image, Signature
 from catalog.text import human_size
+
+
+def _iso_time(mtime_ns: int) -> str:
+    """The modified time as ``dupes`` printed it image by image."""
+    from datetime import UTC
+
+    return datetime.fromtimestamp(mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
+
+
+def _member_fields(member) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """A group member's JSON object as ``dupes`` made it image by image."""
+    im = member.image
+    fields = {
+        "path": im.path, "size": im.size, "width": im.width, "height": im.height, "format": im.format,
+        "content_hash": im.content_hash, "modified": _iso_time(im.mtime_ns), "taken": im.taken,
+        "camera": im.camera, "exif": im.has_exif, "gps": im.has_gps,
+    }  # fmt: skip
+    if member.score is not None:
+        fields["score"] = member.score
+    return fields
+
 
 NAMES = ["plain", 'quo"te', "back\\slash", "new\nline", "ünïcode 写真", "tab\there", "bad\udcff"]
 
