@@ -219,17 +219,11 @@ MANY = 64
 def _keep_order_vectorised(images: Sequence[ImageInfo]) -> list[int]:
     """:func:`keep_order` for long lists (every class of a large library), with NumPy: tiers are found
     by binary search instead of a Python comparison per image, then one lexicographic sort."""
-    n = len(images)
-    pixels = np.fromiter((im.pixels for im in images), dtype=np.int64, count=n)
-    framed = np.fromiter((_framing(im) > 0 for im in images), dtype=bool, count=n)
-    stripped = np.fromiter((not im.has_exif for im in images), dtype=bool, count=n)
-    size = np.fromiter((im.size for im in images), dtype=np.int64, count=n)
-    times = [time_of(im) for im in images]
-    when = np.fromiter((t[0] for t in times), dtype=np.float64, count=n)
-    mtime = np.fromiter((t[1] for t in times), dtype=np.int64, count=n)
-    path_rank = np.empty(n, dtype=np.int64)
-    path_rank[sorted(range(n), key=lambda k: images[k].path)] = np.arange(n)
-    return keep_order_columns(pixels, framed, stripped, size, when, mtime, path_rank).tolist()  # type: ignore[no-any-return]
+    by_path = sorted(range(len(images)), key=lambda k: images[k].path)
+    table = ImageTable.of([images[k] for k in by_path])  # position = place in path order
+    pixels, framed, exif, size, when, mtime = _facts(table)
+    order = keep_order_columns(pixels, framed, ~exif, size, when, mtime, np.arange(len(images)))
+    return np.asarray(by_path, dtype=np.int64)[order].tolist()  # type: ignore[no-any-return]
 
 
 def keep_order_columns(
@@ -632,15 +626,9 @@ class Verification:
     def all(self, pairs: Pairs) -> Pairs:
         """``pairs`` (those this verification was made for) without those verification rejects (every
         pair to ask about checked)."""
-        by_class: dict[int, list[int]] = {}
-        for a, b in self.unsure:
-            by_class.setdefault(a, []).append(b)
-        for a, others in by_class.items():
-            self.confirm(a, others)
         keep = np.ones(len(pairs.left), dtype=bool)
         asked = np.flatnonzero(self.asked)
-        keys = zip(pairs.left[asked].tolist(), pairs.right[asked].tolist(), strict=True)
-        keep[asked] = [self.verdicts[k] for k in keys]
+        keep[asked] = self.decide(pairs.left[asked], pairs.right[asked])
         return pairs.keeping(keep)
 
 
@@ -743,7 +731,7 @@ def _plain_groups(
     involved[pairs.right] = True
     facts = _facts(table)
     pixels, framed, exif, size, when, mtime = facts
-    best = reference.class_bests(class_starts, position, *facts)
+    best = reference.class_bests(class_starts, position, facts)
     eligible = involved & (present > 0)
     candidates = np.flatnonzero(eligible)
     b = best[candidates]
@@ -753,7 +741,7 @@ def _plain_groups(
     pending = verification.asked[pair] if verification is not None else np.zeros(len(targets), dtype=bool)
     while True:
         refs, bounds, member_classes, member_scores, asked = reference.reference_groups(
-            order, starts, targets, scores, usable, pending, eligible, present > 1, best, *facts
+            order, starts, targets, scores, usable, pending, eligible, present > 1, best, facts
         )
         if verification is None or not len(asked):
             break
@@ -772,7 +760,8 @@ def _plain_groups(
     image = position[first + np.arange(len(first))]
     group_of = np.repeat(group_of, counts)
     score = _rounded(np.repeat(class_score, counts))
-    is_reference = image == best[refs][group_of]
+    reference_image = best[refs]
+    is_reference = image == reference_image[group_of]
     score[is_reference] = np.nan
     keep = np.ones(groups, dtype=bool)
     if scope.inside:
@@ -782,7 +771,7 @@ def _plain_groups(
     keep &= group_size > 1
     rank = np.full(groups, -1, dtype=np.int64)
     kept = np.flatnonzero(keep)
-    rank[kept[np.lexsort((best[refs][kept], -group_size[kept]))]] = np.arange(len(kept))
+    rank[kept[np.lexsort((reference_image[kept], -group_size[kept]))]] = np.arange(len(kept))
     listed = rank[group_of] >= 0
     signed = -score if method.higher_is_similar else score
     order = np.lexsort((image, np.nan_to_num(signed), ~is_reference, rank[group_of]))

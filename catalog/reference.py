@@ -1,11 +1,15 @@
 """Reference grouping compiled with Numba: the loop of :func:`catalog.groups._reference_groups` over
-arrays, for the plain question (no verification, no "not a duplicate" marks, no ``--against``).
+arrays, for reference grouping without "not a duplicate" marks or ``--against`` (verification
+included: the loop names the pairs still to verify that it used, and runs again once they are).
 
 A library of a million images with bursts has about a million classes in some pair; the loop takes
 each in keep order and looks at its neighbours, a few microseconds per class in Python (12.8 s at a
 million) and a few dozen nanoseconds compiled. Both loops are kept: the Python one takes callbacks
-(verification, marks, reference folders) that compiled code cannot call, and a property test holds
-the two to the same groups.
+(marks, reference folders) that compiled code cannot call, and answers small catalogues before Numba
+would have loaded; property tests hold the two to the same groups.
+
+The facts the keep order reads travel as one tuple of arrays by image position, ``facts``: (pixels,
+framed, with EXIF, file size, when taken, modified ns), as :func:`catalog.groups._facts` makes them.
 
 Compiled functions are cached on disk by Numba (``cache=True``): the first call of a new install pays
 the compilation (a few seconds), later processes load it.
@@ -21,19 +25,11 @@ SAME = 1.05
 
 
 @njit(cache=True, nogil=True)
-def first_of(
-    circle: np.ndarray,
-    count: int,
-    pixels: np.ndarray,
-    framed: np.ndarray,
-    exif: np.ndarray,
-    size: np.ndarray,
-    when: np.ndarray,
-    mtime: np.ndarray,
-) -> int:
+def first_of(circle: np.ndarray, count: int, facts: tuple[np.ndarray, ...]) -> int:
     """The image of ``circle[:count]`` (positions, path order) a person keeps first, as
     :func:`catalog.groups.first_to_keep` picks it: largest picture (within SAME), without a border,
     with EXIF, largest file (within SAME), then oldest, then first path."""
+    pixels, framed, exif, size, when, mtime = facts
     top = 0
     for k in range(count):
         top = max(top, pixels[circle[k]])
@@ -69,16 +65,7 @@ def first_of(
 
 
 @njit(cache=True, nogil=True)
-def class_bests(
-    starts: np.ndarray,
-    members: np.ndarray,
-    pixels: np.ndarray,
-    framed: np.ndarray,
-    exif: np.ndarray,
-    size: np.ndarray,
-    when: np.ndarray,
-    mtime: np.ndarray,
-) -> np.ndarray:
+def class_bests(starts: np.ndarray, members: np.ndarray, facts: tuple[np.ndarray, ...]) -> np.ndarray:
     """The first image to keep of each class (``members[starts[c]:starts[c + 1]]``; -1 when empty)."""
     n = len(starts) - 1
     out = np.full(n, -1, dtype=np.int64)
@@ -88,7 +75,7 @@ def class_bests(
             out[c] = members[starts[c]]
         elif count > 1:
             circle = members[starts[c] : starts[c + 1]]
-            out[c] = first_of(circle, count, pixels, framed, exif, size, when, mtime)
+            out[c] = first_of(circle, count, facts)
     return out
 
 
@@ -137,12 +124,7 @@ def reference_groups(
     eligible: np.ndarray,
     several: np.ndarray,
     best: np.ndarray,
-    pixels: np.ndarray,
-    framed: np.ndarray,
-    exif: np.ndarray,
-    size: np.ndarray,
-    when: np.ndarray,
-    mtime: np.ndarray,
+    facts: tuple[np.ndarray, ...],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Groups around references, classes taken in keep ``order``: (reference class of each group, the
     start of each group's members in the next two arrays (one more than the groups), member classes,
@@ -152,8 +134,7 @@ def reference_groups(
     with ``scores``); only ``usable`` edges count, and ``pending`` ones (still to be verified) are
     used as if confirmed and returned: the groups hold when none was. ``eligible``: the classes that
     take part, ``several``: those with more than one image (a group by themselves), ``best``: each
-    class's first image to keep, whose facts (arrays by image position) decide the order within a
-    circle."""
+    class's first image to keep, whose ``facts`` decide the order within a circle."""
     n = len(starts) - 1
     taken = np.zeros(n, dtype=np.bool_)
     widest = 0
@@ -178,7 +159,7 @@ def reference_groups(
         circle[0] = best[c]
         for j in range(k):
             circle[j + 1] = best[found[j]]
-        first = first_of(circle, k + 1, pixels, framed, exif, size, when, mtime)
+        first = first_of(circle, k + 1, facts)
         if first != best[c]:
             for j in range(k):
                 if best[found[j]] == first:
