@@ -8,13 +8,25 @@ whole columns; :meth:`ImageTable.info` gives one image as an ``ImageInfo`` where
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from catalog.store import ImageInfo
+
+if TYPE_CHECKING:
+    from catalog.background import Forked
+    from catalog.store import Catalog
+
+
+@dataclass(frozen=True)
+class _Joined:
+    text: str
+    count: int
 
 
 @dataclass(eq=False)
@@ -41,6 +53,26 @@ class ImageTable:
 
     def __len__(self) -> int:
         return len(self.path)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Text columns travel joined (one string per column, for the background reader): a million
+        strings pickled one by one cost half a second. Paths hold no NUL; a column with None (or a
+        NUL) travels as its list."""
+        state: dict[str, object] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, list) and None not in value:
+                joined = "\0".join(value)
+                if joined.count("\0") == max(len(value) - 1, 0):
+                    value = _Joined(joined, len(value))
+            state[field.name] = value
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name, value in state.items():
+            if isinstance(value, _Joined):
+                value = value.text.split("\0") if value.count else []
+            setattr(self, name, value)
 
     @classmethod
     def from_rows(cls, rows: Sequence[tuple], in_path_order: bool) -> ImageTable:  # type: ignore[type-arg]
@@ -146,3 +178,51 @@ class ImageTable:
             flag(self.has_gps),
             flag(self.has_exif),
         )
+
+
+#: From this many images on (by the highest image id), :class:`TableReader` reads the image table in a
+#: process of its own; below, it takes a small fraction of a second here.
+BACKGROUND_FROM = 50_000
+
+
+class TableReader:
+    """The catalogue's image table, read by a forked process (:class:`catalog.background.Forked`) while
+    this one finds the pairs: at a million images each read takes seconds. :meth:`table` waits for it;
+    if the reader failed, or the catalogue is small, the table is read here."""
+
+    def __init__(self, catalog: Catalog, background: bool = True, background_from: int = BACKGROUND_FROM):
+        from catalog.background import Forked
+
+        self.catalog = catalog
+        url = catalog.url
+        self._reader: Forked | None = None
+        if background and catalog.highest_image_id() >= background_from:
+            self._reader = Forked(lambda: _pickled_table(url))
+
+    def table(self) -> ImageTable:
+        if self._reader is not None:
+            data = self._reader.result()
+            self._reader = None
+            if data is not None:
+                table: ImageTable = pickle.loads(data)
+                return table
+        return self.catalog.image_table()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def __enter__(self) -> TableReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pickled_table(url: str) -> bytes:
+    """In the reader process: the table of the catalogue at ``url`` (a connection of its own)."""
+    from catalog.store import Catalog
+
+    with Catalog.open(url, create=False) as catalog:
+        return pickle.dumps(catalog.image_table(), protocol=pickle.HIGHEST_PROTOCOL)

@@ -23,15 +23,16 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from catalog.columns import ImageTable
+from catalog.columns import ImageTable, TableReader
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 from catalog.methods import Method, catalogue_method, get_method
-from catalog.pairs import Lookup, stored_pairs, stored_vector_pairs
+from catalog.pairs import Lookup, stored_pairs, stored_vector_pairs, vector_pairs_cover
 from catalog.search import all_codes, codes_from_bytes, hamming_pairs
 from catalog.store import Catalog, ImageInfo
 
@@ -435,10 +436,7 @@ def _best_per_pair(
     if len(low) >= COMPILED_PAIRS:
         from catalog import reference
 
-        first = reference.best_per_pair(
-            int(high.max()) + 1, low, high, -scores if higher_is_similar else scores
-        )
-        return low[first], high[first], scores[first]
+        return reference.best_per_pair(int(high.max()) + 1, low, high, scores, higher_is_similar)  # type: ignore[no-any-return]
     key = low.astype(np.int64) * (int(high.max()) + 1) + high
     best_first = np.argsort(-scores if higher_is_similar else scores, kind="stable")
     order = best_first[np.argsort(key[best_first], kind="stable")]  # by pair, best score first
@@ -457,14 +455,13 @@ def _vector_pairs(catalog: Catalog, method: VectorMethod, threshold: float, tran
     turned = getattr(method, "turned_vectors", None)
     if transforms and not callable(turned):
         raise UsageError(f"{method.name} keeps no turned features: --transforms does not apply")
-    found_a, found_b, found_s = [], [], []
-    stored = stored_vector_pairs(catalog, method, threshold, transforms)
-    if stored is not None:  # kept at indexing time: no index to load, no neighbours to ask
+    if vector_pairs_cover(catalog, method, threshold):  # kept at indexing time: no index to load
         ids = np.asarray(catalog.signature_ids(method.signature_name), dtype=np.int64)
-        a, b, scores = stored
-        present = _within(a, ids) & _within(b, ids)  # images deleted since keep their rows
-        found_a, found_b, found_s = [a[present]], [b[present]], [scores[present]]
-        return _vector_classes(catalog, method, ids, found_a, found_b, found_s)
+        class_of, count = _hash_classes(catalog, ids)
+        stored = stored_vector_pairs(catalog, method, threshold, transforms, ids, class_of)
+        if stored is not None:
+            return _class_pairs(method, ids, class_of, count, *stored)
+    found_a, found_b, found_s = [], [], []
     index = VectorIndex(catalog, method).sync()
 
     def collect(ids: np.ndarray, labels: np.ndarray, distances: np.ndarray) -> None:
@@ -479,7 +476,17 @@ def _vector_pairs(catalog: Catalog, method: VectorMethod, threshold: float, tran
             for vectors in turned(catalog.signature_values(method.signature_name, ids.tolist())):
                 labels, distances = index.knn(vectors, TURNED_NEIGHBOURS, ef=TURNED_EF)
                 collect(ids, labels, distances)
-    return _vector_classes(catalog, method, index.ids, found_a, found_b, found_s)
+    ids = index.ids
+    class_of, count = _hash_classes(catalog, ids)
+    if not found_a:
+        empty = np.zeros(0, dtype=np.int64)
+        return _class_pairs(method, ids, class_of, count, empty, empty, np.zeros(0))
+    position = Lookup(ids, np.arange(len(ids)))
+    a = class_of[position.of(np.concatenate(found_a))]
+    b = class_of[position.of(np.concatenate(found_b))]
+    scores = np.concatenate(found_s)
+    other = a != b
+    return _class_pairs(method, ids, class_of, count, a[other], b[other], scores[other])
 
 
 def matching_neighbours(
@@ -503,40 +510,40 @@ def matching_neighbours(
     return a[near], b[near], scores[near]
 
 
-def _within(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
-    """Which of ``values`` (image ids) are in the sorted array ``ordered``."""
-    return Lookup(ordered, np.zeros(len(ordered), dtype=np.int64)).of(values) == 0  # type: ignore[no-any-return]
-
-
-def _vector_classes(
-    catalog: Catalog,
-    method: VectorMethod,
+def _class_pairs(
+    method: Method,
     ids: np.ndarray,
-    found_a: list[np.ndarray],
-    found_b: list[np.ndarray],
-    found_s: list[np.ndarray],
+    class_of: np.ndarray,
+    count: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    scores: np.ndarray,
 ) -> Pairs:
-    """:class:`Pairs` of the images ``ids`` (sorted) from matching image pairs. Byte-identical files
-    form one class: however many there are, they group together even where the index returns only
-    some of them as neighbours."""
-    hashes = catalog.content_hashes(ids.tolist())
-    keys = [hashes.get(i) or f"id:{i}" for i in ids.tolist()]
-    del hashes
-    first: dict[str, int] = {}  # classes numbered by their first image
-    class_of = np.fromiter((first.setdefault(k, len(first)) for k in keys), dtype=np.int64, count=len(keys))
-    count = len(first)
-    del keys, first
+    """:class:`Pairs` of the images ``ids`` (sorted; in classes ``class_of``, ``count`` of them) from
+    pairs of different classes (``a[k]``, ``b[k]``), each pair kept once with its best score."""
     identical = 1.0 if method.higher_is_similar else 0.0
-    if not found_a:
-        empty = np.zeros(0, dtype=np.int64)
-        return Pairs(ids, class_of, count, empty, empty, np.zeros(0), identical)
-    position = Lookup(ids, np.arange(len(ids)))
-    a = class_of[position.of(np.concatenate(found_a))]
-    b = class_of[position.of(np.concatenate(found_b))]
-    scores = np.concatenate(found_s)
-    other = a != b
-    left, right, scores = _best_per_pair(a[other], b[other], scores[other], method.higher_is_similar)
+    left, right, scores = _best_per_pair(a, b, scores, method.higher_is_similar)
     return Pairs(ids, class_of, count, left, right, scores, identical)
+
+
+def _hash_classes(catalog: Catalog, ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """(class of each of ``ids`` (sorted), how many classes) for a vector method: byte-identical files
+    (one content hash) form one class, so that however many there are, they group together even where
+    the index returns only some of them as neighbours. Classes are numbered in the order of their first
+    image; only the few shared hashes are read."""
+    first = np.arange(len(ids))  # the position of each image's class's first image
+    shared = catalog.shared_content_hashes()
+    if shared:
+        at = Lookup(ids, np.arange(len(ids))).of(np.fromiter(map(itemgetter(0), shared), dtype=np.int64))
+        _, by_hash = np.unique(
+            np.asarray(list(map(itemgetter(1), shared)), dtype=object), return_inverse=True
+        )
+        at, by_hash = at[at >= 0], by_hash[at >= 0]
+        lowest = np.full(int(by_hash.max(initial=-1)) + 1, len(ids), dtype=np.int64)
+        np.minimum.at(lowest, by_hash, at)
+        first[at] = lowest[by_hash]
+    representatives, class_of = np.unique(first, return_inverse=True)
+    return class_of.astype(np.int64), len(representatives)
 
 
 def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -598,13 +605,17 @@ class Verification:
         """How many pairs are still to be verified."""
         return len(self.unsure) - len(self.verdicts)
 
-    def confirm(self, reference: int, candidates: list[int]) -> list[int]:
-        """The candidate classes whose pair with ``reference`` is sure or confirmed."""
+    def confirm(
+        self, reference: int, candidates: list[int], features: Mapping[int, bytes] | None = None
+    ) -> list[int]:
+        """The candidate classes whose pair with ``reference`` is sure or confirmed (``features``: the
+        verifier's signatures by image id, when read already)."""
         keys = {n: (min(reference, n), max(reference, n)) for n in candidates}
         todo = [n for n in candidates if keys[n] in self.unsure and keys[n] not in self.verdicts]
         if todo:
-            ids = [self.first[c] for c in (reference, *todo)]
-            features = self.catalog.signature_map(self.verifier.name, ids)
+            if features is None:
+                ids = [self.first[c] for c in (reference, *todo)]
+                features = self.catalog.signature_map(self.verifier.name, ids)
             for n in todo:
                 # One way for every pair, whichever of the two is the reference (the verifier is not
                 # symmetric): a verdict never depends on the order in which the loop meets the pairs.
@@ -614,12 +625,15 @@ class Verification:
         return [n for n in candidates if keys[n] not in self.unsure or self.verdicts[keys[n]]]
 
     def decide(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """Whether each pair (``left[k]``, ``right[k]``) of classes is kept (verified where asked)."""
+        """Whether each pair (``left[k]``, ``right[k]``) of classes is kept (verified where asked). The
+        features of all of them are read in one go."""
         by_class: dict[int, list[int]] = {}
         for a, b in zip(left.tolist(), right.tolist(), strict=True):
             by_class.setdefault(a, []).append(b)
+        classes = np.unique(np.concatenate([left, right])).tolist()
+        features = self.catalog.signature_map(self.verifier.name, [self.first[c] for c in classes])
         for a, others in by_class.items():
-            self.confirm(a, others)
+            self.confirm(a, others, features)
         keys = zip(np.minimum(left, right).tolist(), np.maximum(left, right).tolist(), strict=True)
         return np.asarray([k not in self.unsure or self.verdicts[k] for k in keys], dtype=bool)
 
@@ -657,16 +671,17 @@ def find_groups(
 ) -> Grouping:
     """Groups of two or more duplicates, each its reference first, largest group first; only the
     images that have a match are loaded."""
-    method, threshold, pairs, verification, transforms = matching_pairs(
-        catalog, method_name, threshold, options
-    )
     grouping, scope = options.grouping, options.scope
-    count = len(pairs.image_ids)
-    verified = verification is not None
-    plain = grouping == "reference" and not scope.against
-    if plain and pairs.count >= COMPILED_FROM and not catalog.marks():
-        table = _plain_groups(catalog, pairs, method, scope, verification)
-        return Grouping(method.name, threshold, grouping, transforms, verified, table, count)
+    plain = grouping == "reference" and not scope.against and not catalog.marks()
+    with TableReader(catalog, background=plain) as reader:  # the table is read while pairs are found
+        method, threshold, pairs, verification, transforms = matching_pairs(
+            catalog, method_name, threshold, options
+        )
+        count = len(pairs.image_ids)
+        verified = verification is not None
+        if plain and pairs.count >= COMPILED_FROM:
+            table = _plain_groups(catalog, pairs, method, scope, verification, reader.table())
+            return Grouping(method.name, threshold, grouping, transforms, verified, table, count)
     if verification is not None and grouping == "components":
         pairs = verification.all(pairs)
     classes = pairs.classes
@@ -701,11 +716,16 @@ def find_groups(
 
 
 def _plain_groups(
-    catalog: Catalog, pairs: Pairs, method: Method, scope: Scope, verification: Verification | None = None
+    catalog: Catalog,
+    pairs: Pairs,
+    method: Method,
+    scope: Scope,
+    verification: Verification | None = None,
+    table: ImageTable | None = None,
 ) -> GroupTable:
     """Reference groups as :func:`find_groups` makes them without marks or reference folders, on
-    columns: the catalogue's images as a table, the loop compiled (:mod:`catalog.reference`), members
-    ordered by one sort.
+    columns: the catalogue's images as a table (``table``, or read here), the loop compiled
+    (:mod:`catalog.reference`), members ordered by one sort.
 
     With ``verification``, the loop runs as if every pair were confirmed and says which pairs still to
     verify it used; those are verified, the rejected ones dropped, and the loop runs again until it uses
@@ -713,9 +733,13 @@ def _plain_groups(
     verdict depends on the pair alone)."""
     from catalog import reference
 
-    table = catalog.image_table()
     n = pairs.count
     sizes = np.bincount(pairs.class_of, minlength=n)
+    involved = sizes > 1
+    involved[pairs.left] = True
+    involved[pairs.right] = True
+    if table is None:
+        table = catalog.image_table()
     owner = pairs.class_of
     position = table.positions(pairs.image_ids)
     # Classes hold images the catalogue just listed; one deleted meanwhile drops out here.
@@ -726,9 +750,6 @@ def _plain_groups(
     present = np.bincount(owner, minlength=n)
     class_starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(present, out=class_starts[1:])
-    involved = sizes > 1
-    involved[pairs.left] = True
-    involved[pairs.right] = True
     facts = _facts(table)
     pixels, framed, exif, size, when, mtime = facts
     best = reference.class_bests(class_starts, position, facts)
@@ -736,7 +757,7 @@ def _plain_groups(
     candidates = np.flatnonzero(eligible)
     b = best[candidates]
     order = candidates[keep_order_columns(pixels[b], framed[b], ~exif[b], size[b], when[b], mtime[b], b)]
-    starts, targets, scores, pair = reference.neighbours(n, pairs.left, pairs.right, pairs.scores)
+    starts, targets, scores, pair, slots = reference.neighbours(n, pairs.left, pairs.right, pairs.scores)
     usable = np.ones(len(targets), dtype=bool)
     pending = verification.asked[pair] if verification is not None else np.zeros(len(targets), dtype=bool)
     while True:
@@ -747,9 +768,9 @@ def _plain_groups(
             break
         decided = np.unique(pair[asked])
         verdicts = verification.decide(pairs.left[decided], pairs.right[decided])
-        pending &= ~np.isin(pair, decided)
-        usable &= ~np.isin(pair, decided[~verdicts])
-    del starts, targets, scores, pair, usable, pending, order, candidates
+        pending[slots[decided]] = False  # both edges of each pair decided
+        usable[slots[decided[~verdicts]]] = False
+    del starts, targets, scores, pair, slots, usable, pending, order, candidates
     # Every image of each group's classes: the reference class first (scores as identical).
     groups = len(refs)
     group_classes = np.concatenate([refs, member_classes])
@@ -1050,11 +1071,12 @@ def copy_counts(
     ``reference``: the images that match it directly (no chains); ``components``: the other images
     of its connected component. With ``scope.against``, only copies under those folders count, and only
     images outside them are listed. Worked on columns: a million images cost a few array passes."""
-    method, threshold, pairs, verification, _ = matching_pairs(catalog, method_name, threshold, options)
-    if verification is not None:
-        pairs = verification.all(pairs)
+    with TableReader(catalog) as reader:  # the table is read while pairs are found
+        method, threshold, pairs, verification, _ = matching_pairs(catalog, method_name, threshold, options)
+        if verification is not None:
+            pairs = verification.all(pairs)
+        table = reader.table()
     scope = options.scope
-    table = catalog.image_table()
     paths = table.path
     if scope.inside or scope.against:
         listed = np.fromiter((_outside_against(scope, p) for p in paths), dtype=bool, count=len(paths))

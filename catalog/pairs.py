@@ -208,34 +208,65 @@ def _vector_rows(
     return rows
 
 
-def stored_vector_pairs(
-    catalog: Catalog, method: Method, threshold: float, transforms: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(image ids a, image ids b, scores) of every stored pair that matches at ``threshold`` (turned
-    ones only with ``transforms``), both images' rows current; None when the stored pairs do not cover
-    the question (another threshold or version, or images signed since the last refresh)."""
+def vector_pairs_cover(catalog: Catalog, method: Method, threshold: float) -> bool:
+    """Whether ``method``'s stored pairs answer a question at ``threshold``: this threshold and version
+    are covered, and no image waits for its row."""
     limit = stored_threshold(method)
     if limit is None or catalog.pairs_key(method.name) != pairs_key(method):
-        return None
-    if not method.is_match(np.asarray([threshold]), limit)[0] or catalog.count_unpaired(method.name):
+        return False
+    return bool(method.is_match(np.asarray([threshold]), limit)[0]) and not catalog.count_unpaired(
+        method.name
+    )
+
+
+def stored_vector_pairs(
+    catalog: Catalog,
+    method: Method,
+    threshold: float,
+    transforms: bool,
+    ids: np.ndarray,
+    class_of: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(lower class, higher class, score) of every stored pair of images ``ids`` (sorted; image
+    ``ids[k]`` is in class ``class_of[k]``) that matches at ``threshold`` (turned ones only with
+    ``transforms``), both images' rows current and the two in different classes, in the order of the
+    rows (a pair of classes may come more than once); None when the stored pairs do not cover the
+    question (:func:`vector_pairs_cover`). One compiled pass over the rows' entries
+    (:func:`catalog.reference.stored_class_pairs`)."""
+    from catalog import reference
+
+    if not vector_pairs_cover(catalog, method, threshold):
         return None
     rows = catalog.vector_rows(method.name)
     if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0)
     owners = np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=len(rows))
     own_seqs = np.fromiter(map(itemgetter(1), rows), dtype=np.int64, count=len(rows))
     near = list(map(itemgetter(2), rows))
     counts = np.fromiter(map(len, near), dtype=np.int64, count=len(rows)) // 4
-    a = np.repeat(owners, counts)
-    b = np.frombuffer(b"".join(near), dtype="<i4").astype(np.int64)
+    targets = np.frombuffer(b"".join(near), dtype="<i4")
     del near
-    b_seqs = np.frombuffer(b"".join(map(itemgetter(3), rows)), dtype="<i4").astype(np.int64)
-    scores = np.frombuffer(b"".join(map(itemgetter(4), rows)), dtype="<f4").astype(np.float64)
-    is_turned = np.frombuffer(b"".join(map(itemgetter(5), rows)), dtype=np.uint8).astype(bool)
+    target_seqs = np.frombuffer(b"".join(map(itemgetter(3), rows)), dtype="<i4")
+    scores = np.frombuffer(b"".join(map(itemgetter(4), rows)), dtype="<f4")
+    turned = np.frombuffer(b"".join(map(itemgetter(5), rows)), dtype=np.uint8)
     del rows
-    current = Lookup(owners, own_seqs).of(b) == b_seqs  # the neighbour's row is the one it had
-    keep = current & method.is_match(scores, threshold) & (transforms | ~is_turned)
-    return a[keep], b[keep], scores[keep]
+    # Each neighbour's row (-1: none now), each row's class (-1: its image is gone since).
+    target_row = Lookup(owners, np.arange(len(owners))).of(targets)
+    row_class = Lookup(ids, class_of).of(owners)
+    low, high, found = reference.stored_class_pairs(
+        counts,
+        row_class,
+        own_seqs,
+        target_row,
+        target_seqs,
+        scores,
+        turned,
+        float(threshold),
+        bool(method.higher_is_similar),
+        transforms,
+    )
+    return low, high, found.astype(np.float64)
 
 
 def _rows(

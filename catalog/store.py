@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -449,7 +450,7 @@ class Catalog:
         if since is None:  # a million ids: on the driver's cursor
             with self.session() as s:
                 sql = "SELECT image_id FROM signatures WHERE method = {} ORDER BY image_id"
-                return [row[0] for row in _raw(s, sql, method)]
+                return list(map(itemgetter(0), _raw(s, sql, method)))
         query = select(Signature.image_id).where(Signature.method == method).order_by(Signature.image_id)
         query = query.join(Image, Image.id == Signature.image_id).where(Image.indexed_at >= since)
         with self.session() as s:
@@ -505,6 +506,12 @@ class Catalog:
                 None if exif is None else bool(exif),
             )
         return result
+
+    def highest_image_id(self) -> int:
+        """The highest image id (0 for none): about how many images the catalogue has held, in one
+        index lookup."""
+        with self.session() as s:
+            return int(s.scalar(select(func.max(Image.id))) or 0)
 
     def image_table(self) -> ImageTable:
         """Every readable image as columns, in path order (code point order, as Python sorts)."""
@@ -786,19 +793,15 @@ class Catalog:
         with self.session() as s:
             return int(s.scalar(select(func.max(CodePairs.seq))) or 0) + 1
 
-    def content_hashes(self, ids: list[int]) -> dict[int, str]:
-        """Content hash of each of ``ids`` that has one."""
-        result: dict[int, str] = {}
-        if len(ids) > WHOLE_TABLE:
-            wanted = set(ids)
-            with self.session() as s:
-                every = _raw(s, "SELECT id, content_hash FROM images WHERE content_hash IS NOT NULL")
-            return {i: h for i, h in every if i in wanted}
+    def shared_content_hashes(self) -> list[tuple[int, str]]:
+        """(image id, content hash) of every image whose content hash another image has too (byte-
+        identical files): found through the hash index, without reading every row."""
         with self.session() as s:
-            for chunk in chunked(ids):
-                rows = s.execute(select(Image.id, Image.content_hash).where(Image.id.in_(chunk)))
-                result.update({i: h for i, h in rows if h})
-        return result
+            return _raw(
+                s,
+                "SELECT id, content_hash FROM images WHERE content_hash IN (SELECT content_hash FROM "
+                "images WHERE content_hash IS NOT NULL GROUP BY content_hash HAVING count(*) > 1)",
+            )
 
     def paths(self) -> dict[int, str]:
         """Path of every readable image, by id."""

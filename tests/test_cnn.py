@@ -286,7 +286,7 @@ def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
     """``index`` keeps each image's matching neighbours; dupes reads them instead of asking the index
     for every image's neighbours, with the same pairs (threshold, turned copies, verification alike)."""
     from catalog.groups import Options, find_groups, near_pairs
-    from catalog.pairs import stored_vector_pairs
+    from catalog.pairs import vector_pairs_cover
     from tests.test_pairs import add_photos
 
     root = tmp_path / "lib"
@@ -299,7 +299,7 @@ def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
         assert report.paired == len(list(root.rglob("*.jpg")))
         method = get_method("cnn")
         for threshold, transforms in ((0.94, True), (0.94, False), (0.85, True)):
-            assert stored_vector_pairs(catalog, method, threshold, transforms) is not None
+            assert vector_pairs_cover(catalog, method, threshold)
             stored = near_pairs(catalog, method, threshold, transforms)
             stored_groups = find_groups(catalog, "cnn", threshold, Options(transforms=transforms)).groups
             catalog.reset_pairs("cnn", "none")  # another key: a full search
@@ -317,7 +317,7 @@ def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
         (root / "turned.jpg").unlink()
         report = index(catalog, [str(root)])
         assert report.paired == 1
-        assert stored_vector_pairs(catalog, method, 0.94, True) is not None
+        assert vector_pairs_cover(catalog, method, 0.94)
         stored = near_pairs(catalog, method, 0.94, True)
         catalog.reset_pairs("cnn", "none")
         full = near_pairs(catalog, method, 0.94, True)

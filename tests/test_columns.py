@@ -168,6 +168,60 @@ def test_compiled_best_of_each_pair_equals_the_sorts(higher):
     low, high, best = _best_per_pair(a, b, scores, higher)  # sorts (under a million pairs)
     assert len(low) < len(a)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    first = reference.best_per_pair(int(hi.max()) + 1, lo, hi, -scores if higher else scores)
-    assert np.array_equal(lo[first], low) and np.array_equal(hi[first], high)
-    assert np.array_equal(scores[first], best)
+    compiled = reference.best_per_pair(int(hi.max()) + 1, lo, hi, scores, higher)
+    assert np.array_equal(compiled[0], low) and np.array_equal(compiled[1], high)
+    assert np.array_equal(compiled[2], best)
+
+
+def _same_tables(a, b) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import fields
+
+    for field in fields(a):
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y), field.name
+        else:
+            assert x == y, field.name
+
+
+def test_image_table_read_in_background_equals_the_table_read_here(catalog):
+    """The table a forked reader sends (text columns joined for the journey, hostile names included)
+    is the table read here; a reader that fails (its catalogue cannot be opened) leaves the reading
+    to this process."""
+    import pickle
+
+    from catalog.columns import ImageTable, TableReader
+    from catalog.store import Catalog
+
+    fill(catalog, 700, 3)
+    here = catalog.image_table()
+    assert any("\udcff" in p for p in here.path) and None in here.format
+    with TableReader(catalog, background_from=0) as reader:
+        assert reader._reader is not None  # a forked reader, not this process
+        _same_tables(reader.table(), here)
+    with TableReader(catalog, background_from=10**9) as reader:  # a small catalogue: read here
+        assert reader._reader is None
+        _same_tables(reader.table(), here)
+    lost = Catalog(catalog.engine, "sqlite:////nonexistent/folder/none.db")
+    with TableReader(lost, background_from=0) as reader:
+        assert reader._reader is not None
+        _same_tables(reader.table(), here)
+    empty = pickle.loads(pickle.dumps(ImageTable.of([])))
+    assert len(empty) == 0 and empty.path == []
+
+
+def test_classes_of_byte_identical_files_are_numbered_by_their_first_image(catalog):
+    """A vector method's classes (one per content hash, found through the shared hashes alone) are
+    numbered as a dictionary of hashes in id order numbers them, also for ids that leave out some
+    holders of a shared hash."""
+    from catalog.groups import _hash_classes
+
+    fill(catalog, 700, 5)
+    every = np.asarray(catalog.signature_ids("phash"), dtype=np.int64)
+    hashes = {i: h for i, h in ((r[0], r[1]) for r in catalog.shared_content_hashes())}
+    assert hashes
+    for ids in (every, every[::2], every[every % 7 != 0]):
+        first: dict[str, int] = {}
+        expected = [first.setdefault(hashes.get(i) or f"id:{i}", len(first)) for i in ids.tolist()]
+        class_of, count = _hash_classes(catalog, ids)
+        assert class_of.tolist() == expected and count == len(first) < len(ids)

@@ -281,3 +281,32 @@ def test_a_library_that_swallows_the_interruption_prints_no_traceback(tmp_path):
     assert run.stdout.strip() == f"stopped by {int(signal.SIGTERM)}"
     assert run.stderr.count("Traceback") == 1 and "ValueError: a real problem" in run.stderr
     assert "Interrupted" not in run.stderr
+
+
+def test_a_signal_while_the_table_is_read_beside_the_pairs_is_one_line(tmp_path):
+    """From ``BACKGROUND_FROM`` images on, ``dupes`` reads the image table in a forked process while
+    it finds the pairs. A signal while that reader is at work (frozen, so that it certainly is) ends the
+    command in one line, and the reader with it; the next run answers."""
+    from catalog.columns import BACKGROUND_FROM
+    from catalog.store import Catalog
+    from tests.test_columns import fill
+
+    db = tmp_path / "c.db"
+    with Catalog.open(f"sqlite:///{db}") as opened:
+        fill(opened, BACKGROUND_FROM, 2)
+    process = start(db, "dupes", "-f", "json")
+    assert wait_until(lambda: bool(children(process.pid)) or process.poll() is not None, 60)
+    assert process.poll() is None, process.communicate()
+    (reader,) = children(process.pid)
+    os.kill(reader, signal.SIGSTOP)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and err.strip() == "catalog: interrupted", err
+    assert wait_until(lambda: group_is_gone(process.pid), 10)
+    final = subprocess.run(
+        [sys.executable, "-m", "catalog", "--db", str(db), "dupes", "-f", "json"],
+        capture_output=True,
+        text=True,
+    )
+    assert final.returncode == 0 and final.stderr == "", final.stderr
+    assert '"groups": [' in final.stdout
