@@ -70,10 +70,23 @@ def _cameras(table: ImageTable, at: list[int]) -> list[str | None]:
     return out
 
 
-def image_json(table: ImageTable, positions: np.ndarray) -> list[str]:
-    """The JSON object of each image at ``positions`` of ``table``, without its closing brace."""
+def _table_order(positions: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """(the order that sorts ``positions``, where each of them went): the fields of a million images
+    are read from the table in its own order, and the lines put back in theirs; read in a group's
+    order (all over memory) they cost a third more."""
+    order = np.argsort(positions, kind="stable")
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    return order, back.tolist()
+
+
+def image_json(table: ImageTable, positions: np.ndarray, ends: list[str] | None = None) -> list[str]:
+    """The JSON object of each image at ``positions`` of ``table``, ended by ``ends[k]`` (without
+    ``ends``, left without its closing brace)."""
+    order, back = _table_order(positions)
+    positions = positions[order]
     at = positions.tolist()
-    columns = (
+    columns = [
         _text([table.path[p] for p in at]),
         list(map(str, table.size[positions].tolist())),
         _number(table.width[positions]),
@@ -85,8 +98,13 @@ def image_json(table: ImageTable, positions: np.ndarray) -> list[str]:
         _repeated(_cameras(table, at)),
         _FLAGS[table.has_exif[positions]].tolist(),
         _FLAGS[table.has_gps[positions]].tolist(),
-    )
-    return [_IMAGE % fields for fields in zip(*columns, strict=True)]
+    ]
+    line = _IMAGE
+    if ends is not None:
+        columns.append(list(map(ends.__getitem__, order.tolist())))
+        line += "%s"
+    made = [line % fields for fields in zip(*columns, strict=True)]
+    return list(map(made.__getitem__, back))
 
 
 def group_json(table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray) -> Iterator[str]:
@@ -97,7 +115,7 @@ def group_json(table: ImageTable, member: np.ndarray, starts: np.ndarray, score:
         if s not in closed:
             closed[s] = "}" if s != s else f', "score": {s!r}}}'
         scores.append(closed[s])
-    images = list(map(str.__add__, image_json(table, member), scores))
+    images = image_json(table, member, scores)
     del scores
     bounds = starts.tolist()
     for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
@@ -110,7 +128,10 @@ def group_lines(
     table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray
 ) -> Iterator[str]:
     """The text lines of each group: a heading, then each image with its score (the reference marked)."""
-    at = member.tolist()
+    order, back = _table_order(member)
+    ordered_paths = [table.path[p] for p in member[order].tolist()]
+    paths = list(map(ordered_paths.__getitem__, back))
+    del ordered_paths
     named: dict[int, str] = {}
     sizes = [named.get(v) or named.setdefault(v, human_size(v)) for v in table.size[member].tolist()]
     days = [t[:10] for t in iso_seconds(table.mtime_ns[member])]
@@ -127,7 +148,7 @@ def group_lines(
             elif (mark := marks.get(s, "")) == "":
                 mark = marks.setdefault(s, f"{f'{s:9.4g}':>9}")
             shape = f"{width[k]}x{height[k]}, " if width[k] >= 0 and height[k] >= 0 else ""
-            yield f"  {mark:>9}  {table.path[at[k]]}  ({shape}{sizes[k]}, {days[k]})"
+            yield f"  {mark:>9}  {paths[k]}  ({shape}{sizes[k]}, {days[k]})"
 
 
 def group_rows(
@@ -154,6 +175,8 @@ def group_rows(
 
 def copies_json(table: ImageTable, listed: np.ndarray, counts: np.ndarray) -> list[str]:
     """Each listed image as the JSON ``copies`` prints: path, copies and the picture's facts."""
+    order, back = _table_order(listed)
+    listed, counts = listed[order], counts[order]
     at = listed.tolist()
     columns = (
         _text([table.path[p] for p in at]),
@@ -164,7 +187,8 @@ def copies_json(table: ImageTable, listed: np.ndarray, counts: np.ndarray) -> li
         _FLAGS[table.has_gps[listed]].tolist(),
     )
     line = '{"path": %s, "copies": %s, "taken": %s, "camera": %s, "exif": %s, "gps": %s}'
-    return [line % fields for fields in zip(*columns, strict=True)]
+    made = [line % fields for fields in zip(*columns, strict=True)]
+    return list(map(made.__getitem__, back))
 
 
 def copies_lines(table: ImageTable, listed: np.ndarray, counts: np.ndarray) -> list[str]:
