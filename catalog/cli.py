@@ -523,14 +523,14 @@ def dupes_command(
                 "grouping": found.grouping,
                 "transforms": found.transforms,
                 "verified": found.verified,
-                "groups": (Encoded(group) for group in listing.group_json(*columns)),
+                "groups": (Encoded(group) for group in listing.all_group_json(*columns, ITEM_SEPARATOR)),
             }
         )
     elif fmt is Format.csv:
         header = ["group", "score", "path", "size", "width", "height", "modified"]
         _print_csv(header, listing.group_rows(*columns))
     else:
-        _print_lines(listing.group_lines(*columns))
+        _print_lines(listing.all_group_lines(*columns))
         redundant = len(table.member) - len(table)
         extra = _plural(redundant, "redundant copy", "redundant copies")
         typer.echo(
@@ -590,14 +590,14 @@ def copies_command(
 
     columns = (counts.images, counts.listed, counts.counts)
     if fmt is Format.json:
-        images = (Encoded(line) for line in listing.copies_json(*columns))
+        images = (Encoded(line) for line in listing.all_copies_json(*columns, ITEM_SEPARATOR))
         _print_json({"method": used_method, "threshold": used_threshold, "images": images})
     elif fmt is Format.csv:
         paths = counts.images.path
         rows = zip([paths[p] for p in counts.listed.tolist()], counts.counts.tolist(), strict=True)
         _print_csv(["path", "copies"], rows)
     else:
-        _print_lines(listing.copies_lines(*columns))
+        _print_lines(listing.all_copies_lines(*columns))
 
 
 @app.command("query")
@@ -1122,7 +1122,7 @@ def _json_chunks(data: object) -> Iterator[str]:
         if isinstance(value, list | GeneratorType):
             first = True
             for item in value:
-                yield f"  {name}: [\n    " if first else ",\n    "
+                yield f"  {name}: [\n    " if first else ITEM_SEPARATOR
                 yield item if isinstance(item, Encoded) else _ENCODE(item)
                 first = False
             yield f"  {name}: []{comma}\n" if first else f"\n  ]{comma}\n"
@@ -1132,7 +1132,12 @@ def _json_chunks(data: object) -> Iterator[str]:
 
 
 class Encoded(str):
-    """A value already encoded as JSON (``_json_chunks`` writes it as it is)."""
+    """A value already encoded as JSON (``_json_chunks`` writes it as it is); in a list, it may also
+    be several items joined by ``ITEM_SEPARATOR``."""
+
+
+#: What ``_json_chunks`` writes between two items of a list.
+ITEM_SEPARATOR = ",\n    "
 
 
 #: One encoder for every value (``json.dumps`` with options builds a new one per call).

@@ -9,7 +9,7 @@ whole columns; :meth:`ImageTable.info` gives one image as an ``ImageInfo`` where
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from operator import itemgetter
 from typing import TYPE_CHECKING
@@ -180,29 +180,48 @@ class ImageTable:
         )
 
 
-#: From this many images on (by the highest image id), :class:`TableReader` reads the image table in a
-#: process of its own; below, it takes a small fraction of a second here.
+#: From this many images on (by the highest image id), :class:`EarlyReads` reads in a process of its
+#: own; below, the reads take a small fraction of a second here.
 BACKGROUND_FROM = 50_000
 
 
-class TableReader:
-    """The catalogue's image table, read by a forked process (:class:`catalog.background.Forked`) while
-    this one finds the pairs: at a million images each read takes seconds. :meth:`table` waits for it;
-    if the reader failed, or the catalogue is small, the table is read here."""
+class EarlyReads:
+    """What an answer reads first (``first(catalogue)``: a method's signatures, say), then the
+    catalogue's image table, read from :meth:`start` on by a forked process
+    (:class:`catalog.background.Forked`) while this one finds the pairs: at a million images each read
+    takes seconds. :meth:`first` and :meth:`table` wait for them. None from :meth:`first` (the reader
+    failed, the catalogue is small, nothing was asked first), or a failed reader for :meth:`table`: the
+    caller reads it here."""
 
     def __init__(self, catalog: Catalog, background: bool = True, background_from: int = BACKGROUND_FROM):
+        self.catalog = catalog
+        self.background, self.background_from = background, background_from
+        self._first: Callable[[Catalog], object] | None = None
+        self._reader: Forked | None = None
+
+    def start(self, first: Callable[[Catalog], object] | None = None) -> None:
+        """Start reading (in the background if asked for and the catalogue is large; else nothing
+        happens until :meth:`table`)."""
         from catalog.background import Forked
 
-        self.catalog = catalog
-        url = catalog.url
-        self._reader: Forked | None = None
-        if background and catalog.highest_image_id() >= background_from:
-            self._reader = Forked(lambda: _pickled_table(url))
+        if self.background and self.catalog.highest_image_id() >= self.background_from:
+            url = self.catalog.url
+            self._first = first
+            self._reader = Forked(lambda: _reads(url, first))
+
+    def first(self) -> object | None:
+        """What ``first`` gave in the reader (asked once; None: read it here)."""
+        if self._reader is None or self._first is None:
+            return None
+        self._first = None
+        data = self._reader.next()
+        return None if data is None else pickle.loads(data)
 
     def table(self) -> ImageTable:
+        self.first()  # (if not taken)
         if self._reader is not None:
-            data = self._reader.result()
-            self._reader = None
+            data = self._reader.next()
+            self.close()
             if data is not None:
                 table: ImageTable = pickle.loads(data)
                 return table
@@ -213,16 +232,19 @@ class TableReader:
             self._reader.close()
             self._reader = None
 
-    def __enter__(self) -> TableReader:
+    def __enter__(self) -> EarlyReads:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _pickled_table(url: str) -> bytes:
-    """In the reader process: the table of the catalogue at ``url`` (a connection of its own)."""
+def _reads(url: str, first: Callable[[Catalog], object] | None) -> Iterator[bytes]:
+    """In the reader process (a connection of its own to the catalogue at ``url``): ``first``'s answer,
+    then the image table, pickled."""
     from catalog.store import Catalog
 
     with Catalog.open(url, create=False) as catalog:
-        return pickle.dumps(catalog.image_table(), protocol=pickle.HIGHEST_PROTOCOL)
+        if first is not None:
+            yield pickle.dumps(first(catalog), protocol=pickle.HIGHEST_PROTOCOL)
+        yield pickle.dumps(catalog.image_table(), protocol=pickle.HIGHEST_PROTOCOL)

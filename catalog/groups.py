@@ -22,13 +22,13 @@ import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from operator import itemgetter
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from catalog.columns import ImageTable, TableReader
+from catalog.columns import EarlyReads, ImageTable
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 from catalog.methods import Method, catalogue_method, get_method
@@ -357,8 +357,15 @@ TURNED_NEIGHBOURS = 4
 TURNED_EF = 16
 
 
-def near_pairs(catalog: Catalog, method: Method, threshold: float, transforms: bool = False) -> Pairs:
-    """Every matching pair of the catalogue's images, as :class:`Pairs`."""
+def near_pairs(
+    catalog: Catalog,
+    method: Method,
+    threshold: float,
+    transforms: bool = False,
+    early: Callable[[], object] | None = None,
+) -> Pairs:
+    """Every matching pair of the catalogue's images, as :class:`Pairs`. ``early``: gives what
+    :func:`early_signatures` read meanwhile in another process (or None)."""
     if method.kind == "local":
         raise UsageError(
             f"{method.name} only verifies the pairs of cnn and cnn-euclidean: choose another method"
@@ -366,9 +373,9 @@ def near_pairs(catalog: Catalog, method: Method, threshold: float, transforms: b
     if transforms and method.kind == "key":
         raise UsageError(f"{method.name} matches equal files only: --transforms does not apply")
     if method.kind == "vector":
-        return _vector_pairs(catalog, method, threshold, transforms)  # type: ignore[arg-type]
+        return _vector_pairs(catalog, method, threshold, transforms, early)  # type: ignore[arg-type]
     if method.kind == "bits" and not transforms:
-        stored = stored_pairs(catalog, method, threshold)
+        stored = stored_pairs(catalog, method, threshold, early)
         if stored is not None:
             image_ids, inverse, left, right, distances = stored
             count = int(inverse.max()) + 1 if len(inverse) else 0
@@ -427,10 +434,11 @@ COMPILED_PAIRS = 1_000_000
 
 
 def _best_per_pair(
-    a: np.ndarray, b: np.ndarray, scores: np.ndarray, higher_is_similar: bool
+    a: np.ndarray, b: np.ndarray, scores: np.ndarray, higher_is_similar: bool, ordered: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One edge per unordered pair (low, high), with its best score."""
-    low, high = np.minimum(a, b), np.maximum(a, b)
+    """One edge per unordered pair (low, high), with its best score (``ordered``: each ``a[k]`` is
+    already the lower)."""
+    low, high = (a, b) if ordered else (np.minimum(a, b), np.maximum(a, b))
     if not len(low):
         return low, high, scores
     if len(low) >= COMPILED_PAIRS:
@@ -441,12 +449,18 @@ def _best_per_pair(
     best_first = np.argsort(-scores if higher_is_similar else scores, kind="stable")
     order = best_first[np.argsort(key[best_first], kind="stable")]  # by pair, best score first
     del best_first
-    ordered = key[order]
-    first = order[np.r_[True, ordered[1:] != ordered[:-1]]]
+    keys = key[order]
+    first = order[np.r_[True, keys[1:] != keys[:-1]]]
     return low[first], high[first], scores[first]
 
 
-def _vector_pairs(catalog: Catalog, method: VectorMethod, threshold: float, transforms: bool) -> Pairs:
+def _vector_pairs(
+    catalog: Catalog,
+    method: VectorMethod,
+    threshold: float,
+    transforms: bool,
+    early: Callable[[], object] | None = None,
+) -> Pairs:
     """Matching pairs among each image's nearest neighbours in the vector index (scored by the method
     itself where the index only proposes); with ``transforms``, also the neighbours of its turned
     features (methods that keep them)."""
@@ -456,11 +470,16 @@ def _vector_pairs(catalog: Catalog, method: VectorMethod, threshold: float, tran
     if transforms and not callable(turned):
         raise UsageError(f"{method.name} keeps no turned features: --transforms does not apply")
     if vector_pairs_cover(catalog, method, threshold):  # kept at indexing time: no index to load
-        ids = np.asarray(catalog.signature_ids(method.signature_name), dtype=np.int64)
-        class_of, count = _hash_classes(catalog, ids)
-        stored = stored_vector_pairs(catalog, method, threshold, transforms, ids, class_of)
+
+        @cache
+        def classes() -> tuple[np.ndarray, np.ndarray, int]:
+            read = early() if early is not None else None
+            return read if read is not None else _signature_classes(catalog, method)  # type: ignore[return-value]
+
+        stored = stored_vector_pairs(catalog, method, threshold, transforms, classes)
+        ids, class_of, count = classes()
         if stored is not None:
-            return _class_pairs(method, ids, class_of, count, *stored)
+            return _class_pairs(method, ids, class_of, count, *stored, ordered=True)
     found_a, found_b, found_s = [], [], []
     index = VectorIndex(catalog, method).sync()
 
@@ -518,12 +537,30 @@ def _class_pairs(
     a: np.ndarray,
     b: np.ndarray,
     scores: np.ndarray,
+    ordered: bool = False,
 ) -> Pairs:
     """:class:`Pairs` of the images ``ids`` (sorted; in classes ``class_of``, ``count`` of them) from
-    pairs of different classes (``a[k]``, ``b[k]``), each pair kept once with its best score."""
+    pairs of different classes (``a[k]``, ``b[k]``; ``ordered``: ``a[k] < b[k]``), each pair kept once
+    with its best score."""
     identical = 1.0 if method.higher_is_similar else 0.0
-    left, right, scores = _best_per_pair(a, b, scores, method.higher_is_similar)
+    left, right, scores = _best_per_pair(a, b, scores, method.higher_is_similar, ordered)
     return Pairs(ids, class_of, count, left, right, scores, identical)
+
+
+def _signature_classes(catalog: Catalog, method: Method) -> tuple[np.ndarray, np.ndarray, int]:
+    """(the ids of the images with a signature of ``method``, sorted; their classes; how many)."""
+    ids = np.asarray(catalog.signature_ids(method.signature_name), dtype=np.int64)
+    return (ids, *_hash_classes(catalog, ids))
+
+
+def early_signatures(method: Method, transforms: bool) -> Callable[[Catalog], object] | None:
+    """What :func:`near_pairs` can have read by another process meanwhile (``EarlyReads``' first
+    read): a hash method's ids and upright codes, a vector method's ids and classes; None if nothing."""
+    if method.kind == "bits" and not transforms:
+        return lambda catalog: catalog.upright_codes(method.name)
+    if method.kind == "vector":
+        return lambda catalog: _signature_classes(catalog, method)
+    return None
 
 
 def _hash_classes(catalog: Catalog, ids: np.ndarray) -> tuple[np.ndarray, int]:
@@ -554,11 +591,15 @@ def _pair_scores(catalog: Catalog, method: VectorMethod, a: np.ndarray, b: np.nd
 
 
 def matching_pairs(
-    catalog: Catalog, method_name: str, threshold: float | None, options: Options
+    catalog: Catalog,
+    method_name: str,
+    threshold: float | None,
+    options: Options,
+    reads: EarlyReads | None = None,
 ) -> tuple[Method, float, Pairs, Verification | None, bool]:
     """(method, threshold, pairs, their verification if they are to be verified, whether turned copies
     were searched). ``verify`` None: when the method has a verifier and the catalogue its signatures;
-    ``transforms`` None: the method's default."""
+    ``transforms`` None: the method's default. ``reads``: started here, once the method is known."""
     stored = catalog.methods()
     method = catalogue_method(method_name, options.cnn, stored)
     transforms = method.transforms_by_default if options.transforms is None else options.transforms
@@ -575,7 +616,9 @@ def matching_pairs(
     if threshold is None and verifying:
         threshold = method.verified_threshold
     threshold = check_threshold(method, threshold)
-    pairs = near_pairs(catalog, method, threshold, transforms)
+    if reads is not None:
+        reads.start(early_signatures(method, transforms))
+    pairs = near_pairs(catalog, method, threshold, transforms, reads.first if reads is not None else None)
     verification = (
         Verification(catalog, method, pairs, get_method(verifier)) if verifier and verifying else None
     )
@@ -673,14 +716,14 @@ def find_groups(
     images that have a match are loaded."""
     grouping, scope = options.grouping, options.scope
     plain = grouping == "reference" and not scope.against and not catalog.marks()
-    with TableReader(catalog, background=plain) as reader:  # the table is read while pairs are found
+    with EarlyReads(catalog, background=plain) as reads:  # the table is read while pairs are found
         method, threshold, pairs, verification, transforms = matching_pairs(
-            catalog, method_name, threshold, options
+            catalog, method_name, threshold, options, reads
         )
         count = len(pairs.image_ids)
         verified = verification is not None
         if plain and pairs.count >= COMPILED_FROM:
-            table = _plain_groups(catalog, pairs, method, scope, verification, reader.table())
+            table = _plain_groups(catalog, pairs, method, scope, verification, reads.table())
             return Grouping(method.name, threshold, grouping, transforms, verified, table, count)
     if verification is not None and grouping == "components":
         pairs = verification.all(pairs)
@@ -1071,11 +1114,13 @@ def copy_counts(
     ``reference``: the images that match it directly (no chains); ``components``: the other images
     of its connected component. With ``scope.against``, only copies under those folders count, and only
     images outside them are listed. Worked on columns: a million images cost a few array passes."""
-    with TableReader(catalog) as reader:  # the table is read while pairs are found
-        method, threshold, pairs, verification, _ = matching_pairs(catalog, method_name, threshold, options)
+    with EarlyReads(catalog) as reads:  # the table is read while pairs are found
+        method, threshold, pairs, verification, _ = matching_pairs(
+            catalog, method_name, threshold, options, reads
+        )
         if verification is not None:
             pairs = verification.all(pairs)
-        table = reader.table()
+        table = reads.table()
     scope = options.scope
     paths = table.path
     if scope.inside or scope.against:

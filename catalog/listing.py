@@ -9,7 +9,7 @@ formatting gave (tests compare the two).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
 import numpy as np
@@ -125,9 +125,10 @@ def group_json(table: ImageTable, member: np.ndarray, starts: np.ndarray, score:
 
 
 def group_lines(
-    table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray
+    table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray, number: int = 1
 ) -> Iterator[str]:
-    """The text lines of each group: a heading, then each image with its score (the reference marked)."""
+    """The text lines of each group: a heading, then each image with its score (the reference marked).
+    Groups are numbered from ``number``."""
     order, back = _table_order(member)
     ordered_paths = [table.path[p] for p in member[order].tolist()]
     paths = list(map(ordered_paths.__getitem__, back))
@@ -139,7 +140,7 @@ def group_lines(
     marks: dict[float, str] = {}
     bounds = starts.tolist()
     scores = score.tolist()
-    for n, (begin, end) in enumerate(zip(bounds[:-1], bounds[1:], strict=True), 1):
+    for n, (begin, end) in enumerate(zip(bounds[:-1], bounds[1:], strict=True), number):
         yield f"group {n}: {end - begin} images"
         for k in range(begin, end):
             s = scores[k]
@@ -195,3 +196,100 @@ def copies_lines(table: ImageTable, listed: np.ndarray, counts: np.ndarray) -> l
     """``copies``' text: each listed image's number of copies, then its path."""
     paths = table.path
     return [f"{n:6d}  {paths[p]}" for p, n in zip(listed.tolist(), counts.tolist(), strict=True)]
+
+
+#: From this many listed images on, the second half of an answer's lines is made by a forked process
+#: while this one makes the first (:func:`in_halves`); below, forking costs more than it saves.
+PARALLEL_FROM = 50_000
+
+
+def in_halves(
+    count: int, make: Callable[[int, int], Iterable[str]], cut: int, separator: str
+) -> Iterator[str]:
+    """The items ``make(0, count)`` gives: those of ``make(0, cut)`` one by one, then those of
+    ``make(cut, count)``, made meanwhile by a forked process (:class:`catalog.background.Forked`), as
+    one string, joined by ``separator`` as the caller joins items (made here if the process fails).
+    ``cut`` outside (0, count): all made here."""
+    if not 0 < cut < count:
+        yield from make(0, count)
+        return
+    from catalog.background import Forked
+
+    def second() -> Iterator[bytes]:
+        yield separator.join(make(cut, count)).encode("utf-8", "surrogatepass")
+
+    with Forked(second) as other:
+        yield from make(0, cut)
+        made = other.next()
+    if made is None:
+        yield from make(cut, count)
+    else:
+        yield made.decode("utf-8", "surrogatepass")
+
+
+def _groups(
+    member: np.ndarray, starts: np.ndarray, score: np.ndarray, begin: int, end: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The columns of groups ``begin <= g < end``."""
+    low, high = int(starts[begin]), int(starts[end])
+    return member[low:high], starts[begin : end + 1] - low, score[low:high]
+
+
+def _middle(listed: int, starts: np.ndarray, parallel_from: int) -> int:
+    """The group at which half of ``listed`` members are listed (0: fewer than ``parallel_from``)."""
+    return int(np.searchsorted(starts, listed // 2)) if listed >= parallel_from else 0
+
+
+def all_group_json(
+    table: ImageTable,
+    member: np.ndarray,
+    starts: np.ndarray,
+    score: np.ndarray,
+    separator: str,
+    parallel_from: int = PARALLEL_FROM,
+) -> Iterator[str]:
+    """:func:`group_json` of every group, on both cores from ``parallel_from`` members on
+    (:func:`in_halves`)."""
+
+    def make(begin: int, end: int) -> Iterator[str]:
+        return group_json(table, *_groups(member, starts, score, begin, end))
+
+    return in_halves(len(starts) - 1, make, _middle(len(member), starts, parallel_from), separator)
+
+
+def all_group_lines(
+    table: ImageTable,
+    member: np.ndarray,
+    starts: np.ndarray,
+    score: np.ndarray,
+    parallel_from: int = PARALLEL_FROM,
+) -> Iterator[str]:
+    """:func:`group_lines` of every group, on both cores from ``parallel_from`` members on
+    (:func:`in_halves`; the second half's lines come as one string)."""
+
+    def make(begin: int, end: int) -> Iterator[str]:
+        return group_lines(table, *_groups(member, starts, score, begin, end), number=begin + 1)
+
+    return in_halves(len(starts) - 1, make, _middle(len(member), starts, parallel_from), "\n")
+
+
+def all_copies_json(
+    table: ImageTable,
+    listed: np.ndarray,
+    counts: np.ndarray,
+    separator: str,
+    parallel_from: int = PARALLEL_FROM,
+) -> Iterator[str]:
+    """:func:`copies_json` of every listed image, on both cores from ``parallel_from`` images on
+    (:func:`in_halves`)."""
+    cut = len(listed) // 2 if len(listed) >= parallel_from else 0
+    return in_halves(len(listed), lambda b, e: copies_json(table, listed[b:e], counts[b:e]), cut, separator)
+
+
+def all_copies_lines(
+    table: ImageTable, listed: np.ndarray, counts: np.ndarray, parallel_from: int = PARALLEL_FROM
+) -> Iterator[str]:
+    """:func:`copies_lines` of every listed image, on both cores from ``parallel_from`` images on
+    (:func:`in_halves`; the second half's lines come as one string)."""
+    cut = len(listed) // 2 if len(listed) >= parallel_from else 0
+    return in_halves(len(listed), lambda b, e: copies_lines(table, listed[b:e], counts[b:e]), cut, "\n")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -224,15 +225,16 @@ def stored_vector_pairs(
     method: Method,
     threshold: float,
     transforms: bool,
-    ids: np.ndarray,
-    class_of: np.ndarray,
+    classes: Callable[[], tuple[np.ndarray, np.ndarray, int]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(lower class, higher class, score) of every stored pair of images ``ids`` (sorted; image
-    ``ids[k]`` is in class ``class_of[k]``) that matches at ``threshold`` (turned ones only with
-    ``transforms``), both images' rows current and the two in different classes, in the order of the
-    rows (a pair of classes may come more than once); None when the stored pairs do not cover the
-    question (:func:`vector_pairs_cover`). One compiled pass over the rows' entries
-    (:func:`catalog.reference.stored_class_pairs`)."""
+    """(lower class, higher class, score) of every stored pair of the method's images that matches at
+    ``threshold`` (turned ones only with ``transforms``), both images' rows current and the two in
+    different classes, in the order of the rows (a pair of classes may come more than once); None when
+    the stored pairs do not cover the question (:func:`vector_pairs_cover`). One compiled pass over the
+    rows' entries (:func:`catalog.reference.stored_class_pairs`).
+
+    ``classes()`` gives the images' ids (sorted), the class of each and how many classes; it is asked
+    once the rows are read, so that another process can have read them meanwhile."""
     from catalog import reference
 
     if not vector_pairs_cover(catalog, method, threshold):
@@ -253,6 +255,7 @@ def stored_vector_pairs(
     del rows
     # Each neighbour's row (-1: none now), each row's class (-1: its image is gone since).
     target_row = Lookup(owners, np.arange(len(owners))).of(targets)
+    ids, class_of, _ = classes()
     row_class = Lookup(ids, class_of).of(owners)
     low, high, found = reference.stored_class_pairs(
         counts,
@@ -440,17 +443,25 @@ class Lookup:
 
 
 def stored_pairs(
-    catalog: Catalog, method: Method, threshold: float
+    catalog: Catalog,
+    method: Method,
+    threshold: float,
+    upright: Callable[[], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(image ids, class of each image, left classes, right classes, distances) of every pair within
     ``threshold`` among the classes of identical upright codes, from the stored rows plus a search of
-    the pending codes; None when the stored pairs do not cover the question."""
+    the pending codes; None when the stored pairs do not cover the question. ``upright``: gives the
+    method's (image ids, upright codes) as ``Catalog.upright_codes`` does, read meanwhile by another
+    process (or None: they are read here)."""
     limit = stored_threshold(method)
     if limit is None or threshold > limit or catalog.pairs_key(method.name) != pairs_key(method):
         return None
-    ids, codes = catalog.upright_codes(method.name)
-    unique, inverse = np.unique(codes, return_inverse=True)
     seqs, row_codes, near, distances = catalog.code_pairs(method.name)
+    early = upright() if upright is not None else None
+    ids: np.ndarray
+    codes: np.ndarray
+    ids, codes = early if early is not None else catalog.upright_codes(method.name)  # type: ignore[misc]
+    unique, inverse = np.unique(codes, return_inverse=True)
     # Each row's class (-1: no image has its code now), and each stored seq's class.
     position = np.searchsorted(unique, row_codes).clip(max=max(len(unique) - 1, 0))
     present = (unique[position] == row_codes) if len(unique) else np.zeros(len(row_codes), dtype=bool)

@@ -186,26 +186,37 @@ def _same_tables(a, b) -> None:  # type: ignore[no-untyped-def]
 
 def test_image_table_read_in_background_equals_the_table_read_here(catalog):
     """The table a forked reader sends (text columns joined for the journey, hostile names included)
-    is the table read here; a reader that fails (its catalogue cannot be opened) leaves the reading
-    to this process."""
+    is the table read here, after the first read asked of it; a reader that fails (its catalogue cannot
+    be opened) leaves the reading to this process."""
     import pickle
 
-    from catalog.columns import ImageTable, TableReader
+    from catalog.columns import EarlyReads, ImageTable
     from catalog.store import Catalog
 
     fill(catalog, 700, 3)
     here = catalog.image_table()
+    codes = catalog.upright_codes("phash")
     assert any("\udcff" in p for p in here.path) and None in here.format
-    with TableReader(catalog, background_from=0) as reader:
-        assert reader._reader is not None  # a forked reader, not this process
-        _same_tables(reader.table(), here)
-    with TableReader(catalog, background_from=10**9) as reader:  # a small catalogue: read here
-        assert reader._reader is None
-        _same_tables(reader.table(), here)
+    with EarlyReads(catalog, background_from=0) as reads:
+        reads.start(lambda opened: opened.upright_codes("phash"))
+        assert reads._reader is not None  # a forked reader, not this process
+        first = reads.first()
+        assert isinstance(first, tuple) and all(map(np.array_equal, first, codes))
+        assert reads.first() is None  # asked once
+        _same_tables(reads.table(), here)
+    with EarlyReads(catalog, background_from=0) as reads:  # the first read never asked for
+        reads.start(lambda opened: opened.upright_codes("phash"))
+        _same_tables(reads.table(), here)
+    with EarlyReads(catalog, background_from=10**9) as reads:  # a small catalogue: read here
+        reads.start(lambda opened: opened.upright_codes("phash"))
+        assert reads._reader is None and reads.first() is None
+        _same_tables(reads.table(), here)
     lost = Catalog(catalog.engine, "sqlite:////nonexistent/folder/none.db")
-    with TableReader(lost, background_from=0) as reader:
-        assert reader._reader is not None
-        _same_tables(reader.table(), here)
+    with EarlyReads(lost, background_from=0) as reads:
+        reads.start(lambda opened: opened.upright_codes("phash"))
+        assert reads._reader is not None
+        assert reads.first() is None
+        _same_tables(reads.table(), here)
     empty = pickle.loads(pickle.dumps(ImageTable.of([])))
     assert len(empty) == 0 and empty.path == []
 
@@ -225,3 +236,43 @@ def test_classes_of_byte_identical_files_are_numbered_by_their_first_image(catal
         expected = [first.setdefault(hashes.get(i) or f"id:{i}", len(first)) for i in ids.tolist()]
         class_of, count = _hash_classes(catalog, ids)
         assert class_of.tolist() == expected and count == len(first) < len(ids)
+
+
+def test_lines_made_on_both_cores_are_the_lines_made_on_one(catalog):
+    """From ``PARALLEL_FROM`` listed images on, the second half of ``dupes``' and ``copies``' lines is
+    made by a forked process: joined as the writer joins them, the output is the same (group numbers
+    included); a child that fails leaves its half to this process."""
+    import os
+
+    from catalog.cli import ITEM_SEPARATOR
+    from catalog.listing import (
+        all_copies_json,
+        all_copies_lines,
+        all_group_json,
+        all_group_lines,
+        copies_lines,
+        in_halves,
+    )
+
+    fill(catalog, 700, 8)
+    table = find_groups(catalog, "phash", 8).table
+    columns = (table.images, table.member, table.starts, table.score)
+    assert len(table) > 20
+    one = ITEM_SEPARATOR.join(group_json(*columns))
+    assert ITEM_SEPARATOR.join(all_group_json(*columns, ITEM_SEPARATOR, parallel_from=0)) == one
+    assert ITEM_SEPARATOR.join(all_group_json(*columns, ITEM_SEPARATOR)) == one  # small: here
+    assert "\n".join(all_group_lines(*columns, parallel_from=0)) == "\n".join(group_lines(*columns))
+    copies = copy_counts(catalog, "phash", 8)[2]
+    made = (copies.images, copies.listed, copies.counts)
+    assert ITEM_SEPARATOR.join(
+        all_copies_json(*made, ITEM_SEPARATOR, parallel_from=0)
+    ) == ITEM_SEPARATOR.join(copies_json(*made))
+    assert "\n".join(all_copies_lines(*made, parallel_from=0)) == "\n".join(copies_lines(*made))
+    here = os.getpid()
+
+    def fails_in_a_child(begin: int, end: int) -> list[str]:
+        if os.getpid() != here:
+            raise RuntimeError("the child fails")
+        return [f"line {k}" for k in range(begin, end)]
+
+    assert list(in_halves(10, fails_in_a_child, 4, "\n")) == [f"line {k}" for k in range(10)]
