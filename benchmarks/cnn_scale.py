@@ -12,6 +12,7 @@
    images joined a group of the library's files.
 
     .venv/bin/python benchmarks/cnn_scale.py [--n 1000000] [--work DIR]
+    .venv/bin/python benchmarks/cnn_scale.py --again DIR   # step 3 again, on a kept --work DIR
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from catalog.models import Image, Signature  # noqa: E402
 from catalog.store import Catalog  # noqa: E402
 from catalog.variants import make_mixture  # noqa: E402
 from catalog.vectors import as_matrix  # noqa: E402
-from common import run_catalog  # noqa: E402
+from common import run_catalog, run_catalog_tree  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHUNK = 2_000
@@ -93,13 +94,23 @@ def fill(url: str, real: np.ndarray, n: int, seed: int = 0) -> None:
 
 
 def dupes(db: Path, family: dict[str, str], label: str) -> None:
-    seconds, peak, out = run_catalog("--db", str(db), "dupes", "--method", "cnn", "-f", "json")
+    seconds, peak, tree, out = run_catalog_tree("--db", str(db), "dupes", "--method", "cnn", "-f", "json")
     groups = json.loads(out)["groups"]
     share, strangers = recall(groups, family)
     print(
-        f"| {label} | {seconds:.1f} | {peak:.0f} | {len(groups):,} | {share:.4f} | {strangers:,} |",
+        f"| {label} | {seconds:.1f} | {peak:.0f} | {tree:.0f} | {len(groups):,} | {share:.4f} "
+        f"| {strangers:,} |",
         flush=True,
     )
+
+
+def _header() -> None:
+    print(
+        "| `catalog dupes --method cnn -f json` | seconds | peak RSS MB (largest process) "
+        "| peak MB (all its processes, PSS) | groups | recall of the copies "
+        "| synthetic images in the library's groups |"
+    )
+    print("|---|---|---|---|---|---|---|")
 
 
 def main() -> None:
@@ -108,7 +119,17 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--work", help="a folder to work in (kept); a temporary one by default")
+    parser.add_argument("--again", help="a folder kept by --work: time step 3 again on its catalogues")
     args = parser.parse_args()
+    if args.again:
+        work = Path(args.again)
+        with open(work / "mixture" / "truth.csv") as handle:
+            family = {str(work / "mixture" / row["file"]): row["family"] for row in csv.DictReader(handle)}
+        _header()
+        dupes(work / "small.db", family, "the library alone")
+        for label in ("library + the synthetic images", "the same, again"):
+            dupes(work / "large.db", family, label)
+        return
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="catalog-cnn-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -121,11 +142,7 @@ def main() -> None:
             index(catalog, [str(library)], methods=["cnn"])
             real = as_matrix(catalog.signatures("cnn")[1])
         print(f"{len(family):,} library files, then {args.n:,} synthetic images\n")
-        print(
-            "| `catalog dupes --method cnn -f json` | seconds | peak RSS MB | groups | recall of the copies "
-            "| synthetic images in the library's groups |"
-        )
-        print("|---|---|---|---|---|---|")
+        _header()
         dupes(small, family, "the library alone")
         large = work / "large.db"
         shutil.copyfile(small, large)
@@ -133,7 +150,7 @@ def main() -> None:
         (work / "nothing").mkdir(exist_ok=True)
         seconds, peak, _ = run_catalog("--db", str(large), "index", str(work / "nothing"))
         first = "(first `catalog index` of the large catalogue: HNSW index and every pair)"
-        print(f"| {first} | {seconds:.1f} | {peak:.0f} | | | |")
+        print(f"| {first} | {seconds:.1f} | {peak:.0f} | | | | |")
         dupes(large, family, f"library + {args.n:,}")
         dupes(large, family, f"library + {args.n:,}, again (warm)")
     finally:

@@ -14,8 +14,9 @@ Then, each as a whole process with its peak RSS (/usr/bin/time):
   code (``catalog.pairs``), as a catalogue made before stored pairs gets them;
 - ``index``: ``catalog index`` of 1,000 new real image files into the filled catalogue (and into an empty
   one, for the throughput ratio);
-- ``dupes``: ``catalog dupes --method phash``;
-- ``copies``: ``catalog copies --method phash``;
+- ``dupes``: ``catalog dupes --method phash -f json``;
+- ``copies``: ``catalog copies --method phash -f json`` (both also with the peak of all their processes:
+  from 50,000 images on they fork a reader and a formatter);
 - ``query``: ``catalog query IMAGE --method phash`` (and, in one process, the p95 of 50 queries).
 
     .venv/bin/python benchmarks/scale.py [--n 100000] [--bursts 0.3] [--codes FILE.npy] [--format json]
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from catalog.imaging import decode  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
 from catalog.scan import image_suffix  # noqa: E402
-from common import fill_catalogue, run_catalog  # noqa: E402
+from common import fill_catalogue, run_catalog, run_catalog_tree  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -139,8 +140,10 @@ def main() -> None:
         seconds, peak, _ = run_catalog("--db", str(db), "index", str(work / "new"), "--methods", "phash")
         rows.append({"command": "index", "seconds": seconds, "peak_mb": peak})
         for command in ("dupes", "copies"):
-            seconds, peak, out = run_catalog("--db", str(db), command, "--method", "phash", "-f", "json")
-            rows.append({"command": command, "seconds": seconds, "peak_mb": peak})
+            seconds, peak, tree, out = run_catalog_tree(
+                "--db", str(db), command, "--method", "phash", "-f", "json"
+            )
+            rows.append({"command": command, "seconds": seconds, "peak_mb": peak, "tree_pss_mb": tree})
             if command == "dupes":
                 groups = json.loads(out)["groups"]
         probe = str(work / "new" / "new0000.jpg")
@@ -167,10 +170,11 @@ def main() -> None:
         f"{args.n:,} phash signatures ({args.bursts:.0%} in bursts), "
         f"{len(groups):,} groups at the default threshold"
     )
-    print("| command | seconds | peak MB |")
-    print("|---|---|---|")
+    print("| command | seconds | peak MB (largest process) | peak MB (all its processes, PSS) |")
+    print("|---|---|---|---|")
     for row in rows:
-        print(f"| {row['command']} | {row['seconds']:.2f} | {row['peak_mb']:.0f} |")
+        tree = f"{row['tree_pss_mb']:.0f}" if "tree_pss_mb" in row else ""
+        print(f"| {row['command']} | {row['seconds']:.2f} | {row['peak_mb']:.0f} | {tree} |")
     ratio = rows[1]["seconds"] / rows[2]["seconds"]
     print(f"index throughput into the filled catalogue vs an empty one: {ratio:.2f}")
     print(f"query in one process, p95 of 50: {p95 * 1000:.1f} ms")
