@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -55,30 +54,28 @@ def run_catalog_tree(*args: str) -> tuple[float, float, float, str]:
     """As :func:`run_catalog`, with the peak of the whole process tree's memory beside: ``catalog``
     forks readers and writers for a million-image answer, and /usr/bin/time gives the largest of the
     processes, not their sum. (seconds, peak RSS MB of the largest process, peak of the summed PSS
-    of every process in MB (shared pages counted once; sampled every 50 ms), stdout)."""
-    command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "catalog", *args]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        peak = [0]
-        done = threading.Event()
+    of every process in MB (shared pages counted once; sampled every 50 ms), stdout).
 
-        def sample() -> None:
-            while not done.wait(0.05):
-                peak[0] = max(peak[0], sum(_pss_kb(pid) for pid in _tree(process.pid)))
+    Two runs: the seconds come from the first, unobserved; the second is sampled (reading a large
+    process's PSS walks its page tables and slows it down by a second or more)."""
+    seconds, peak, stdout = run_catalog(*args)
+    command = [sys.executable, "-m", "catalog", *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    tree_peak = [0]
+    done = threading.Event()
 
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        code = process.wait()
-        seconds = time.perf_counter() - started
-        done.set()
-        sampler.join()
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if code:
-        raise subprocess.CalledProcessError(code, command, stdout, stderr)
-    return seconds, int(stderr.strip().splitlines()[-1]) / 1024, peak[0] / 1024, stdout
+    def sample() -> None:
+        while not done.wait(0.05):
+            tree_peak[0] = max(tree_peak[0], sum(_pss_kb(pid) for pid in _tree(process.pid)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    done.set()
+    sampler.join()
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command, None, stderr)
+    return seconds, peak, tree_peak[0] / 1024, stdout
 
 
 def _tree(pid: int) -> list[int]:

@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
+
+
+def can_fork() -> bool:
+    """Whether this thread may fork a helper: the main thread only. A fork copies only the thread that
+    makes it; from a server's worker thread, a lock another thread holds at that moment would stay
+    held in the child for ever."""
+    return threading.current_thread() is threading.main_thread()
 
 
 class Forked:

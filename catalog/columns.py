@@ -202,9 +202,9 @@ class EarlyReads:
     def start(self, first: Callable[[Catalog], object] | None = None) -> None:
         """Start reading (in the background if asked for and the catalogue is large; else nothing
         happens until :meth:`table`)."""
-        from catalog.background import Forked
+        from catalog.background import Forked, can_fork
 
-        if self.background and self.catalog.highest_image_id() >= self.background_from:
+        if self.background and can_fork() and self.catalog.highest_image_id() >= self.background_from:
             url = self.catalog.url
             self._first = first
             self._reader = Forked(lambda: _reads(url, first))

@@ -209,11 +209,12 @@ def in_halves(
     """The items ``make(0, count)`` gives: those of ``make(0, cut)`` one by one, then those of
     ``make(cut, count)``, made meanwhile by a forked process (:class:`catalog.background.Forked`), as
     one string, joined by ``separator`` as the caller joins items (made here if the process fails).
-    ``cut`` outside (0, count): all made here."""
-    if not 0 < cut < count:
+    ``cut`` outside (0, count), or a thread that may not fork (``can_fork``): all made here."""
+    from catalog.background import Forked, can_fork
+
+    if not 0 < cut < count or not can_fork():
         yield from make(0, count)
         return
-    from catalog.background import Forked
 
     def second() -> Iterator[bytes]:
         yield separator.join(make(cut, count)).encode("utf-8", "surrogatepass")

@@ -245,6 +245,7 @@ def test_lines_made_on_both_cores_are_the_lines_made_on_one(catalog):
     import os
 
     from catalog.cli import ITEM_SEPARATOR
+    from catalog.columns import EarlyReads
     from catalog.listing import (
         all_copies_json,
         all_copies_lines,
@@ -276,3 +277,17 @@ def test_lines_made_on_both_cores_are_the_lines_made_on_one(catalog):
         return [f"line {k}" for k in range(begin, end)]
 
     assert list(in_halves(10, fails_in_a_child, 4, "\n")) == [f"line {k}" for k in range(10)]
+    # Not from a thread other than the main one (a server's worker): all made here, one by one.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+
+        def lines(begin: int, end: int) -> list[str]:
+            return [f"line {k}" for k in range(begin, end)]
+
+        assert list(in_halves(10, lines, 4, "\n"))[-1] == "\n".join(lines(4, 10))  # main thread: forked
+        made = pool.submit(lambda: list(in_halves(10, lines, 4, "\n"))).result()
+        assert made == lines(0, 10)
+        reads = EarlyReads(catalog, background_from=0)
+        pool.submit(reads.start).result()
+        assert reads._reader is None
