@@ -375,7 +375,7 @@ def near_pairs(
     if method.kind == "vector":
         return _vector_pairs(catalog, method, threshold, transforms, early)  # type: ignore[arg-type]
     if method.kind == "bits" and not transforms:
-        stored = stored_pairs(catalog, method, threshold, early)
+        stored = stored_pairs(catalog, method, threshold)
         if stored is not None:
             image_ids, inverse, left, right, distances = stored
             count = int(inverse.max()) + 1 if len(inverse) else 0
@@ -553,11 +553,10 @@ def _signature_classes(catalog: Catalog, method: Method) -> tuple[np.ndarray, np
     return (ids, *_hash_classes(catalog, ids))
 
 
-def early_signatures(method: Method, transforms: bool) -> Callable[[Catalog], object] | None:
+def early_signatures(method: Method) -> Callable[[Catalog], object] | None:
     """What :func:`near_pairs` can have read by another process meanwhile (``EarlyReads``' first
-    read): a hash method's ids and upright codes, a vector method's ids and classes; None if nothing."""
-    if method.kind == "bits" and not transforms:
-        return lambda catalog: catalog.upright_codes(method.name)
+    read): a vector method's ids and classes. A hash method's codes are read here: the reader's table
+    would come a second later, and this process would wait for it."""
     if method.kind == "vector":
         return lambda catalog: _signature_classes(catalog, method)
     return None
@@ -617,7 +616,7 @@ def matching_pairs(
         threshold = method.verified_threshold
     threshold = check_threshold(method, threshold)
     if reads is not None:
-        reads.start(early_signatures(method, transforms))
+        reads.start(early_signatures(method))
     pairs = near_pairs(catalog, method, threshold, transforms, reads.first if reads is not None else None)
     verification = (
         Verification(catalog, method, pairs, get_method(verifier)) if verifier and verifying else None

@@ -446,22 +446,16 @@ def stored_pairs(
     catalog: Catalog,
     method: Method,
     threshold: float,
-    upright: Callable[[], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(image ids, class of each image, left classes, right classes, distances) of every pair within
     ``threshold`` among the classes of identical upright codes, from the stored rows plus a search of
-    the pending codes; None when the stored pairs do not cover the question. ``upright``: gives the
-    method's (image ids, upright codes) as ``Catalog.upright_codes`` does, read meanwhile by another
-    process (or None: they are read here)."""
+    the pending codes; None when the stored pairs do not cover the question."""
     limit = stored_threshold(method)
     if limit is None or threshold > limit or catalog.pairs_key(method.name) != pairs_key(method):
         return None
-    seqs, row_codes, near, distances = catalog.code_pairs(method.name)
-    early = upright() if upright is not None else None
-    ids: np.ndarray
-    codes: np.ndarray
-    ids, codes = early if early is not None else catalog.upright_codes(method.name)  # type: ignore[misc]
+    ids, codes = catalog.upright_codes(method.name)
     unique, inverse = np.unique(codes, return_inverse=True)
+    seqs, row_codes, near, distances = catalog.code_pairs(method.name)
     # Each row's class (-1: no image has its code now), and each stored seq's class.
     position = np.searchsorted(unique, row_codes).clip(max=max(len(unique) - 1, 0))
     present = (unique[position] == row_codes) if len(unique) else np.zeros(len(row_codes), dtype=bool)
