@@ -863,7 +863,13 @@ def _facts(table: ImageTable) -> tuple[np.ndarray, ...]:
 
 
 def _rounded(scores: np.ndarray) -> np.ndarray:
-    """Each score as :func:`_round` gives it (each distinct value rounded once)."""
+    """Each score as :func:`_round` gives it. Scores a float32 holds exactly (hash distances, stored
+    ``cnn`` scores: every large answer's) are rounded by NumPy (``rint(x * 1e6) / 1e6``), which gives
+    the same: for such an x, x * 1e6 is computed within far less than its distance to any half unit (or
+    exactly, at a tie), so ``rint`` picks the integer decimal rounding picks, and the division gives the
+    double nearest to it, as ``round`` does. Other scores: each distinct value through :func:`_round`."""
+    if np.array_equal(scores.astype(np.float32).astype(np.float64), scores):
+        return np.round(scores.astype(np.float64), 6)  # type: ignore[no-any-return]
     distinct, inverse = np.unique(scores, return_inverse=True)
     return np.asarray([_round(v) for v in distinct.tolist()], dtype=np.float64)[inverse]
 

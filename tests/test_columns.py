@@ -291,3 +291,27 @@ def test_lines_made_on_both_cores_are_the_lines_made_on_one(catalog):
         reads = EarlyReads(catalog, background_from=0)
         pool.submit(reads.start).result()
         assert reads._reader is None
+
+
+def test_scores_round_as_python_rounds_them():
+    """Scores a float32 holds (rounded by NumPy) and others (by ``round``) alike: as ``round(x, 6)``,
+    ties (multiples of 1/128 are ties at the sixth decimal) and tiny values included."""
+    from catalog.groups import _round, _rounded
+
+    rng = np.random.default_rng(9)
+    narrow = (
+        np.concatenate(
+            [
+                rng.random(200_000),
+                rng.random(50_000) * 64,
+                np.arange(-512, 512) / 128,
+                np.arange(0, 20_000) / 2**20,
+                rng.standard_normal(50_000) * 1e-5,
+                np.arange(0, 65),
+            ]
+        )
+        .astype(np.float32)
+        .astype(np.float64)
+    )
+    for scores in (narrow, rng.random(20_000), np.asarray([0.1, 1 / 3, 2.675, 0.0])):
+        assert _rounded(scores).tolist() == [_round(v) for v in scores.tolist()]
