@@ -1,13 +1,13 @@
 """Work done by a forked process while this one does other work: both cores at work on one answer.
 
-A million-image answer spends seconds in reading rows, work held by the GIL (a thread would only
-contend for it). :class:`Forked` runs a function in a child forked from this process (it sees this
-process's memory as it was), and gives back the results (bytes) it yields, one by one as they come. The child
-ignores Ctrl-C and dies with its parent (``catalog.interrupts.ignore_in_worker``); it ends with
-``os._exit``, so that nothing of the parent's (database connections, buffered output) is finalised
-there; it never prints. Results come back through a memory file (``os.memfd_create``), gone with the
-last process that holds it. When the child fails, :meth:`Forked.next` says so (None), and the caller
-does the work itself. This module imports nothing heavy.
+A million-image answer spends seconds in reading rows and making lines, work held by the GIL (a
+thread would only contend for it). :class:`Forked` runs a function in a child forked from this process
+(it sees this process's memory as it was), and gives back the results (bytes) it yields, one by one as
+they come. The child ignores Ctrl-C and dies with its parent (``catalog.interrupts.ignore_in_worker``);
+it ends with ``os._exit``, so that nothing of the parent's (database connections, buffered output) is
+finalised there; it never prints. Results come back through a memory file (``os.memfd_create``), gone
+with the last process that holds it. When the child fails, :meth:`Forked.next` says so (None), and the
+caller does the work itself. This module imports nothing heavy.
 """
 
 from __future__ import annotations

@@ -477,9 +477,8 @@ def _vector_pairs(
             return read if read is not None else _signature_classes(catalog, method)  # type: ignore[return-value]
 
         stored = stored_vector_pairs(catalog, method, threshold, transforms, classes)
-        ids, class_of, count = classes()
         if stored is not None:
-            return _class_pairs(method, ids, class_of, count, *stored, ordered=True)
+            return _class_pairs(method, *classes(), *stored, ordered=True)
     found_a, found_b, found_s = [], [], []
     index = VectorIndex(catalog, method).sync()
 
