@@ -23,7 +23,8 @@ The vector methods (``cnn``, the pixel methods) keep a row per **image** instead
 neighbours the HNSW index gives for its vectors (upright and turned, as ``dupes`` asks) that match at the
 method's loosest default, each with the ``seq`` its row had then. A pair holds while the neighbour's row
 keeps that seq; a re-signed image gets a new row and seq, every image of one refresh gets its seq before
-any is searched. Readers use the rows only when no image of the method waits for its row.
+any is searched; a deleted or unreadable image's row goes with its signatures. Readers use the rows only
+when no image of the method waits for its row.
 """
 
 from __future__ import annotations

@@ -1058,6 +1058,7 @@ class Writes:
             self.session.add(Image(path=path, **row.values()))
             return
         self.session.execute(delete(Signature).where(Signature.image_id == image_id))
+        self.session.execute(delete(VectorPairs).where(VectorPairs.image_id == image_id))
         self.session.execute(update(Image).where(Image.id == image_id).values(**row.values()))
 
     def touch(self, image_id: int, size: int, mtime_ns: int) -> None:
@@ -1134,8 +1135,11 @@ def _signed(code: int) -> int:
 
 
 def _delete_images(session: Session, ids: Sequence[int]) -> None:
+    """Images gone, with their signatures and their vector methods' pair rows (a neighbour's row that
+    names one of them keeps the entry; readers drop it, as the image has no class)."""
     for chunk in chunked(ids):
         session.execute(delete(Signature).where(Signature.image_id.in_(chunk)))
+        session.execute(delete(VectorPairs).where(VectorPairs.image_id.in_(chunk)))
         session.execute(delete(Image).where(Image.id.in_(chunk)))
 
 

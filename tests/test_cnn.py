@@ -318,6 +318,11 @@ def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
         report = index(catalog, [str(root)])
         assert report.paired == 1
         assert vector_pairs_cover(catalog, method, 0.94)
+        # The removed image's own row went with it: one row per image with a signature.
+        assert sorted(r[0] for r in catalog.vector_rows("cnn")) == catalog.signature_ids("cnn")
+        (root / "again.jpg").write_bytes(b"no longer a picture")  # unreadable now: its row goes too
+        index(catalog, [str(root)])
+        assert sorted(r[0] for r in catalog.vector_rows("cnn")) == catalog.signature_ids("cnn")
         stored = near_pairs(catalog, method, 0.94, True)
         catalog.reset_pairs("cnn", "none")
         full = near_pairs(catalog, method, 0.94, True)
