@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import (
     Connection,
+    Delete,
     Engine,
     and_,
     create_engine,
@@ -1058,7 +1059,7 @@ class Writes:
             self.session.add(Image(path=path, **row.values()))
             return
         self.session.execute(delete(Signature).where(Signature.image_id == image_id))
-        self.session.execute(delete(VectorPairs).where(VectorPairs.image_id == image_id))
+        self.session.execute(_pair_rows_of(_method_names(self.session), [image_id]))
         self.session.execute(update(Image).where(Image.id == image_id).values(**row.values()))
 
     def touch(self, image_id: int, size: int, mtime_ns: int) -> None:
@@ -1137,10 +1138,21 @@ def _signed(code: int) -> int:
 def _delete_images(session: Session, ids: Sequence[int]) -> None:
     """Images gone, with their signatures and their vector methods' pair rows (a neighbour's row that
     names one of them keeps the entry; readers drop it, as the image has no class)."""
+    methods = _method_names(session)
     for chunk in chunked(ids):
         session.execute(delete(Signature).where(Signature.image_id.in_(chunk)))
-        session.execute(delete(VectorPairs).where(VectorPairs.image_id.in_(chunk)))
+        session.execute(_pair_rows_of(methods, chunk))
         session.execute(delete(Image).where(Image.id.in_(chunk)))
+
+
+def _method_names(session: Session) -> list[str]:
+    return list(session.scalars(select(MethodRecord.name)))
+
+
+def _pair_rows_of(methods: list[str], ids: Sequence[int]) -> Delete:
+    """Deletes the vector pair rows of ``ids``, found through the (method, image id) key: by image id
+    alone, every row would be read."""
+    return delete(VectorPairs).where(VectorPairs.method.in_(methods), VectorPairs.image_id.in_(ids))
 
 
 def _connect_args(url: str) -> dict[str, object]:
