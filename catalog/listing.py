@@ -4,7 +4,8 @@ A million-image answer lists most images of the library: formatting each through
 the JSON encoder (or an f-string per field) costs several seconds. Here each field is formatted for
 all listed images at once (NumPy for numbers and times, the C string encoder of :mod:`json` for text),
 and a line is one ``%`` of the pre-formatted fields. The output is the same text as the per-image
-formatting gave (tests compare the two).
+formatting gave (tests compare the two). Fields are read in the table's order (:func:`_table_order`);
+from ``PARALLEL_FROM`` listed images on, a forked process makes the second half (:func:`in_halves`).
 """
 
 from __future__ import annotations
