@@ -449,17 +449,22 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
     from catalog.lock import current_writer
 
     with ctx.obj.open() as catalog:
-        counts = catalog.counts()
+        summary = catalog.summary()
+        errors = catalog.errors() if summary.errors else []  # (a pass over the images: only if any)
         data = {
             "catalogue": catalog.url,
             "writer": current_writer(catalog.url),
-            "images": counts["images"],
+            "images": summary.images,
             "methods": catalog.methods(),
-            "signatures": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("signatures:")},
+            "signatures": catalog.signature_counts(),
             "roots": catalog.roots(),
-            "errors": [{"path": p, "error": e} for p, e in catalog.errors()],
-            "formats": catalog.format_counts(),
-            "photos": catalog.fact_counts(),
+            "errors": [{"path": p, "error": e} for p, e in errors],
+            "formats": summary.formats,
+            "photos": {
+                "with_exif": summary.with_exif,
+                "with_date_taken": summary.with_date_taken,
+                "with_gps": summary.with_gps,
+            },
             "marks": len(catalog.marks()),
             "journal": catalog.journal_counts(),
             "pairs": catalog.pair_counts(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Delete,
     Engine,
     and_,
+    case,
     create_engine,
     delete,
     event,
@@ -139,6 +140,18 @@ class Scope:
         conditions = [under(folder) for folder in self.folders]
         conditions += [Image.path.in_(chunk) for chunk in chunked(sorted(self.files))]
         return conditions
+
+
+@dataclass
+class ImageSummary:
+    """Readable images (by format, and how many carry EXIF, a date taken, GPS) and unreadable ones."""
+
+    images: int = 0
+    errors: int = 0
+    formats: dict[str, int] = field(default_factory=dict)  # most first
+    with_exif: int = 0
+    with_date_taken: int = 0
+    with_gps: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -815,36 +828,50 @@ class Catalog:
             query = select(Image.path, Image.error).where(Image.error.is_not(None)).order_by(Image.path)
             return [(p, e or "") for p, e in s.execute(query)]
 
-    def format_counts(self) -> dict[str, int]:
-        """Readable images by format, most first."""
-        query = select(Image.format, func.count()).where(Image.error.is_(None)).group_by(Image.format)
-        with self.session() as s:
-            rows = [(f or "unknown", n) for f, n in s.execute(query)]
-        return dict(sorted(rows, key=lambda r: (-r[1], r[0])))
+    def summary(self) -> ImageSummary:
+        """What ``status`` tells of the images, in one pass over them (a million rows take a few tenths
+        of a second a pass)."""
 
-    def fact_counts(self) -> dict[str, int]:
-        """How many readable images carry EXIF, a date taken, GPS."""
+        def share(condition: ColumnElement[bool]) -> ColumnElement[int]:
+            return func.sum(case((condition, 1), else_=0))
+
         readable = Image.error.is_(None)
+        query = select(
+            Image.format,
+            readable,
+            func.count(),
+            share(Image.has_exif.is_(True)),
+            share(Image.taken.is_not(None)),
+            share(Image.has_gps.is_(True)),
+        ).group_by(Image.format, readable)
+        summary = ImageSummary()
+        formats: dict[str, int] = {}
         with self.session() as s:
+            for fmt, ok, count, exif, taken, gps in s.execute(query):
+                if not ok:
+                    summary.errors += count
+                    continue
+                summary.images += count
+                formats[fmt or "unknown"] = formats.get(fmt or "unknown", 0) + count
+                summary.with_exif += int(exif or 0)
+                summary.with_date_taken += int(taken or 0)
+                summary.with_gps += int(gps or 0)
+        summary.formats = dict(sorted(formats.items(), key=lambda r: (-r[1], r[0])))
+        return summary
 
-            def count(*where: object) -> int:
-                query = select(func.count()).select_from(Image).where(readable, *where)  # type: ignore[arg-type]
-                return int(s.scalar(query) or 0)
-
-            return {
-                "with_exif": count(Image.has_exif.is_(True)),
-                "with_date_taken": count(Image.taken.is_not(None)),
-                "with_gps": count(Image.has_gps.is_(True)),
-            }
+    def signature_counts(self) -> dict[str, int]:
+        """Signatures by method."""
+        with self.session() as s:
+            return dict(s.execute(select(Signature.method, func.count()).group_by(Signature.method)).all())  # type: ignore[arg-type]
 
     def counts(self) -> dict[str, int]:
-        with self.session() as s:
-            images = s.scalar(select(func.count()).select_from(Image).where(Image.error.is_(None))) or 0
-            errors = s.scalar(select(func.count()).select_from(Image).where(Image.error.is_not(None))) or 0
-            per_method = {
-                m: c for m, c in s.execute(select(Signature.method, func.count()).group_by(Signature.method))
-            }
-        return {"images": images, "errors": errors, **{f"signatures:{k}": v for k, v in per_method.items()}}
+        summary = self.summary()
+        per_method = self.signature_counts()
+        return {
+            "images": summary.images,
+            "errors": summary.errors,
+            **{f"signatures:{k}": v for k, v in per_method.items()},
+        }
 
     # -- writing ---------------------------------------------------------------------------------
 

@@ -20,6 +20,9 @@ def test_index_dupes_copies_move_and_delete_on_postgres(postgres_url, photo, pic
                 conn.exec_driver_sql(f"DELETE FROM {table}")
         report = index(catalog, [str(pics)], methods=["phash", "dhash"])
         assert report.added == 3 and [p for p, _ in report.errors] == [str(pics / "bad.jpg")]
+        summary = catalog.summary()  # status's one pass (a CASE per fact, grouped by a condition)
+        assert (summary.images, summary.errors, summary.formats) == (3, 1, {"JPEG": 3})
+        assert summary.with_exif == 3 and summary.with_gps == 0
         groups = find_groups(catalog, "exact").groups
         assert [{m.image.path for m in g} for g in groups] == [
             {str(original), str(pics / "a" / "o-copy.jpg")}
