@@ -781,19 +781,16 @@ def review_command(
         url = f"http://{netloc}/?token={token}"
         typer.echo(url)
         sys.stdout.flush()
-        redundant = sum(len(g) - 1 for g in found.groups)
+        table = found.table
+        redundant = len(table.member) - len(table)
         typer.echo(
-            f"catalog: {_plural(len(found.groups), 'group')}, {redundant:,} redundant copies "
+            f"catalog: {_plural(len(table), 'group')}, {redundant:,} redundant copies "
             f"({found.method}, threshold {found.threshold:g}); Ctrl-C stops the page",
             err=True,
         )
         thumbnails = Thumbnails(cache_dir(catalog.url))
-        items = [
-            (m.image.path, m.image.content_hash or "")
-            for g in found.groups
-            for m in g
-            if m.image.content_hash
-        ]
+        paths, hashes = table.images.path, table.images.content_hash
+        items = [(paths[p], hashes[p] or "") for p in table.member.tolist() if hashes[p]]
         background = thumbnails.make_all(items, workers or os.cpu_count() or 1)
         review = Review(catalog, found, thumbnails, token, hosts, any_host=not loopback, cnn=ctx.obj.cnn)
         if not no_open:

@@ -72,6 +72,14 @@ class GroupTable:
         np.cumsum([len(g) for g in groups], out=starts[1:])
         return cls(images, images.positions(ids), starts, np.asarray(scores, dtype=np.float64))
 
+    def group(self, g: int) -> list[Member]:
+        """Group ``g`` (from 0) as a :class:`Member` list."""
+        begin, end = int(self.starts[g]), int(self.starts[g + 1])
+        return [
+            Member(self.images.info(p), None if s != s else s)
+            for p, s in zip(self.member[begin:end].tolist(), self.score[begin:end].tolist(), strict=True)
+        ]
+
     def members(self) -> list[list[Member]]:
         """The groups as :class:`Member` lists."""
         infos: dict[int, ImageInfo] = {}

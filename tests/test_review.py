@@ -237,9 +237,16 @@ def test_groups_arrive_page_by_page_and_settling_shifts_none(tmp_path):
         client = TestClient(build_app(review))
         first = client.get("/?token=t").text
         assert first.count('<section class="group"') == PAGE
+        # Only the groups asked for are made (a million-image answer has tens of thousands).
+        assert sorted(review._made) == list(range(1, PAGE + 2))
+        redundant = sum(len(g) - 1 for g in found.groups)
+        assert review.open_counts() == (30, redundant)
+        assert f"{redundant}" in first
         # Settle a group of the first page: the next page still starts right after the first one.
         headers = {"x-catalog-token": "t"}
         assert client.post("/groups/1/skip", headers=headers).json()["state"] == "skipped"
+        assert review.open_counts() == (29, redundant - (len(found.groups[0]) - 1))
+        assert review.group(0) is None and review.group(31) is None
         seen = []
         after = PAGE
         while True:
@@ -318,3 +325,22 @@ def test_ctrl_c_and_sigterm_stop_the_page_cleanly(tmp_path, signum, code):
     _, err = server.communicate(timeout=30)
     assert server.returncode == code
     assert "Traceback" not in err and "catalog: interrupted" in err
+
+
+def test_only_missing_thumbnails_are_made_in_the_background(tmp_path):
+    """``make_all`` finds the thumbnails made so far from one listing of the cache folder: those are
+    not made again, the others are, at the paths ``path_for`` gives."""
+    from catalog.review.thumbs import Thumbnails
+
+    thumbnails = Thumbnails(tmp_path / "thumbs")
+    photos = sorted(PHOTOS.glob("*.jpg"))[:3]
+    items = [(str(p), f"{n:x}" * 64) for n, p in enumerate(photos, 10)]
+    assert thumbnails.get(*items[0]) == thumbnails.path_for(items[0][1])  # made now, by a request
+    before = thumbnails.path_for(items[0][1]).stat().st_mtime_ns
+    background = thumbnails.make_all(items, 2)
+    assert background.total == 2
+    assert background.finished.wait(60)
+    background.stop()
+    assert all(thumbnails.path_for(h).exists() for _, h in items)
+    assert thumbnails.path_for(items[0][1]).stat().st_mtime_ns == before
+    assert thumbnails.make_all(items, 2).total == 0  # all made: nothing to do

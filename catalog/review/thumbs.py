@@ -9,6 +9,7 @@ folder's lock file, so a reader never sees half a file and two makers never inte
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import io
@@ -48,11 +49,27 @@ class Thumbnails:
 
     def make_all(self, items: Sequence[tuple[str, str]], workers: int) -> Background:
         """Make the missing thumbnails of (path, content hash) items, in that order, in ``workers``
-        processes, in the background."""
-        todo = [
-            (p, str(self.path_for(h)), str(self.folder)) for p, h in items if not self.path_for(h).exists()
-        ]
+        processes, in the background. Which are missing is read from one listing of the folder, not a
+        file check per item (a million-image answer lists most of the library), and each thumbnail's
+        path is made as :meth:`path_for` makes it."""
+        made = self._made()
+        folder = str(self.folder)
+        todo = [(p, f"{folder}/{h[:2]}/{h}.jpg", folder) for p, h in items if f"{h}.jpg" not in made]
         return Background(todo, workers)
+
+    def _made(self) -> set[str]:
+        """The file names of the thumbnails made so far."""
+        names: set[str] = set()
+        try:
+            listing = os.scandir(self.folder)
+        except OSError:  # no folder yet
+            return names
+        with listing:
+            for entry in listing:
+                if entry.is_dir():
+                    with contextlib.suppress(OSError):
+                        names.update(os.listdir(entry.path))
+        return names
 
 
 class Background:

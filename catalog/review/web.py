@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -106,17 +107,51 @@ class Review:
         #: The Host headers this server answers to (a DNS-rebinding page names another); any, when it
         #: serves the network on purpose.
         self.token, self.hosts, self.any_host = token, hosts, any_host
-        self.groups = [ReviewGroup(n, list(g)) for n, g in enumerate(found.groups, 1)]
-        self.by_id = {g.id: g for g in self.groups}
+        #: The groups the page has shown or changed, by number (from 1): a million-image answer has
+        #: tens of thousands, and the page shows a dozen at a time, so each is made when first asked for.
+        self._made: dict[int, ReviewGroup] = {}
+        table = found.table
+        self._sizes = np.diff(table.starts).tolist()
         #: The only images this page serves: those of its groups.
-        self.served = {m.image.id for g in self.groups for m in g.members}
+        self.served = set(table.images.id[table.member].tolist())
         self.lock = threading.Lock()
         self.cnn = cnn  # for cataloguing files that an undo puts back
         #: This page's decisions, newest last, for its Undo button.
         self.history: list[Decision] = []
 
-    def open_groups(self) -> list[ReviewGroup]:
-        return [g for g in self.groups if g.state == "open" and len(g.members) > 1]
+    def group(self, group_id: int) -> ReviewGroup | None:
+        """Group number ``group_id`` (None: there is none)."""
+        if not 1 <= group_id <= len(self._sizes):
+            return None
+        made = self._made.get(group_id)
+        if made is None:
+            made = self._made[group_id] = ReviewGroup(group_id, self.found.table.group(group_id - 1))
+        return made
+
+    def _open(self, group_id: int) -> bool:
+        made = self._made.get(group_id)  # a group never asked for is as it was found: open, 2 or more
+        return made is None or (made.state == "open" and len(made.members) > 1)
+
+    def open_groups(self, after: int = 0, limit: int | None = None) -> list[ReviewGroup]:
+        """The open groups numbered above ``after``, in order (at most ``limit``)."""
+        found: list[ReviewGroup] = []
+        for group_id in range(after + 1, len(self._sizes) + 1):
+            if limit is not None and len(found) >= limit:
+                break
+            if self._open(group_id):
+                found.append(self.group(group_id))  # type: ignore[arg-type]
+        return found
+
+    def open_counts(self) -> tuple[int, int]:
+        """(open groups, their redundant copies), counted from the groups as found and those changed."""
+        groups, redundant = len(self._sizes), sum(self._sizes) - len(self._sizes)
+        for group_id, made in self._made.items():
+            groups -= 1
+            redundant -= self._sizes[group_id - 1] - 1
+            if self._open(group_id):
+                groups += 1
+                redundant += len(made.members) - 1
+        return groups, redundant
 
     def image(self, image_id: int) -> ImageInfo | None:
         """A catalogued image of a group on the page (never anything else)."""
@@ -226,15 +261,16 @@ def build_app(review: Review) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     def page(request: Request) -> Response:
-        groups = review.open_groups()
+        groups = review.open_groups(limit=PAGE + 1)
+        total, redundant = review.open_counts()
         context = {
             "token": review.token,
             "method": review.found.method,
             "threshold": f"{review.found.threshold:g}",
             "verified": review.found.verified,
             "images": review.found.images,
-            "total": len(groups),
-            "redundant": sum(len(g.members) - 1 for g in groups),
+            "total": total,
+            "redundant": redundant,
             "groups": [_group_context(review, g) for g in groups[:PAGE]],
             "next": groups[PAGE - 1].id if len(groups) > PAGE else None,
         }
@@ -246,7 +282,7 @@ def build_app(review: Review) -> Starlette:
             after = int(request.query_params.get("after", "0"))
         except ValueError:
             return Response("after must be a number", status_code=400)
-        groups = [g for g in review.open_groups() if g.id > after]
+        groups = review.open_groups(after, limit=PAGE + 1)
         context = {
             "groups": [_group_context(review, g) for g in groups[:PAGE]],
             "next": groups[PAGE - 1].id if len(groups) > PAGE else None,
@@ -298,7 +334,7 @@ def build_app(review: Review) -> Starlette:
         )
 
     async def skip(request: Request) -> Response:
-        group = review.by_id.get(int(request.path_params["group_id"]))
+        group = review.group(int(request.path_params["group_id"]))
         if group is None:
             return JSONResponse({"error": "no such group"}, status_code=404)
         group.state = "skipped"
@@ -331,7 +367,7 @@ async def _threaded(fn: Any, *args: Any) -> Response:
 def _keep(review: Review, group_id: int, keep_id: int) -> Response:
     """Keep one image of a group, trash the others (each checked, journaled, undoable)."""
     with review.lock:
-        group = review.by_id.get(group_id)
+        group = review.group(group_id)
         if group is None or group.state != "open":
             return JSONResponse({"error": "this group is already settled"}, status_code=409)
         kept = [m for m in group.members if m.image.id == keep_id]
@@ -365,7 +401,7 @@ def _keep(review: Review, group_id: int, keep_id: int) -> Response:
 def _not_duplicates(review: Review, group_id: int, image_id: int | None) -> Response:
     """Mark the whole group (or one image against the rest) as not duplicates."""
     with review.lock:
-        group = review.by_id.get(group_id)
+        group = review.group(group_id)
         if group is None or group.state != "open":
             return JSONResponse({"error": "this group is already settled"}, status_code=409)
         hashes = {m.image.id: m.image.content_hash or "" for m in group.members}
