@@ -196,7 +196,7 @@ class EarlyReads:
     def __init__(self, catalog: Catalog, background: bool = True, background_from: int = BACKGROUND_FROM):
         self.catalog = catalog
         self.background, self.background_from = background, background_from
-        self._first: Callable[[Catalog], object] | None = None
+        self._first_unread = False  # the reader's first result is still in the pipe
         self._reader: Forked | None = None
 
     def start(self, first: Callable[[Catalog], object] | None = None) -> None:
@@ -206,14 +206,14 @@ class EarlyReads:
 
         if self.background and can_fork() and self.catalog.highest_image_id() >= self.background_from:
             url = self.catalog.url
-            self._first = first
+            self._first_unread = first is not None
             self._reader = Forked(lambda: _reads(url, first))
 
     def first(self) -> object | None:
         """What ``first`` gave in the reader (asked once; None: read it here)."""
-        if self._reader is None or self._first is None:
+        if self._reader is None or not self._first_unread:
             return None
-        self._first = None
+        self._first_unread = False
         data = self._reader.next()
         return None if data is None else pickle.loads(data)
 

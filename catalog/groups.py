@@ -82,19 +82,7 @@ class GroupTable:
 
     def members(self) -> list[list[Member]]:
         """The groups as :class:`Member` lists."""
-        infos: dict[int, ImageInfo] = {}
-        scores = self.score.tolist()
-        member = self.member.tolist()
-        bounds = self.starts.tolist()
-        groups = []
-        for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
-            group = []
-            for k in range(begin, end):
-                p = member[k]
-                image = infos.get(p) or infos.setdefault(p, self.images.info(p))
-                group.append(Member(image, None if scores[k] != scores[k] else scores[k]))
-            groups.append(group)
-        return groups
+        return [self.group(g) for g in range(len(self))]
 
 
 @dataclass(eq=False)

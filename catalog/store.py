@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -1066,6 +1067,11 @@ class Writes:
     def __init__(self, session: Session):
         self.session = session
 
+    @cached_property
+    def _methods(self) -> list[str]:
+        """The catalogue's method names, read once per transaction (``fail`` deletes pair rows by them)."""
+        return _method_names(self.session)
+
     def add(self, path: str, row: ImageRow, signatures: Mapping[str, bytes]) -> None:
         """A new image, with its signatures."""
         image = Image(path=path, **row.values())
@@ -1086,7 +1092,7 @@ class Writes:
             self.session.add(Image(path=path, **row.values()))
             return
         self.session.execute(delete(Signature).where(Signature.image_id == image_id))
-        self.session.execute(_pair_rows_of(_method_names(self.session), [image_id]))
+        self.session.execute(_pair_rows_of(self._methods, [image_id]))
         self.session.execute(update(Image).where(Image.id == image_id).values(**row.values()))
 
     def touch(self, image_id: int, size: int, mtime_ns: int) -> None:

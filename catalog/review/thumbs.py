@@ -38,7 +38,12 @@ class Thumbnails:
         self.folder = folder
 
     def path_for(self, content_hash: str) -> Path:
-        return self.folder / content_hash[:2] / f"{content_hash}.jpg"
+        return Path(self._where(content_hash))
+
+    def _where(self, content_hash: str) -> str:
+        """The thumbnail's path as text (made a million times by ``make_all``): a subfolder per first
+        two characters of the content hash."""
+        return f"{self.folder}/{content_hash[:2]}/{content_hash}.jpg"
 
     def get(self, path: str, content_hash: str) -> Path | None:
         """The thumbnail of the file at ``path`` (made now if missing), or None if it cannot be read."""
@@ -50,15 +55,14 @@ class Thumbnails:
     def make_all(self, items: Sequence[tuple[str, str]], workers: int) -> Background:
         """Make the missing thumbnails of (path, content hash) items, in that order, in ``workers``
         processes, in the background. Which are missing is read from one listing of the folder, not a
-        file check per item (a million-image answer lists most of the library), and each thumbnail's
-        path is made as :meth:`path_for` makes it."""
+        file check per item (a million-image answer lists most of the library)."""
         made = self._made()
         folder = str(self.folder)
-        todo = [(p, f"{folder}/{h[:2]}/{h}.jpg", folder) for p, h in items if f"{h}.jpg" not in made]
+        todo = [(p, where, folder) for p, h in items if (where := self._where(h)) not in made]
         return Background(todo, workers)
 
     def _made(self) -> set[str]:
-        """The file names of the thumbnails made so far."""
+        """The paths (as :meth:`_where` gives them) of the thumbnails made so far."""
         names: set[str] = set()
         try:
             listing = os.scandir(self.folder)
@@ -68,7 +72,7 @@ class Thumbnails:
             for entry in listing:
                 if entry.is_dir():
                     with contextlib.suppress(OSError):
-                        names.update(os.listdir(entry.path))
+                        names.update(f"{entry.path}/{name}" for name in os.listdir(entry.path))
         return names
 
 
