@@ -4,11 +4,12 @@ command timed with its peak memory."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -37,6 +38,16 @@ def fill_catalogue(url: str, method: str, signatures: Sequence[bytes], batch: in
                 conn.execute(insert(Signature), rows)
 
 
+def forget_answers(db: Path) -> None:
+    """Remove a SQLite catalogue's kept answers (``catalog.answers``): the next ``dupes`` or ``copies``
+    makes its answer."""
+    from catalog.answers import folder_of
+
+    folder = folder_of(f"sqlite:///{db}")
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_catalog(*args: str) -> tuple[float, float, str]:
     """Run ``catalog ARGS`` as a whole process: (seconds, peak RSS in MB, stdout).
 
@@ -50,15 +61,20 @@ def run_catalog(*args: str) -> tuple[float, float, str]:
     return seconds, int(done.stderr.strip().splitlines()[-1]) / 1024, done.stdout
 
 
-def run_catalog_tree(*args: str) -> tuple[float, float, float, str]:
+def run_catalog_tree(
+    *args: str, before: Callable[[], None] = lambda: None
+) -> tuple[float, float, float, str]:
     """As :func:`run_catalog`, with the peak of the whole process tree's memory beside: ``catalog``
     forks readers and writers for a million-image answer, and /usr/bin/time gives the largest of the
     processes, not their sum. (seconds, peak RSS MB of the largest process, peak of the summed PSS
-    of every process in MB (shared pages counted once; sampled every 50 ms), stdout).
+    of every process in MB (shared pages counted once; sampled every 50 ms), stdout). ``before`` runs
+    before each run (say, to forget the kept answers: see :func:`forget_answers`).
 
     Two runs: the seconds come from the first, unobserved; the second is sampled (reading a large
     process's PSS walks its page tables and slows it down by a second or more)."""
+    before()
     seconds, peak, stdout = run_catalog(*args)
+    before()
     command = [sys.executable, "-m", "catalog", *args]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tree_peak = [0]

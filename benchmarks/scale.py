@@ -16,7 +16,9 @@ Then, each as a whole process with its peak RSS (/usr/bin/time):
   one, for the throughput ratio);
 - ``dupes``: ``catalog dupes --method phash -f json``;
 - ``copies``: ``catalog copies --method phash -f json`` (both also with the peak of all their processes:
-  from 50,000 images on they fork a reader and a formatter);
+  from 50,000 images on they fork a reader and a formatter; both made, their kept answers forgotten);
+- ``dupes again``, ``copies again``: the same question of the unchanged catalogue, given from the
+  answer kept by the one before (``catalog.answers``; checked byte for byte);
 - ``query``: ``catalog query IMAGE --method phash`` (and, in one process, the p95 of 50 queries).
 
     .venv/bin/python benchmarks/scale.py [--n 100000] [--bursts 0.3] [--codes FILE.npy] [--format json]
@@ -38,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from catalog.imaging import decode  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
 from catalog.scan import image_suffix  # noqa: E402
-from common import fill_catalogue, run_catalog, run_catalog_tree  # noqa: E402
+from common import fill_catalogue, forget_answers, run_catalog, run_catalog_tree  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -140,12 +142,17 @@ def main() -> None:
         seconds, peak, _ = run_catalog("--db", str(db), "index", str(work / "new"), "--methods", "phash")
         rows.append({"command": "index", "seconds": seconds, "peak_mb": peak})
         for command in ("dupes", "copies"):
-            seconds, peak, tree, out = run_catalog_tree(
-                "--db", str(db), command, "--method", "phash", "-f", "json"
-            )
+            asked = ("--db", str(db), command, "--method", "phash", "-f", "json")
+            seconds, peak, tree, out = run_catalog_tree(*asked, before=lambda: forget_answers(db))
             rows.append({"command": command, "seconds": seconds, "peak_mb": peak, "tree_pss_mb": tree})
             if command == "dupes":
                 groups = json.loads(out)["groups"]
+            seconds, peak, again = run_catalog(*asked)
+            if again != out:
+                raise SystemExit(f"{command}: the kept answer differs from the answer made")
+            rows.append(
+                {"command": f"{command} again (the kept answer)", "seconds": seconds, "peak_mb": peak}
+            )
         probe = str(work / "new" / "new0000.jpg")
         seconds, peak, _ = run_catalog("--db", str(db), "query", probe, "--method", "phash")
         rows.append({"command": "query", "seconds": seconds, "peak_mb": peak})

@@ -15,11 +15,11 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from types import GeneratorType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
 from typer.core import TyperGroup
@@ -514,47 +514,108 @@ def dupes_command(
     from catalog.groups import find_groups
 
     options = _answer_options(ctx, grouping, transforms, verify, inside, against)
+    question = _question(ctx, method, threshold, options, fmt)
     with ctx.obj.open() as catalog:
+        answers = _answers(catalog)
+        if answers is not None and answers.give(question, sys.stdout):
+            return
         found = find_groups(catalog, method, threshold, options)
     from catalog import listing
 
     table = found.table
     columns = (table.images, table.member, table.starts, table.score)
-    if fmt is Format.json:
-        _print_json(
-            {
-                "method": found.method,
-                "threshold": found.threshold,
-                "grouping": found.grouping,
-                "transforms": found.transforms,
-                "verified": found.verified,
-                "groups": (Encoded(group) for group in listing.all_group_json(*columns, ITEM_SEPARATOR)),
-            }
-        )
-    elif fmt is Format.csv:
-        header = ["group", "score", "path", "size", "width", "height", "modified"]
-        _print_csv(header, listing.group_rows(*columns))
-    else:
-        _print_lines(listing.all_group_lines(*columns))
-        redundant = len(table.member) - len(table)
-        extra = _plural(redundant, "redundant copy", "redundant copies")
-        typer.echo(
-            f"{_plural(len(table), 'group')}, {extra} "
-            f"({found.method}, threshold {found.threshold:g}{', verified' if found.verified else ''}"
-            f"{', with turns and mirrors' if found.transforms else ''}, {_plural(found.images, 'image')})"
-        )
+    with _kept(answers, question) as out:
+        if fmt is Format.json:
+            groups = (Encoded(group) for group in listing.all_group_json(*columns, ITEM_SEPARATOR))
+            _print_json(
+                {
+                    "method": found.method,
+                    "threshold": found.threshold,
+                    "grouping": found.grouping,
+                    "transforms": found.transforms,
+                    "verified": found.verified,
+                    "groups": groups,
+                },
+                out,
+            )
+        elif fmt is Format.csv:
+            header = ["group", "score", "path", "size", "width", "height", "modified"]
+            _print_csv(header, listing.group_rows(*columns), out)
+        else:
+            _print_lines(listing.all_group_lines(*columns), out)
+            redundant = len(table.member) - len(table)
+            extra = _plural(redundant, "redundant copy", "redundant copies")
+            turns = ", with turns and mirrors" if found.transforms else ""
+            typer.echo(
+                f"{_plural(len(table), 'group')}, {extra} "
+                f"({found.method}, threshold {found.threshold:g}{', verified' if found.verified else ''}"
+                f"{turns}, {_plural(found.images, 'image')})",
+                file=out,
+            )
 
 
-def _print_lines(lines: Iterable[str]) -> None:
+def _question(ctx: typer.Context, method: str, threshold: float | None, options: Any, fmt: Format) -> Any:
+    """What a ``dupes`` or ``copies`` answers, as the key of its kept answer (``catalog.answers``), with
+    the arguments that ask it again."""
+    from catalog.answers import Question
+
+    command = ctx.command.name or ""
+    return Question(command, (method, repr(threshold), repr(options), fmt.value), _arguments(ctx))
+
+
+#: The options of ``dupes``, ``copies`` and the main ones whose values are paths.
+_PATH_OPTIONS = {"inside", "against", "cnn_weights"}
+
+
+def _arguments(ctx: typer.Context) -> tuple[str, ...]:
+    """The options this command was given, as arguments that give them again (``--db`` left out), from
+    the parsed values: the main options', then the command's name and its own."""
+
+    def given(context: Any, leave_out: set[str]) -> list[str]:
+        args: list[str] = []
+        for param in context.command.params:
+            value = context.params.get(param.name)
+            if param.name in leave_out or value is None or not param.opts:
+                continue
+            if getattr(param, "is_flag", False) and param.secondary_opts:
+                args.append(param.opts[0] if value else param.secondary_opts[0])
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    args += [param.opts[0], absolute(param.name, str(item))]
+            else:
+                args += [param.opts[0], absolute(param.name, str(value))]
+        return args
+
+    def absolute(name: str, value: str) -> str:  # asked again from another folder
+        return os.path.abspath(os.path.expanduser(value)) if name in _PATH_OPTIONS else value
+
+    main = given(ctx.parent, {"db"}) if ctx.parent is not None else []
+    return (*main, ctx.command.name or "", *given(ctx, set()))
+
+
+def _answers(catalog: Catalog) -> Any:
+    """The catalogue's kept answers at its present change stamp (read before the answer is made)."""
+    from catalog.answers import Answers
+
+    return Answers.of(catalog.url, catalog.changes_stamp())
+
+
+def _kept(answers: Any, question: Any) -> AbstractContextManager[TextIO]:
+    """Standard output, kept as ``question``'s answer once all of it is printed (where answers are
+    kept)."""
+    return nullcontext(sys.stdout) if answers is None else answers.keeping(question, sys.stdout)
+
+
+def _print_lines(lines: Iterable[str], out: TextIO) -> None:
     """Echo ``lines`` in blocks (an echo per line costs more than making the line)."""
     block: list[str] = []
     for line in lines:
         block.append(line)
         if len(block) >= 4096:
-            typer.echo("\n".join(block))
+            typer.echo("\n".join(block), file=out)
             block.clear()
     if block:
-        typer.echo("\n".join(block))
+        typer.echo("\n".join(block), file=out)
 
 
 def _answer_options(
@@ -589,20 +650,25 @@ def copies_command(
     from catalog.groups import copy_counts
 
     options = _answer_options(ctx, grouping, transforms, verify, inside, against)
+    question = _question(ctx, method, threshold, options, fmt)
     with ctx.obj.open() as catalog:
+        answers = _answers(catalog)
+        if answers is not None and answers.give(question, sys.stdout):
+            return
         used_method, used_threshold, counts = copy_counts(catalog, method, threshold, options)
     from catalog import listing
 
     columns = (counts.images, counts.listed, counts.counts)
-    if fmt is Format.json:
-        images = (Encoded(line) for line in listing.all_copies_json(*columns, ITEM_SEPARATOR))
-        _print_json({"method": used_method, "threshold": used_threshold, "images": images})
-    elif fmt is Format.csv:
-        paths = counts.images.path
-        rows = zip([paths[p] for p in counts.listed.tolist()], counts.counts.tolist(), strict=True)
-        _print_csv(["path", "copies"], rows)
-    else:
-        _print_lines(listing.all_copies_lines(*columns))
+    with _kept(answers, question) as out:
+        if fmt is Format.json:
+            images = (Encoded(line) for line in listing.all_copies_json(*columns, ITEM_SEPARATOR))
+            _print_json({"method": used_method, "threshold": used_threshold, "images": images}, out)
+        elif fmt is Format.csv:
+            paths = counts.images.path
+            rows = zip([paths[p] for p in counts.listed.tolist()], counts.counts.tolist(), strict=True)
+            _print_csv(["path", "copies"], rows, out)
+        else:
+            _print_lines(listing.all_copies_lines(*columns), out)
 
 
 @app.command("query")
@@ -1080,10 +1146,11 @@ def marks_command(
         typer.echo(f"{_plural(len(rows), 'mark')}")
 
 
-def _print_json(data: object) -> None:
-    """Write ``data`` as JSON (``_json_chunks``), piece by piece: a list value may be a generator, so
-    that a million images in groups are never all held as dictionaries at once."""
-    out = sys.stdout
+def _print_json(data: object, out: TextIO | None = None) -> None:
+    """Write ``data`` as JSON (``_json_chunks``) to ``out`` (standard output if None), piece by piece:
+    a list value may be a generator, so that a million images in groups are never all held as
+    dictionaries at once."""
+    out = sys.stdout if out is None else out
     pieces: list[str] = []
     for chunk in _json_chunks(data):
         pieces.append(chunk)
@@ -1146,12 +1213,12 @@ ITEM_SEPARATOR = ",\n    "
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def _print_csv(header: list[str], rows: Any) -> None:
+def _print_csv(header: list[str], rows: Any, out: TextIO | None = None) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
-    typer.echo(buffer.getvalue(), nl=False)
+    typer.echo(buffer.getvalue(), nl=False, file=out)
 
 
 def _plural(count: int, noun: str, plural: str | None = None) -> str:

@@ -40,10 +40,12 @@ from sqlalchemy.types import NullType
 
 from catalog.errors import StoreError
 from catalog.models import (
+    CATALOGUE_CHANGES_DDL,
     CHANGE_COUNTER_DDL,
     PATH_PATTERN_DDL,
     UNPAIRED_DDL,
     Base,
+    CatalogueChanges,
     CodePairs,
     Image,
     JournalEntry,
@@ -69,7 +71,7 @@ CREATION_WAIT = 10.0
 
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 #: Values per ``IN (...)`` list: well under every database's limit on bound parameters.
@@ -293,6 +295,8 @@ class Catalog:
             *CHANGE_COUNTER_DDL.get(conn.dialect.name, []),
             *UNPAIRED_DDL.get(conn.dialect.name, []),
             *PATH_PATTERN_DDL.get(conn.dialect.name, []),
+            *CATALOGUE_CHANGES_DDL.get(conn.dialect.name, []),
+            "INSERT INTO catalogue_changes (id, changes) VALUES (1, 0)",
         ]:
             conn.execute(text(statement))
         conn.execute(
@@ -459,6 +463,23 @@ class Catalog:
                 select(MethodRecord.changes, MethodRecord.version).where(MethodRecord.name == method)
             ).first()
         return "-" if row is None else f"{row[0]}@{row[1]}"
+
+    def changes_stamp(self) -> str | None:
+        """Changes whenever anything an answer is made from changes: images, roots, journal entries,
+        marks (``catalogue_changes``) and every method's signatures and version; two rows' worth of
+        reading. None where no triggers keep it (a server catalogue: see ``CatalogueChanges``)."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        with self.session() as s:
+            changes = s.execute(select(CatalogueChanges.changes).where(CatalogueChanges.id == 1)).scalar()
+            methods = s.execute(
+                select(MethodRecord.name, MethodRecord.changes, MethodRecord.version).order_by(
+                    MethodRecord.name
+                )
+            ).all()
+        if changes is None:
+            return None
+        return ";".join([str(changes), *(f"{name}:{n}@{version}" for name, n, version in methods)])
 
     def signature_ids(self, method: str, since: datetime | None = None) -> list[int]:
         """Ids of readable images with a ``method`` signature (written after ``since``, if given)."""

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
+from catalog.answers import Remaking
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import CatalogError
 from catalog.scan import image_suffix
@@ -185,6 +186,7 @@ class Watcher:
         vector_sync_delay: float = VECTOR_SYNC_DELAY,
         cnn: CnnChoice = DEFAULT_CNN,
         listen: bool = False,
+        answers_delay: float = VECTOR_SYNC_DELAY,
     ):
         self.catalog = catalog
         #: Answer ``catalog index PATH`` run meanwhile (``catalog.handoff``): the CLI's watcher does.
@@ -210,6 +212,12 @@ class Watcher:
         self.resync = threading.Event()
         #: When signatures last changed, until the vector indexes are synced (None: in step).
         self.vectors_stale_since: float | None = None
+        #: Kept answers (``catalog.answers``): made again once the catalogue's changes have settled
+        #: (``answers_delay`` seconds after the last change the watcher saw, nothing pending).
+        self.answers_delay = answers_delay
+        self.remaking = Remaking(catalog.url)
+        self._answers_stamp = catalog.changes_stamp()
+        self._answers_changed_at: float | None = None
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -231,10 +239,12 @@ class Watcher:
                 # Pending files: look again every tick. Nothing pending: sleep until an event arrives
                 # or the next scheduled job (idle costs no CPU).
                 now = time.monotonic()
-                busy = self.settler.pending or self.resync.is_set()
+                busy = self.settler.pending or self.resync.is_set() or self.remaking.poll()
                 wake_at = min(next_reconcile, next_summary)
                 if self.vectors_stale_since is not None:
                     wake_at = min(wake_at, self.vectors_stale_since + self.vector_sync_delay)
+                if self._answers_changed_at is not None:
+                    wake_at = min(wake_at, self._answers_changed_at + self.answers_delay)
                 wait = self.tick if busy else wake_at - now
                 self._take_events(max(wait, 0.0))
                 self._check_observer(observer)
@@ -255,7 +265,10 @@ class Watcher:
                 stale = self.vectors_stale_since
                 if stale is not None and not self.settler.pending and now >= stale + self.vector_sync_delay:
                     self._sync_vector_indexes()
+                if not self.settler.pending:
+                    self._keep_answers(time.monotonic())
         finally:
+            self.remaking.stop()
             if listener is not None:
                 listener.close()
             self._stop_observer(observer)
@@ -440,6 +453,22 @@ class Watcher:
         if report.added or report.updated or report.removed or report.moved:
             self.vectors_stale_since = time.monotonic()
         return {**report.as_dict(), "watcher": os.getpid()}
+
+    def _keep_answers(self, now: float) -> None:
+        """Make the kept answers again once the catalogue has stopped changing: a change (the catalogue's
+        stamp moved, by this watcher or any writer) stops a remaking in hand, whose answers would be
+        stale, and starts the wait again."""
+        stamp = self.catalog.changes_stamp()
+        if stamp != self._answers_stamp:
+            self._answers_stamp = stamp
+            self._answers_changed_at = now
+            self.remaking.stop()
+        changed = self._answers_changed_at
+        if changed is not None and now >= changed + self.answers_delay:
+            self._answers_changed_at = None
+            self.remaking.start()
+            if self.remaking.queue or self.remaking.process is not None:
+                log.info("making the kept answers again (%d)", len(self.remaking.queue) + 1)
 
     def _sync_vector_indexes(self) -> None:
         """Bring the HNSW indexes that searches have saved up to date, once changes have settled, so

@@ -38,7 +38,7 @@ def test_models_and_migrations_define_the_same_schema(tmp_path):
     """New catalogues are created from the models, old ones upgraded by the migrations: they must agree."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
-    from sqlalchemy import create_engine, inspect
+    from sqlalchemy import create_engine, inspect, text
 
     from catalog.migrate import upgrade_to_head
     from catalog.models import Base
@@ -61,6 +61,14 @@ def test_models_and_migrations_define_the_same_schema(tmp_path):
                 }
             )
         assert shapes[0] == shapes[1]
+        triggers, rows = [], []
+        for engine in (migrated, created.engine):
+            with engine.connect() as conn:
+                listed = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+                triggers.append(conn.execute(text(listed)).all())
+                rows.append(conn.execute(text("SELECT id, changes FROM catalogue_changes")).all())
+        assert triggers[0] == triggers[1] and len(triggers[0]) > 12
+        assert rows[0] == rows[1] == [(1, 0)]
 
 
 def test_a_reader_waits_for_a_catalogue_being_created(db_path: Path):

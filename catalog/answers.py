@@ -1,0 +1,344 @@
+"""Kept answers: the bytes a ``dupes`` or ``copies`` printed, kept beside the catalogue and given again
+while nothing they were made from has changed.
+
+A million photos' answer takes seconds to make (a million rows read, grouped, 262 MB of JSON written)
+and a fraction of a second to copy. An answer is kept under a key made of:
+- what was asked: the command, method, threshold, options and format (``Question``);
+- the catalogue's change stamp (``Catalog.changes_stamp``): database triggers count every write of
+  images, signatures, roots, journal entries and marks, whoever writes (``index``, ``watch``, the review
+  page, another program), so a kept answer is never older than the catalogue;
+- the code that made it: the package's version and its source files' modification times;
+- the output's encoding.
+
+The stamp is read before the answer is made: a write landing while it is made can only make the
+kept answer look older than it is (and be made again), never newer.
+
+This module owns the folder ``<catalogue>.answers/`` (SQLite catalogues; a server catalogue keeps no
+stamp, see ``catalog.models.CatalogueChanges``): an answer is written to a temporary file as it is
+printed, and renamed to its key's name under the folder's lock only when the whole answer was printed;
+an answer interrupted, or one whose command failed, is never kept. Each keep removes the answers of
+other stamps and all but the ``KEEP`` newest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO, cast
+
+import catalog
+from catalog.config import sqlite_file
+
+log = logging.getLogger("catalog.answers")
+
+#: How many answers a catalogue keeps (of its current stamp; the newest given or made).
+KEEP = 8
+
+
+@dataclass(frozen=True)
+class Question:
+    """What an answer answers: the command and every choice that shapes its output, as text (the key),
+    and the arguments that ask it again (``catalog ARGS``, without ``--db``: see :class:`Remaking`)."""
+
+    command: str
+    choices: tuple[str, ...]
+    args: tuple[str, ...] = field(default=(), compare=False)
+
+
+def folder_of(url: str) -> Path | None:
+    """Where a catalogue's kept answers live: beside a SQLite file; None for a server catalogue."""
+    db_file = sqlite_file(url)
+    return None if db_file is None else db_file.with_name(f"{db_file.name}.answers")
+
+
+def code_stamp() -> str:
+    """The package's version and the newest modification time of its source files: an upgrade or an
+    edit makes every kept answer stale."""
+    newest = 0
+    root = Path(catalog.__file__).parent
+    for folder in (root, *(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))):
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(".py"):
+                    newest = max(newest, entry.stat().st_mtime_ns)
+    return f"{catalog.__version__}:{newest}"
+
+
+class Answers:
+    """The kept answers of one catalogue at one change stamp."""
+
+    def __init__(self, folder: Path, stamp: str):
+        self.folder = folder
+        self.stamp = stamp
+
+    @classmethod
+    def of(cls, url: str, stamp: str | None) -> Answers | None:
+        """The catalogue's kept answers, or None where none are kept (no stamp, or not SQLite)."""
+        folder = folder_of(url)
+        return None if folder is None or stamp is None else cls(folder, stamp)
+
+    def path(self, question: Question, out: TextIO) -> Path:
+        """The file of ``question``'s answer at this stamp, as it would be printed to ``out``."""
+        key = "\0".join(
+            [
+                self.stamp,
+                code_stamp(),
+                question.command,
+                *question.choices,
+                str(getattr(out, "encoding", "")),
+                str(getattr(out, "errors", "")),
+            ]
+        )
+        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        return self.folder / f"{self._prefix}-{question.command}-{digest}.out"
+
+    @property
+    def _prefix(self) -> str:
+        """The start of the names of this stamp's answers."""
+        return hashlib.sha256(self.stamp.encode()).hexdigest()[:12]
+
+    def give(self, question: Question, out: TextIO) -> bool:
+        """Print ``question``'s kept answer to ``out`` and say True, or say False if none is kept."""
+        try:
+            kept = open(self.path(question, out), "rb")  # noqa: SIM115 - closed below
+        except OSError:
+            return False
+        with kept:
+            with suppress(OSError):
+                os.utime(kept.fileno())  # the newest given is the last one pruned
+            out.flush()
+            _copy(kept, out)
+        return True
+
+    @contextmanager
+    def keeping(self, question: Question, out: TextIO) -> Iterator[TextIO]:
+        """A stream that prints to ``out`` and writes the same text to a temporary file, which becomes
+        the kept answer when the block ends without an exception. A disk that refuses the copy costs
+        the copy, never the answer."""
+        target = self.path(question, out)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
+            raw = open(temporary, "wb")  # noqa: SIM115 - closed below
+        except OSError:
+            yield out
+            return
+        tee = _Tee(out, raw)
+        try:
+            yield cast(TextIO, tee)
+            tee.flush()
+        except BaseException:
+            raw.close()
+            temporary.unlink(missing_ok=True)
+            raise
+        raw.close()
+        if tee.failed:
+            temporary.unlink(missing_ok=True)
+            return
+        self._keep(question, temporary, target)
+
+    def _keep(self, question: Question, temporary: Path, target: Path) -> None:
+        from catalog.lock import try_lock
+
+        try:
+            with try_lock(self.folder / "lock") as locked:
+                if not locked:  # another command keeps an answer at this moment: this one is dropped
+                    temporary.unlink(missing_ok=True)
+                    return
+                if question.args:
+                    asked = target.with_suffix(".ask")
+                    asked_temporary = asked.with_name(f"{asked.name}.{uuid.uuid4().hex}.tmp")
+                    asked_temporary.write_text(json.dumps(list(question.args)), "utf-8", "surrogateescape")
+                    os.replace(asked_temporary, asked)
+                os.replace(temporary, target)
+                self._prune(target)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+
+    def _prune(self, kept: Path) -> None:
+        """Remove the answers of other stamps, all of this stamp's but the ``KEEP`` newest, and
+        temporary files no command writes any more (a killed command's); under the folder's lock."""
+        answers: list[tuple[int, Path]] = []
+        kept_ask = kept.with_suffix(".ask")
+        for entry in os.scandir(self.folder):
+            path = Path(entry.path)
+            if entry.name.endswith(".tmp"):
+                if not _being_written(path):
+                    path.unlink(missing_ok=True)
+            elif (
+                entry.name.endswith(".out")
+                and not entry.name.startswith(self._prefix)
+                or entry.name.endswith(".ask")
+                and not path.with_suffix(".out").exists()
+                and path != kept_ask
+            ):
+                path.unlink(missing_ok=True)
+            elif entry.name.endswith(".out") and path != kept:
+                with suppress(OSError):
+                    answers.append((entry.stat().st_mtime_ns, path))
+        answers.sort(reverse=True)
+        for _, path in answers[KEEP - 1 :]:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".ask").unlink(missing_ok=True)
+
+
+def asked(url: str) -> list[list[str]]:
+    """The arguments of every question whose answer a catalogue keeps, newest first (of any stamp: a
+    writer asks them again after a change, see :class:`Remaking`)."""
+    folder = folder_of(url)
+    found: list[tuple[int, list[str]]] = []
+    if folder is None or not folder.is_dir():
+        return []
+    for entry in os.scandir(folder):
+        if entry.name.endswith(".ask") and not entry.name.endswith(".tmp"):
+            with suppress(OSError, ValueError):
+                args = json.loads(Path(entry.path).read_text("utf-8", "surrogateescape"))
+                found.append((entry.stat().st_mtime_ns, [str(a) for a in args]))
+    found.sort(key=lambda item: item[0], reverse=True)
+    unique: list[list[str]] = []
+    for _, args in found:
+        if args not in unique:
+            unique.append(args)
+    return unique[:KEEP]
+
+
+class Remaking:
+    """Asks a catalogue's kept questions again (``catalog --db URL ARGS`` with its output thrown away:
+    the command keeps its own answer), one process at a time, without waiting for them: ``watch`` starts
+    it once its changes have settled, polls it on its ticks, and stops it when something changes again
+    or it stops itself. A question that fails is left for the next change (its error is logged)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.queue: list[list[str]] = []
+        self.process: subprocess.Popen[bytes] | None = None
+        self.args: list[str] = []
+        #: How many answers were made again (for the watcher's log and tests).
+        self.made = 0
+
+    def start(self) -> None:
+        self.stop()
+        self.queue = asked(self.url)
+        self.poll()
+
+    def poll(self) -> bool:
+        """Start the next question once the one in hand is answered; True while any is left."""
+        if self.process is not None:
+            code = self.process.poll()
+            if code is None:
+                return True
+            if code == 0:
+                self.made += 1
+            else:
+                log.warning("asking `catalog %s` again failed (exit code %s)", " ".join(self.args), code)
+            self.process = None
+        if not self.queue:
+            return False
+        self.args = self.queue.pop(0)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "catalog", "--db", self.url, *self.args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return True
+
+    def stop(self) -> None:
+        """Stop the question in hand (its answer is not kept: it ends before it is whole) and the rest."""
+        self.queue = []
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait()
+            self.process = None
+
+
+def _being_written(path: Path) -> bool:
+    """Whether a temporary answer may still be written: one modified in the last hour. (A command that
+    prints for an hour is far past any catalogue this tool answers for; a killed one's file goes.)"""
+    import time
+
+    try:
+        return time.time() - path.stat().st_mtime < 3600
+    except OSError:
+        return False
+
+
+class _Tee(io.TextIOBase):
+    """Text to ``out``, and the same text encoded as ``out`` encodes it to ``raw``."""
+
+    def __init__(self, out: TextIO, raw: io.BufferedWriter):
+        super().__init__()
+        self.out = out
+        self.raw = raw
+        self.encoding_ = getattr(out, "encoding", None) or "utf-8"
+        self.errors_ = getattr(out, "errors", None) or "strict"
+        self.failed = False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.encoding_
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return self.errors_
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        written = self.out.write(text)
+        if not self.failed:
+            try:
+                self.raw.write(text.encode(self.encoding_, self.errors_))
+            except OSError:
+                self.failed = True
+        return written
+
+    def flush(self) -> None:
+        self.out.flush()
+        if not self.failed:
+            try:
+                self.raw.flush()
+            except OSError:
+                self.failed = True
+
+
+def _copy(kept: io.BufferedReader, out: TextIO) -> None:
+    """The kept bytes to ``out``: by ``sendfile`` to a real file or pipe, else through its buffer."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        fd = -1
+    if fd >= 0:
+        size = os.fstat(kept.fileno()).st_size
+        offset = 0
+        try:
+            while offset < size:
+                sent = os.sendfile(fd, kept.fileno(), offset, size - offset)
+                if sent == 0:
+                    break
+                offset += sent
+            return
+        except OSError as exc:
+            if offset or exc.errno not in (22, 38):  # EINVAL / ENOSYS: no sendfile here; else a real error
+                raise
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None:
+        shutil.copyfileobj(kept, buffer, 1 << 20)
+        buffer.flush()
+    else:
+        encoding = getattr(out, "encoding", None) or "utf-8"
+        errors = getattr(out, "errors", None) or "strict"
+        out.write(kept.read().decode(encoding, errors))
+    out.flush()
