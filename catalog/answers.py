@@ -4,9 +4,9 @@ while nothing they were made from has changed.
 A million photos' answer takes seconds to make (a million rows read, grouped, 262 MB of JSON written)
 and a fraction of a second to copy. An answer is kept under a key made of:
 - what was asked: the command, method, threshold, options and format (``Question``);
-- the catalogue's change stamp (``Catalog.changes_stamp``): database triggers count every write of
-  images, signatures, roots, journal entries and marks, whoever writes (``index``, ``watch``, the review
-  page, another program), so a kept answer is never older than the catalogue;
+- the catalogue's change stamp (``Catalog.changes_stamp``): database triggers draw a new random stamp
+  at every write of images, signatures, roots, journal entries and marks, whoever writes (``index``,
+  ``watch``, the review page, another program), so a kept answer is never older than the catalogue;
 - the code that made it: the package's version and its source files' modification times;
 - the output's encoding.
 

@@ -215,31 +215,36 @@ class NotDuplicate(Base):
 
 
 class CatalogueChanges(Base):
-    """One row (id 1) counting every insert, update and delete of images, roots, journal entries and
-    not-duplicate marks; with ``methods.changes`` (the signatures), whatever an answer is made from.
-    Kept by SQLite triggers (``CATALOGUE_CHANGES_DDL``), whoever writes: kept answers (``catalog.answers``)
-    are given again while it stands still. A server catalogue has the table but no triggers: several
-    machines write it at once, and a row every writer updates would make them wait for each other."""
+    """One row (id 1) whose ``stamp`` is drawn anew, at random, at every insert, update and delete of
+    images, signatures, roots, journal entries and not-duplicate marks: whether anything an answer is
+    made from changed. Kept by SQLite triggers
+    (``CATALOGUE_CHANGES_DDL``), whoever writes: kept answers (``catalog.answers``) are given again while
+    it stands still. Random, not a count: a catalogue restored from a backup and changed again would
+    count its way back to a later catalogue's number. A server catalogue has the table but no triggers:
+    several machines write it at once, and a row every writer updates would make them wait for each
+    other."""
 
     __tablename__ = "catalogue_changes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    changes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    stamp: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
-#: The tables whose writes ``catalogue_changes`` counts (signatures are counted per method already).
-COUNTED_TABLES = ("images", "roots", "journal", "not_duplicates")
+#: The tables whose writes move ``catalogue_changes``.
+COUNTED_TABLES = ("images", "signatures", "roots", "journal", "not_duplicates")
 
-#: The triggers that keep ``catalogue_changes`` counting (the same text as migration 0008); its row
-#: is inserted with the schema.
+#: The triggers that keep ``catalogue_changes`` moving, and its row (the same text as migration 0008).
 CATALOGUE_CHANGES_DDL = {
     "sqlite": [
         f"CREATE TRIGGER {table}_{event.lower()}_changed AFTER {event} ON {table} BEGIN "
-        "UPDATE catalogue_changes SET changes = changes + 1 WHERE id = 1; END"
+        "UPDATE catalogue_changes SET stamp = random() WHERE id = 1; END"
         for table in COUNTED_TABLES
         for event in ("INSERT", "UPDATE", "DELETE")
-    ],
+    ]
+    + ["INSERT INTO catalogue_changes (id, stamp) VALUES (1, random())"],
 }
+#: Its row where no triggers move it.
+CATALOGUE_CHANGES_ROW = "INSERT INTO catalogue_changes (id, stamp) VALUES (1, 0)"
 
 
 #: The triggers that keep ``methods.changes`` counting, per database (the same text as migration 0005).

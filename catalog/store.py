@@ -41,6 +41,7 @@ from sqlalchemy.types import NullType
 from catalog.errors import StoreError
 from catalog.models import (
     CATALOGUE_CHANGES_DDL,
+    CATALOGUE_CHANGES_ROW,
     CHANGE_COUNTER_DDL,
     PATH_PATTERN_DDL,
     UNPAIRED_DDL,
@@ -295,8 +296,7 @@ class Catalog:
             *CHANGE_COUNTER_DDL.get(conn.dialect.name, []),
             *UNPAIRED_DDL.get(conn.dialect.name, []),
             *PATH_PATTERN_DDL.get(conn.dialect.name, []),
-            *CATALOGUE_CHANGES_DDL.get(conn.dialect.name, []),
-            "INSERT INTO catalogue_changes (id, changes) VALUES (1, 0)",
+            *CATALOGUE_CHANGES_DDL.get(conn.dialect.name, [CATALOGUE_CHANGES_ROW]),
         ]:
             conn.execute(text(statement))
         conn.execute(
@@ -465,21 +465,20 @@ class Catalog:
         return "-" if row is None else f"{row[0]}@{row[1]}"
 
     def changes_stamp(self) -> str | None:
-        """Changes whenever anything an answer is made from changes: images, roots, journal entries,
-        marks (``catalogue_changes``) and every method's signatures and version; two rows' worth of
-        reading. None where no triggers keep it (a server catalogue: see ``CatalogueChanges``)."""
+        """Changes whenever anything an answer is made from changes: images, signatures, roots, journal
+        entries, marks (``catalogue_changes``, a random stamp drawn at every change) and the methods'
+        versions; a few rows' worth of reading. None where no triggers keep it (a server catalogue: see
+        ``CatalogueChanges``)."""
         if self.engine.dialect.name != "sqlite":
             return None
         with self.session() as s:
-            changes = s.execute(select(CatalogueChanges.changes).where(CatalogueChanges.id == 1)).scalar()
+            changes = s.execute(select(CatalogueChanges.stamp).where(CatalogueChanges.id == 1)).scalar()
             methods = s.execute(
-                select(MethodRecord.name, MethodRecord.changes, MethodRecord.version).order_by(
-                    MethodRecord.name
-                )
+                select(MethodRecord.name, MethodRecord.version).order_by(MethodRecord.name)
             ).all()
         if changes is None:
             return None
-        return ";".join([str(changes), *(f"{name}:{n}@{version}" for name, n, version in methods)])
+        return ";".join([str(changes), *(f"{name}@{version}" for name, version in methods)])
 
     def signature_ids(self, method: str, since: datetime | None = None) -> list[int]:
         """Ids of readable images with a ``method`` signature (written after ``since``, if given)."""

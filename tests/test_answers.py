@@ -116,6 +116,23 @@ def test_any_change_makes_a_new_answer(db_path: Path, library: Path, photo, chan
         assert cli(db_path, "copies", "-f", "json") == copies_before
 
 
+def test_a_catalogue_restored_from_a_backup_never_gives_a_later_answer(db_path: Path, library: Path):
+    """A backup of the catalogue restored, then changed as the lost copy was (one image added): its
+    stamp must not meet the later answer's again. (A counter of changes would: the same number of
+    changes since the backup. The stamp is drawn at random at every change.)"""
+    cli(db_path, "dupes")
+    backup = db_path.with_name("backup.db")
+    shutil.copyfile(db_path, backup)
+    shutil.copyfile(library / "o.jpg", library / "o-third.jpg")
+    cli(db_path, "index", str(library))
+    assert "o-third.jpg" in cli(db_path, "dupes")
+    shutil.copyfile(backup, db_path)  # restored; the photo folder changes another way
+    (library / "o-third.jpg").rename(library / "o-fourth.jpg")
+    cli(db_path, "index", str(library))
+    again = cli(db_path, "dupes")
+    assert "o-fourth.jpg" in again and "o-third.jpg" not in again
+
+
 def test_an_answer_not_printed_whole_is_not_kept(db_path: Path, library: Path):
     """An answer whose printing failed (a closed pipe, Ctrl-C, a full disk) is never kept, and leaves
     no temporary file."""

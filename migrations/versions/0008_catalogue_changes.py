@@ -1,5 +1,6 @@
-"""A counter of the catalogue's changes beside the signatures' (images, roots, journal, marks), kept by
-SQLite triggers: an answer kept from an unchanged catalogue is given again (``catalog.answers``).
+"""A stamp of the catalogue's changes (images, signatures, roots, journal, marks): SQLite triggers draw
+it anew at random at every change, and an answer kept from an unchanged catalogue
+is given again (``catalog.answers``).
 
 Revision ID: 0008
 Revises: 0007
@@ -14,12 +15,12 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-TABLES = ("images", "roots", "journal", "not_duplicates")
+TABLES = ("images", "signatures", "roots", "journal", "not_duplicates")
 
 DDL = {
     "sqlite": [
         f"CREATE TRIGGER {table}_{event.lower()}_changed AFTER {event} ON {table} BEGIN "
-        "UPDATE catalogue_changes SET changes = changes + 1 WHERE id = 1; END"
+        "UPDATE catalogue_changes SET stamp = random() WHERE id = 1; END"
         for table in TABLES
         for event in ("INSERT", "UPDATE", "DELETE")
     ],
@@ -30,9 +31,10 @@ def upgrade() -> None:
     op.create_table(
         "catalogue_changes",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("changes", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("stamp", sa.BigInteger, nullable=False, server_default="0"),
     )
-    op.execute("INSERT INTO catalogue_changes (id, changes) VALUES (1, 0)")
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    op.execute(f"INSERT INTO catalogue_changes (id, stamp) VALUES (1, {'random()' if sqlite else 0})")
     for statement in DDL.get(op.get_bind().dialect.name, []):
         op.execute(statement)
 
