@@ -90,18 +90,14 @@ class Answers:
 
     def path(self, question: Question, out: TextIO) -> Path:
         """The file of ``question``'s answer at this stamp, as it would be printed to ``out``."""
-        key = "\0".join(
-            [
-                self.stamp,
-                code_stamp(),
-                question.command,
-                *question.choices,
-                str(getattr(out, "encoding", "")),
-                str(getattr(out, "errors", "")),
-            ]
-        )
+        key = "\0".join([self.stamp, code_stamp(), _asked_as(question, out)])
         digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
         return self.folder / f"{self._prefix}-{question.command}-{digest}.out"
+
+    def question_path(self, question: Question, out: TextIO) -> Path:
+        """The file that holds how to ask ``question`` again, whatever the stamp (see :func:`asked`)."""
+        digest = hashlib.sha256(_asked_as(question, out).encode("utf-8", "surrogateescape")).hexdigest()
+        return self.folder / f"{question.command}-{digest[:32]}.ask"
 
     @property
     def _prefix(self) -> str:
@@ -117,6 +113,7 @@ class Answers:
         with kept:
             with suppress(OSError):
                 os.utime(kept.fileno())  # the newest given is the last one pruned
+                os.utime(self.question_path(question, out))
             out.flush()
             _copy(kept, out)
         return True
@@ -146,9 +143,9 @@ class Answers:
         if tee.failed:
             temporary.unlink(missing_ok=True)
             return
-        self._keep(question, temporary, target)
+        self._keep(question, temporary, target, self.question_path(question, out))
 
-    def _keep(self, question: Question, temporary: Path, target: Path) -> None:
+    def _keep(self, question: Question, temporary: Path, target: Path, asked: Path) -> None:
         from catalog.lock import try_lock
 
         try:
@@ -157,7 +154,6 @@ class Answers:
                     temporary.unlink(missing_ok=True)
                     return
                 if question.args:
-                    asked = target.with_suffix(".ask")
                     asked_temporary = asked.with_name(f"{asked.name}.{uuid.uuid4().hex}.tmp")
                     asked_temporary.write_text(json.dumps(list(question.args)), "utf-8", "surrogateescape")
                     os.replace(asked_temporary, asked)
@@ -167,35 +163,38 @@ class Answers:
             temporary.unlink(missing_ok=True)
 
     def _prune(self, kept: Path) -> None:
-        """Remove the answers of other stamps, all of this stamp's but the ``KEEP`` newest, and
-        temporary files no command writes any more (a killed command's); under the folder's lock."""
+        """Under the folder's lock, remove: the answers of other stamps; all of this stamp's but the
+        ``KEEP`` newest; all questions but the ``KEEP`` asked last; temporary files no command writes
+        any more (a killed command's)."""
         answers: list[tuple[int, Path]] = []
-        kept_ask = kept.with_suffix(".ask")
+        questions: list[tuple[int, Path]] = []
         for entry in os.scandir(self.folder):
             path = Path(entry.path)
-            if entry.name.endswith(".tmp"):
-                if not _being_written(path):
+            with suppress(OSError):
+                if entry.name.endswith(".tmp"):
+                    if not _being_written(path):
+                        path.unlink(missing_ok=True)
+                elif entry.name.endswith(".out") and not entry.name.startswith(self._prefix):
                     path.unlink(missing_ok=True)
-            elif (
-                entry.name.endswith(".out")
-                and not entry.name.startswith(self._prefix)
-                or entry.name.endswith(".ask")
-                and not path.with_suffix(".out").exists()
-                and path != kept_ask
-            ):
-                path.unlink(missing_ok=True)
-            elif entry.name.endswith(".out") and path != kept:
-                with suppress(OSError):
+                elif entry.name.endswith(".out") and path != kept:
                     answers.append((entry.stat().st_mtime_ns, path))
+                elif entry.name.endswith(".ask"):
+                    questions.append((entry.stat().st_mtime_ns, path))
         answers.sort(reverse=True)
-        for _, path in answers[KEEP - 1 :]:
+        questions.sort(reverse=True)
+        for _, path in [*answers[KEEP - 1 :], *questions[KEEP:]]:
             path.unlink(missing_ok=True)
-            path.with_suffix(".ask").unlink(missing_ok=True)
+
+
+def _asked_as(question: Question, out: TextIO) -> str:
+    """A question as its answer is printed to ``out``: what it asks, and the output's encoding."""
+    encoding = [str(getattr(out, "encoding", "")), str(getattr(out, "errors", ""))]
+    return "\0".join([question.command, *question.choices, *encoding])
 
 
 def asked(url: str) -> list[list[str]]:
-    """The arguments of every question whose answer a catalogue keeps, newest first (of any stamp: a
-    writer asks them again after a change, see :class:`Remaking`)."""
+    """The arguments of the questions whose answers a catalogue keeps (the ``KEEP`` asked last, of any
+    stamp), the last asked first: a writer asks them again after a change (:class:`Remaking`)."""
     folder = folder_of(url)
     found: list[tuple[int, list[str]]] = []
     if folder is None or not folder.is_dir():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from catalog.answers import KEEP, Answers, Question, folder_of
+from catalog.answers import KEEP, Answers, Question, asked, folder_of
 from catalog.cli import app
 from catalog.store import Catalog
 from conftest import wait_until
@@ -152,15 +152,20 @@ def test_an_answer_not_printed_whole_is_not_kept(db_path: Path, library: Path):
     assert list(answers.folder.iterdir()) in ([], [answers.folder / "lock"])
 
 
-def test_answers_are_pruned(db_path: Path, library: Path):
-    """At most ``KEEP`` answers of the present stamp; those of an older stamp go with the next one kept."""
+def test_answers_are_pruned_and_their_questions_remembered(db_path: Path, library: Path):
+    """At most ``KEEP`` answers of the present stamp; those of an older stamp go with the next one kept.
+    The questions stay (the ``KEEP`` asked last), whatever the stamp: ``watch`` asks them again."""
+    url = f"sqlite:///{db_path}"
     for threshold in range(KEEP + 3):
         cli(db_path, "dupes", "-t", str(threshold))
     assert len(kept_files(db_path)) == KEEP
+    last = [["dupes", "--method", "phash", "--threshold", f"{t:.1f}"] for t in range(KEEP + 2, 2, -1)]
+    assert [args[:5] for args in asked(url)] == last
     shutil.copyfile(library / "o.jpg", library / "o-third.jpg")
     cli(db_path, "index", str(library))
-    cli(db_path, "dupes")
+    cli(db_path, "copies")
     assert len(kept_files(db_path)) == 1
+    assert asked(url)[0][0] == "copies" and [args[:5] for args in asked(url)[1:]] == last[:-1]
 
 
 def test_a_kept_answer_through_a_pipe(db_path: Path, library: Path, tmp_path: Path):
