@@ -192,6 +192,20 @@ def _asked_as(question: Question, out: TextIO) -> str:
     return "\0".join([question.command, *question.choices, *encoding])
 
 
+def kept(url: str) -> tuple[int, int]:
+    """How many answers a catalogue keeps (of any stamp, until the next keep prunes them), and their
+    bytes: what ``status`` tells."""
+    folder = folder_of(url)
+    count = size = 0
+    if folder is not None and folder.is_dir():
+        for entry in os.scandir(folder):
+            if entry.name.endswith(".out"):
+                with suppress(OSError):
+                    size += entry.stat().st_size
+                    count += 1
+    return count, size
+
+
 def asked(url: str) -> list[list[str]]:
     """The arguments of the questions whose answers a catalogue keeps (the ``KEEP`` asked last, of any
     stamp), the last asked first: a writer asks them again after a change (:class:`Remaking`)."""

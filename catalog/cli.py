@@ -446,7 +446,9 @@ def watch_command(
 @app.command("status")
 def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.text) -> None:
     """What the catalogue holds: images, methods, roots and files that could not be read."""
+    from catalog.answers import folder_of, kept
     from catalog.lock import current_writer
+    from catalog.text import human_size
 
     with ctx.obj.open() as catalog:
         summary = catalog.summary()
@@ -469,6 +471,8 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
             "journal": catalog.journal_counts(),
             "pairs": catalog.pair_counts(),
         }
+    answers, answer_bytes = kept(data["catalogue"])
+    data["answers"] = {"kept": answers, "bytes": answer_bytes, "folder": str(folder_of(catalog.url) or "")}
     if fmt is ReportFormat.json:
         _print_json(data)
         return
@@ -489,6 +493,9 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
     ]
     typer.echo(f"pairs:     {'; '.join(pairs) or '-'}")
     typer.echo(f"writer:    {data['writer'] or '-'}")
+    held = data["answers"]
+    where = f"{human_size(held['bytes'])} in {held['folder']}"
+    typer.echo(f"answers:   {held['kept']} kept ({where})" if held["kept"] else "answers:   -")
     journal = ", ".join(f"{n} {state}" for state, n in sorted(data["journal"].items())) or "-"
     typer.echo(f"actions:   {journal}; not-duplicate marks: {data['marks']}")
     typer.echo(f"errors:    {len(data['errors'])}")

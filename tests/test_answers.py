@@ -70,6 +70,13 @@ def test_an_unchanged_catalogue_gives_the_kept_answer(db_path: Path, library: Pa
     ):
         assert "KEPT" not in cli(db_path, *args), args
     assert len(kept_files(db_path)) == 8
+    status = json.loads(cli(db_path, "status", "-f", "json"))["answers"]
+    assert status == {
+        "kept": 8,
+        "bytes": sum(p.stat().st_size for p in kept_files(db_path)),
+        "folder": str(folder_of(f"sqlite:///{db_path}")),
+    }
+    assert "answers:   8 kept (" in cli(db_path, "status")
 
 
 @pytest.mark.parametrize("change", ["add", "modify", "move", "remove", "mark", "another program"])
