@@ -38,6 +38,7 @@ from catalog.store import Catalog, ImageInfo
 
 if TYPE_CHECKING:
     from catalog.methods import VectorMethod
+    from catalog.verdicts import KeptVerdicts
 
 GroupingKind = Literal["reference", "components"]
 
@@ -637,6 +638,44 @@ class Verification:
         self.asked = unsure & featured[pairs.left] & featured[pairs.right]
         self.unsure = set(zip(pairs.left[self.asked].tolist(), pairs.right[self.asked].tolist(), strict=True))
         self.verdicts: dict[tuple[int, int], bool] = {}
+        self.left, self.right = pairs.left, pairs.right
+        #: Verdicts of earlier answers (``catalog.verdicts``), read by :meth:`recall`; the content hash
+        #: of each asked class's first image, their key.
+        self.kept: KeptVerdicts | None = None
+        self.hashes: dict[int, str] = {}
+
+    def recall(self) -> np.ndarray:
+        """Take the verdicts kept from earlier answers for the pairs to ask about: per pair, -1 (not
+        known, or not asked), 0 (rejected) or 1 (confirmed). Once; the verifier is then asked only about
+        the others."""
+        known = np.full(len(self.asked), -1, dtype=np.int8)
+        if self.kept is not None:
+            return known
+        from catalog.verdicts import KeptVerdicts
+
+        self.kept = KeptVerdicts.of(self.catalog, self.verifier)
+        asked = np.flatnonzero(self.asked)
+        if not len(asked):
+            return known
+        left, right = self.left[asked], self.right[asked]
+        classes = np.unique(np.concatenate([left, right])).tolist()
+        by_id = self.catalog.content_hashes([self.first[c] for c in classes])
+        self.hashes = {c: by_id[self.first[c]] for c in classes if self.first[c] in by_id}
+        if not self.kept.known:
+            return known
+        for k, a, b in zip(asked.tolist(), left.tolist(), right.tolist(), strict=True):
+            low, high = min(a, b), max(a, b)
+            if high in self.hashes and low in self.hashes:
+                verdict = self.kept.get(self.hashes[high], self.hashes[low])
+                if verdict is not None:
+                    self.verdicts[(low, high)] = verdict
+                    known[k] = verdict
+        return known
+
+    def save(self) -> None:
+        """Keep what the verifier was asked this time, for the next answer."""
+        if self.kept is not None:
+            self.kept.save()
 
     def pending(self) -> int:
         """How many pairs are still to be verified."""
@@ -648,6 +687,8 @@ class Verification:
         """The candidate classes whose pair with ``reference`` is sure or confirmed (``features``: the
         verifier's signatures by image id, when read already)."""
         keys = {n: (min(reference, n), max(reference, n)) for n in candidates}
+        if self.kept is None:
+            self.recall()
         todo = [n for n in candidates if keys[n] in self.unsure and keys[n] not in self.verdicts]
         if todo:
             if features is None:
@@ -658,7 +699,12 @@ class Verification:
                 # symmetric): a verdict never depends on the order in which the loop meets the pairs.
                 low, high = keys[n]
                 a, b = features.get(self.first[high]), features.get(self.first[low])
-                self.verdicts[keys[n]] = a is None or b is None or self.verifier.confirms(a, b)
+                if a is None or b is None:
+                    self.verdicts[keys[n]] = True
+                    continue
+                verdict = self.verdicts[keys[n]] = self.verifier.confirms(a, b)
+                if self.kept is not None and high in self.hashes and low in self.hashes:
+                    self.kept.add(self.hashes[high], self.hashes[low], verdict)
         return [n for n in candidates if keys[n] not in self.unsure or self.verdicts[keys[n]]]
 
     def decide(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -718,6 +764,8 @@ def find_groups(
         verified = verification is not None
         if plain and pairs.count >= COMPILED_FROM:
             table = _plain_groups(catalog, pairs, method, scope, verification, reads.table())
+            if verification is not None:
+                verification.save()
             return Grouping(method.name, threshold, grouping, transforms, verified, table, count)
     if verification is not None and grouping == "components":
         pairs = verification.all(pairs)
@@ -749,6 +797,8 @@ def find_groups(
         elif len(group) > 1 and any(scope.is_inside(m.image.path) for m in group):
             groups.append(group)
     groups.sort(key=lambda g: (-len(g), g[0].image.path))
+    if verification is not None:
+        verification.save()
     return Grouping(method.name, threshold, grouping, transforms, verified, GroupTable.of(groups), count)
 
 
@@ -797,6 +847,11 @@ def _plain_groups(
     starts, targets, scores, pair, slots = reference.neighbours(n, pairs.left, pairs.right, pairs.scores)
     usable = np.ones(len(targets), dtype=bool)
     pending = verification.asked[pair] if verification is not None else np.zeros(len(targets), dtype=bool)
+    if verification is not None:  # verdicts of earlier answers: decided before the first round
+        known = verification.recall()
+        decided = np.flatnonzero(known >= 0)
+        pending[slots[decided]] = False
+        usable[slots[decided[known[decided] == 0]]] = False
     while True:
         refs, bounds, member_classes, member_scores, asked = reference.reference_groups(
             order, starts, targets, scores, usable, pending, eligible, present > 1, best, facts
@@ -1120,6 +1175,7 @@ def copy_counts(
         )
         if verification is not None:
             pairs = verification.all(pairs)
+            verification.save()
         table = reads.table()
     scope = options.scope
     paths = table.path

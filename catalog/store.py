@@ -838,6 +838,17 @@ class Catalog:
                 "images WHERE content_hash IS NOT NULL GROUP BY content_hash HAVING count(*) > 1)",
             )
 
+    def content_hashes(self, ids: Sequence[int]) -> dict[int, str]:
+        """The content hashes of those of ``ids`` that have one, by id."""
+        found: dict[int, str] = {}
+        with self.session() as s:
+            for chunk in chunked(ids):
+                query = select(Image.id, Image.content_hash).where(
+                    Image.id.in_(chunk), Image.content_hash.is_not(None)
+                )
+                found.update({i: h for i, h in s.execute(query) if h is not None})
+        return found
+
     def paths(self) -> dict[int, str]:
         """Path of every readable image, by id."""
         with self.session() as s:

@@ -233,6 +233,17 @@ def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog
     def listed(groups):  # type: ignore[no-untyped-def]
         return [[(m.image.path, m.score) for m in g] for g in groups]
 
+    from catalog.verdicts import KeptVerdicts
+
+    # The verdicts of an answer are kept (by content): the next answer asks the verifier nothing new.
+    kept = KeptVerdicts.of(catalog, get_method("orb"))
+    assert kept.known and all(len(a) == len(b) == 64 for a, b in kept.known)
+    method, _, pairs, verification, _ = matching_pairs(catalog, "cnn", None, Options())
+    assert verification is not None
+    again = _plain_groups(catalog, pairs, method, Scope(), verification)
+    assert listed(again.members()) == listed(found.groups)
+    assert verification.kept is not None and not verification.kept.new and verification.verdicts
+    kept.path.unlink()  # the compiled loop, verifying on its own
     method, _, pairs, verification, _ = matching_pairs(catalog, "cnn", None, Options())
     assert verification is not None and verification.pending() > 0
     compiled = _plain_groups(catalog, pairs, method, Scope(), verification)
@@ -241,12 +252,21 @@ def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog
     method, _, pairs, verification, _ = matching_pairs(catalog, "cnn", None, Options())
     ahead = _plain_groups(catalog, verification.all(pairs), method, Scope())
     assert listed(ahead.members()) == listed(found.groups)
+    verification.save()  # every pair's verdict kept
     unverified = find_groups(catalog, "cnn", 0.80, Options(verify=False))
     assert any(
         m.image.path.endswith(("view-5.jpg", "view-6.jpg", "view-7.jpg"))
         for g in unverified.groups
         for m in g
     )  # what verification is for: the CNN alone puts another view within 0.80
+    # Kept verdicts are what the answer goes by: every one of them turned to "confirmed", the verified
+    # answer is the unverified one.
+    kept = KeptVerdicts.of(catalog, get_method("orb"))
+    assert not all(kept.known.values())
+    kept.new = dict.fromkeys(kept.known, True)
+    kept.path.unlink()
+    kept.save()
+    assert listed(find_groups(catalog, "cnn").groups) == listed(unverified.groups)
 
 
 def test_compare_says_what_dupes_would_say_of_a_turned_copy(pics, photo):

@@ -327,3 +327,24 @@ def test_the_vectorised_keep_order_of_long_lists_is_the_same_order(monkeypatch):
         monkeypatch.setattr(groups, "MANY", 2)
         assert groups.keep_order(images) == plain
         assert groups.first_to_keep(images) == plain[0]
+
+
+def test_kept_verdicts_are_merged_keyed_and_a_damaged_file_is_ignored(tmp_path):
+    """``catalog.verdicts``: two commands' verdicts merge in the file; a verdict is kept one way (the
+    verifier is not symmetric); another verifier version, or a damaged file, starts empty."""
+    from catalog.methods import get_method
+    from catalog.verdicts import KeptVerdicts, verifier_key
+
+    key = verifier_key(get_method("orb"))
+    path = tmp_path / "c.db.orb.verdicts.npz"
+    first, second = KeptVerdicts(path, key), KeptVerdicts(path, key)
+    first.add("a" * 64, "b" * 64, True)
+    second.add("c" * 64, "d" * 64, False)
+    first.save()
+    second.save()
+    kept = KeptVerdicts(path, key)
+    assert kept.known == {("a" * 64, "b" * 64): True, ("c" * 64, "d" * 64): False}
+    assert kept.get("b" * 64, "a" * 64) is None
+    assert KeptVerdicts(path, key + "-other").known == {}
+    path.write_bytes(b"not a zip file")
+    assert KeptVerdicts(path, key).known == {}
