@@ -62,10 +62,11 @@ class KeptVerdicts:
             with np.load(self.path, allow_pickle=False) as data:
                 if str(data["key"]) != self.key:
                     return {}
-                first, second, verdict = data["first"], data["second"], data["verdict"]
+                first, second = data["first"].astype(str).tolist(), data["second"].astype(str).tolist()
+                verdict = data["verdict"].tolist()
         except (OSError, ValueError, KeyError):  # missing, damaged or another kind of file
             return {}
-        return dict(zip(zip(first.tolist(), second.tolist(), strict=True), verdict.tolist(), strict=True))
+        return dict(zip(zip(first, second, strict=True), verdict, strict=True))
 
     def get(self, first: str, second: str) -> bool | None:
         return self.known.get((first, second))
@@ -92,8 +93,8 @@ class KeptVerdicts:
                 np.savez(
                     temporary,
                     key=np.asarray(self.key),
-                    first=np.asarray([k[0] for k, _ in items], dtype="U64"),
-                    second=np.asarray([k[1] for k, _ in items], dtype="U64"),
+                    first=np.asarray([k[0].encode() for k, _ in items], dtype="S64"),  # hex: ASCII
+                    second=np.asarray([k[1].encode() for k, _ in items], dtype="S64"),
                     verdict=np.asarray([v for _, v in items], dtype=bool),
                 )
                 os.replace(temporary, self.path)
