@@ -42,6 +42,9 @@ from catalog.config import sqlite_file
 
 log = logging.getLogger("catalog.answers")
 
+#: How long a remaking process is given to stop on SIGTERM before it is killed (seconds).
+STOP_WAIT = 10.0
+
 #: How many answers a catalogue keeps (of its current stamp; the newest given or made).
 KEEP = 8
 
@@ -271,8 +274,12 @@ class Remaking:
         """Stop the question in hand (its answer is not kept: it ends before it is whole) and the rest."""
         self.queue = []
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait()
+            self.process.terminate()  # the command stops on SIGTERM (see catalog.interrupts)
+            try:
+                self.process.wait(timeout=STOP_WAIT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
             self.process = None
 
 
