@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -240,12 +241,18 @@ class Remaking:
         self.queue: list[list[str]] = []
         self.process: subprocess.Popen[bytes] | None = None
         self.args: list[str] = []
+        self.started = 0.0
+        self.made_before = 0
         #: How many answers were made again (for the watcher's log and tests).
         self.made = 0
 
     def start(self) -> None:
         self.stop()
         self.queue = asked(self.url)
+        self.started = time.monotonic()
+        self.made_before = self.made
+        if self.queue:
+            log.info("making the kept answers again (%d)", len(self.queue))
         self.poll()
 
     def poll(self) -> bool:
@@ -259,6 +266,9 @@ class Remaking:
             else:
                 log.warning("asking `catalog %s` again failed (exit code %s)", " ".join(self.args), code)
             self.process = None
+            if not self.queue:
+                seconds = time.monotonic() - self.started
+                log.info("%d kept answer(s) made again (%.1f s)", self.made - self.made_before, seconds)
         if not self.queue:
             return False
         self.args = self.queue.pop(0)
@@ -286,8 +296,6 @@ class Remaking:
 def _being_written(path: Path) -> bool:
     """Whether a temporary answer may still be written: one modified in the last hour. (A command that
     prints for an hour is far past any catalogue this tool answers for; a killed one's file goes.)"""
-    import time
-
     try:
         return time.time() - path.stat().st_mtime < 3600
     except OSError:

@@ -467,8 +467,6 @@ class Watcher:
         if changed is not None and now >= changed + self.answers_delay:
             self._answers_changed_at = None
             self.remaking.start()
-            if self.remaking.queue or self.remaking.process is not None:
-                log.info("making the kept answers again (%d)", len(self.remaking.queue) + 1)
 
     def _sync_vector_indexes(self) -> None:
         """Bring the HNSW indexes that searches have saved up to date, once changes have settled, so
