@@ -710,14 +710,18 @@ class Verification:
     def decide(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Whether each pair (``left[k]``, ``right[k]``) of classes is kept (verified where asked). The
         features of all of them are read in one go."""
+        if self.kept is None:
+            self.recall()
         by_class: dict[int, list[int]] = {}
-        for a, b in zip(left.tolist(), right.tolist(), strict=True):
-            by_class.setdefault(a, []).append(b)
-        classes = np.unique(np.concatenate([left, right])).tolist()
+        low, high = np.minimum(left, right).tolist(), np.maximum(left, right).tolist()
+        for a, b in zip(low, high, strict=True):
+            if (a, b) in self.unsure and (a, b) not in self.verdicts:  # not known yet: read and ask
+                by_class.setdefault(a, []).append(b)
+        classes = sorted({c for a, others in by_class.items() for c in (a, *others)})
         features = self.catalog.signature_map(self.verifier.name, [self.first[c] for c in classes])
         for a, others in by_class.items():
             self.confirm(a, others, features)
-        keys = zip(np.minimum(left, right).tolist(), np.maximum(left, right).tolist(), strict=True)
+        keys = zip(low, high, strict=True)
         return np.asarray([k not in self.unsure or self.verdicts[k] for k in keys], dtype=bool)
 
     def all(self, pairs: Pairs) -> Pairs:
