@@ -87,6 +87,8 @@ class KeptVerdicts:
             with try_lock(self.path.with_name(self.path.name + ".lock")) as locked:
                 if not locked:
                     return
+                for stale in self.path.parent.glob(f"{self.path.name}.*.tmp.npz"):
+                    stale.unlink(missing_ok=True)  # a killed saver's: saves happen under this lock
                 merged = {**self._read(), **self.new}
                 items = list(merged.items())[-LIMIT:]
                 temporary = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}.tmp.npz")

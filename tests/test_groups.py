@@ -348,3 +348,9 @@ def test_kept_verdicts_are_merged_keyed_and_a_damaged_file_is_ignored(tmp_path):
     assert KeptVerdicts(path, key + "-other").known == {}
     path.write_bytes(b"not a zip file")
     assert KeptVerdicts(path, key).known == {}
+    killed = tmp_path / "c.db.orb.verdicts.npz.0123.tmp.npz"  # a saver killed before its rename
+    killed.write_bytes(b"half")
+    again = KeptVerdicts(path, key)
+    again.add("e" * 64, "f" * 64, True)
+    again.save()
+    assert not killed.exists() and KeptVerdicts(path, key).known == {("e" * 64, "f" * 64): True}
