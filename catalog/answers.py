@@ -243,6 +243,9 @@ class Remaking:
         self.args: list[str] = []
         self.started = 0.0
         self.made_before = 0
+        #: How long the last remaking took (seconds): the whole of it, or as long as it ran before a
+        #: change stopped it, if that was longer.
+        self.took = 0.0
         #: How many answers were made again (for the watcher's log and tests).
         self.made = 0
 
@@ -267,8 +270,8 @@ class Remaking:
                 log.warning("asking `catalog %s` again failed (exit code %s)", " ".join(self.args), code)
             self.process = None
             if not self.queue:
-                seconds = time.monotonic() - self.started
-                log.info("%d kept answer(s) made again (%.1f s)", self.made - self.made_before, seconds)
+                self.took = time.monotonic() - self.started
+                log.info("%d kept answer(s) made again (%.1f s)", self.made - self.made_before, self.took)
         if not self.queue:
             return False
         self.args = self.queue.pop(0)
@@ -284,6 +287,7 @@ class Remaking:
         """Stop the question in hand (its answer is not kept: it ends before it is whole) and the rest."""
         self.queue = []
         if self.process is not None:
+            self.took = max(self.took, time.monotonic() - self.started)
             self.process.terminate()  # the command stops on SIGTERM (see catalog.interrupts)
             try:
                 self.process.wait(timeout=STOP_WAIT)

@@ -51,6 +51,9 @@ TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", "
 BATCH = 2000
 #: Quiet seconds after a change before the HNSW indexes beside the catalogue are brought up to date.
 VECTOR_SYNC_DELAY = 5.0
+#: The catalogue stands still this many times as long as the last remaking of its kept answers took
+#: before they are made again (see ``Watcher.answers_wait``).
+QUIET_TIMES = 3.0
 
 
 def ignored(path: str, roots: Iterable[str]) -> bool:
@@ -213,7 +216,7 @@ class Watcher:
         #: When signatures last changed, until the vector indexes are synced (None: in step).
         self.vectors_stale_since: float | None = None
         #: Kept answers (``catalog.answers``): made again once the catalogue's changes have settled
-        #: (``answers_delay`` seconds after the last change the watcher saw, nothing pending).
+        #: (:meth:`answers_wait` seconds after the last change the watcher saw, nothing pending).
         self.answers_delay = answers_delay
         self.remaking = Remaking(catalog.url)
         self._answers_stamp = catalog.changes_stamp()
@@ -244,7 +247,7 @@ class Watcher:
                 if self.vectors_stale_since is not None:
                     wake_at = min(wake_at, self.vectors_stale_since + self.vector_sync_delay)
                 if self._answers_changed_at is not None:
-                    wake_at = min(wake_at, self._answers_changed_at + self.answers_delay)
+                    wake_at = min(wake_at, self._answers_changed_at + self.answers_wait())
                 wait = self.tick if busy else wake_at - now
                 self._take_events(max(wait, 0.0))
                 self._check_observer(observer)
@@ -454,6 +457,13 @@ class Watcher:
             self.vectors_stale_since = time.monotonic()
         return {**report.as_dict(), "watcher": os.getpid()}
 
+    def answers_wait(self) -> float:
+        """How long the catalogue must stand still before the kept answers are made again:
+        ``answers_delay``, or :data:`QUIET_TIMES` the time the last remaking took, whichever is longer. A
+        library that changes all the time (a file every few seconds) then spends at most a quarter of a
+        core's time on remaking answers that the next change makes stale."""
+        return max(self.answers_delay, QUIET_TIMES * self.remaking.took)
+
     def _keep_answers(self, now: float) -> None:
         """Make the kept answers again once the catalogue has stopped changing: a change (the catalogue's
         stamp moved, by this watcher or any writer) stops a remaking in hand, whose answers would be
@@ -464,7 +474,7 @@ class Watcher:
             self._answers_changed_at = now
             self.remaking.stop()
         changed = self._answers_changed_at
-        if changed is not None and now >= changed + self.answers_delay:
+        if changed is not None and now >= changed + self.answers_wait():
             self._answers_changed_at = None
             self.remaking.start()
 

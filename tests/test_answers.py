@@ -215,12 +215,12 @@ def test_watch_makes_the_kept_answers_again_once_changes_settle(db_path: Path, l
             with Catalog.open(url) as catalog:
                 stamp = catalog.changes_stamp()
             prefix = Answers(Path(), stamp or "")._prefix
-            return (
-                watcher.remaking.made >= 2
-                and sum(p.name.startswith(prefix) for p in kept_files(db_path)) == 2
-            )
+            done = watcher.remaking.made >= 2 and watcher.remaking.took > 0
+            return done and sum(p.name.startswith(prefix) for p in kept_files(db_path)) == 2
 
         assert wait_until(made_again, timeout=60)
+        # The next remaking waits three times as long as this one took (at least the delay).
+        assert watcher.answers_wait() == max(0.2, 3 * watcher.remaking.took)
     tamper(db_path)
     # Asked as watch asked them, from a process of its own (its output's encoding is part of the key).
     again = command(db_path, "dupes")
