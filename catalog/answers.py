@@ -46,6 +46,10 @@ log = logging.getLogger("catalog.answers")
 #: How long a remaking process is given to stop on SIGTERM before it is killed (seconds).
 STOP_WAIT = 10.0
 
+#: The most bytes a catalogue's kept answers take together: 2 GiB, eight of the largest at a million
+#: images (262 MB each); past it the oldest go first.
+KEEP_BYTES = 2 * 1024**3
+
 #: How many answers a catalogue keeps (of its current stamp; the newest given or made).
 KEEP = 8
 
@@ -82,9 +86,11 @@ def code_stamp() -> str:
 class Answers:
     """The kept answers of one catalogue at one change stamp."""
 
-    def __init__(self, folder: Path, stamp: str):
+    def __init__(self, folder: Path, stamp: str, budget: int = KEEP_BYTES):
         self.folder = folder
         self.stamp = stamp
+        #: The most bytes the kept answers take together (the newest is kept whatever its size).
+        self.budget = budget
 
     @classmethod
     def of(cls, url: str, stamp: str | None) -> Answers | None:
@@ -168,9 +174,9 @@ class Answers:
 
     def _prune(self, kept: Path) -> None:
         """Under the folder's lock, remove: the answers of other stamps; all of this stamp's but the
-        ``KEEP`` newest; all questions but the ``KEEP`` asked last; temporary files no command writes
-        any more (a killed command's)."""
-        answers: list[tuple[int, Path]] = []
+        ``KEEP`` newest that fit in the budget with ``kept``; all questions but the ``KEEP`` asked last;
+        temporary files no command writes any more (a killed command's)."""
+        answers: list[tuple[int, int, Path]] = []
         questions: list[tuple[int, Path]] = []
         for entry in os.scandir(self.folder):
             path = Path(entry.path)
@@ -181,12 +187,18 @@ class Answers:
                 elif entry.name.endswith(".out") and not entry.name.startswith(self._prefix):
                     path.unlink(missing_ok=True)
                 elif entry.name.endswith(".out") and path != kept:
-                    answers.append((entry.stat().st_mtime_ns, path))
+                    status = entry.stat()
+                    answers.append((status.st_mtime_ns, status.st_size, path))
                 elif entry.name.endswith(".ask"):
                     questions.append((entry.stat().st_mtime_ns, path))
         answers.sort(reverse=True)
         questions.sort(reverse=True)
-        for _, path in [*answers[KEEP - 1 :], *questions[KEEP:]]:
+        used = kept.stat().st_size
+        for count, (_, size, path) in enumerate(answers, start=1):
+            used += size
+            if count >= KEEP or used > self.budget:
+                path.unlink(missing_ok=True)
+        for _, path in questions[KEEP:]:
             path.unlink(missing_ok=True)
 
 

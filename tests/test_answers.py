@@ -175,6 +175,26 @@ def test_answers_are_pruned_and_their_questions_remembered(db_path: Path, librar
     assert asked(url)[0][0] == "copies" and [args[:5] for args in asked(url)[1:]] == last[:-1]
 
 
+def test_kept_answers_stay_within_their_budget(tmp_path: Path):
+    """Past the budget in bytes the oldest answers go; the newest is kept whatever its size."""
+    answers = Answers(tmp_path / "c.db.answers", "stamp", budget=250)
+    with open(os.devnull, "w") as out:
+        paths = []
+        for n, size in enumerate((100, 100, 100, 400)):
+            question = Question("dupes", (str(n),))
+            with answers.keeping(question, out) as tee:
+                tee.write("x" * size)
+            paths.append(answers.path(question, out))
+            os.utime(paths[-1], ns=(10**18 + n, 10**18 + n))  # distinct ages, oldest first
+            kept = sorted(p.name for p in answers.folder.glob("*.out"))
+            if n < 2:
+                assert kept == sorted(p.name for p in paths)
+            elif n == 2:  # 300 bytes: the oldest goes
+                assert kept == sorted(p.name for p in paths[1:])
+            else:  # the newest alone is over the budget: kept, alone
+                assert kept == [paths[3].name]
+
+
 def test_a_kept_answer_through_a_pipe(db_path: Path, library: Path, tmp_path: Path):
     """The installed command, its output a file: the kept answer is copied by ``sendfile``, the same
     bytes as the answer first printed."""
