@@ -17,11 +17,12 @@ This module owns the folder ``<catalogue>.answers/`` (SQLite catalogues; a serve
 stamp, see ``catalog.models.CatalogueChanges``): an answer is written to a temporary file as it is
 printed, and renamed to its key's name under the folder's lock only when the whole answer was printed;
 an answer interrupted, or one whose command failed, is never kept. Each keep removes the answers of
-other stamps and all but the ``KEEP`` newest.
+other stamps and all but the ``KEEP`` newest within ``KEEP_BYTES``.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -35,6 +36,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TextIO, cast
 
@@ -70,9 +72,10 @@ def folder_of(url: str) -> Path | None:
     return None if db_file is None else db_file.with_name(f"{db_file.name}.answers")
 
 
+@cache
 def code_stamp() -> str:
     """The package's version and the newest modification time of its source files: an upgrade or an
-    edit makes every kept answer stale."""
+    edit makes every kept answer stale. Once per process (a command asks for it to give, then to keep)."""
     newest = 0
     root = Path(catalog.__file__).parent
     for folder in (root, *(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))):
@@ -230,7 +233,7 @@ def asked(url: str) -> list[list[str]]:
     if folder is None or not folder.is_dir():
         return []
     for entry in os.scandir(folder):
-        if entry.name.endswith(".ask") and not entry.name.endswith(".tmp"):
+        if entry.name.endswith(".ask"):
             with suppress(OSError, ValueError):
                 args = json.loads(Path(entry.path).read_text("utf-8", "surrogateescape"))
                 found.append((entry.stat().st_mtime_ns, [str(a) for a in args]))
@@ -375,7 +378,7 @@ def _copy(kept: io.BufferedReader, out: TextIO) -> None:
                 offset += sent
             return
         except OSError as exc:
-            if offset or exc.errno not in (22, 38):  # EINVAL / ENOSYS: no sendfile here; else a real error
+            if offset or exc.errno not in (errno.EINVAL, errno.ENOSYS):  # no sendfile here; else raised
                 raise
     buffer = getattr(out, "buffer", None)
     if buffer is not None:

@@ -644,32 +644,42 @@ class Verification:
         self.kept: KeptVerdicts | None = None
         self.hashes: dict[int, str] = {}
 
-    def recall(self) -> np.ndarray:
-        """Take the verdicts kept from earlier answers for the pairs to ask about: per pair, -1 (not
-        known, or not asked), 0 (rejected) or 1 (confirmed). Once; the verifier is then asked only about
-        the others."""
-        known = np.full(len(self.asked), -1, dtype=np.int8)
+    def recall(self) -> None:
+        """Take the verdicts kept from earlier answers for the pairs to ask about (once): the verifier
+        is then asked only about the others."""
         if self.kept is not None:
-            return known
+            return
         from catalog.verdicts import KeptVerdicts
 
         self.kept = KeptVerdicts.of(self.catalog, self.verifier)
         asked = np.flatnonzero(self.asked)
         if not len(asked):
-            return known
+            return
         left, right = self.left[asked], self.right[asked]
         classes = np.unique(np.concatenate([left, right])).tolist()
         by_id = self.catalog.content_hashes([self.first[c] for c in classes])
         self.hashes = {c: by_id[self.first[c]] for c in classes if self.first[c] in by_id}
         if not self.kept.known:
-            return known
-        for k, a, b in zip(asked.tolist(), left.tolist(), right.tolist(), strict=True):
+            return
+        for a, b in self.unsure:
             low, high = min(a, b), max(a, b)
             if high in self.hashes and low in self.hashes:
                 verdict = self.kept.get(self.hashes[high], self.hashes[low])
                 if verdict is not None:
                     self.verdicts[(low, high)] = verdict
-                    known[k] = verdict
+
+    def known(self) -> np.ndarray:
+        """Per pair: -1 (not decided yet, or not asked about), 0 (rejected) or 1 (confirmed); the kept
+        verdicts recalled first."""
+        self.recall()
+        known = np.full(len(self.asked), -1, dtype=np.int8)
+        asked = np.flatnonzero(self.asked)
+        low = np.minimum(self.left[asked], self.right[asked]).tolist()
+        high = np.maximum(self.left[asked], self.right[asked]).tolist()
+        for k, key in zip(asked.tolist(), zip(low, high, strict=True), strict=True):
+            verdict = self.verdicts.get(key)
+            if verdict is not None:
+                known[k] = verdict
         return known
 
     def save(self) -> None:
@@ -687,8 +697,7 @@ class Verification:
         """The candidate classes whose pair with ``reference`` is sure or confirmed (``features``: the
         verifier's signatures by image id, when read already)."""
         keys = {n: (min(reference, n), max(reference, n)) for n in candidates}
-        if self.kept is None:
-            self.recall()
+        self.recall()
         todo = [n for n in candidates if keys[n] in self.unsure and keys[n] not in self.verdicts]
         if todo:
             if features is None:
@@ -710,8 +719,7 @@ class Verification:
     def decide(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Whether each pair (``left[k]``, ``right[k]``) of classes is kept (verified where asked). The
         features of all of them are read in one go."""
-        if self.kept is None:
-            self.recall()
+        self.recall()
         by_class: dict[int, list[int]] = {}
         low, high = np.minimum(left, right).tolist(), np.maximum(left, right).tolist()
         for a, b in zip(low, high, strict=True):
@@ -852,7 +860,7 @@ def _plain_groups(
     usable = np.ones(len(targets), dtype=bool)
     pending = verification.asked[pair] if verification is not None else np.zeros(len(targets), dtype=bool)
     if verification is not None:  # verdicts of earlier answers: decided before the first round
-        known = verification.recall()
+        known = verification.known()
         decided = np.flatnonzero(known >= 0)
         pending[slots[decided]] = False
         usable[slots[decided[known[decided] == 0]]] = False

@@ -47,9 +47,8 @@ class KeptVerdicts:
     def __init__(self, path: Path, key: str):
         self.path = path
         self.key = key
-        self.known: dict[tuple[str, str], bool] = {}
+        self.known: dict[tuple[str, str], bool] = self._read()
         self.new: dict[tuple[str, str], bool] = {}
-        self.known = self._read()
 
     @classmethod
     def of(cls, catalog: Catalog, verifier: Method) -> KeptVerdicts:
