@@ -98,11 +98,11 @@ def signatures(codes: np.ndarray) -> list[bytes]:
     return [data[k * 64 : (k + 1) * 64] for k in range(len(codes))]
 
 
-def new_images(folder: Path, count: int) -> None:
+def new_images(folder: Path, count: int, seed: int = 7) -> None:
     from PIL import Image, ImageDraw
 
     folder.mkdir(parents=True)
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     for k in range(count):
         img = Image.new("RGB", (320, 240), tuple(int(c) for c in rng.integers(0, 256, 3)))
         draw = ImageDraw.Draw(img)

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cache
@@ -89,17 +89,21 @@ def code_stamp() -> str:
 class Answers:
     """The kept answers of one catalogue at one change stamp."""
 
-    def __init__(self, folder: Path, stamp: str, budget: int = KEEP_BYTES):
+    def __init__(
+        self, folder: Path, stamp: str, budget: int = KEEP_BYTES, mark: tuple[int, int] | None = None
+    ):
         self.folder = folder
         self.stamp = stamp
         #: The most bytes the kept answers take together (the newest is kept whatever its size).
         self.budget = budget
+        #: Where the catalogue's log of changed images stood with this stamp (``catalog.patch``).
+        self.mark = mark
 
     @classmethod
-    def of(cls, url: str, stamp: str | None) -> Answers | None:
+    def of(cls, url: str, stamp: str | None, mark: tuple[int, int] | None = None) -> Answers | None:
         """The catalogue's kept answers, or None where none are kept (no stamp, or not SQLite)."""
         folder = folder_of(url)
-        return None if folder is None or stamp is None else cls(folder, stamp)
+        return None if folder is None or stamp is None else cls(folder, stamp, mark=mark)
 
     def path(self, question: Question, out: TextIO) -> Path:
         """The file of ``question``'s answer at this stamp, as it would be printed to ``out``."""
@@ -156,9 +160,19 @@ class Answers:
         if tee.failed:
             temporary.unlink(missing_ok=True)
             return
-        self._keep(question, temporary, target, self.question_path(question, out))
+        self.keep_file(question, temporary, target, self.question_path(question, out))
 
-    def _keep(self, question: Question, temporary: Path, target: Path, asked: Path) -> None:
+    def keep_file(
+        self,
+        question: Question,
+        temporary: Path,
+        target: Path,
+        asked: Path,
+        then: Callable[[Path], None] | None = None,
+    ) -> None:
+        """Under the folder's lock: ``temporary`` (a whole answer) becomes the answer ``target``, the
+        question is remembered, ``then(target)`` runs, and the folder is pruned; dropped if another
+        command holds the lock."""
         from catalog.lock import try_lock
 
         try:
@@ -171,6 +185,8 @@ class Answers:
                     asked_temporary.write_text(json.dumps(list(question.args)), "utf-8", "surrogateescape")
                     os.replace(asked_temporary, asked)
                 os.replace(temporary, target)
+                if then is not None:
+                    then(target)
                 self._prune(target)
         except OSError:
             temporary.unlink(missing_ok=True)
@@ -203,6 +219,8 @@ class Answers:
                 path.unlink(missing_ok=True)
         for _, path in questions[KEEP:]:
             path.unlink(missing_ok=True)
+            for kind in (".base", ".plan.npz"):  # the layout kept of its answer (catalog.patch)
+                path.with_suffix(kind).unlink(missing_ok=True)
 
 
 def _asked_as(question: Question, out: TextIO) -> str:

@@ -11,7 +11,6 @@ import gc
 import io
 import json
 import os
-import re
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +27,9 @@ from catalog.config import DEFAULT_METHODS, CnnChoice, Settings, sqlite_file
 from catalog.errors import CatalogError, Interrupted, UsageError
 from catalog.interrupts import Interrupts
 from catalog.methods import get_method, method_names, parse_method_list
+from catalog.text import groups_summary
+from catalog.text import json_escaped as _escaped
+from catalog.text import plural as _plural
 
 if TYPE_CHECKING:
     from catalog.pool import EarlyStart
@@ -526,7 +528,14 @@ def dupes_command(
         answers = _answers(catalog)
         if answers is not None and answers.give(question, sys.stdout):
             return
-        found = find_groups(catalog, method, threshold, options)
+        if answers is not None and fmt is not Format.csv:
+            from catalog.patch import bring_up_to_date
+
+            if bring_up_to_date(catalog, answers, question, sys.stdout):
+                return
+        found = find_groups(
+            catalog, method, threshold, options, layout=answers is not None and fmt is not Format.csv
+        )
     from catalog import listing
 
     table = found.table
@@ -550,15 +559,20 @@ def dupes_command(
             _print_csv(header, listing.group_rows(*columns), out)
         else:
             _print_lines(listing.all_group_lines(*columns), out)
-            redundant = len(table.member) - len(table)
-            extra = _plural(redundant, "redundant copy", "redundant copies")
-            turns = ", with turns and mirrors" if found.transforms else ""
-            typer.echo(
-                f"{_plural(len(table), 'group')}, {extra} "
-                f"({found.method}, threshold {found.threshold:g}{', verified' if found.verified else ''}"
-                f"{turns}, {_plural(found.images, 'image')})",
-                file=out,
+            summary = groups_summary(
+                len(table),
+                len(table.member),
+                found.method,
+                found.threshold,
+                found.verified,
+                found.transforms,
+                found.images,
             )
+            typer.echo(summary, file=out)
+    if answers is not None and found.layout is not None:
+        from catalog.patch import keep_layout
+
+        keep_layout(answers, question, sys.stdout, found, fmt.value)
 
 
 def _question(ctx: typer.Context, method: str, threshold: float | None, options: Any, fmt: Format) -> Any:
@@ -604,7 +618,8 @@ def _answers(catalog: Catalog) -> Any:
     """The catalogue's kept answers at its present change stamp (read before the answer is made)."""
     from catalog.answers import Answers
 
-    return Answers.of(catalog.url, catalog.changes_stamp())
+    stamp = catalog.changes_stamp()
+    return Answers.of(catalog.url, stamp, catalog.change_mark() if stamp is not None else None)
 
 
 def _kept(answers: Any, question: Any) -> AbstractContextManager[TextIO]:
@@ -1169,21 +1184,6 @@ def _print_json(data: object, out: TextIO | None = None) -> None:
     out.flush()
 
 
-def _escaped(text: str) -> str:
-    """A file name that is not UTF-8 holds lone surrogates (PEP 383): written as \\udcXX escapes, the
-    JSON stays valid UTF-8, and json.loads + os.fsencode give back the name's bytes."""
-    if text.isascii():
-        return text
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return text
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _json_chunks(data: object) -> Iterator[str]:
     """JSON a person can read and a machine can parse fast: an object's keys one per line, each item of
     a list value (or of a generator) on a line of its own. Every value goes through the C encoder
@@ -1226,11 +1226,6 @@ def _print_csv(header: list[str], rows: Any, out: TextIO | None = None) -> None:
     writer.writerow(header)
     writer.writerows(rows)
     typer.echo(buffer.getvalue(), nl=False, file=out)
-
-
-def _plural(count: int, noun: str, plural: str | None = None) -> str:
-    """``1 group``, ``2 groups``, ``1 copy``, ``0 copies`` (thousands separated)."""
-    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 @contextmanager

@@ -95,11 +95,63 @@ class Grouping:
     verified: bool  # pairs below the method's verify_above were verified by local features
     table: GroupTable  # two or more images each, the reference first; largest group first
     images: int  # how many images were compared
+    layout: Layout | None = None  # where the pairs lie, when asked for and the answer allows it
 
     @cached_property
     def groups(self) -> list[list[Member]]:
         """:attr:`table` as lists of :class:`Member`."""
         return self.table.members()
+
+
+@dataclass(eq=False)
+class Layout:
+    """Where a hash method's pairs lie, for bringing an answer up to date (``catalog.patch``): every
+    image compared (sorted ids), its upright code, and the component of its class in the graph of
+    pairs (-1 for an image alone: no pair, no identical code). Reference groups never reach across
+    components, so an answer changes only in the components that changed images touch."""
+
+    image_ids: np.ndarray
+    codes: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def of(cls, pairs: Pairs) -> Layout:
+        assert pairs.codes is not None
+        labels = component_labels(pairs.count, pairs.left, pairs.right)
+        sizes = np.bincount(pairs.class_of, minlength=pairs.count)
+        linked = np.zeros(pairs.count, dtype=bool)
+        linked[pairs.left] = True
+        linked[pairs.right] = True
+        labels[(sizes < 2) & ~linked] = -1
+        order = np.argsort(pairs.image_ids, kind="stable")
+        owner = pairs.class_of[order]
+        return cls(pairs.image_ids[order], pairs.codes[owner], labels[owner])
+
+
+#: From this many pairs on, components are found by compiled code (:func:`catalog.reference.components`).
+COMPILED_COMPONENTS_FROM = 200_000
+
+
+def component_labels(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The component of each of ``n`` nodes joined by the edges (left[k], right[k]): the smallest node
+    of each, as int64 (union-find; compiled for many edges)."""
+    if len(left) >= COMPILED_COMPONENTS_FROM:
+        from catalog import reference
+
+        return reference.components(n, left.astype(np.int64), right.astype(np.int64))
+    parent = list(range(n))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.fromiter((root(x) for x in range(n)), dtype=np.int64, count=n)
 
 
 @dataclass(frozen=True)
@@ -308,6 +360,8 @@ class Pairs:
     right: np.ndarray
     scores: np.ndarray
     identical: float  # the score of identical signatures (0 for distances, 1 for similarities)
+    #: Each class's upright code, where the pairs are a hash method's stored ones (``catalog.patch``).
+    codes: np.ndarray | None = None
 
     @classmethod
     def of(
@@ -339,6 +393,7 @@ class Pairs:
             self.right[keep],
             self.scores[keep],
             self.identical,
+            self.codes,
         )
 
 
@@ -374,9 +429,9 @@ def near_pairs(
     if method.kind == "bits" and not transforms:
         stored = stored_pairs(catalog, method, threshold)
         if stored is not None:
-            image_ids, inverse, left, right, distances = stored
+            image_ids, inverse, left, right, distances, codes = stored
             count = int(inverse.max()) + 1 if len(inverse) else 0
-            return Pairs(image_ids, inverse, count, left, right, distances.astype(np.float32), 0.0)
+            return Pairs(image_ids, inverse, count, left, right, distances.astype(np.float32), 0.0, codes)
     ids, values = catalog.signatures(method.name)
     if method.kind == "key":
         empty = np.zeros(0, dtype=np.int64)
@@ -763,9 +818,11 @@ def find_groups(
     method_name: str,
     threshold: float | None = None,
     options: Options = Options(),  # noqa: B008 - frozen, never changed
+    layout: bool = False,
 ) -> Grouping:
     """Groups of two or more duplicates, each its reference first, largest group first; only the
-    images that have a match are loaded."""
+    images that have a match are loaded. ``layout``: also say where each image's pairs lie
+    (:class:`Layout`, for ``catalog.patch``) when the answer can be brought up to date later."""
     grouping, scope = options.grouping, options.scope
     plain = grouping == "reference" and not scope.against and not catalog.marks()
     with EarlyReads(catalog, background=plain) as reads:  # the table is read while pairs are found
@@ -774,11 +831,42 @@ def find_groups(
         )
         count = len(pairs.image_ids)
         verified = verification is not None
+        laid = (
+            Layout.of(pairs)
+            if layout and plain and not scope.inside and not verified and pairs.codes is not None
+            else None
+        )
         if plain and pairs.count >= COMPILED_FROM:
             table = _plain_groups(catalog, pairs, method, scope, verification, reads.table())
             if verification is not None:
                 verification.save()
-            return Grouping(method.name, threshold, grouping, transforms, verified, table, count)
+            return Grouping(method.name, threshold, grouping, transforms, verified, table, count, laid)
+    table = _python_groups(catalog, pairs, method, grouping, scope, verification)
+    if verification is not None:
+        verification.save()
+    return Grouping(method.name, threshold, grouping, transforms, verified, table, count, laid)
+
+
+def regroup(catalog: Catalog, pairs: Pairs, method: Method) -> GroupTable:
+    """The reference groups of ``pairs`` (some of the catalogue's images, with every pair they have),
+    as :func:`find_groups` makes them with plain options: no marks, folders or verification."""
+    if pairs.count >= COMPILED_FROM:
+        return _plain_groups(
+            catalog, pairs, method, Scope(), None, catalog.image_table(pairs.image_ids.tolist())
+        )
+    return _python_groups(catalog, pairs, method, "reference", Scope(), None)
+
+
+def _python_groups(
+    catalog: Catalog,
+    pairs: Pairs,
+    method: Method,
+    grouping: GroupingKind,
+    scope: Scope,
+    verification: Verification | None,
+) -> GroupTable:
+    """The groups as the Python loop makes them (marks, reference folders, components, or too few
+    images for the compiled loop to pay)."""
     if verification is not None and grouping == "components":
         pairs = verification.all(pairs)
     classes = pairs.classes
@@ -809,9 +897,7 @@ def find_groups(
         elif len(group) > 1 and any(scope.is_inside(m.image.path) for m in group):
             groups.append(group)
     groups.sort(key=lambda g: (-len(g), g[0].image.path))
-    if verification is not None:
-        verification.save()
-    return Grouping(method.name, threshold, grouping, transforms, verified, GroupTable.of(groups), count)
+    return GroupTable.of(groups)
 
 
 def _plain_groups(

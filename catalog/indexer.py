@@ -167,12 +167,19 @@ def index(
     return report
 
 
+#: Rows of the log of changed images each run leaves (``Catalog.prune_changes``): a kept answer made
+#: before more changes than that is made again rather than brought up to date (``catalog.patch``).
+KEEP_CHANGES = 200_000
+
+
 def _store_pairs(
     catalog: Catalog, report: IndexReport, cancel: threading.Event | None, cnn: CnnChoice
 ) -> None:
-    """Store the near pairs of the codes this run (or an interrupted one before it) added."""
+    """Store the near pairs of the codes this run (or an interrupted one before it) added; drop the
+    oldest rows of the log of changed images (``catalog.patch``)."""
     for name in report.methods:
         report.paired += pairs.refresh(catalog, get_method(name, cnn), cancel)
+    catalog.prune_changes(KEEP_CHANGES)
 
 
 def _images(n: int) -> str:

@@ -230,6 +230,34 @@ class CatalogueChanges(Base):
     stamp: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
+class ImageChange(Base):
+    """The id of an image whose row or signatures were written (inserted, updated, deleted), in order
+    (``seq``, never reused), with a random ``token``: a kept answer made at ``seq`` is brought up to
+    date from the rows after it (``catalog.patch``), if the row at ``seq`` still holds its token (a
+    catalogue restored from a backup and changed again reuses the numbers, not the tokens). Kept by
+    SQLite triggers (``IMAGE_CHANGES_DDL``); the writers drop all but the newest ``KEEP_CHANGES``
+    rows (``Catalog.prune_changes``). A server catalogue has the table, no triggers and no rows (it
+    keeps no answers)."""
+
+    __tablename__ = "image_changes"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_id: Mapped[int] = mapped_column(Integer)
+    token: Mapped[int] = mapped_column(BigInteger)
+
+
+#: The triggers that fill ``image_changes`` (the same text as migration 0009).
+IMAGE_CHANGES_DDL = {
+    "sqlite": [
+        f"CREATE TRIGGER {table}_{event.lower()}_logged AFTER {event} ON {table} BEGIN "
+        f"INSERT INTO image_changes (image_id, token) VALUES ({row}.{column}, random()); END"
+        for table, column in (("images", "id"), ("signatures", "image_id"))
+        for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
+    ],
+}
+
+
 #: The tables whose writes move ``catalogue_changes``.
 COUNTED_TABLES = ("images", "signatures", "roots", "journal", "not_duplicates")
 

@@ -447,10 +447,10 @@ def stored_pairs(
     catalog: Catalog,
     method: Method,
     threshold: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """(image ids, class of each image, left classes, right classes, distances) of every pair within
-    ``threshold`` among the classes of identical upright codes, from the stored rows plus a search of
-    the pending codes; None when the stored pairs do not cover the question."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(image ids, class of each image, left classes, right classes, distances, each class's code) of
+    every pair within ``threshold`` among the classes of identical upright codes, from the stored rows
+    plus a search of the pending codes; None when the stored pairs do not cover the question."""
     limit = stored_threshold(method)
     if limit is None or threshold > limit or catalog.pairs_key(method.name) != pairs_key(method):
         return None
@@ -498,8 +498,8 @@ def stored_pairs(
             found_s.append(d)
     if not found_l:
         empty = np.zeros(0, dtype=kind)
-        return ids, inverse, empty, empty, np.zeros(0, dtype=np.uint8)
+        return ids, inverse, empty, empty, np.zeros(0, dtype=np.uint8), unique
     left, right = np.concatenate(found_l), np.concatenate(found_r)
     del found_l, found_r
     low, high = np.minimum(left, right), np.maximum(left, right)
-    return ids, inverse, low, high, np.concatenate(found_s)
+    return ids, inverse, low, high, np.concatenate(found_s), unique

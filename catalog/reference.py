@@ -301,3 +301,26 @@ def stored_class_pairs(
                     kept += 1
             k += 1
     return low[:kept], high[:kept], found[:kept]
+
+
+@njit(cache=True, nogil=True)
+def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The component of each of ``n`` nodes joined by the edges (left[k], right[k]): its smallest node
+    (union-find with path halving), as :func:`catalog.groups.component_labels`."""
+    parent = np.arange(n)
+    for k in range(len(left)):
+        a = left[k]
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        b = right[k]
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        if a < b:
+            parent[b] = a
+        elif b < a:
+            parent[a] = b
+    for x in range(n):
+        parent[x] = parent[parent[x]]
+    return parent

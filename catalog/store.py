@@ -43,12 +43,14 @@ from catalog.models import (
     CATALOGUE_CHANGES_DDL,
     CATALOGUE_CHANGES_ROW,
     CHANGE_COUNTER_DDL,
+    IMAGE_CHANGES_DDL,
     PATH_PATTERN_DDL,
     UNPAIRED_DDL,
     Base,
     CatalogueChanges,
     CodePairs,
     Image,
+    ImageChange,
     JournalEntry,
     MethodRecord,
     NotDuplicate,
@@ -72,7 +74,7 @@ CREATION_WAIT = 10.0
 
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 
 #: Values per ``IN (...)`` list: well under every database's limit on bound parameters.
@@ -297,6 +299,7 @@ class Catalog:
             *UNPAIRED_DDL.get(conn.dialect.name, []),
             *PATH_PATTERN_DDL.get(conn.dialect.name, []),
             *CATALOGUE_CHANGES_DDL.get(conn.dialect.name, [CATALOGUE_CHANGES_ROW]),
+            *IMAGE_CHANGES_DDL.get(conn.dialect.name, []),
         ]:
             conn.execute(text(statement))
         conn.execute(
@@ -548,20 +551,29 @@ class Catalog:
         with self.session() as s:
             return int(s.scalar(select(func.max(Image.id))) or 0)
 
-    def image_table(self) -> ImageTable:
-        """Every readable image as columns, in path order (code point order, as Python sorts)."""
+    def image_table(self, ids: Sequence[int] | None = None) -> ImageTable:
+        """Every readable image as columns (or those of ``ids``), in path order (code point order, as
+        Python sorts)."""
         from catalog.columns import ImageTable
 
         flags = "CASE WHEN {0} IS NULL THEN -1 WHEN {0} THEN 1 ELSE 0 END"
+        sql = (
+            "SELECT id, path, size, coalesce(width, -1), coalesce(height, -1), format, content_hash, "
+            "mtime_ns, coalesce(content_width, -1), coalesce(content_height, -1), taken, camera_make, "
+            f"camera_model, {flags.format('has_gps')}, {flags.format('has_exif')} FROM images "
+            "WHERE error IS NULL"
+        )
         with self.session() as s:
-            byte_order = ' COLLATE "C"' if s.get_bind().dialect.name == "postgresql" else ""
-            rows = _raw(
-                s,
-                "SELECT id, path, size, coalesce(width, -1), coalesce(height, -1), format, content_hash, "
-                "mtime_ns, coalesce(content_width, -1), coalesce(content_height, -1), taken, camera_make, "
-                f"camera_model, {flags.format('has_gps')}, {flags.format('has_exif')} FROM images "
-                f"WHERE error IS NULL ORDER BY path{byte_order}",
-            )
+            if ids is not None:
+                rows = []
+                for chunk in chunked(sorted(ids)):
+                    rows.extend(
+                        _raw(s, sql + " AND id IN ({})".format(", ".join(["{}"] * len(chunk))), *chunk)
+                    )
+                rows.sort(key=itemgetter(1))
+            else:
+                byte_order = ' COLLATE "C"' if s.get_bind().dialect.name == "postgresql" else ""
+                rows = _raw(s, f"{sql} ORDER BY path{byte_order}")
         # UTF-8 byte order is code point order; names that are not UTF-8 are stored with private-use
         # characters and read back with lone surrogates, which sort elsewhere.
         mapped = False
@@ -570,6 +582,54 @@ class Catalog:
                 rows[k] = (row[0], path, *row[2:])
                 mapped = True
         return ImageTable.from_rows(rows, in_path_order=not mapped)
+
+    # -- the log of changed images (catalog.patch) ------------------------------------------------
+
+    def change_mark(self) -> tuple[int, int] | None:
+        """(seq, token) of the newest row of ``image_changes``: where the log stands. None when it has
+        no row (a catalogue that never held an image, or a server catalogue: no triggers fill it)."""
+        with self.session() as s:
+            row = s.execute(
+                select(ImageChange.seq, ImageChange.token).order_by(ImageChange.seq.desc()).limit(1)
+            ).first()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def changed_since(self, mark: tuple[int, int], limit: int) -> list[int] | None:
+        """The ids of the images changed after ``mark`` (each once; deleted ones too). None when the log
+        cannot tell: its row at ``mark`` is gone (dropped, or a catalogue restored from a backup) or
+        more than ``limit`` rows follow it."""
+        seq, token = mark
+        with self.session() as s:
+            if s.scalar(select(ImageChange.token).where(ImageChange.seq == seq)) != token:
+                return None
+            rows = _raw(s, "SELECT image_id FROM image_changes WHERE seq > {} LIMIT {}", seq, limit + 1)
+        if len(rows) > limit:
+            return None
+        return sorted({row[0] for row in rows})
+
+    def prune_changes(self, keep: int) -> None:
+        """Drop all but the newest ``keep`` rows of the log of changed images."""
+        with self.session() as s:
+            top = s.scalar(select(func.max(ImageChange.seq)))
+            if top is not None and top > keep:
+                s.execute(delete(ImageChange).where(ImageChange.seq <= top - keep))
+
+    def codes_of(self, method: str, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(image ids, first 64-bit code) of those of ``ids`` that have a ``method`` signature."""
+        import numpy as np
+
+        rows: list[tuple] = []  # type: ignore[type-arg]
+        with self.session() as s:
+            for chunk in chunked(sorted(ids)):
+                marks = ", ".join(["{}"] * len(chunk))
+                sql = (
+                    "SELECT image_id, substr(value, 1, 8) FROM signatures "
+                    f"WHERE method = {{}} AND image_id IN ({marks})"
+                )
+                rows.extend(_raw(s, sql, method, *chunk))
+        found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=">u8").astype(np.uint64)
+        return found, codes
 
     # -- near pairs kept at indexing time (catalog.pairs) ----------------------------------------
 

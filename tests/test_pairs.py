@@ -159,7 +159,7 @@ def test_readers_search_pending_codes_and_an_old_catalogue_gets_its_pairs_on_the
             conn.execute("DELETE FROM code_pairs WHERE seq > ?", (int(np.median(seqs)),))
         part = stored_pairs(catalog, method, 6)
         assert part is not None
-        ids, inverse, left, right, distances = part
+        ids, inverse, left, right, distances, _ = part
         searched = {(int(a), int(b)) for a, b in zip(full.left, full.right, strict=True)}
         # Class numbers are those of np.unique over the codes, as in the full search.
         assert {(int(a), int(b)) for a, b in zip(left, right, strict=True)} == searched

@@ -1,0 +1,187 @@
+"""Kept answers brought up to date (``catalog.patch``): after a change, ``dupes`` makes its answer from
+the last one kept and the images changed since, and that answer is the one a whole ``dupes`` makes,
+byte for byte, after every kind of change; what it cannot follow is made whole."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from catalog.answers import folder_of
+from catalog.cli import app
+from catalog.store import Catalog
+from conftest import SHARED_DATA
+
+runner = CliRunner()
+
+
+def cli(db: Path, *args: str) -> str:
+    result = runner.invoke(app, ["--db", str(db), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def made_whole(db: Path, fmt: str) -> str:
+    """The answer ``dupes`` makes from every image (the kept answers set aside meanwhile)."""
+    folder = folder_of(f"sqlite:///{db}")
+    assert folder is not None
+    aside = folder.with_name(folder.name + ".aside")
+    if folder.exists():
+        folder.rename(aside)
+    try:
+        return cli(db, "dupes", "-f", fmt)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if aside.exists():
+            aside.rename(folder)
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """40 UKBench photos (10 scenes of 4 shots, which phash does not group) and 20 Fruits-360 photos
+    (groups of 2-4 at phash's threshold), with a copy."""
+    root = tmp_path / "library"
+    root.mkdir()
+    for name in sorted(p.name for p in (SHARED_DATA / "ukbench-500").glob("*.jpg"))[:40]:
+        shutil.copyfile(SHARED_DATA / "ukbench-500" / name, root / name)
+    for name in sorted(p.name for p in (SHARED_DATA / "fruits360-96").glob("*.jpg"))[:20]:
+        shutil.copyfile(SHARED_DATA / "fruits360-96" / name, root / f"fruit-{name}")
+    Image.open(root / "ukbench00004.jpg").resize((200, 150)).save(root / "small-copy.jpg", quality=70)
+    return root
+
+
+def changes(root: Path) -> list[tuple[str, object]]:
+    """Each kind of change a library sees, one per step."""
+
+    def add_copies() -> None:
+        for k, name in enumerate(["ukbench00001.jpg", "fruit-000.jpg", "fruit-008.jpg"]):
+            if (root / name).exists():
+                Image.open(root / name).resize((240, 180)).save(root / f"new-copy-{k}.jpg", quality=60)
+        shutil.copyfile(root / "ukbench00020.jpg", root / "exact copy é.jpg")
+
+    def modify() -> None:  # a photo edited into another picture
+        Image.open(root / "ukbench00008.jpg").rotate(90).save(root / "small-copy.jpg", quality=80)
+        Image.open(root / "fruit-001.jpg").rotate(90).save(root / "fruit-001.jpg", quality=80)
+
+    def move() -> None:
+        (root / "moved").mkdir()
+        os.rename(root / "ukbench00002.jpg", root / "moved" / "a.jpg")
+        os.rename(root / "fruit-004.jpg", root / "zz-last.jpg")  # a reference moves to the end
+
+    def remove() -> None:
+        (root / "ukbench00005.jpg").unlink()
+        (root / "new-copy-1.jpg").unlink()
+        (root / "fruit-005.jpg").unlink()
+
+    def join_two() -> None:  # one picture between two scenes' copies: their components join
+        a = Image.open(root / "fruit-012.jpg")
+        b = Image.open(root / "fruit-014.jpg").resize(a.size)
+        Image.blend(a, b, 0.5).save(root / "between.jpg", quality=90)
+
+    def unreadable() -> None:
+        (root / "fruit-013.jpg").write_bytes(b"not a picture any more")
+
+    return [
+        ("add", add_copies),
+        ("modify", modify),
+        ("move", move),
+        ("remove", remove),
+        ("join", join_two),
+        ("unreadable", unreadable),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_an_answer_brought_up_to_date_is_the_answer_made(
+    db_path: Path, library: Path, fmt: str, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG, logger="catalog.patch")
+    cli(db_path, "index", str(library), "--methods", "phash")
+    first = cli(db_path, "dupes", "-f", fmt)
+    assert first == made_whole(db_path, fmt)
+    for name, change in changes(library):
+        change()  # type: ignore[operator]
+        cli(db_path, "index", str(library), "--methods", "phash")
+        caplog.clear()
+        answer = cli(db_path, "dupes", "-f", fmt)
+        assert any("brought up to date" in r.message for r in caplog.records), name
+        assert answer == made_whole(db_path, fmt), name
+        assert cli(db_path, "dupes", "-f", fmt) == answer  # and kept
+    assert answer != first
+
+
+def test_the_groups_of_untouched_components_come_from_the_last_answer(db_path: Path, library: Path):
+    cli(db_path, "index", str(library), "--methods", "phash")
+    groups = json.loads(cli(db_path, "dupes", "-f", "json"))["groups"]
+    folder = folder_of(f"sqlite:///{db_path}")
+    assert folder is not None
+    [base] = folder.glob("*.base")
+    data = base.read_bytes()
+    [name] = [Path(g["reference"]).name for g in groups if "fruit-016" in g["reference"]]
+    untouched = b'"reference": "' + str(library / name).encode()
+    assert untouched in data
+    # The same number of bytes (the layout checks the file's size), marked.
+    base.write_bytes(data.replace(untouched, untouched.replace(b"fruit", b"FRUIT")))
+    shutil.copyfile(
+        SHARED_DATA / "photos" / sorted(os.listdir(SHARED_DATA / "photos"))[0], library / "new.jpg"
+    )
+    Image.open(library / "ukbench00001.jpg").save(library / "another.jpg", quality=50)
+    cli(db_path, "index", str(library), "--methods", "phash")
+    answer = cli(db_path, "dupes", "-f", "json")
+    assert name.replace("fruit", "FRUIT") in answer  # copied from the last answer
+    assert str(library / "another.jpg") in answer  # the new copy's group made
+
+
+def test_what_the_log_cannot_follow_is_made_whole(
+    db_path: Path, library: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG, logger="catalog.patch")
+    cli(db_path, "index", str(library), "--methods", "phash")
+    backup = db_path.with_name("backup.db")
+    shutil.copyfile(db_path, backup)
+    cli(db_path, "dupes", "-f", "json")
+
+    # The log dropped past the answer's mark.
+    Image.open(library / "ukbench00001.jpg").save(library / "c1.jpg", quality=50)
+    cli(db_path, "index", str(library), "--methods", "phash")
+    with Catalog.open(f"sqlite:///{db_path}") as catalog:
+        catalog.prune_changes(0)
+    caplog.clear()
+    assert cli(db_path, "dupes", "-f", "json") == made_whole(db_path, "json")
+    assert not any("brought up to date" in r.message for r in caplog.records)
+
+    # The catalogue restored from a backup older than the answer, then changed as much again: its log
+    # reaches the answer's number again, with other rows.
+    shutil.copyfile(db_path, backup)
+    Image.open(library / "ukbench00001.jpg").save(library / "c3.jpg", quality=45)
+    cli(db_path, "index", str(library), "--methods", "phash")
+    cli(db_path, "dupes", "-f", "json")
+    with Catalog.open(f"sqlite:///{db_path}") as catalog:
+        mark = catalog.change_mark()
+    shutil.copyfile(backup, db_path)
+    for k in range(3):
+        Image.open(library / "fruit-000.jpg").save(library / f"f{k}.jpg", quality=40 + k)
+    cli(db_path, "index", str(library), "--methods", "phash")
+    with Catalog.open(f"sqlite:///{db_path}") as catalog:
+        restored = catalog.change_mark()
+    assert mark is not None and restored is not None and restored[0] > mark[0]
+    caplog.clear()
+    assert cli(db_path, "dupes", "-f", "json") == made_whole(db_path, "json")
+    assert not any("brought up to date" in r.message for r in caplog.records)
+
+    # Marks: made whole.
+    answer = cli(db_path, "dupes", "-f", "json")
+    Image.open(library / "ukbench00001.jpg").save(library / "c2.jpg", quality=40)
+    cli(db_path, "index", str(library), "--methods", "phash")
+    first, second = str(library / "ukbench00000.jpg"), str(library / "ukbench00001.jpg")
+    cli(db_path, "mark", "not-duplicate", first, second)
+    caplog.clear()
+    assert cli(db_path, "dupes", "-f", "json") == made_whole(db_path, "json") != answer
+    assert not any("brought up to date" in r.message for r in caplog.records)
