@@ -570,9 +570,9 @@ def dupes_command(
             )
             typer.echo(summary, file=out)
     if answers is not None and found.layout is not None:
-        from catalog.patch import keep_layout
+        from catalog.patch import keep_groups_layout
 
-        keep_layout(answers, question, sys.stdout, found, fmt.value)
+        keep_groups_layout(answers, question, sys.stdout, found, fmt.value)
 
 
 def _question(ctx: typer.Context, method: str, threshold: float | None, options: Any, fmt: Format) -> Any:
@@ -677,7 +677,13 @@ def copies_command(
         answers = _answers(catalog)
         if answers is not None and answers.give(question, sys.stdout):
             return
-        used_method, used_threshold, counts = copy_counts(catalog, method, threshold, options)
+        if answers is not None and fmt is not Format.csv:
+            from catalog.patch import bring_up_to_date
+
+            if bring_up_to_date(catalog, answers, question, sys.stdout):
+                return
+        layout = answers is not None and fmt is not Format.csv
+        used_method, used_threshold, counts = copy_counts(catalog, method, threshold, options, layout)
     from catalog import listing
 
     columns = (counts.images, counts.listed, counts.counts)
@@ -691,6 +697,10 @@ def copies_command(
             _print_csv(["path", "copies"], rows, out)
         else:
             _print_lines(listing.all_copies_lines(*columns), out)
+    if answers is not None and counts.layout is not None:
+        from catalog.patch import keep_copies_layout
+
+        keep_copies_layout(answers, question, sys.stdout, used_method, used_threshold, counts, fmt.value)
 
 
 @app.command("query")

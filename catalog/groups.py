@@ -1239,6 +1239,9 @@ class CopyCounts(Mapping[str, int]):
 
     def __init__(self, images: ImageTable, listed: np.ndarray, counts: np.ndarray):
         self.images, self.listed, self.counts = images, listed, counts
+        #: Every image listed (by id) with its upright code and whether it has one, when asked for
+        #: and the answer allows it (``catalog.patch``).
+        self.layout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @cached_property
     def _by_path(self) -> dict[str, int]:
@@ -1260,9 +1263,11 @@ def copy_counts(
     method_name: str,
     threshold: float | None = None,
     options: Options = Options(),  # noqa: B008 - frozen, never changed
+    layout: bool = False,
 ) -> tuple[str, float, CopyCounts]:
     """(method, threshold, copies) for every readable image in scope: how many other copies of it
-    the catalogue holds.
+    the catalogue holds. ``layout``: also each image's code (``CopyCounts.layout``, for
+    ``catalog.patch``) when the answer can be brought up to date later.
 
     ``reference``: the images that match it directly (no chains); ``components``: the other images
     of its connected component. With ``scope.against``, only copies under those folders count, and only
@@ -1306,7 +1311,17 @@ def copy_counts(
     counts = np.where(has, reach[class_at.clip(min=0)].astype(np.int64) - counted - within, 0)
     shown = np.flatnonzero(listed)
     shown = shown[np.lexsort((shown, -counts[shown]))]  # most copies first, then path (table order)
-    return method.name, threshold, CopyCounts(table, shown, counts[shown])
+    result = CopyCounts(table, shown, counts[shown])
+    if (
+        layout
+        and options.grouping == "reference"
+        and not (scope.inside or scope.against or marked or verification is not None)
+        and pairs.codes is not None
+    ):
+        by_id = np.argsort(table.id, kind="stable")
+        code = np.where(has, pairs.codes[class_at.clip(min=0)], 0).astype(np.uint64)
+        result.layout = (table.id[by_id], code[by_id], has[by_id])
+    return method.name, threshold, result
 
 
 def _marked(

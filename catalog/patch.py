@@ -30,20 +30,24 @@ so that pruning other stamps' answers leaves it) live in the kept answers' folde
 
 from __future__ import annotations
 
+import codecs
+import errno
 import json
 import logging
+import mmap
 import os
+import re
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import numpy as np
 
 if TYPE_CHECKING:
     from catalog.answers import Answers, Question
-    from catalog.groups import Grouping, GroupTable
+    from catalog.groups import CopyCounts, Grouping, GroupTable, Pairs
     from catalog.store import Catalog
 
 log = logging.getLogger("catalog.patch")
@@ -55,37 +59,41 @@ VERSION = 1
 #: of a million-image library costs about as much either way).
 MAX_CHANGES = 100_000
 
-#: Lines before the first group in a ``dupes`` JSON answer (``{``, five fields, ``"groups": [``) and
-#: after the last (``]``, ``}``); the indent of each group's line.
-_JSON_HEAD, _JSON_TAIL, _JSON_INDENT = 7, 2, 4
+#: Lines before the first item of a JSON answer (``{``, its fields, the list's name) and after the last
+#: (``]``, ``}``), by command; the indent of each item's line.
+_JSON_HEAD = {"dupes": 7, "copies": 4}
+_JSON_TAIL, _JSON_INDENT = 2, 4
 
 
 @dataclass
 class Plan:
-    """A kept answer's layout (see the module's text)."""
+    """A kept answer's layout (see the module's text). ``arrays``:
 
+    - ``dupes``: ``ids``, ``codes``, ``labels`` (every image compared, sorted by id: its upright code,
+      its component); ``group_label``, ``group_size``, ``group_start``, ``group_end`` (each group in
+      the answer's order: its component, size and bytes); ``paths``: each group's reference;
+    - ``copies``: ``ids``, ``codes``, ``coded`` (every image listed, sorted by id: its upright code,
+      whether it has one); ``line_id``, ``line_count``, ``line_start``, ``line_end`` (each image in
+      the answer's order: its id, copies and bytes).
+    """
+
+    command: str
     mark: tuple[int, int]
     code: str
     fmt: str
     method: str
     threshold: float
-    base_inode: int
-    base_size: int
-    ids: np.ndarray
-    codes: np.ndarray
-    labels: np.ndarray
-    by_code: np.ndarray  # positions of ``ids`` in code order
-    group_label: np.ndarray
-    group_size: np.ndarray
-    group_start: np.ndarray  # the bytes of each group in the answer
-    group_end: np.ndarray
-    group_path: list[str]  # each group's reference
-    head: int  # the answer's bytes before the first group
-    tail: int  # and from here on, after the last (JSON) or the summary line (text)
+    head: int  # the answer's bytes before the first item
+    tail: int  # and from here on, after the last (JSON) or the summary line (dupes' text)
+    arrays: dict[str, np.ndarray]
+    paths: list[str]
+    base_inode: int = 0
+    base_size: int = 0
 
     def save(self, path: Path) -> None:
         facts = {
             "version": VERSION,
+            "command": self.command,
             "mark": list(self.mark),
             "code": self.code,
             "fmt": self.fmt,
@@ -95,23 +103,16 @@ class Plan:
             "head": self.head,
             "tail": self.tail,
         }
-        paths = [p.encode("utf-8", "surrogatepass") for p in self.group_path]
+        paths = [p.encode("utf-8", "surrogatepass") for p in self.paths]
         ends = np.cumsum([len(p) for p in paths], dtype=np.int64)
         temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
         with open(temporary, "wb") as file:
             np.savez(
                 file,
                 facts=np.frombuffer(json.dumps(facts).encode(), dtype=np.uint8),
-                ids=self.ids,
-                codes=self.codes,
-                labels=self.labels,
-                by_code=self.by_code,
-                group_label=self.group_label,
-                group_size=self.group_size,
-                group_start=self.group_start,
-                group_end=self.group_end,
                 path_bytes=np.frombuffer(b"".join(paths), dtype=np.uint8),
                 path_ends=ends,
+                **self.arrays,  # type: ignore[arg-type]
             )
         os.replace(temporary, path)
 
@@ -124,29 +125,24 @@ class Plan:
                     return None
                 blob = saved["path_bytes"].tobytes()
                 ends = saved["path_ends"].tolist()
-                starts = [0, *ends[:-1]]
+                starts = [0, *ends[:-1]][: len(ends)]
                 paths = [
                     blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(starts, ends, strict=True)
                 ]
+                arrays = {k: saved[k] for k in saved.files if k not in ("facts", "path_bytes", "path_ends")}
                 return cls(
+                    command=str(facts["command"]),
                     mark=(int(facts["mark"][0]), int(facts["mark"][1])),
                     code=str(facts["code"]),
                     fmt=str(facts["fmt"]),
                     method=str(facts["method"]),
                     threshold=float(facts["threshold"]),
-                    base_inode=int(facts["base"][0]),
-                    base_size=int(facts["base"][1]),
-                    ids=saved["ids"],
-                    codes=saved["codes"],
-                    labels=saved["labels"],
-                    by_code=saved["by_code"],
-                    group_label=saved["group_label"],
-                    group_size=saved["group_size"],
-                    group_start=saved["group_start"],
-                    group_end=saved["group_end"],
-                    group_path=paths,
                     head=int(facts["head"]),
                     tail=int(facts["tail"]),
+                    arrays=arrays,
+                    paths=paths,
+                    base_inode=int(facts["base"][0]),
+                    base_size=int(facts["base"][1]),
                 )
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
             return None
@@ -160,47 +156,91 @@ def base_path(answers: Answers, question: Question, out: TextIO) -> Path:
     return answers.question_path(question, out).with_suffix(".base")
 
 
-def keep_layout(answers: Answers, question: Question, out: TextIO, found: Grouping, fmt: str) -> None:
-    """Keep the layout of the answer just kept for ``question`` (if it was kept, and ``found`` has a
-    layout), so that the next ``dupes`` after a change brings it up to date."""
+def keep_groups_layout(answers: Answers, question: Question, out: TextIO, found: Grouping, fmt: str) -> None:
+    """Keep the layout of the ``dupes`` answer just kept for ``question`` (if it was kept, and
+    ``found`` has a layout), so that the next ``dupes`` after a change brings it up to date."""
+    layout = found.layout
+    table = found.table
+    if layout is None or not len(table):
+        return
+    sizes = np.diff(table.starts).astype(np.int64)
+    references = table.member[table.starts[:-1]]
+    arrays = {
+        "ids": layout.image_ids,
+        "codes": layout.codes,
+        "labels": layout.labels,
+        "group_label": layout.labels[np.searchsorted(layout.image_ids, table.images.id[references])],
+        "group_size": sizes,
+    }
+    paths = [table.images.path[p] for p in references.tolist()]
+    _keep_layout(answers, question, out, fmt, found.method, found.threshold, arrays, paths, sizes)
+
+
+def keep_copies_layout(
+    answers: Answers,
+    question: Question,
+    out: TextIO,
+    method: str,
+    threshold: float,
+    counts: CopyCounts,
+    fmt: str,
+) -> None:
+    """Keep the layout of the ``copies`` answer just kept for ``question`` (as
+    :func:`keep_groups_layout`)."""
+    if counts.layout is None or not len(counts.listed):
+        return
+    ids, codes, coded = counts.layout
+    arrays = {
+        "ids": ids,
+        "codes": codes,
+        "coded": coded,
+        "line_id": counts.images.id[counts.listed],
+        "line_count": counts.counts.astype(np.int64),
+    }
+    _keep_layout(answers, question, out, fmt, method, threshold, arrays, [], None)
+
+
+def _keep_layout(
+    answers: Answers,
+    question: Question,
+    out: TextIO,
+    fmt: str,
+    method: str,
+    threshold: float,
+    arrays: dict[str, np.ndarray],
+    paths: list[str],
+    sizes: np.ndarray | None,
+) -> None:
+    """Under the folder's lock: find where each item lies in the kept answer, link the answer as the
+    question's base and write its plan."""
     from catalog.answers import code_stamp
     from catalog.lock import try_lock
 
-    layout = found.layout
-    if layout is None or answers.mark is None or fmt not in ("json", "text") or not len(found.table):
+    if answers.mark is None or fmt not in ("json", "text") or not _utf8(out):
         return
     with suppress(OSError), try_lock(answers.folder / "lock") as locked:
         if not locked:
             return
         kept = answers.path(question, out)
-        data = np.fromfile(kept, dtype=np.uint8)
-        table = found.table
-        sizes = np.diff(table.starts)
-        places = _places(data, sizes, fmt)
+        with open(kept, "rb") as file:
+            data = np.frombuffer(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ), dtype=np.uint8)
+        places = _places(data, question.command, fmt, sizes, len(arrays.get("line_id", ())))
         if places is None:
             return
         starts, ends, head, tail = places
-        references = table.images.id[table.member[table.starts[:-1]]]
-        at = np.searchsorted(layout.image_ids, references)
+        prefix = "group" if question.command == "dupes" else "line"
+        arrays = {**arrays, f"{prefix}_start": starts, f"{prefix}_end": ends}
         plan = Plan(
-            mark=answers.mark,
-            code=code_stamp(),
-            fmt=fmt,
-            method=found.method,
-            threshold=float(found.threshold),
-            base_inode=0,
-            base_size=0,
-            ids=layout.image_ids,
-            codes=layout.codes,
-            labels=layout.labels,
-            by_code=np.argsort(layout.codes, kind="stable"),
-            group_label=layout.labels[at],
-            group_size=sizes.astype(np.int64),
-            group_start=starts,
-            group_end=ends,
-            group_path=[table.images.path[p] for p in table.member[table.starts[:-1]].tolist()],
-            head=head,
-            tail=tail,
+            question.command,
+            answers.mark,
+            code_stamp(),
+            fmt,
+            method,
+            float(threshold),
+            head,
+            tail,
+            arrays,
+            paths,
         )
         _keep_plan(answers, question, out, kept, plan)
 
@@ -222,22 +262,30 @@ def _keep_plan(answers: Answers, question: Question, out: TextIO, kept: Path, pl
     plan.save(plan_file)
 
 
-def _places(data: np.ndarray, sizes: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray, int, int] | None:
-    """Where each group's bytes lie in an answer: (starts, ends, bytes before the first, where the
-    end begins); None when the answer is not laid out as expected (a path with a line break in text)."""
+def _places(
+    data: np.ndarray, command: str, fmt: str, sizes: np.ndarray | None, lines: int
+) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """Where each item (a group of ``sizes``, or each of ``lines`` images) lies in an answer: (starts,
+    ends, bytes before the first, where the end begins); None when the answer is not laid out as
+    expected (a path with a line break in text)."""
     breaks = np.flatnonzero(data == 10)
-    groups = len(sizes)
+    items = len(sizes) if sizes is not None else lines
     line_starts = np.concatenate([[0], breaks[:-1] + 1])
     if fmt == "json":
-        if len(breaks) != _JSON_HEAD + groups + _JSON_TAIL:
+        head = _JSON_HEAD[command]
+        if len(breaks) != head + items + _JSON_TAIL:
             return None
-        lines = np.arange(_JSON_HEAD, _JSON_HEAD + groups)
-        starts = line_starts[lines] + _JSON_INDENT
-        ends = breaks[lines] - 1  # before the comma
+        at = np.arange(head, head + items)
+        starts = line_starts[at] + _JSON_INDENT
+        ends = breaks[at] - 1  # before the comma
         ends[-1] += 1  # the last has none
         if (data[starts] != ord("{")).any() or (data[ends - 1] != ord("}")).any():
             return None
         return starts, ends, int(starts[0]), int(ends[-1])
+    if sizes is None:  # copies: a line per image, nothing else
+        if len(breaks) != items:
+            return None
+        return line_starts, breaks + 1, 0, int(breaks[-1]) + 1
     headings = np.concatenate([[0], np.cumsum(sizes + 1)[:-1]])
     if len(breaks) != int(np.sum(sizes + 1)) + 1:
         return None
@@ -254,58 +302,60 @@ def bring_up_to_date(catalog: Catalog, answers: Answers, question: Question, out
     from catalog.answers import code_stamp
 
     plan = Plan.load(plan_path(answers, question, out))
-    if plan is None or plan.code != code_stamp() or answers.mark is None or plan.fmt not in ("json", "text"):
+    if (
+        not _utf8(out)
+        or plan is None
+        or plan.command != question.command
+        or plan.code != code_stamp()
+        or answers.mark is None
+        or plan.fmt not in ("json", "text")
+    ):
         return False
-    try:
-        base = open(base_path(answers, question, out), "rb")  # noqa: SIM115 - closed below
-    except OSError:
-        return False
-    with base:
-        status = os.fstat(base.fileno())
-        if (status.st_ino, status.st_size) != (plan.base_inode, plan.base_size):
-            return False
-        made = _update(catalog, plan, base, out)
-    if made is None:
-        return False
-    segments, new_plan = made
     target = answers.path(question, out)
+    temporary = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        answers.folder.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
-        with open(temporary, "wb") as file:
-            file.writelines(segments)
+        with open(base_path(answers, question, out), "rb") as base:
+            status = os.fstat(base.fileno())
+            if (status.st_ino, status.st_size) != (plan.base_inode, plan.base_size):
+                return False
+            made = _update(catalog, plan, base, out)
+            if made is None:
+                return False
+            pieces, new_plan = made
+            with open(temporary, "wb") as file:
+                _write(file, base, pieces)
+        new_plan.mark = answers.mark
+        answers.keep_file(
+            question,
+            temporary,
+            target,
+            answers.question_path(question, out),
+            then=lambda kept: _keep_plan(answers, question, out, kept, new_plan),
+        )
     except OSError:
         return False
-    del segments
-    new_plan.mark = answers.mark
-    answers.keep_file(
-        question,
-        temporary,
-        target,
-        answers.question_path(question, out),
-        then=lambda kept: _keep_plan(answers, question, out, kept, new_plan),
-    )
-    # Not kept (another command kept an answer at that moment, or the disk refused): made whole.
+    finally:  # interrupted, refused or not kept: no half answer left behind
+        temporary.unlink(missing_ok=True)
+    # Not kept (another command kept an answer at that moment): made whole.
     return answers.give(question, out)
 
 
-def _update(
-    catalog: Catalog, plan: Plan, base: object, out: TextIO
-) -> tuple[list[bytes | memoryview], Plan] | None:
-    """The bytes of the answer brought up to date, and its layout; None when it must be made whole."""
-    from catalog.groups import Layout, Pairs, regroup
+#: A piece of an answer: bytes made now, or a range of the last answer's bytes.
+Piece = bytes | tuple[int, int]
+
+
+def _update(catalog: Catalog, plan: Plan, base: BinaryIO, out: TextIO) -> tuple[list[Piece], Plan] | None:
+    """The pieces of the answer brought up to date, and its layout; None when it must be made whole."""
     from catalog.methods import get_method
-    from catalog.pairs import Settled, pairs_key, stored_threshold
-    from catalog.search import hamming_pairs
+    from catalog.pairs import pairs_key, stored_threshold
 
     method = get_method(plan.method)
     limit = stored_threshold(method)
-    key = pairs_key(method)
     if (
         method.kind != "bits"
         or limit is None
         or plan.threshold > limit
-        or catalog.pairs_key(method.name) != key
+        or catalog.pairs_key(method.name) != pairs_key(method)
         or catalog.count_unpaired(method.name)
         or catalog.marks()
     ):
@@ -313,152 +363,393 @@ def _update(
     changed = catalog.changed_since(plan.mark, MAX_CHANGES)
     if changed is None:
         return None
-    threshold = int(plan.threshold)
-    changed_ids = np.asarray(changed, dtype=np.int64)
-    now_ids, now_codes = catalog.codes_of(method.name, changed)
-    # The components the changed images were in...
-    at = np.searchsorted(plan.ids, changed_ids).clip(max=max(len(plan.ids) - 1, 0))
-    was = plan.ids[at] == changed_ids if len(plan.ids) else np.zeros(len(changed_ids), dtype=bool)
-    touched = [plan.labels[at[was]]]
-    alone: list[np.ndarray] = []
-    # ... and those their codes reach now (every present code has its stored row: none is unpaired).
-    if len(now_codes):
-        settled = Settled.load(catalog, method.name, key, int(limit))
-        found: list[np.ndarray] = []
-        for codes, index in ((settled.codes, settled.index), (settled.tail_codes, None)):
-            if index is None:
-                from catalog.search import CodeIndex
+    near = _Near(catalog, plan.method, pairs_key(method), int(limit), int(plan.threshold))
+    if plan.command == "dupes":
+        return _update_groups(catalog, plan, np.asarray(changed, dtype=np.int64), near, out)
+    return _update_copies(catalog, plan, np.asarray(changed, dtype=np.int64), near, base, out)
 
-                index = CodeIndex(codes, int(limit))
-            for _, p, d in index.near(now_codes):
-                found.append(codes[p[d <= threshold]])
-        near = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.uint64)
-        sorted_codes = plan.codes[plan.by_code]
-        low = np.searchsorted(sorted_codes, near, "left")
-        high = np.searchsorted(sorted_codes, near, "right")
-        hits = np.concatenate(
-            [plan.by_code[a:b] for a, b in zip(low.tolist(), high.tolist(), strict=True)]
-            or [np.zeros(0, dtype=np.int64)]
-        )
-        touched.append(plan.labels[hits])
-        alone.append(hits[plan.labels[hits] < 0])
-    labels = np.unique(np.concatenate(touched))
+
+class _Near:
+    """The present codes within the answer's threshold of given codes: the stored pairs' index
+    (``catalog.pairs.Settled``), which holds every present code when none is unpaired."""
+
+    def __init__(self, catalog: Catalog, method: str, key: str, limit: int, threshold: int):
+        from catalog.pairs import Settled
+        from catalog.search import CodeIndex
+
+        settled = Settled.load(catalog, method, key, limit)
+        self.parts = [
+            (settled.codes, settled.index),
+            (settled.tail_codes, CodeIndex(settled.tail_codes, limit)),
+        ]
+        self.threshold = threshold
+
+    def pairs(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query numbers, codes) of every code within the threshold of each query (itself included if
+        it has a row)."""
+        found_q, found_c = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.uint64)]
+        if len(queries):
+            for codes, index in self.parts:
+                for q, p, d in index.near(queries):
+                    within = d <= self.threshold
+                    found_q.append(q[within].astype(np.int64))
+                    found_c.append(codes[p[within]])
+        q, c = np.concatenate(found_q), np.concatenate(found_c)
+        order = np.lexsort((c, q))  # each pair once, should a code have two rows
+        q, c = q[order], c[order]
+        first = np.ones(len(q), dtype=bool)
+        first[1:] = (q[1:] != q[:-1]) | (c[1:] != c[:-1])
+        return q[first], c[first]
+
+    def codes(self, queries: np.ndarray) -> np.ndarray:
+        """The codes within the threshold of any query, sorted, each once."""
+        return np.unique(self.pairs(queries)[1])
+
+
+def _update_groups(
+    catalog: Catalog, plan: Plan, changed: np.ndarray, near: _Near, out: TextIO
+) -> tuple[list[Piece], Plan] | None:
+    """``dupes``: the components the changed images were in or reach now grouped again."""
+    from catalog.groups import Layout, regroup
+    from catalog.methods import get_method
+
+    a = plan.arrays
+    now_ids, now_codes = catalog.codes_of(plan.method, changed.tolist())
+    was = _sorted_in(a["ids"], changed)  # compared before, changed since
+    reached = _sorted_in(a["codes"], near.codes(now_codes))
+    labels = np.unique(np.concatenate([a["labels"][was], a["labels"][reached]]))
     labels = labels[labels >= 0]
-    old = np.isin(plan.labels, labels)
-    old[at[was]] = True
-    for positions in alone:
-        old[positions] = True
-    # The images of those components now: the unchanged ones with their codes, the changed ones with theirs.
-    stay = old.copy()
-    stay[at[was]] = False
-    ids = np.concatenate([plan.ids[stay], now_ids])
-    codes = np.concatenate([plan.codes[stay], now_codes])
+    old = _sorted_in(a["labels"], labels) | was | reached
+    # The images of those components now: the unchanged ones with their codes, the changed ones with
+    # theirs.
+    stay = old & ~was
+    ids = np.concatenate([a["ids"][stay], now_ids])
+    pairs = _pairs(ids, np.concatenate([a["codes"][stay], now_codes]), int(plan.threshold))
+    table = regroup(catalog, pairs, get_method(plan.method))
+    layout = Layout.of(pairs)
+    # The groups of the other components stay as they were; the new ones go where they sort.
+    kept_groups = np.flatnonzero(~_sorted_in(a["group_label"], labels))
+    made = _rendered(table, plan.fmt, out)
+    new_paths = [table.images.path[p] for p in table.member[table.starts[:-1]].tolist()]
+    sizes = a["group_size"]
+    entries = [(-int(sizes[g]), plan.paths[g], 0, int(g)) for g in kept_groups.tolist()]
+    entries += [
+        (-int(s), p, 1, k)
+        for k, (s, p) in enumerate(zip(np.diff(table.starts).tolist(), new_paths, strict=True))
+    ]
+    entries.sort(key=lambda e: (e[0], e[1]))
+    if not entries:
+        return None
+    log.debug(
+        "brought up to date: %d changed image(s), %d of %d group(s) kept, %d made",
+        len(changed),
+        len(kept_groups),
+        len(sizes),
+        len(made),
+    )
+    encoding, errors = _encoding(out)
+    pieces: list[Piece] = [(0, plan.head)]
+    starts, ends = np.zeros(len(entries), dtype=np.int64), np.zeros(len(entries), dtype=np.int64)
+    position = plan.head
+    members = 0
+    for n, (size, _, source, g) in enumerate(entries):
+        members -= size
+        if plan.fmt == "json":
+            between = _SEPARATOR if n else b""
+        else:
+            between = f"group {n + 1}: {-size} images\n".encode(encoding, errors)
+        piece: Piece = (int(a["group_start"][g]), int(a["group_end"][g])) if source == 0 else made[g]
+        length = piece[1] - piece[0] if isinstance(piece, tuple) else len(piece)
+        pieces += [between, piece]
+        starts[n] = position + len(between)
+        ends[n] = position = starts[n] + length
+    if plan.fmt == "json":
+        pieces.append((plan.tail, plan.base_size))
+    else:
+        from catalog.text import groups_summary
+
+        images = len(a["ids"]) - int(was.sum()) + len(now_ids)
+        summary = groups_summary(len(entries), members, plan.method, plan.threshold, False, False, images)
+        pieces.append(f"{summary}\n".encode(encoding, errors))
+    # The layout of the answer made: the unchanged images' as they were, the regrouped ones' anew.
+    first_label = int(max(a["labels"].max(initial=-1), a["group_label"].max(initial=-1))) + 1
+    new_labels = np.where(layout.labels >= 0, layout.labels + first_label, -1)
+    new_group_label = new_labels[
+        np.searchsorted(layout.image_ids, table.images.id[table.member[table.starts[:-1]]])
+    ]
+    keep = ~old
+    at = np.searchsorted(a["ids"][keep], layout.image_ids)
+    arrays = {
+        "ids": np.insert(a["ids"][keep], at, layout.image_ids),
+        "codes": np.insert(a["codes"][keep], at, layout.codes),
+        "labels": np.insert(a["labels"][keep], at, new_labels),
+        "group_label": np.asarray(
+            [a["group_label"][g] if source == 0 else new_group_label[g] for _, _, source, g in entries],
+            dtype=np.int64,
+        ),
+        "group_size": np.asarray([-size for size, *_ in entries], dtype=np.int64),
+        "group_start": starts,
+        "group_end": ends,
+    }
+    paths = [path for _, path, _, _ in entries]
+    return pieces, Plan(
+        "dupes",
+        plan.mark,
+        plan.code,
+        plan.fmt,
+        plan.method,
+        plan.threshold,
+        plan.head,
+        int(ends[-1]),
+        arrays,
+        paths,
+    )
+
+
+def _update_copies(
+    catalog: Catalog, plan: Plan, changed: np.ndarray, near: _Near, base: BinaryIO, out: TextIO
+) -> tuple[list[Piece], Plan] | None:
+    """``copies``: the changed images, and those whose copies they were or are now, counted again; each
+    line placed where the whole answer puts it (most copies first, then path)."""
+    from catalog import listing
+
+    a = plan.arrays
+    ids, codes, coded = a["ids"], a["codes"], a["coded"]
+    now_ids, now_codes = catalog.codes_of(plan.method, changed.tolist())
+    was = _sorted_in(ids, changed)
+    # Every code whose images' counts change: near a changed image's code, before or now.
+    moved = near.codes(np.unique(np.concatenate([codes[was & coded], now_codes])))
+    recount = (coded & _sorted_in(codes, moved) & ~was) | was
+    # The images to list again: those, and the changed ones (gone ones drop out: not in the table).
+    again = np.union1d(ids[recount], changed)
+    table = catalog.image_table(again.tolist())
+    # Copies of each: the images now within the threshold of its code, less itself.
+    present = np.concatenate([codes[coded & ~was], now_codes])
+    present.sort()
+    position = table.positions(now_ids)
+    new_code = np.zeros(len(table.id), dtype=np.uint64)
+    has = np.zeros(len(table.id), dtype=bool)
+    unchanged = _sorted_in(table.id, ids[recount & ~was])
+    at = np.searchsorted(ids, table.id[unchanged])
+    new_code[unchanged], has[unchanged] = codes[at], coded[at]
+    new_code[position[position >= 0]], has[position[position >= 0]] = now_codes[position >= 0], True
+    q, reached = near.pairs(new_code[has])
+    per_code = np.searchsorted(present, reached, "right") - np.searchsorted(present, reached, "left")
+    counts = np.zeros(len(table.id), dtype=np.int64)
+    counts[np.flatnonzero(has)] = (
+        np.bincount(q, weights=per_code, minlength=int(has.sum())).astype(np.int64) - 1
+    )
+    # Kept lines: those of images not listed again, in the answer's order (most copies first, then path).
+    line_id, line_count = a["line_id"], a["line_count"]
+    kept = np.flatnonzero(~_sorted_in(line_id, again))
+    order = np.lexsort((np.arange(len(table.id)), -counts))  # the sub-table is in path order
+    view = mmap.mmap(base.fileno(), 0, access=mmap.ACCESS_READ)
+    kept_counts = line_count[kept]
+    inserts = np.empty(len(order), dtype=np.int64)
+    for k, p in enumerate(order.tolist()):
+        inserts[k] = _insertion(
+            view, plan.fmt, kept, kept_counts, a["line_start"], a["line_end"], int(counts[p]), table.path[p]
+        )
+    encoding, errors = _encoding(out)
+    listed = order
+    columns = (table, listed, counts[listed])
+    made = (
+        [json_text.encode(encoding, errors) for json_text in map(_escape, listing.copies_json(*columns))]
+        if plan.fmt == "json"
+        else [f"{line}\n".encode(encoding, errors) for line in listing.copies_lines(*columns)]
+    )
+    log.debug(
+        "brought up to date: %d changed image(s), %d of %d line(s) kept, %d made",
+        len(changed),
+        len(kept),
+        len(line_id),
+        len(made),
+    )
+    # Pieces: runs of kept lines (consecutive in the last answer) with the new lines between them.
+    separator = _SEPARATOR if plan.fmt == "json" else b""
+    pieces: list[Piece] = [(0, plan.head)]
+    new_id, new_count, new_start, new_end = [], [], [], []
+    position_now = plan.head
+    n = 0
+    cursor = 0  # next kept line to place
+    items = len(kept) + len(made)
+    if not items:
+        return None
+    for k in range(len(made) + 1):
+        stop = int(inserts[k]) if k < len(made) else len(kept)
+        while cursor < stop:  # a run of kept lines consecutive in the last answer
+            end = cursor + 1
+            while end < stop and kept[end] == kept[end - 1] + 1:
+                end += 1
+            run = kept[cursor:end]
+            first, last = int(a["line_start"][run[0]]), int(a["line_end"][run[-1]])
+            if n:
+                pieces.append(separator)
+                position_now += len(separator)
+            shift = position_now - first
+            pieces.append((first, last))
+            new_id.append(line_id[run])
+            new_count.append(line_count[run])
+            new_start.append(a["line_start"][run] + shift)
+            new_end.append(a["line_end"][run] + shift)
+            position_now += last - first
+            n += len(run)
+            cursor = end
+        if k < len(made):
+            if n:
+                pieces.append(separator)
+                position_now += len(separator)
+            pieces.append(made[k])
+            p = int(order[k])
+            new_id.append(table.id[p : p + 1])
+            new_count.append(counts[p : p + 1])
+            new_start.append(np.asarray([position_now], dtype=np.int64))
+            position_now += len(made[k])
+            new_end.append(np.asarray([position_now], dtype=np.int64))
+            n += 1
+    if plan.fmt == "json":
+        pieces.append((plan.tail, plan.base_size))
+    # The images listed now, with their codes.
+    keep = ~was & ~_sorted_in(ids, np.sort(table.id))
+    all_ids = np.concatenate([ids[keep], table.id])
+    by_id = np.argsort(all_ids, kind="stable")
+    arrays = {
+        "ids": all_ids[by_id],
+        "codes": np.concatenate([codes[keep], new_code])[by_id],
+        "coded": np.concatenate([coded[keep], has])[by_id],
+        "line_id": np.concatenate(new_id),
+        "line_count": np.concatenate(new_count),
+        "line_start": np.concatenate(new_start),
+        "line_end": np.concatenate(new_end),
+    }
+    tail = int(arrays["line_end"][-1])
+    return pieces, Plan(
+        "copies", plan.mark, plan.code, plan.fmt, plan.method, plan.threshold, plan.head, tail, arrays, []
+    )
+
+
+def _insertion(
+    view: mmap.mmap,
+    fmt: str,
+    kept: np.ndarray,
+    kept_counts: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    count: int,
+    path: str,
+) -> int:
+    """Where a line (``count`` copies, ``path``) goes among the kept lines (most copies first, then path):
+    the lines with as many copies found by their counts, the place among them by the paths the last
+    answer printed."""
+    low = int(np.searchsorted(-kept_counts, -count, "left"))
+    high = int(np.searchsorted(-kept_counts, -count, "right"))
+    while low < high:
+        middle = (low + high) // 2
+        line = kept[middle]
+        if _line_path(view, fmt, int(starts[line]), int(ends[line])) < path:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def _line_path(view: mmap.mmap, fmt: str, start: int, end: int) -> str:
+    """The path a line of a ``copies`` answer names."""
+    text = view[start:end].decode("utf-8", "surrogateescape")
+    if fmt == "json":  # {"path": "...", "copies": ...}
+        return str(_DECODER.raw_decode(text, len('{"path": '))[0])
+    count = _COUNT.match(text)  # "     3  PATH\n"
+    return text[count.end() if count else 0 : -1]
+
+
+_DECODER = json.JSONDecoder()
+_COUNT = re.compile(" *[0-9]+  ")
+
+
+def _escape(text: str) -> str:
+    from catalog.text import json_escaped
+
+    return json_escaped(text)
+
+
+#: What separates two items in a JSON answer.
+_SEPARATOR = b",\n    "
+
+
+def _sorted_in(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are in ``sorted_keys`` (sorted): a binary search each."""
+    if not len(sorted_keys):
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_keys, values).clip(max=len(sorted_keys) - 1)
+    return sorted_keys[at] == values
+
+
+def _pairs(ids: np.ndarray, codes: np.ndarray, threshold: int) -> Pairs:
+    """Every pair among these images, as :class:`catalog.groups.Pairs` (classes of identical codes)."""
+    from catalog.groups import Pairs
+    from catalog.search import hamming_pairs
+
     order = np.argsort(ids, kind="stable")
     ids, codes = ids[order], codes[order]
     unique, inverse = np.unique(codes, return_inverse=True)
     left, right = hamming_pairs(unique, threshold)
     distances = np.bitwise_count(unique[left] ^ unique[right]).astype(np.float32)
-    pairs = Pairs(ids, inverse, len(unique), left, right, distances, 0.0, unique)
-    table = regroup(catalog, pairs, method)
-    layout = Layout.of(pairs)
-    # The groups of the other components stay as they were; the new ones go where they sort.
-    kept_groups = np.flatnonzero(~np.isin(plan.group_label, labels))
-    made = _rendered(table, plan.fmt, out)
-    new_sizes = np.diff(table.starts)
-    new_paths = [table.images.path[p] for p in table.member[table.starts[:-1]].tolist()]
-    entries = [(-int(plan.group_size[g]), plan.group_path[g], 0, int(g)) for g in kept_groups.tolist()]
-    entries += [
-        (-int(s), p, 1, k) for k, (s, p) in enumerate(zip(new_sizes.tolist(), new_paths, strict=True))
-    ]
-    entries.sort(key=lambda e: (e[0], e[1]))
-    if not entries:
-        return None
-    data = memoryview(np.fromfile(base, dtype=np.uint8))  # type: ignore[call-overload]
-    segments: list[bytes | memoryview] = []
-    starts, ends = np.zeros(len(entries), dtype=np.int64), np.zeros(len(entries), dtype=np.int64)
-    position = 0
-    encoding, errors = _encoding(out)
-    if plan.fmt == "json":
-        segments.append(data[: plan.head])
-        position = plan.head
-        separator = b",\n    "
-    members = 0
-    for n, (size, _, source, g) in enumerate(entries):
-        members -= size
-        if plan.fmt == "json":
-            if n:
-                segments.append(separator)
-                position += len(separator)
-        else:
-            heading = f"group {n + 1}: {-size} images\n".encode(encoding, errors)
-            segments.append(heading)
-            position += len(heading)
-        piece = data[int(plan.group_start[g]) : int(plan.group_end[g])] if source == 0 else made[g]
-        segments.append(piece)
-        starts[n] = position
-        position += len(piece)
-        ends[n] = position
-    log.debug(
-        "brought up to date: %d changed image(s), %d of %d group(s) kept, %d made",
-        len(changed_ids),
-        len(kept_groups),
-        len(plan.group_size),
-        len(made),
-    )
-    if plan.fmt == "json":
-        segments.append(data[plan.tail :])
-        tail = position
-    else:
-        from catalog.text import groups_summary
+    return Pairs(ids, inverse, len(unique), left, right, distances, 0.0, unique)
 
-        summary = groups_summary(
-            len(entries),
-            members,
-            method.name,
-            plan.threshold,
-            False,
-            False,
-            len(plan.ids) - int(was.sum()) + len(now_ids),
-        )
-        segments.append(f"{summary}\n".encode(encoding, errors))
-        tail = position
-    # The layout of the answer made: the unchanged images' as they were, the regrouped ones' anew.
-    base_label = int(max(plan.labels.max(initial=-1), plan.group_label.max(initial=-1))) + 1
-    new_labels = np.where(layout.labels >= 0, layout.labels + base_label, -1)
-    all_ids = np.concatenate([plan.ids[~old], layout.image_ids])
-    order = np.argsort(all_ids, kind="stable")
-    all_codes = np.concatenate([plan.codes[~old], layout.codes])[order]
-    group_label = np.empty(len(entries), dtype=np.int64)
-    group_size = np.empty(len(entries), dtype=np.int64)
-    group_path = []
-    new_group_label = new_labels[
-        np.searchsorted(layout.image_ids, table.images.id[table.member[table.starts[:-1]]])
-    ]
-    for n, (size, path, source, g) in enumerate(entries):
-        group_label[n] = plan.group_label[g] if source == 0 else new_group_label[g]
-        group_size[n] = -size
-        group_path.append(path)
-    new_plan = Plan(
-        mark=plan.mark,
-        code=plan.code,
-        fmt=plan.fmt,
-        method=plan.method,
-        threshold=plan.threshold,
-        base_inode=0,
-        base_size=0,
-        ids=all_ids[order],
-        codes=all_codes,
-        labels=np.concatenate([plan.labels[~old], new_labels])[order],
-        by_code=np.argsort(all_codes, kind="stable"),
-        group_label=group_label,
-        group_size=group_size,
-        group_start=starts,
-        group_end=ends,
-        group_path=group_path,
-        head=plan.head,
-        tail=tail,
-    )
-    return segments, new_plan
+
+def _write(file: BinaryIO, base: BinaryIO, pieces: list[Piece]) -> None:
+    """The pieces to ``file``: bytes written, ranges of ``base`` copied by the kernel
+    (``copy_file_range``, or through memory where the file system cannot). A range, the bytes after it
+    and the next range are copied as one where ``base`` holds those bytes between them: the unchanged
+    groups that stay side by side."""
+    size = os.fstat(base.fileno()).st_size
+    view = mmap.mmap(base.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+    merged: list[Piece] = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            if piece:
+                merged.append(piece)
+            continue
+        last = merged[-1] if merged else None
+        before = merged[-2] if len(merged) > 1 else None
+        if isinstance(last, tuple) and last[1] == piece[0]:
+            merged[-1] = (last[0], piece[1])
+        elif (
+            isinstance(last, bytes)
+            and isinstance(before, tuple)
+            and piece[0] - before[1] == len(last)
+            and view is not None
+            and view[before[1] : piece[0]] == last
+        ):
+            merged[-2:] = [(before[0], piece[1])]
+        else:
+            merged.append(piece)
+    target = file.fileno()
+    for piece in merged:
+        if isinstance(piece, bytes):
+            _write_all(target, piece)
+            continue
+        begin, end = piece
+        while begin < end:
+            try:
+                copied = os.copy_file_range(base.fileno(), target, end - begin, begin)
+            except OSError as exc:
+                if (
+                    exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
+                    or view is None
+                ):
+                    raise
+                _write_all(target, view[begin:end])
+                break
+            if copied == 0:
+                raise OSError(errno.EIO, "the last answer is shorter than its layout says")
+            begin += copied
+
+
+def _write_all(target: int, data: bytes) -> None:
+    done = 0
+    while done < len(data):
+        done += os.write(target, data[done:])
 
 
 def _rendered(table: GroupTable, fmt: str, out: TextIO) -> list[bytes]:
@@ -478,6 +769,14 @@ def _rendered(table: GroupTable, fmt: str, out: TextIO) -> list[bytes]:
         next(lines)  # the heading
         made.append("".join(f"{next(lines)}\n" for _ in range(size)).encode(encoding, errors))
     return made
+
+
+def _utf8(out: TextIO) -> bool:
+    """Whether ``out`` writes UTF-8 (a path read back from the last answer is then the path written)."""
+    try:
+        return codecs.lookup(_encoding(out)[0]).name == "utf-8"
+    except LookupError:
+        return False
 
 
 def _encoding(out: TextIO) -> tuple[str, str]:

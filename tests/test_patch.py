@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -28,15 +29,15 @@ def cli(db: Path, *args: str) -> str:
     return result.output
 
 
-def made_whole(db: Path, fmt: str) -> str:
-    """The answer ``dupes`` makes from every image (the kept answers set aside meanwhile)."""
+def made_whole(db: Path, fmt: str, command: str = "dupes") -> str:
+    """The answer ``command`` makes from every image (the kept answers set aside meanwhile)."""
     folder = folder_of(f"sqlite:///{db}")
     assert folder is not None
     aside = folder.with_name(folder.name + ".aside")
     if folder.exists():
         folder.rename(aside)
     try:
-        return cli(db, "dupes", "-f", fmt)
+        return cli(db, command, "-f", fmt)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         if aside.exists():
@@ -99,21 +100,22 @@ def changes(root: Path) -> list[tuple[str, object]]:
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
+@pytest.mark.parametrize("command", ["dupes", "copies"])
 def test_an_answer_brought_up_to_date_is_the_answer_made(
-    db_path: Path, library: Path, fmt: str, caplog: pytest.LogCaptureFixture
+    db_path: Path, library: Path, command: str, fmt: str, caplog: pytest.LogCaptureFixture
 ):
     caplog.set_level(logging.DEBUG, logger="catalog.patch")
     cli(db_path, "index", str(library), "--methods", "phash")
-    first = cli(db_path, "dupes", "-f", fmt)
-    assert first == made_whole(db_path, fmt)
+    first = cli(db_path, command, "-f", fmt)
+    assert first == made_whole(db_path, fmt, command)
     for name, change in changes(library):
         change()  # type: ignore[operator]
         cli(db_path, "index", str(library), "--methods", "phash")
         caplog.clear()
-        answer = cli(db_path, "dupes", "-f", fmt)
+        answer = cli(db_path, command, "-f", fmt)
         assert any("brought up to date" in r.message for r in caplog.records), name
-        assert answer == made_whole(db_path, fmt), name
-        assert cli(db_path, "dupes", "-f", fmt) == answer  # and kept
+        assert answer == made_whole(db_path, fmt, command), name
+        assert cli(db_path, command, "-f", fmt) == answer  # and kept
     assert answer != first
 
 
@@ -185,3 +187,37 @@ def test_what_the_log_cannot_follow_is_made_whole(
     caplog.clear()
     assert cli(db_path, "dupes", "-f", "json") == made_whole(db_path, "json") != answer
     assert not any("brought up to date" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_changes_keep_both_answers_equal_to_the_answers_made(
+    db_path: Path, library: Path, seed: int, caplog: pytest.LogCaptureFixture
+):
+    """Rounds of random changes (copies made, photos edited, moved and removed, several at once)."""
+    caplog.set_level(logging.DEBUG, logger="catalog.patch")
+    rng = random.Random(seed)
+    cli(db_path, "index", str(library), "--methods", "phash")
+    for command in ("dupes", "copies"):
+        cli(db_path, command, "-f", "json")
+    for round_ in range(6):
+        for _ in range(rng.randint(1, 4)):
+            files = sorted(p for p in library.rglob("*.jpg"))
+            source = rng.choice(files)
+            kind = rng.choice(["copy", "edit", "move", "remove"])
+            if kind == "copy":
+                picture = Image.open(source)
+                picture.resize((picture.width * 3 // 4, picture.height * 3 // 4)).save(
+                    library / f"r{round_}-{rng.randint(0, 10**6)}.jpg", quality=rng.randint(40, 90)
+                )
+            elif kind == "edit":
+                Image.open(source).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(source, quality=85)
+            elif kind == "move":
+                source.rename(library / f"moved-{rng.randint(0, 10**6)}-{source.name}")
+            else:
+                source.unlink()
+        cli(db_path, "index", str(library), "--methods", "phash")
+        for command in ("dupes", "copies"):
+            assert cli(db_path, command, "-f", "json") == made_whole(db_path, "json", command), (
+                round_,
+                command,
+            )
