@@ -1,27 +1,33 @@
-"""Kept answers brought up to date: after a change, a ``dupes`` answer is made from the last one kept
-and the images changed since, instead of from every image again.
+"""Kept answers brought up to date: after a change, a ``dupes`` or ``copies`` answer is made from the
+last one kept and the images changed since, instead of from every image again.
 
 A million photos' answer takes about ten seconds to make: a million rows read, grouped, 262 MB of
-JSON written. A change of a few thousand images touches a few of its groups. Reference groups never
-reach across the components of the graph of pairs (two images in one group are joined by pairs), so
-after a change only the components that changed images touch can have other groups:
+JSON written. A change of a few thousand images touches a few of its groups or lines:
 
-- when a ``dupes`` answer (reference grouping of a hash method's stored pairs, no marks, folders or
-  verification; JSON or text) is kept, its **layout** is kept beside it: every image compared, with
-  its upright code and the component of its class; each group's component, size, reference path and
-  bytes in the answer; and where the catalogue's log of changed images stood
-  (``Catalog.change_mark``, read before the answer was made);
-- asked again after a change, ``dupes`` reads the images changed since (``Catalog.changed_since``),
-  finds the components they were in and those their codes now reach (the stored pairs' index,
-  ``catalog.pairs.Settled``), and groups the images of those components again, with every pair among
-  them (:func:`catalog.groups.regroup`). The other groups' bytes are copied from the last answer; the
-  new ones are placed where the whole answer would put them (largest first, then by reference path).
-  The result is kept as the answer of the new stamp, with its layout, and given.
+- ``dupes``: reference groups never reach across the components of the graph of pairs (two images in
+  one group are joined by pairs), so only the components changed images were in, or reach now, can
+  have other groups. They are grouped again with every pair among their images
+  (:func:`catalog.groups.regroup`);
+- ``copies`` (reference grouping: the images that match each one directly): only the changed images
+  and those within the threshold of a changed image's code, before or now, have other counts. They
+  are counted again from the codes the catalogue holds now.
 
-Anything this cannot follow makes the answer whole again: marks, codes without stored pairs yet, a log
-that no longer reaches back (more than ``catalog.indexer.KEEP_CHANGES`` rows, or a catalogue restored
-from a backup), more than ``MAX_CHANGES`` rows of it, an answer without groups. Tests hold the answer
-brought up to date to the answer made, byte for byte, after every kind of change.
+When such an answer (reference grouping of a hash method's stored pairs; no marks, folders or
+verification; JSON or text, written as UTF-8) is kept, its **layout** is kept beside it: every image,
+with its upright code (and for ``dupes`` the component of its class); each group's or line's bytes in
+the answer and what orders it (size and reference path; copies); and where the catalogue's log of
+changed images stood (``Catalog.change_mark``, read before the answer was made). Asked again after a
+change, the command reads the images changed since (``Catalog.changed_since``), finds the codes they
+reach through the stored pairs' index (``catalog.pairs.Settled``), makes the groups or lines that
+change, and writes the new answer: the other groups' and lines' bytes copied from the last answer by
+the kernel, the new ones where the whole answer puts them (largest group first, then by reference
+path; most copies first, then by path). It is kept as the answer of the new stamp, with its layout,
+and given.
+
+Anything this cannot follow makes the answer whole again: marks, codes whose pairs are not stored yet,
+a log that no longer reaches back (the writers keep its last ``catalog.indexer.KEEP_CHANGES`` rows; a
+catalogue restored from a backup), more than ``MAX_CHANGES`` rows of it, an answer without groups.
+Tests hold the answer brought up to date to the answer made, byte for byte, after every kind of change.
 
 The layout (``<question>.plan.npz``) and its answer (``<question>.base``, a hard link to the kept answer,
 so that pruning other stamps' answers leaves it) live in the kept answers' folder, which
@@ -55,8 +61,8 @@ log = logging.getLogger("catalog.patch")
 #: The layout file's format.
 VERSION = 1
 
-#: Rows of the log of changed images past which the answer is made whole instead (a change of a tenth
-#: of a million-image library costs about as much either way).
+#: Rows of the log of changed images past which the answer is made whole instead: a bound on what one
+#: answer reads of the log (where bringing up to date stops paying was not measured).
 MAX_CHANGES = 100_000
 
 #: Lines before the first item of a JSON answer (``{``, its fields, the list's name) and after the last
