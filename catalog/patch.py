@@ -550,12 +550,24 @@ def _update_copies(
     kept = np.flatnonzero(~_sorted_in(line_id, again))
     order = np.lexsort((np.arange(len(table.id)), -counts))  # the sub-table is in path order
     view = mmap.mmap(base.fileno(), 0, access=mmap.ACCESS_READ)
-    kept_counts = line_count[kept]
+    # Where each new line goes among the kept ones: the lines with as many copies found by their
+    # counts (kept in the answer's order, most first), the place among them by the paths printed.
+    fewer = -line_count[kept]
+    new_counts = -counts[order]
+    lows = np.searchsorted(fewer, new_counts, "left").tolist()
+    highs = np.searchsorted(fewer, new_counts, "right").tolist()
+    starts_, ends_ = a["line_start"], a["line_end"]
     inserts = np.empty(len(order), dtype=np.int64)
     for k, p in enumerate(order.tolist()):
-        inserts[k] = _insertion(
-            view, plan.fmt, kept, kept_counts, a["line_start"], a["line_end"], int(counts[p]), table.path[p]
-        )
+        low, high, path = lows[k], highs[k], table.path[p]
+        while low < high:
+            middle = (low + high) // 2
+            line = kept[middle]
+            if _line_path(view, plan.fmt, int(starts_[line]), int(ends_[line])) < path:
+                low = middle + 1
+            else:
+                high = middle
+        inserts[k] = low
     encoding, errors = _encoding(out)
     listed = order
     columns = (table, listed, counts[listed])
@@ -577,31 +589,13 @@ def _update_copies(
     new_id, new_count, new_start, new_end = [], [], [], []
     position_now = plan.head
     n = 0
-    cursor = 0  # next kept line to place
-    items = len(kept) + len(made)
-    if not items:
+    if not len(kept) + len(made):
         return None
-    for k in range(len(made) + 1):
-        stop = int(inserts[k]) if k < len(made) else len(kept)
-        while cursor < stop:  # a run of kept lines consecutive in the last answer
-            end = cursor + 1
-            while end < stop and kept[end] == kept[end - 1] + 1:
-                end += 1
-            run = kept[cursor:end]
-            first, last = int(a["line_start"][run[0]]), int(a["line_end"][run[-1]])
-            if n:
-                pieces.append(separator)
-                position_now += len(separator)
-            shift = position_now - first
-            pieces.append((first, last))
-            new_id.append(line_id[run])
-            new_count.append(line_count[run])
-            new_start.append(a["line_start"][run] + shift)
-            new_end.append(a["line_end"][run] + shift)
-            position_now += last - first
-            n += len(run)
-            cursor = end
-        if k < len(made):
+    # Cut where the kept lines stop being consecutive in the last answer, and where new lines go.
+    cuts = np.unique(np.concatenate([[0, len(kept)], np.flatnonzero(np.diff(kept) != 1) + 1, inserts]))
+    k = 0
+    for c, c_next in zip(cuts.tolist(), [*cuts[1:].tolist(), None], strict=True):
+        while k < len(made) and inserts[k] == c:
             if n:
                 pieces.append(separator)
                 position_now += len(separator)
@@ -613,16 +607,32 @@ def _update_copies(
             position_now += len(made[k])
             new_end.append(np.asarray([position_now], dtype=np.int64))
             n += 1
+            k += 1
+        if c_next is None or c_next == c:
+            continue
+        run = kept[c:c_next]  # consecutive in the last answer: one range of its bytes
+        first, last = int(a["line_start"][run[0]]), int(a["line_end"][run[-1]])
+        if n:
+            pieces.append(separator)
+            position_now += len(separator)
+        shift = position_now - first
+        pieces.append((first, last))
+        new_id.append(line_id[run])
+        new_count.append(line_count[run])
+        new_start.append(a["line_start"][run] + shift)
+        new_end.append(a["line_end"][run] + shift)
+        position_now += last - first
+        n += len(run)
     if plan.fmt == "json":
         pieces.append((plan.tail, plan.base_size))
     # The images listed now, with their codes.
     keep = ~was & ~_sorted_in(ids, np.sort(table.id))
-    all_ids = np.concatenate([ids[keep], table.id])
-    by_id = np.argsort(all_ids, kind="stable")
+    by_id = np.argsort(table.id, kind="stable")
+    at = np.searchsorted(ids[keep], table.id[by_id])
     arrays = {
-        "ids": all_ids[by_id],
-        "codes": np.concatenate([codes[keep], new_code])[by_id],
-        "coded": np.concatenate([coded[keep], has])[by_id],
+        "ids": np.insert(ids[keep], at, table.id[by_id]),
+        "codes": np.insert(codes[keep], at, new_code[by_id]),
+        "coded": np.insert(coded[keep], at, has[by_id]),
         "line_id": np.concatenate(new_id),
         "line_count": np.concatenate(new_count),
         "line_start": np.concatenate(new_start),
@@ -632,31 +642,6 @@ def _update_copies(
     return pieces, Plan(
         "copies", plan.mark, plan.code, plan.fmt, plan.method, plan.threshold, plan.head, tail, arrays, []
     )
-
-
-def _insertion(
-    view: mmap.mmap,
-    fmt: str,
-    kept: np.ndarray,
-    kept_counts: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    count: int,
-    path: str,
-) -> int:
-    """Where a line (``count`` copies, ``path``) goes among the kept lines (most copies first, then path):
-    the lines with as many copies found by their counts, the place among them by the paths the last
-    answer printed."""
-    low = int(np.searchsorted(-kept_counts, -count, "left"))
-    high = int(np.searchsorted(-kept_counts, -count, "right"))
-    while low < high:
-        middle = (low + high) // 2
-        line = kept[middle]
-        if _line_path(view, fmt, int(starts[line]), int(ends[line])) < path:
-            low = middle + 1
-        else:
-            high = middle
-    return low
 
 
 def _line_path(view: mmap.mmap, fmt: str, start: int, end: int) -> str:
