@@ -4,6 +4,7 @@ command timed with its peak memory."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -38,14 +39,41 @@ def fill_catalogue(url: str, method: str, signatures: Sequence[bytes], batch: in
                 conn.execute(insert(Signature), rows)
 
 
-def forget_answers(db: Path) -> None:
-    """Remove a SQLite catalogue's kept answers (``catalog.answers``): the next ``dupes`` or ``copies``
-    makes its answer."""
+def forget_answers(db: Path, command: str | None = None) -> None:
+    """Remove a SQLite catalogue's kept answers (``catalog.answers``), with their layouts
+    (``catalog.patch``): all, or those of ``command``. The next ``dupes`` or ``copies`` makes its
+    answer from every image."""
     from catalog.answers import folder_of
 
     folder = folder_of(f"sqlite:///{db}")
-    if folder is not None:
+    if folder is None or not folder.exists():
+        return
+    if command is None:
         shutil.rmtree(folder, ignore_errors=True)
+        return
+    for path in folder.iterdir():
+        if path.name.startswith(f"{command}-") or f"-{command}-" in path.name:
+            path.unlink(missing_ok=True)
+
+
+def answers_as_now(db: Path) -> Callable[[], None]:
+    """A ``before`` for :func:`run_catalog_tree` that runs each time from the kept answers as they are
+    now: the first call notes them (hard links: kept files are replaced, never written in place), each
+    later one puts them back."""
+    from catalog.answers import folder_of
+
+    folder = folder_of(f"sqlite:///{db}")
+    assert folder is not None
+    noted = folder.with_name(folder.name + ".noted")
+
+    def before() -> None:
+        if not noted.exists():
+            shutil.copytree(folder, noted, copy_function=os.link)
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(noted, folder, copy_function=os.link)
+
+    return before
 
 
 def run_catalog(*args: str) -> tuple[float, float, str]:

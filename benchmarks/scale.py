@@ -30,6 +30,7 @@ Then, each as a whole process with its peak RSS (/usr/bin/time):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -44,7 +45,13 @@ from catalog.answers import folder_of  # noqa: E402
 from catalog.imaging import decode  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
 from catalog.scan import image_suffix  # noqa: E402
-from common import fill_catalogue, forget_answers, run_catalog, run_catalog_tree  # noqa: E402
+from common import (  # noqa: E402
+    answers_as_now,
+    fill_catalogue,
+    forget_answers,
+    run_catalog,
+    run_catalog_tree,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -146,7 +153,9 @@ def main() -> None:
         # The catalogue's first answers: made from every image (their layout kept, see catalog.patch).
         for command in ("dupes", "copies"):
             asked = ("--db", str(db), command, "--method", "phash", "-f", "json")
-            seconds, peak, tree, _ = run_catalog_tree(*asked)  # the first: no answer kept yet
+            seconds, peak, tree, _ = run_catalog_tree(
+                *asked, before=functools.partial(forget_answers, db, command)
+            )
             rows.append(
                 {"command": f"{command}, made", "seconds": seconds, "peak_mb": peak, "tree_pss_mb": tree}
             )
@@ -155,7 +164,7 @@ def main() -> None:
         # Asked again after the index: brought up to date from the answers kept before it.
         for command in ("dupes", "copies"):
             asked = ("--db", str(db), command, "--method", "phash", "-f", "json")
-            seconds, peak, tree, out = run_catalog_tree(*asked)
+            seconds, peak, tree, out = run_catalog_tree(*asked, before=answers_as_now(db))
             rows.append({"command": command, "seconds": seconds, "peak_mb": peak, "tree_pss_mb": tree})
             if command == "dupes":
                 groups = json.loads(out)["groups"]
@@ -175,6 +184,7 @@ def main() -> None:
                 aside.rename(kept)
             if whole != out:
                 raise SystemExit(f"{command}: the answer given differs from the answer made whole")
+            shutil.rmtree(kept.with_name(kept.name + ".noted"), ignore_errors=True)
         probe = str(work / "new" / "new0000.jpg")
         seconds, peak, _ = run_catalog("--db", str(db), "query", probe, "--method", "phash")
         rows.append({"command": "query", "seconds": seconds, "peak_mb": peak})
