@@ -36,6 +36,7 @@ so that pruning other stamps' answers leaves it) live in the kept answers' folde
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import errno
 import json
@@ -434,48 +435,67 @@ def _update_groups(
     table = regroup(catalog, pairs, get_method(plan.method))
     layout = Layout.of(pairs)
     # The groups of the other components stay as they were; the new ones go where they sort.
-    kept_groups = np.flatnonzero(~_sorted_in(a["group_label"], labels))
+    kept = np.flatnonzero(~_sorted_in(a["group_label"], labels))
     made = _rendered(table, plan.fmt, out)
-    new_paths = [table.images.path[p] for p in table.member[table.starts[:-1]].tolist()]
-    sizes = a["group_size"]
-    entries = [(-int(sizes[g]), plan.paths[g], 0, int(g)) for g in kept_groups.tolist()]
-    entries += [
-        (-int(s), p, 1, k)
-        for k, (s, p) in enumerate(zip(np.diff(table.starts).tolist(), new_paths, strict=True))
-    ]
-    entries.sort(key=lambda e: (e[0], e[1]))
-    if not entries:
+    if not len(kept) + len(made):
         return None
     log.debug(
         "brought up to date: %d changed image(s), %d of %d group(s) kept, %d made",
         len(changed),
-        len(kept_groups),
-        len(sizes),
+        len(kept),
+        len(a["group_size"]),
         len(made),
     )
+    new_sizes = np.diff(table.starts).astype(np.int64)
+    new_paths = [table.images.path[p] for p in table.member[table.starts[:-1]].tolist()]
+    inserts = _insertions(a["group_size"][kept], [plan.paths[g] for g in kept.tolist()], new_sizes, new_paths)
+    # Each group of the answer made, in order: from the last answer (kept[i]) or made (k).
+    count = len(kept) + len(made)
+    from_made = np.zeros(count, dtype=bool)
+    from_made[inserts + np.arange(len(made))] = True
+    which = np.empty(count, dtype=np.int64)
+    which[~from_made], which[from_made] = kept, np.arange(len(made))
+    lengths, size = np.empty(count, dtype=np.int64), np.empty(count, dtype=np.int64)
+    lengths[from_made] = [len(m) for m in made]
+    lengths[~from_made] = (a["group_end"] - a["group_start"])[kept]
+    size[from_made], size[~from_made] = new_sizes, a["group_size"][kept]
     encoding, errors = _encoding(out)
-    pieces: list[Piece] = [(0, plan.head)]
-    starts, ends = np.zeros(len(entries), dtype=np.int64), np.zeros(len(entries), dtype=np.int64)
-    position = plan.head
-    members = 0
-    for n, (size, _, source, g) in enumerate(entries):
-        members -= size
-        if plan.fmt == "json":
-            between = _SEPARATOR if n else b""
-        else:
-            between = f"group {n + 1}: {-size} images\n".encode(encoding, errors)
-        piece: Piece = (int(a["group_start"][g]), int(a["group_end"][g])) if source == 0 else made[g]
-        length = piece[1] - piece[0] if isinstance(piece, tuple) else len(piece)
-        pieces += [between, piece]
-        starts[n] = position + len(between)
-        ends[n] = position = starts[n] + length
     if plan.fmt == "json":
+        between = np.full(count, len(_SEPARATOR), dtype=np.int64)
+        between[0] = 0
+        headings: list[bytes] = []
+    else:
+        headings = [
+            f"group {n}: {k} images\n".encode(encoding, errors) for n, k in enumerate(size.tolist(), 1)
+        ]
+        between = np.asarray([len(h) for h in headings], dtype=np.int64)
+    starts = plan.head + np.cumsum(between) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    ends = starts + lengths
+    pieces: list[Piece] = [(0, plan.head)]
+    if plan.fmt == "json":
+        # Runs of kept groups side by side in the last answer are one range of its bytes.
+        cut = np.ones(count, dtype=bool)
+        cut[1:] = from_made[1:] | from_made[:-1] | (which[1:] != which[:-1] + 1)
+        bounds = [*np.flatnonzero(cut).tolist(), count]
+        for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+            if begin:
+                pieces.append(_SEPARATOR)
+            if from_made[begin]:
+                pieces.append(made[int(which[begin])])
+            else:
+                pieces.append((int(a["group_start"][which[begin]]), int(a["group_end"][which[end - 1]])))
         pieces.append((plan.tail, plan.base_size))
     else:
+        for n in range(count):
+            g = int(which[n])
+            pieces += [
+                headings[n],
+                made[g] if from_made[n] else (int(a["group_start"][g]), int(a["group_end"][g])),
+            ]
         from catalog.text import groups_summary
 
         images = len(a["ids"]) - int(was.sum()) + len(now_ids)
-        summary = groups_summary(len(entries), members, plan.method, plan.threshold, False, False, images)
+        summary = groups_summary(count, int(size.sum()), plan.method, plan.threshold, False, False, images)
         pieces.append(f"{summary}\n".encode(encoding, errors))
     # The layout of the answer made: the unchanged images' as they were, the regrouped ones' anew.
     first_label = int(max(a["labels"].max(initial=-1), a["group_label"].max(initial=-1))) + 1
@@ -485,19 +505,21 @@ def _update_groups(
     ]
     keep = ~old
     at = np.searchsorted(a["ids"][keep], layout.image_ids)
+    group_label = np.empty(count, dtype=np.int64)
+    group_label[~from_made] = a["group_label"][kept]
+    group_label[from_made] = new_group_label
     arrays = {
         "ids": np.insert(a["ids"][keep], at, layout.image_ids),
         "codes": np.insert(a["codes"][keep], at, layout.codes),
         "labels": np.insert(a["labels"][keep], at, new_labels),
-        "group_label": np.asarray(
-            [a["group_label"][g] if source == 0 else new_group_label[g] for _, _, source, g in entries],
-            dtype=np.int64,
-        ),
-        "group_size": np.asarray([-size for size, *_ in entries], dtype=np.int64),
+        "group_label": group_label,
+        "group_size": size.astype(np.int64),
         "group_start": starts,
         "group_end": ends,
     }
-    paths = [path for _, path, _, _ in entries]
+    paths = [
+        new_paths[g] if m else plan.paths[g] for g, m in zip(which.tolist(), from_made.tolist(), strict=True)
+    ]
     return pieces, Plan(
         "dupes",
         plan.mark,
@@ -509,6 +531,20 @@ def _update_groups(
         int(ends[-1]),
         arrays,
         paths,
+    )
+
+
+def _insertions(
+    sizes: np.ndarray, paths: list[str], new_sizes: np.ndarray, new_paths: list[str]
+) -> np.ndarray:
+    """Where each new group goes among the kept ones (both largest first, then by reference path): the
+    number of kept groups before it."""
+    larger = -sizes
+    lows = np.searchsorted(larger, -new_sizes, "left").tolist()
+    highs = np.searchsorted(larger, -new_sizes, "right").tolist()
+    return np.asarray(
+        [bisect.bisect_left(paths, p, lo, hi) for p, lo, hi in zip(new_paths, lows, highs, strict=True)],
+        dtype=np.int64,
     )
 
 
