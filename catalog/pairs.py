@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+import zipfile
 from collections.abc import Callable
 from operator import itemgetter
 from pathlib import Path
@@ -337,7 +338,7 @@ class Settled:
                     raise ValueError("other tables")
                 orders = [saved[f"order{k}"] for k in range(int(saved["blocks"]))]
                 sorted_codes = saved["sorted"]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # missing, damaged, another kind
             return cls._rebuild(catalog, method, key, threshold)
         top = int(seqs.max(initial=0))
         # The file is this table's if its last row is there, with the same code (whoever drops rows, a

@@ -45,6 +45,7 @@ import mmap
 import os
 import re
 import uuid
+import zipfile
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +152,7 @@ class Plan:
                     base_inode=int(facts["base"][0]),
                     base_size=int(facts["base"][1]),
                 )
-        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, zipfile.BadZipFile):
             return None
 
 

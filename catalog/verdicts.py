@@ -21,6 +21,7 @@ import hashlib
 import inspect
 import os
 import uuid
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,7 +64,7 @@ class KeptVerdicts:
                     return {}
                 first, second = data["first"].astype(str).tolist(), data["second"].astype(str).tolist()
                 verdict = data["verdict"].tolist()
-        except (OSError, ValueError, KeyError):  # missing, damaged or another kind of file
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # missing, damaged, another kind
             return {}
         return dict(zip(zip(first, second, strict=True), verdict, strict=True))
 

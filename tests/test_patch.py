@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from catalog.answers import folder_of
@@ -221,3 +222,58 @@ def test_random_changes_keep_both_answers_equal_to_the_answers_made(
                 round_,
                 command,
             )
+
+
+def test_a_damaged_layout_or_answer_is_made_whole(
+    db_path: Path, library: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG, logger="catalog.patch")
+    cli(db_path, "index", str(library), "--methods", "phash")
+    cli(db_path, "dupes", "-f", "json")
+    folder = folder_of(f"sqlite:///{db_path}")
+    assert folder is not None
+    [plan] = folder.glob("*.plan.npz")
+    plan.write_bytes(plan.read_bytes()[:100])  # cut short
+    Image.open(library / "fruit-000.jpg").save(library / "d1.jpg", quality=50)
+    cli(db_path, "index", str(library), "--methods", "phash")
+    caplog.clear()
+    answer = cli(db_path, "dupes", "-f", "json")
+    assert not any("brought up to date" in r.message for r in caplog.records)
+    assert answer == made_whole(db_path, "json")
+    # The answer made whole kept a new layout; its answer shortened: made whole again.
+    [base] = folder.glob("*.base")
+    with open(base, "r+b") as file:
+        file.truncate(base.stat().st_size - 10)
+    Image.open(library / "fruit-000.jpg").save(library / "d2.jpg", quality=45)
+    cli(db_path, "index", str(library), "--methods", "phash")
+    caplog.clear()
+    assert cli(db_path, "dupes", "-f", "json") == made_whole(db_path, "json")
+    assert not any("brought up to date" in r.message for r in caplog.records)
+    assert not list(folder.glob("*.tmp"))
+    # The stored pairs' saved index (read to find the codes changed images reach) cut short: rebuilt.
+    [index] = db_path.parent.glob("*.phash.pairs.npz")
+    index.write_bytes(index.read_bytes()[:100])
+    Image.open(library / "fruit-000.jpg").save(library / "d3.jpg", quality=42)
+    cli(db_path, "index", str(library), "--methods", "phash")
+    caplog.clear()
+    assert cli(db_path, "dupes", "-f", "json") == made_whole(db_path, "json")
+    assert any("brought up to date" in r.message for r in caplog.records)
+
+
+def test_the_writers_keep_the_newest_rows_of_the_log(db_path: Path, library: Path):
+    cli(db_path, "index", str(library), "--methods", "phash")
+    with Catalog.open(f"sqlite:///{db_path}") as catalog:
+        mark = catalog.change_mark()
+        assert mark is not None
+        catalog.prune_changes(5)
+        assert catalog.change_mark() == mark  # the newest row stays
+        assert catalog.changed_since(mark, 10) == []
+        with catalog.session() as session:
+            assert session.execute(text("SELECT count(*) FROM image_changes")).scalar() == 5
+    (library / "fruit-001.jpg").unlink()
+    cli(db_path, "index", str(library), "--methods", "phash")
+    with Catalog.open(f"sqlite:///{db_path}") as catalog:
+        changed = catalog.changed_since(mark, 10)
+        assert changed is not None and len(changed) == 1  # the image removed (its row and signature)
+        assert catalog.changed_since(mark, 1) is None  # more rows than asked for (row and signature)
+        assert catalog.changed_since((mark[0], mark[1] ^ 1), 10) is None  # another token
