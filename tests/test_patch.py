@@ -277,3 +277,28 @@ def test_the_writers_keep_the_newest_rows_of_the_log(db_path: Path, library: Pat
         assert changed is not None and len(changed) == 1  # the image removed (its row and signature)
         assert catalog.changed_since(mark, 1) is None  # more rows than asked for (row and signature)
         assert catalog.changed_since((mark[0], mark[1] ^ 1), 10) is None  # another token
+
+
+@pytest.mark.parametrize("command", ["dupes", "copies"])
+def test_a_lower_threshold_is_brought_up_to_date_at_that_threshold(
+    db_path: Path, library: Path, command: str, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG, logger="catalog.patch")
+    cli(db_path, "index", str(library), "--methods", "phash")
+    asked = (command, "--threshold", "3", "-f", "text")
+    cli(db_path, *asked)
+    for k, name in enumerate(["fruit-000.jpg", "fruit-008.jpg", "fruit-012.jpg"]):
+        Image.open(library / name).resize((90, 90)).save(library / f"t{k}.jpg", quality=60 + 10 * k)
+        cli(db_path, "index", str(library), "--methods", "phash")
+        caplog.clear()
+        answer = cli(db_path, *asked)
+        assert any("brought up to date" in r.message for r in caplog.records)
+        folder = folder_of(f"sqlite:///{db_path}")
+        assert folder is not None
+        folder.rename(folder.with_name("aside"))
+        try:
+            assert answer == cli(db_path, *asked)
+        finally:
+            shutil.rmtree(folder)
+            folder.with_name("aside").rename(folder)
+    assert "threshold 3" in answer or command == "copies"
