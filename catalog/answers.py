@@ -230,17 +230,20 @@ def _asked_as(question: Question, out: TextIO) -> str:
 
 
 def kept(url: str) -> tuple[int, int]:
-    """How many answers a catalogue keeps (of any stamp, until the next keep prunes them), and their
-    bytes: what ``status`` tells."""
+    """How many answers a catalogue keeps (of any stamp, until the next keep prunes them), and the
+    bytes the folder holds for them (with the last answers and layouts ``catalog.patch`` keeps; a
+    file linked twice counted once): what ``status`` tells."""
     folder = folder_of(url)
-    count = size = 0
+    count = 0
+    sizes: dict[int, int] = {}
     if folder is not None and folder.is_dir():
         for entry in os.scandir(folder):
-            if entry.name.endswith(".out"):
+            if entry.name.endswith((".out", ".base", ".plan.npz")):
                 with suppress(OSError):
-                    size += entry.stat().st_size
-                    count += 1
-    return count, size
+                    status = entry.stat()
+                    sizes[status.st_ino] = status.st_size
+                    count += entry.name.endswith(".out")
+    return count, sum(sizes.values())
 
 
 def asked(url: str) -> list[list[str]]:

@@ -71,11 +71,15 @@ def test_an_unchanged_catalogue_gives_the_kept_answer(db_path: Path, library: Pa
         assert "KEPT" not in cli(db_path, *args), args
     assert len(kept_files(db_path)) == 8
     status = json.loads(cli(db_path, "status", "-f", "json"))["answers"]
-    assert status == {
-        "kept": 8,
-        "bytes": sum(p.stat().st_size for p in kept_files(db_path)),
-        "folder": str(folder_of(f"sqlite:///{db_path}")),
+    folder = folder_of(f"sqlite:///{db_path}")
+    assert folder is not None
+    # The answers, with the last answers and layouts kept to bring them up to date (catalog.patch): a
+    # last answer is the kept answer itself (a second link) until the next change.
+    held = {
+        p.stat().st_ino: p.stat().st_size for p in folder.iterdir() if p.suffix in (".out", ".base", ".npz")
     }
+    assert any(p.suffix == ".base" for p in folder.iterdir())
+    assert status == {"kept": 8, "bytes": sum(held.values()), "folder": str(folder)}
     assert "answers:   8 kept (" in cli(db_path, "status")
 
 
