@@ -254,7 +254,10 @@ IMAGE_CHANGES_DDL = {
         f"INSERT INTO image_changes (image_id, token) VALUES ({row}.{column}, random()); END"
         for table, column in (("images", "id"), ("signatures", "image_id"))
         for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
-    ],
+    ]
+    # A first row (no image has id 0): the log has a mark from the start, so that the first answer a
+    # catalogue keeps can be brought up to date.
+    + ["INSERT INTO image_changes (image_id, token) VALUES (0, random())"],
 }
 
 

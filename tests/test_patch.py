@@ -302,3 +302,30 @@ def test_a_lower_threshold_is_brought_up_to_date_at_that_threshold(
             shutil.rmtree(folder)
             folder.with_name("aside").rename(folder)
     assert "threshold 3" in answer or command == "copies"
+
+
+def test_a_catalogue_upgraded_from_before_the_log_is_brought_up_to_date_from_its_first_answer(
+    tmp_path: Path, library: Path, caplog: pytest.LogCaptureFixture
+):
+    """A catalogue at revision 0008 (kept answers, no log) opened by this version: the log starts with a
+    row, so its first answer keeps a layout, and the next change is brought up to date."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from catalog.migrate import alembic_config
+
+    db = tmp_path / "old.db"
+    config = alembic_config()
+    with create_engine(f"sqlite:///{db}").begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0008")
+    with Catalog.open(f"sqlite:///{db}") as catalog:  # upgraded here
+        assert catalog.change_mark() is not None
+    caplog.set_level(logging.DEBUG, logger="catalog.patch")
+    cli(db, "index", str(library), "--methods", "phash")
+    cli(db, "dupes", "-f", "json")
+    Image.open(library / "fruit-000.jpg").save(library / "u1.jpg", quality=55)
+    cli(db, "index", str(library), "--methods", "phash")
+    caplog.clear()
+    assert cli(db, "dupes", "-f", "json") == made_whole(db, "json")
+    assert any("brought up to date" in r.message for r in caplog.records)

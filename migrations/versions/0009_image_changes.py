@@ -22,7 +22,9 @@ DDL = {
         f"INSERT INTO image_changes (image_id, token) VALUES ({row}.{column}, random()); END"
         for table, column in (("images", "id"), ("signatures", "image_id"))
         for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
-    ],
+    ]
+    # A first row (no image has id 0): a catalogue upgraded has a mark before its next change.
+    + ["INSERT INTO image_changes (image_id, token) VALUES (0, random())"],
 }
 
 
