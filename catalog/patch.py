@@ -226,7 +226,7 @@ def _keep_layout(
 
     if answers.mark is None or fmt not in ("json", "text") or not _utf8(out):
         return
-    with suppress(OSError), try_lock(answers.folder / "lock") as locked:
+    with suppress(OSError, ValueError), try_lock(answers.folder / "lock") as locked:
         if not locked:
             return
         kept = answers.path(question, out)
@@ -341,6 +341,9 @@ def bring_up_to_date(catalog: Catalog, answers: Answers, question: Question, out
             then=lambda kept: _keep_plan(answers, question, out, kept, new_plan),
         )
     except OSError:
+        return False
+    except (ValueError, IndexError, KeyError) as error:  # a layout that does not fit: nothing printed yet
+        log.warning("the kept answer could not be brought up to date (%s): it is made whole", error)
         return False
     finally:  # interrupted, refused or not kept: no half answer left behind
         temporary.unlink(missing_ok=True)

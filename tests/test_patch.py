@@ -329,3 +329,25 @@ def test_a_catalogue_upgraded_from_before_the_log_is_brought_up_to_date_from_its
     caplog.clear()
     assert cli(db, "dupes", "-f", "json") == made_whole(db, "json")
     assert any("brought up to date" in r.message for r in caplog.records)
+
+
+def test_a_layout_that_does_not_fit_its_answer_is_made_whole(
+    db_path: Path, library: Path, caplog: pytest.LogCaptureFixture
+):
+    from catalog.patch import Plan
+
+    cli(db_path, "index", str(library), "--methods", "phash")
+    cli(db_path, "dupes", "-f", "json")
+    folder = folder_of(f"sqlite:///{db_path}")
+    assert folder is not None
+    [path] = folder.glob("*.plan.npz")
+    plan = Plan.load(path)
+    assert plan is not None
+    plan.arrays["labels"] = plan.arrays["labels"][:1]  # a whole file, but not this answer's layout
+    plan.save(path)
+    Image.open(library / "fruit-000.jpg").save(library / "w1.jpg", quality=55)
+    cli(db_path, "index", str(library), "--methods", "phash")
+    caplog.set_level(logging.DEBUG, logger="catalog.patch")
+    assert cli(db_path, "dupes", "-f", "json") == made_whole(db_path, "json")
+    assert any("made whole" in r.message for r in caplog.records)
+    assert not list(folder.glob("*.tmp"))
