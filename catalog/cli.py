@@ -526,16 +526,9 @@ def dupes_command(
     question = _question(ctx, method, threshold, options, fmt)
     with ctx.obj.open() as catalog:
         answers = _answers(catalog)
-        if answers is not None and answers.give(question, sys.stdout):
+        if _given(catalog, answers, question, fmt):
             return
-        if answers is not None and fmt is not Format.csv:
-            from catalog.patch import bring_up_to_date
-
-            if bring_up_to_date(catalog, answers, question, sys.stdout):
-                return
-        found = find_groups(
-            catalog, method, threshold, options, layout=answers is not None and fmt is not Format.csv
-        )
+        found = find_groups(catalog, method, threshold, options, layout=_laid_out(answers, fmt))
     from catalog import listing
 
     table = found.table
@@ -622,6 +615,25 @@ def _answers(catalog: Catalog) -> Any:
     return Answers.of(catalog.url, stamp, catalog.change_mark() if stamp is not None else None)
 
 
+def _given(catalog: Catalog, answers: Any, question: Any, fmt: Format) -> bool:
+    """Print ``question``'s kept answer, or the last one brought up to date (``catalog.patch``): True;
+    False when the answer is to be made."""
+    if answers is None:
+        return False
+    if answers.give(question, sys.stdout):
+        return True
+    if not _laid_out(answers, fmt):
+        return False
+    from catalog.patch import bring_up_to_date
+
+    return bring_up_to_date(catalog, answers, question, sys.stdout)
+
+
+def _laid_out(answers: Any, fmt: Format) -> bool:
+    """Whether an answer made now keeps its layout, to be brought up to date later (not CSV)."""
+    return answers is not None and fmt is not Format.csv
+
+
 def _kept(answers: Any, question: Any) -> AbstractContextManager[TextIO]:
     """Standard output, kept as ``question``'s answer once all of it is printed (where answers are
     kept)."""
@@ -675,15 +687,10 @@ def copies_command(
     question = _question(ctx, method, threshold, options, fmt)
     with ctx.obj.open() as catalog:
         answers = _answers(catalog)
-        if answers is not None and answers.give(question, sys.stdout):
+        if _given(catalog, answers, question, fmt):
             return
-        if answers is not None and fmt is not Format.csv:
-            from catalog.patch import bring_up_to_date
-
-            if bring_up_to_date(catalog, answers, question, sys.stdout):
-                return
-        layout = answers is not None and fmt is not Format.csv
-        used_method, used_threshold, counts = copy_counts(catalog, method, threshold, options, layout)
+        laid = _laid_out(answers, fmt)
+        used_method, used_threshold, counts = copy_counts(catalog, method, threshold, options, laid)
     from catalog import listing
 
     columns = (counts.images, counts.listed, counts.counts)

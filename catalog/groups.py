@@ -117,7 +117,7 @@ class Layout:
     @classmethod
     def of(cls, pairs: Pairs) -> Layout:
         assert pairs.codes is not None
-        labels = component_labels(pairs.count, pairs.left, pairs.right)
+        labels = components(pairs.count, pairs.left, pairs.right)
         sizes = np.bincount(pairs.class_of, minlength=pairs.count)
         linked = np.zeros(pairs.count, dtype=bool)
         linked[pairs.left] = True
@@ -132,9 +132,10 @@ class Layout:
 COMPILED_COMPONENTS_FROM = 200_000
 
 
-def component_labels(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The component of each of ``n`` nodes joined by the edges (left[k], right[k]): the smallest node
-    of each, as int64 (union-find; compiled for many edges)."""
+    of each, as int64 (union-find; compiled for many edges, where SciPy's graph would take longer to
+    import and build than the union-find takes)."""
     if len(left) >= COMPILED_COMPONENTS_FROM:
         from catalog import reference
 
@@ -1167,15 +1168,6 @@ def _reference_groups(
             taken.update(candidates)
             groups.append((c, candidates))
     return groups
-
-
-def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Component label of each of ``n`` nodes joined by the edges (left[k], right[k])."""
-    from scipy.sparse import coo_matrix  # only here: SciPy's sparse graphs take 0.3 s to import
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
 
 
 def _component_groups(best: dict[int, ImageInfo], pairs: Pairs, n: int) -> list[tuple[int, list[int]]]:

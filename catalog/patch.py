@@ -46,12 +46,15 @@ import os
 import re
 import uuid
 import zipfile
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import numpy as np
+
+from catalog.text import groups_summary, json_escaped
 
 if TYPE_CHECKING:
     from catalog.answers import Answers, Question
@@ -453,53 +456,25 @@ def _update_groups(
     new_sizes = np.diff(table.starts).astype(np.int64)
     new_paths = [table.images.path[p] for p in table.member[table.starts[:-1]].tolist()]
     inserts = _insertions(a["group_size"][kept], [plan.paths[g] for g in kept.tolist()], new_sizes, new_paths)
-    # Each group of the answer made, in order: from the last answer (kept[i]) or made (k).
-    count = len(kept) + len(made)
-    from_made = np.zeros(count, dtype=bool)
-    from_made[inserts + np.arange(len(made))] = True
-    which = np.empty(count, dtype=np.int64)
-    which[~from_made], which[from_made] = kept, np.arange(len(made))
-    lengths, size = np.empty(count, dtype=np.int64), np.empty(count, dtype=np.int64)
-    lengths[from_made] = [len(m) for m in made]
-    lengths[~from_made] = (a["group_end"] - a["group_start"])[kept]
+    from_made, which = _merge(kept, inserts)
+    size = np.empty(len(from_made), dtype=np.int64)
     size[from_made], size[~from_made] = new_sizes, a["group_size"][kept]
     encoding, errors = _encoding(out)
-    if plan.fmt == "json":
-        between = np.full(count, len(_SEPARATOR), dtype=np.int64)
-        between[0] = 0
-        headings: list[bytes] = []
-    else:
-        headings = [
+    between: bytes | list[bytes] = _SEPARATOR
+    if plan.fmt == "text":  # each group's heading, numbered where it now stands
+        between = [
             f"group {n}: {k} images\n".encode(encoding, errors) for n, k in enumerate(size.tolist(), 1)
         ]
-        between = np.asarray([len(h) for h in headings], dtype=np.int64)
-    starts = plan.head + np.cumsum(between) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    ends = starts + lengths
-    pieces: list[Piece] = [(0, plan.head)]
+    pieces, starts, ends = _assemble(
+        plan.head, made, from_made, which, a["group_start"], a["group_end"], between
+    )
     if plan.fmt == "json":
-        # Runs of kept groups side by side in the last answer are one range of its bytes.
-        cut = np.ones(count, dtype=bool)
-        cut[1:] = from_made[1:] | from_made[:-1] | (which[1:] != which[:-1] + 1)
-        bounds = [*np.flatnonzero(cut).tolist(), count]
-        for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
-            if begin:
-                pieces.append(_SEPARATOR)
-            if from_made[begin]:
-                pieces.append(made[int(which[begin])])
-            else:
-                pieces.append((int(a["group_start"][which[begin]]), int(a["group_end"][which[end - 1]])))
         pieces.append((plan.tail, plan.base_size))
     else:
-        for n in range(count):
-            g = int(which[n])
-            pieces += [
-                headings[n],
-                made[g] if from_made[n] else (int(a["group_start"][g]), int(a["group_end"][g])),
-            ]
-        from catalog.text import groups_summary
-
         images = len(a["ids"]) - int(was.sum()) + len(now_ids)
-        summary = groups_summary(count, int(size.sum()), plan.method, plan.threshold, False, False, images)
+        summary = groups_summary(
+            len(size), int(size.sum()), plan.method, plan.threshold, False, False, images
+        )
         pieces.append(f"{summary}\n".encode(encoding, errors))
     # The layout of the answer made: the unchanged images' as they were, the regrouped ones' anew.
     first_label = int(max(a["labels"].max(initial=-1), a["group_label"].max(initial=-1))) + 1
@@ -509,7 +484,7 @@ def _update_groups(
     ]
     keep = ~old
     at = np.searchsorted(a["ids"][keep], layout.image_ids)
-    group_label = np.empty(count, dtype=np.int64)
+    group_label = np.empty(len(size), dtype=np.int64)
     group_label[~from_made] = a["group_label"][kept]
     group_label[from_made] = new_group_label
     arrays = {
@@ -517,7 +492,7 @@ def _update_groups(
         "codes": np.insert(a["codes"][keep], at, layout.codes),
         "labels": np.insert(a["labels"][keep], at, new_labels),
         "group_label": group_label,
-        "group_size": size.astype(np.int64),
+        "group_size": size,
         "group_start": starts,
         "group_end": ends,
     }
@@ -539,10 +514,11 @@ def _update_groups(
 
 
 def _insertions(
-    sizes: np.ndarray, paths: list[str], new_sizes: np.ndarray, new_paths: list[str]
+    sizes: np.ndarray, paths: Sequence[str], new_sizes: np.ndarray, new_paths: list[str]
 ) -> np.ndarray:
-    """Where each new group goes among the kept ones (both largest first, then by reference path): the
-    number of kept groups before it."""
+    """Where each new item goes among the kept ones, both in the answer's order (largest group or most
+    copies first, then by path): how many kept items come before it. ``paths`` may read each kept
+    item's path only when the bisection asks for it."""
     larger = -sizes
     lows = np.searchsorted(larger, -new_sizes, "left").tolist()
     highs = np.searchsorted(larger, -new_sizes, "right").tolist()
@@ -550,6 +526,73 @@ def _insertions(
         [bisect.bisect_left(paths, p, lo, hi) for p, lo, hi in zip(new_paths, lows, highs, strict=True)],
         dtype=np.int64,
     )
+
+
+def _merge(kept: np.ndarray, inserts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each item of the answer made, in order: (made now?, which), ``which`` being a kept item's number
+    in the last answer or a made item's number."""
+    count = len(kept) + len(inserts)
+    from_made = np.zeros(count, dtype=bool)
+    from_made[inserts + np.arange(len(inserts))] = True
+    which = np.empty(count, dtype=np.int64)
+    which[~from_made], which[from_made] = kept, np.arange(len(inserts))
+    return from_made, which
+
+
+def _assemble(
+    head: int,
+    made: list[bytes],
+    from_made: np.ndarray,
+    which: np.ndarray,
+    old_starts: np.ndarray,
+    old_ends: np.ndarray,
+    between: bytes | list[bytes],
+) -> tuple[list[Piece], np.ndarray, np.ndarray]:
+    """The pieces of an answer from its head to its last item, and where each item now lies.
+    ``between``: the bytes before every item but the first (JSON's separator; nothing in ``copies``'
+    text), or the bytes before each item (``dupes``' text headings). Kept items side by side in the last
+    answer, with the same bytes between them, are one range of its bytes."""
+    count = len(from_made)
+    lengths = np.empty(count, dtype=np.int64)
+    lengths[from_made] = [len(m) for m in made]
+    lengths[~from_made] = (old_ends - old_starts)[which[~from_made]]
+    if isinstance(between, bytes):
+        gaps = np.full(count, len(between), dtype=np.int64)
+        gaps[:1] = 0
+    else:
+        gaps = np.asarray([len(b) for b in between], dtype=np.int64)
+    starts = head + np.cumsum(gaps) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    pieces: list[Piece] = [(0, head)]
+    if isinstance(between, bytes):
+        cut = np.ones(count, dtype=bool)
+        cut[1:] = from_made[1:] | from_made[:-1] | (which[1:] != which[:-1] + 1)
+        bounds = [*np.flatnonzero(cut).tolist(), count]
+        for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+            if begin:
+                pieces.append(between)
+            first = int(which[begin])
+            pieces.append(
+                made[first] if from_made[begin] else (int(old_starts[first]), int(old_ends[which[end - 1]]))
+            )
+    else:
+        for n, (m, g) in enumerate(zip(from_made.tolist(), which.tolist(), strict=True)):
+            pieces += [between[n], made[g] if m else (int(old_starts[g]), int(old_ends[g]))]
+    return pieces, starts, starts + lengths
+
+
+class _PrintedPaths(Sequence[str]):
+    """The paths of a ``copies`` answer's kept lines (``kept``, in order), read from its bytes when
+    asked for."""
+
+    def __init__(self, view: mmap.mmap, fmt: str, kept: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+        self.view, self.fmt, self.kept, self.starts, self.ends = view, fmt, kept, starts, ends
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def __getitem__(self, k):  # type: ignore[no-untyped-def, override]
+        line = int(self.kept[k])
+        return _line_path(self.view, self.fmt, int(self.starts[line]), int(self.ends[line]))
 
 
 def _update_copies(
@@ -589,33 +632,15 @@ def _update_copies(
     line_id, line_count = a["line_id"], a["line_count"]
     kept = np.flatnonzero(~_sorted_in(line_id, again))
     order = np.lexsort((np.arange(len(table.id)), -counts))  # the sub-table is in path order
-    view = mmap.mmap(base.fileno(), 0, access=mmap.ACCESS_READ)
-    # Where each new line goes among the kept ones: the lines with as many copies found by their
-    # counts (kept in the answer's order, most first), the place among them by the paths printed.
-    fewer = -line_count[kept]
-    new_counts = -counts[order]
-    lows = np.searchsorted(fewer, new_counts, "left").tolist()
-    highs = np.searchsorted(fewer, new_counts, "right").tolist()
-    starts_, ends_ = a["line_start"], a["line_end"]
-    inserts = np.empty(len(order), dtype=np.int64)
-    for k, p in enumerate(order.tolist()):
-        low, high, path = lows[k], highs[k], table.path[p]
-        while low < high:
-            middle = (low + high) // 2
-            line = kept[middle]
-            if _line_path(view, plan.fmt, int(starts_[line]), int(ends_[line])) < path:
-                low = middle + 1
-            else:
-                high = middle
-        inserts[k] = low
     encoding, errors = _encoding(out)
-    listed = order
-    columns = (table, listed, counts[listed])
+    columns = (table, order, counts[order])
     made = (
-        [json_text.encode(encoding, errors) for json_text in map(_escape, listing.copies_json(*columns))]
+        [json_escaped(text).encode(encoding, errors) for text in listing.copies_json(*columns)]
         if plan.fmt == "json"
         else [f"{line}\n".encode(encoding, errors) for line in listing.copies_lines(*columns)]
     )
+    if not len(kept) + len(made):
+        return None
     log.debug(
         "brought up to date: %d changed image(s), %d of %d line(s) kept, %d made",
         len(changed),
@@ -623,48 +648,22 @@ def _update_copies(
         len(line_id),
         len(made),
     )
-    # Pieces: runs of kept lines (consecutive in the last answer) with the new lines between them.
+    view = mmap.mmap(base.fileno(), 0, access=mmap.ACCESS_READ)
+    printed = _PrintedPaths(view, plan.fmt, kept, a["line_start"], a["line_end"])
+    inserts = _insertions(line_count[kept], printed, counts[order], [table.path[p] for p in order.tolist()])
+    from_made, which = _merge(kept, inserts)
     separator = _SEPARATOR if plan.fmt == "json" else b""
-    pieces: list[Piece] = [(0, plan.head)]
-    new_id, new_count, new_start, new_end = [], [], [], []
-    position_now = plan.head
-    n = 0
-    if not len(kept) + len(made):
-        return None
-    # Cut where the kept lines stop being consecutive in the last answer, and where new lines go.
-    cuts = np.unique(np.concatenate([[0, len(kept)], np.flatnonzero(np.diff(kept) != 1) + 1, inserts]))
-    k = 0
-    for c, c_next in zip(cuts.tolist(), [*cuts[1:].tolist(), None], strict=True):
-        while k < len(made) and inserts[k] == c:
-            if n:
-                pieces.append(separator)
-                position_now += len(separator)
-            pieces.append(made[k])
-            p = int(order[k])
-            new_id.append(table.id[p : p + 1])
-            new_count.append(counts[p : p + 1])
-            new_start.append(np.asarray([position_now], dtype=np.int64))
-            position_now += len(made[k])
-            new_end.append(np.asarray([position_now], dtype=np.int64))
-            n += 1
-            k += 1
-        if c_next is None or c_next == c:
-            continue
-        run = kept[c:c_next]  # consecutive in the last answer: one range of its bytes
-        first, last = int(a["line_start"][run[0]]), int(a["line_end"][run[-1]])
-        if n:
-            pieces.append(separator)
-            position_now += len(separator)
-        shift = position_now - first
-        pieces.append((first, last))
-        new_id.append(line_id[run])
-        new_count.append(line_count[run])
-        new_start.append(a["line_start"][run] + shift)
-        new_end.append(a["line_end"][run] + shift)
-        position_now += last - first
-        n += len(run)
+    pieces, starts, ends = _assemble(
+        plan.head, made, from_made, which, a["line_start"], a["line_end"], separator
+    )
     if plan.fmt == "json":
         pieces.append((plan.tail, plan.base_size))
+    new_line_id, new_line_count = (
+        np.empty(len(from_made), dtype=np.int64),
+        np.empty(len(from_made), dtype=np.int64),
+    )
+    new_line_id[from_made], new_line_id[~from_made] = table.id[order], line_id[kept]
+    new_line_count[from_made], new_line_count[~from_made] = counts[order], line_count[kept]
     # The images listed now, with their codes.
     keep = ~was & ~_sorted_in(ids, np.sort(table.id))
     by_id = np.argsort(table.id, kind="stable")
@@ -673,12 +672,12 @@ def _update_copies(
         "ids": np.insert(ids[keep], at, table.id[by_id]),
         "codes": np.insert(codes[keep], at, new_code[by_id]),
         "coded": np.insert(coded[keep], at, has[by_id]),
-        "line_id": np.concatenate(new_id),
-        "line_count": np.concatenate(new_count),
-        "line_start": np.concatenate(new_start),
-        "line_end": np.concatenate(new_end),
+        "line_id": new_line_id,
+        "line_count": new_line_count,
+        "line_start": starts,
+        "line_end": ends,
     }
-    tail = int(arrays["line_end"][-1])
+    tail = int(ends[-1])
     return pieces, Plan(
         "copies", plan.mark, plan.code, plan.fmt, plan.method, plan.threshold, plan.head, tail, arrays, []
     )
@@ -695,12 +694,6 @@ def _line_path(view: mmap.mmap, fmt: str, start: int, end: int) -> str:
 
 _DECODER = json.JSONDecoder()
 _COUNT = re.compile(" *[0-9]+  ")
-
-
-def _escape(text: str) -> str:
-    from catalog.text import json_escaped
-
-    return json_escaped(text)
 
 
 #: What separates two items in a JSON answer.
@@ -787,7 +780,6 @@ def _rendered(table: GroupTable, fmt: str, out: TextIO) -> list[bytes]:
     """Each group of ``table`` as the answer prints it: its JSON object, or its text lines without the
     heading (whose number depends on where it goes)."""
     from catalog import listing
-    from catalog.text import json_escaped
 
     encoding, errors = _encoding(out)
     columns = (table.images, table.member, table.starts, table.score)

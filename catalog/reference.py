@@ -306,7 +306,7 @@ def stored_class_pairs(
 @njit(cache=True, nogil=True)
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The component of each of ``n`` nodes joined by the edges (left[k], right[k]): its smallest node
-    (union-find with path halving), as :func:`catalog.groups.component_labels`."""
+    (union-find with path halving), as :func:`catalog.groups.components`."""
     parent = np.arange(n)
     for k in range(len(left)):
         a = left[k]
