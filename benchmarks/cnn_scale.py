@@ -9,8 +9,7 @@
    million are 20 GB). Its first ``catalog index`` builds the HNSW index and stores every image's pairs.
 3. Whole ``catalog dupes --method cnn -f json`` on the large catalogue, twice (the second warm), with
    seconds and peak RSS (/usr/bin/time); the recall of the same families there, and how many synthetic
-   images joined a group of the library's files. Each answer is made (its kept answer forgotten), then
-   asked again and given from the kept answer (``catalog.answers``; checked byte for byte).
+   images joined a group of the library's files.
 
     .venv/bin/python benchmarks/cnn_scale.py [--n 1000000] [--work DIR]
     .venv/bin/python benchmarks/cnn_scale.py --again DIR   # step 3 again, on a kept --work DIR
@@ -38,7 +37,7 @@ from catalog.models import Image, Signature  # noqa: E402
 from catalog.store import Catalog  # noqa: E402
 from catalog.variants import make_mixture  # noqa: E402
 from catalog.vectors import as_matrix  # noqa: E402
-from common import forget_answers, run_catalog, run_catalog_tree  # noqa: E402
+from common import run_catalog, run_catalog_tree  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHUNK = 2_000
@@ -95,9 +94,9 @@ def fill(url: str, real: np.ndarray, n: int, seed: int = 0) -> None:
 
 
 def dupes(db: Path, family: dict[str, str], label: str) -> None:
-    """The answer made (its kept answer forgotten before each run), then given again from the kept one."""
+    """The answer made, with its recall."""
     asked = ("--db", str(db), "dupes", "--method", "cnn", "-f", "json")
-    seconds, peak, tree, out = run_catalog_tree(*asked, before=lambda: forget_answers(db))
+    seconds, peak, tree, out = run_catalog_tree(*asked)
     groups = json.loads(out)["groups"]
     share, strangers = recall(groups, family)
     print(
@@ -105,10 +104,6 @@ def dupes(db: Path, family: dict[str, str], label: str) -> None:
         f"| {strangers:,} |",
         flush=True,
     )
-    seconds, peak, again = run_catalog(*asked)
-    if again != out:
-        raise SystemExit("the kept answer differs from the answer made")
-    print(f"| {label}: the kept answer | {seconds:.2f} | {peak:.0f} | | same bytes | | |", flush=True)
 
 
 def _header() -> None:

@@ -4,8 +4,6 @@ command timed with its peak memory."""
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -39,43 +37,6 @@ def fill_catalogue(url: str, method: str, signatures: Sequence[bytes], batch: in
                 conn.execute(insert(Signature), rows)
 
 
-def forget_answers(db: Path, command: str | None = None) -> None:
-    """Remove a SQLite catalogue's kept answers (``catalog.answers``), with their layouts
-    (``catalog.patch``): all, or those of ``command``. The next ``dupes`` or ``copies`` makes its
-    answer from every image."""
-    from catalog.answers import folder_of
-
-    folder = folder_of(f"sqlite:///{db}")
-    if folder is None or not folder.exists():
-        return
-    if command is None:
-        shutil.rmtree(folder, ignore_errors=True)
-        return
-    for path in folder.iterdir():
-        if path.name.startswith(f"{command}-") or f"-{command}-" in path.name:
-            path.unlink(missing_ok=True)
-
-
-def answers_as_now(db: Path) -> Callable[[], None]:
-    """A ``before`` for :func:`run_catalog_tree` that runs each time from the kept answers as they are
-    now: the first call notes them (hard links: kept files are replaced, never written in place), each
-    later one puts them back."""
-    from catalog.answers import folder_of
-
-    folder = folder_of(f"sqlite:///{db}")
-    assert folder is not None
-    noted = folder.with_name(folder.name + ".noted")
-
-    def before() -> None:
-        if not noted.exists():
-            shutil.copytree(folder, noted, copy_function=os.link)
-            return
-        shutil.rmtree(folder, ignore_errors=True)
-        shutil.copytree(noted, folder, copy_function=os.link)
-
-    return before
-
-
 def run_catalog(*args: str) -> tuple[float, float, str]:
     """Run ``catalog ARGS`` as a whole process: (seconds, peak RSS in MB, stdout).
 
@@ -96,7 +57,7 @@ def run_catalog_tree(
     forks readers and writers for a million-image answer, and /usr/bin/time gives the largest of the
     processes, not their sum. (seconds, peak RSS MB of the largest process, peak of the summed PSS
     of every process in MB (shared pages counted once; sampled every 50 ms), stdout). ``before`` runs
-    before each run (say, to forget the kept answers: see :func:`forget_answers`).
+    before each run.
 
     Two runs: the seconds come from the first, unobserved; the second is sampled (reading a large
     process's PSS walks its page tables and slows it down by a second or more)."""

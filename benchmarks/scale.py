@@ -11,17 +11,16 @@ with bits flipped with probability 0.02).
 Then, each as a whole process with its peak RSS (/usr/bin/time):
 
 - ``first index``: the filled catalogue's first ``catalog index``, which stores the near pairs of every
-  code (``catalog.pairs``), as a catalogue made before stored pairs gets them;
+  code (``catalog.pairs``) and the groups (``catalog.stored``), as a catalogue made before them gets them;
 - ``index``: ``catalog index`` of 1,000 new real image files into the filled catalogue (and into an empty
   one, for the throughput ratio);
-- ``dupes, made``, ``copies, made``: the catalogue's first ``catalog dupes --method phash -f json`` and
-  ``catalog copies --method phash -f json``, asked before that ``index`` (both also with the peak of all
-  their processes: from 50,000 images on they fork a reader and a formatter);
-- ``dupes``, ``copies``: the same questions asked after the ``index``: the last answers brought up to
-  date where that can be done (``catalog.patch``), checked byte for byte against the answer made from
-  every image (made with the kept answers set aside, not timed);
-- ``dupes again``, ``copies again``: the same question of the unchanged catalogue, given from the
-  answer kept by the one before (``catalog.answers``; checked byte for byte);
+- ``dupes, first``, ``copies, first``: the catalogue's first ``catalog dupes --method phash -f json``
+  and ``catalog copies --method phash -f json`` after its first index (both also with the peak of all
+  their processes: from 50,000 images on ``copies`` forks a reader and a formatter): ``dupes`` reads
+  the groups that index stored (``catalog.stored``), ``copies`` counts from the stored pairs;
+- ``dupes``, ``copies``: the same questions after the ``index`` of 1,000 new files, which brought the
+  stored groups up to date; the groups read are checked against the groups made from every image
+  (``catalog.groups.find_groups``, not timed);
 - ``query``: ``catalog query IMAGE --method phash`` (and, in one process, the p95 of 50 queries).
 
     .venv/bin/python benchmarks/scale.py [--n 100000] [--bursts 0.3] [--codes FILE.npy] [--format json]
@@ -30,7 +29,6 @@ Then, each as a whole process with its peak RSS (/usr/bin/time):
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import shutil
 import sys
@@ -41,17 +39,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from catalog.answers import folder_of  # noqa: E402
 from catalog.imaging import decode  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
 from catalog.scan import image_suffix  # noqa: E402
-from common import (  # noqa: E402
-    answers_as_now,
-    fill_catalogue,
-    forget_answers,
-    run_catalog,
-    run_catalog_tree,
-)
+from common import fill_catalogue, run_catalog, run_catalog_tree  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -124,6 +115,27 @@ def new_images(folder: Path, count: int, seed: int = 7) -> None:
         img.save(folder / f"new{k:04d}.jpg", quality=90)
 
 
+def check_stored_groups(db: Path) -> None:
+    """The stored groups, read as ``dupes`` reads them, equal the groups made from every image."""
+    from catalog.groups import Options, find_groups
+    from catalog.store import Catalog
+    from catalog.stored import stored_grouping
+
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        kept = stored_grouping(catalog, get_method("phash"), None, Options())
+        if kept is None:
+            raise SystemExit("dupes: the stored groups do not answer after the index")
+        made = find_groups(catalog, "phash")
+        a, b = kept.table, made.table
+        same = (
+            np.array_equal(a.images.id[a.member], b.images.id[b.member])
+            and np.array_equal(a.starts, b.starts)
+            and np.array_equal(a.score, b.score, equal_nan=True)
+        )
+        if not same:
+            raise SystemExit("dupes: the stored groups differ from the groups made from every image")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -150,41 +162,23 @@ def main() -> None:
         empty = work / "empty.db"
         seconds, peak, _ = run_catalog("--db", str(empty), "index", str(work / "new"), "--methods", "phash")
         rows.append({"command": "index (1,000 into an empty catalogue)", "seconds": seconds, "peak_mb": peak})
-        # The catalogue's first answers: made from every image (their layout kept, see catalog.patch).
+        # The catalogue's first answers, after its first index.
         for command in ("dupes", "copies"):
             asked = ("--db", str(db), command, "--method", "phash", "-f", "json")
-            seconds, peak, tree, _ = run_catalog_tree(
-                *asked, before=functools.partial(forget_answers, db, command)
-            )
+            seconds, peak, tree, _ = run_catalog_tree(*asked)
             rows.append(
-                {"command": f"{command}, made", "seconds": seconds, "peak_mb": peak, "tree_pss_mb": tree}
+                {"command": f"{command}, first", "seconds": seconds, "peak_mb": peak, "tree_pss_mb": tree}
             )
         seconds, peak, _ = run_catalog("--db", str(db), "index", str(work / "new"), "--methods", "phash")
         rows.append({"command": "index", "seconds": seconds, "peak_mb": peak})
-        # Asked again after the index: brought up to date from the answers kept before it.
+        # Asked again after the index, which brought the stored groups up to date.
         for command in ("dupes", "copies"):
             asked = ("--db", str(db), command, "--method", "phash", "-f", "json")
-            seconds, peak, tree, out = run_catalog_tree(*asked, before=answers_as_now(db))
+            seconds, peak, tree, out = run_catalog_tree(*asked)
             rows.append({"command": command, "seconds": seconds, "peak_mb": peak, "tree_pss_mb": tree})
             if command == "dupes":
                 groups = json.loads(out)["groups"]
-            seconds, peak, again = run_catalog(*asked)
-            if again != out:
-                raise SystemExit(f"{command}: the kept answer differs from the answer given")
-            rows.append(
-                {"command": f"{command} again (the kept answer)", "seconds": seconds, "peak_mb": peak}
-            )
-            kept, aside = folder_of(f"sqlite:///{db}"), db.with_name("answers-aside")
-            assert kept is not None
-            kept.rename(aside)
-            try:
-                _, _, whole = run_catalog(*asked)
-            finally:
-                forget_answers(db)
-                aside.rename(kept)
-            if whole != out:
-                raise SystemExit(f"{command}: the answer given differs from the answer made whole")
-            shutil.rmtree(kept.with_name(kept.name + ".noted"), ignore_errors=True)
+        check_stored_groups(db)
         probe = str(work / "new" / "new0000.jpg")
         seconds, peak, _ = run_catalog("--db", str(db), "query", probe, "--method", "phash")
         rows.append({"command": "query", "seconds": seconds, "peak_mb": peak})

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from types import GeneratorType
@@ -354,8 +354,10 @@ def forget_command(
         for root in wanted:
             dropped = catalog.forget_root(root)
             typer.echo(f"forgot {root}: {_plural(dropped, 'file')} dropped from the catalogue")
+        from catalog.stored import refresh_all
         from catalog.vectors import sync_saved_indexes
 
+        refresh_all(catalog)
         sync_saved_indexes(catalog, ctx.obj.cnn)
 
 
@@ -448,9 +450,7 @@ def watch_command(
 @app.command("status")
 def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.text) -> None:
     """What the catalogue holds: images, methods, roots and files that could not be read."""
-    from catalog.answers import folder_of, kept
     from catalog.lock import current_writer
-    from catalog.text import human_size
 
     with ctx.obj.open() as catalog:
         summary = catalog.summary()
@@ -472,9 +472,8 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
             "marks": len(catalog.marks()),
             "journal": catalog.journal_counts(),
             "pairs": catalog.pair_counts(),
+            "groups": catalog.group_counts(),
         }
-    answers, answer_bytes = kept(data["catalogue"])
-    data["answers"] = {"kept": answers, "bytes": answer_bytes, "folder": str(folder_of(catalog.url) or "")}
     if fmt is ReportFormat.json:
         _print_json(data)
         return
@@ -495,9 +494,12 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
     ]
     typer.echo(f"pairs:     {'; '.join(pairs) or '-'}")
     typer.echo(f"writer:    {data['writer'] or '-'}")
-    held = data["answers"]
-    where = f"{human_size(held['bytes'])} in {held['folder']}"
-    typer.echo(f"answers:   {held['kept']} kept ({where})" if held["kept"] else "answers:   -")
+    groups = [
+        f"{name} {g['groups']} groups of {g['images']} images"
+        + (f" ({g['waiting']} changes wait for the next index)" if g["waiting"] else "")
+        for name, g in data["groups"].items()
+    ]
+    typer.echo(f"groups:    {'; '.join(groups) or '-'}")
     journal = ", ".join(f"{n} {state}" for state, n in sorted(data["journal"].items())) or "-"
     typer.echo(f"actions:   {journal}; not-duplicate marks: {data['marks']}")
     typer.echo(f"errors:    {len(data['errors'])}")
@@ -521,123 +523,48 @@ def dupes_command(
     largest resolution inside any border, then largest file, then oldest) first, every other image with
     its score against it."""
     from catalog.groups import find_groups
+    from catalog.methods import catalogue_method
+    from catalog.stored import stored_grouping
 
     options = _answer_options(ctx, grouping, transforms, verify, inside, against)
-    question = _question(ctx, method, threshold, options, fmt)
     with ctx.obj.open() as catalog:
-        answers = _answers(catalog)
-        if _given(catalog, answers, question, fmt):
-            return
-        found = find_groups(catalog, method, threshold, options, layout=_laid_out(answers, fmt))
+        method_used = catalogue_method(method, options.cnn, catalog.methods())
+        found = stored_grouping(catalog, method_used, threshold, options)
+        if found is None:
+            found = find_groups(catalog, method, threshold, options)
     from catalog import listing
 
     table = found.table
     columns = (table.images, table.member, table.starts, table.score)
-    with _kept(answers, question) as out:
-        if fmt is Format.json:
-            groups = (Encoded(group) for group in listing.all_group_json(*columns, ITEM_SEPARATOR))
-            _print_json(
-                {
-                    "method": found.method,
-                    "threshold": found.threshold,
-                    "grouping": found.grouping,
-                    "transforms": found.transforms,
-                    "verified": found.verified,
-                    "groups": groups,
-                },
-                out,
-            )
-        elif fmt is Format.csv:
-            header = ["group", "score", "path", "size", "width", "height", "modified"]
-            _print_csv(header, listing.group_rows(*columns), out)
-        else:
-            _print_lines(listing.all_group_lines(*columns), out)
-            summary = groups_summary(
-                len(table),
-                len(table.member),
-                found.method,
-                found.threshold,
-                found.verified,
-                found.transforms,
-                found.images,
-            )
-            typer.echo(summary, file=out)
-    if answers is not None and found.layout is not None:
-        from catalog.patch import keep_groups_layout
-
-        keep_groups_layout(answers, question, sys.stdout, found, fmt.value)
-
-
-def _question(ctx: typer.Context, method: str, threshold: float | None, options: Any, fmt: Format) -> Any:
-    """What a ``dupes`` or ``copies`` answers, as the key of its kept answer (``catalog.answers``), with
-    the arguments that ask it again."""
-    from catalog.answers import Question
-
-    command = ctx.command.name or ""
-    return Question(command, (method, repr(threshold), repr(options), fmt.value), _arguments(ctx))
-
-
-#: The options of ``dupes``, ``copies`` and the main ones whose values are paths.
-_PATH_OPTIONS = {"inside", "against", "cnn_weights"}
-
-
-def _arguments(ctx: typer.Context) -> tuple[str, ...]:
-    """The options this command was given, as arguments that give them again (``--db`` left out), from
-    the parsed values: the main options', then the command's name and its own."""
-
-    def given(context: Any, leave_out: set[str]) -> list[str]:
-        args: list[str] = []
-        for param in context.command.params:
-            value = context.params.get(param.name)
-            if param.name in leave_out or value is None or not param.opts:
-                continue
-            if getattr(param, "is_flag", False) and param.secondary_opts:
-                args.append(param.opts[0] if value else param.secondary_opts[0])
-            elif isinstance(value, list | tuple):
-                for item in value:
-                    args += [param.opts[0], absolute(param.name, str(item))]
-            else:
-                args += [param.opts[0], absolute(param.name, str(value))]
-        return args
-
-    def absolute(name: str, value: str) -> str:  # asked again from another folder
-        return os.path.abspath(os.path.expanduser(value)) if name in _PATH_OPTIONS else value
-
-    main = given(ctx.parent, {"db"}) if ctx.parent is not None else []
-    return (*main, ctx.command.name or "", *given(ctx, set()))
-
-
-def _answers(catalog: Catalog) -> Any:
-    """The catalogue's kept answers at its present change stamp (read before the answer is made)."""
-    from catalog.answers import Answers
-
-    stamp = catalog.changes_stamp()
-    return Answers.of(catalog.url, stamp, catalog.change_mark() if stamp is not None else None)
-
-
-def _given(catalog: Catalog, answers: Any, question: Any, fmt: Format) -> bool:
-    """Print ``question``'s kept answer, or the last one brought up to date (``catalog.patch``): True;
-    False when the answer is to be made."""
-    if answers is None:
-        return False
-    if answers.give(question, sys.stdout):
-        return True
-    if not _laid_out(answers, fmt):
-        return False
-    from catalog.patch import bring_up_to_date
-
-    return bring_up_to_date(catalog, answers, question, sys.stdout)
-
-
-def _laid_out(answers: Any, fmt: Format) -> bool:
-    """Whether an answer made now keeps its layout, to be brought up to date later (not CSV)."""
-    return answers is not None and fmt is not Format.csv
-
-
-def _kept(answers: Any, question: Any) -> AbstractContextManager[TextIO]:
-    """Standard output, kept as ``question``'s answer once all of it is printed (where answers are
-    kept)."""
-    return nullcontext(sys.stdout) if answers is None else answers.keeping(question, sys.stdout)
+    out = sys.stdout
+    if fmt is Format.json:
+        groups = (Encoded(group) for group in listing.all_group_json(*columns, ITEM_SEPARATOR))
+        _print_json(
+            {
+                "method": found.method,
+                "threshold": found.threshold,
+                "grouping": found.grouping,
+                "transforms": found.transforms,
+                "verified": found.verified,
+                "groups": groups,
+            },
+            out,
+        )
+    elif fmt is Format.csv:
+        header = ["group", "score", "path", "size", "width", "height", "modified"]
+        _print_csv(header, listing.group_rows(*columns), out)
+    else:
+        _print_lines(listing.all_group_lines(*columns), out)
+        summary = groups_summary(
+            len(table),
+            len(table.member),
+            found.method,
+            found.threshold,
+            found.verified,
+            found.transforms,
+            found.images,
+        )
+        typer.echo(summary, file=out)
 
 
 def _print_lines(lines: Iterable[str], out: TextIO) -> None:
@@ -682,32 +609,29 @@ def copies_command(
     --against): the images that match it directly, or with --grouping components, the rest of its
     component."""
     from catalog.groups import copy_counts
+    from catalog.methods import catalogue_method
+    from catalog.stored import stored_copies
 
     options = _answer_options(ctx, grouping, transforms, verify, inside, against)
-    question = _question(ctx, method, threshold, options, fmt)
     with ctx.obj.open() as catalog:
-        answers = _answers(catalog)
-        if _given(catalog, answers, question, fmt):
-            return
-        laid = _laid_out(answers, fmt)
-        used_method, used_threshold, counts = copy_counts(catalog, method, threshold, options, laid)
+        method_used = catalogue_method(method, options.cnn, catalog.methods())
+        answer = stored_copies(catalog, method_used, threshold, options)
+        if answer is None:
+            answer = copy_counts(catalog, method, threshold, options)
+        used_method, used_threshold, counts = answer
     from catalog import listing
 
     columns = (counts.images, counts.listed, counts.counts)
-    with _kept(answers, question) as out:
-        if fmt is Format.json:
-            images = (Encoded(line) for line in listing.all_copies_json(*columns, ITEM_SEPARATOR))
-            _print_json({"method": used_method, "threshold": used_threshold, "images": images}, out)
-        elif fmt is Format.csv:
-            paths = counts.images.path
-            rows = zip([paths[p] for p in counts.listed.tolist()], counts.counts.tolist(), strict=True)
-            _print_csv(["path", "copies"], rows, out)
-        else:
-            _print_lines(listing.all_copies_lines(*columns), out)
-    if answers is not None and counts.layout is not None:
-        from catalog.patch import keep_copies_layout
-
-        keep_copies_layout(answers, question, sys.stdout, used_method, used_threshold, counts, fmt.value)
+    out = sys.stdout
+    if fmt is Format.json:
+        images = (Encoded(line) for line in listing.all_copies_json(*columns, ITEM_SEPARATOR))
+        _print_json({"method": used_method, "threshold": used_threshold, "images": images}, out)
+    elif fmt is Format.csv:
+        paths = counts.images.path
+        rows = zip([paths[p] for p in counts.listed.tolist()], counts.counts.tolist(), strict=True)
+        _print_csv(["path", "copies"], rows, out)
+    else:
+        _print_lines(listing.all_copies_lines(*columns), out)
 
 
 @app.command("query")

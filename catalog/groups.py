@@ -95,37 +95,11 @@ class Grouping:
     verified: bool  # pairs below the method's verify_above were verified by local features
     table: GroupTable  # two or more images each, the reference first; largest group first
     images: int  # how many images were compared
-    layout: Layout | None = None  # where the pairs lie, when asked for and the answer allows it
 
     @cached_property
     def groups(self) -> list[list[Member]]:
         """:attr:`table` as lists of :class:`Member`."""
         return self.table.members()
-
-
-@dataclass(eq=False)
-class Layout:
-    """Where a hash method's pairs lie, for bringing an answer up to date (``catalog.patch``): every
-    image compared (sorted ids), its upright code, and the component of its class in the graph of
-    pairs (-1 for an image alone: no pair, no identical code). Reference groups never reach across
-    components, so an answer changes only in the components that changed images touch."""
-
-    image_ids: np.ndarray
-    codes: np.ndarray
-    labels: np.ndarray
-
-    @classmethod
-    def of(cls, pairs: Pairs) -> Layout:
-        assert pairs.codes is not None
-        labels = components(pairs.count, pairs.left, pairs.right)
-        sizes = np.bincount(pairs.class_of, minlength=pairs.count)
-        linked = np.zeros(pairs.count, dtype=bool)
-        linked[pairs.left] = True
-        linked[pairs.right] = True
-        labels[(sizes < 2) & ~linked] = -1
-        order = np.argsort(pairs.image_ids, kind="stable")
-        owner = pairs.class_of[order]
-        return cls(pairs.image_ids[order], pairs.codes[owner], labels[owner])
 
 
 #: From this many pairs on, components are found by compiled code (:func:`catalog.reference.components`).
@@ -361,7 +335,7 @@ class Pairs:
     right: np.ndarray
     scores: np.ndarray
     identical: float  # the score of identical signatures (0 for distances, 1 for similarities)
-    #: Each class's upright code, where the pairs are a hash method's stored ones (``catalog.patch``).
+    #: Each class's upright code, where the pairs are a hash method's stored ones.
     codes: np.ndarray | None = None
 
     @classmethod
@@ -819,11 +793,9 @@ def find_groups(
     method_name: str,
     threshold: float | None = None,
     options: Options = Options(),  # noqa: B008 - frozen, never changed
-    layout: bool = False,
 ) -> Grouping:
     """Groups of two or more duplicates, each its reference first, largest group first; only the
-    images that have a match are loaded. ``layout``: also say where each image's pairs lie
-    (:class:`Layout`, for ``catalog.patch``) when the answer can be brought up to date later."""
+    images that have a match are loaded."""
     grouping, scope = options.grouping, options.scope
     plain = grouping == "reference" and not scope.against and not catalog.marks()
     with EarlyReads(catalog, background=plain) as reads:  # the table is read while pairs are found
@@ -832,26 +804,21 @@ def find_groups(
         )
         count = len(pairs.image_ids)
         verified = verification is not None
-        laid = (
-            Layout.of(pairs)
-            if layout and plain and not scope.inside and not verified and pairs.codes is not None
-            else None
-        )
         if plain and pairs.count >= COMPILED_FROM:
             table = _plain_groups(catalog, pairs, method, scope, verification, reads.table())
             if verification is not None:
                 verification.save()
-            return Grouping(method.name, threshold, grouping, transforms, verified, table, count, laid)
+            return Grouping(method.name, threshold, grouping, transforms, verified, table, count)
     table = _python_groups(catalog, pairs, method, grouping, scope, verification)
     if verification is not None:
         verification.save()
-    return Grouping(method.name, threshold, grouping, transforms, verified, table, count, laid)
+    return Grouping(method.name, threshold, grouping, transforms, verified, table, count)
 
 
 def regroup(catalog: Catalog, pairs: Pairs, method: Method) -> GroupTable:
     """The reference groups of ``pairs`` (some of the catalogue's images, with every pair they have),
-    as :func:`find_groups` makes them with plain options: no marks, folders or verification."""
-    if pairs.count >= COMPILED_FROM:
+    as :func:`find_groups` makes them with default options: marks applied, no folders or verification."""
+    if pairs.count >= COMPILED_FROM and not catalog.marks():
         return _plain_groups(
             catalog, pairs, method, Scope(), None, catalog.image_table(pairs.image_ids.tolist())
         )
@@ -1231,9 +1198,6 @@ class CopyCounts(Mapping[str, int]):
 
     def __init__(self, images: ImageTable, listed: np.ndarray, counts: np.ndarray):
         self.images, self.listed, self.counts = images, listed, counts
-        #: Every image listed (by id) with its upright code and whether it has one, when asked for
-        #: and the answer allows it (``catalog.patch``).
-        self.layout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @cached_property
     def _by_path(self) -> dict[str, int]:
@@ -1255,11 +1219,9 @@ def copy_counts(
     method_name: str,
     threshold: float | None = None,
     options: Options = Options(),  # noqa: B008 - frozen, never changed
-    layout: bool = False,
 ) -> tuple[str, float, CopyCounts]:
     """(method, threshold, copies) for every readable image in scope: how many other copies of it
-    the catalogue holds. ``layout``: also each image's code (``CopyCounts.layout``, for
-    ``catalog.patch``) when the answer can be brought up to date later.
+    the catalogue holds.
 
     ``reference``: the images that match it directly (no chains); ``components``: the other images
     of its connected component. With ``scope.against``, only copies under those folders count, and only
@@ -1304,15 +1266,6 @@ def copy_counts(
     shown = np.flatnonzero(listed)
     shown = shown[np.lexsort((shown, -counts[shown]))]  # most copies first, then path (table order)
     result = CopyCounts(table, shown, counts[shown])
-    if (
-        layout
-        and options.grouping == "reference"
-        and not (scope.inside or scope.against or marked or verification is not None)
-        and pairs.codes is not None
-    ):
-        by_id = np.argsort(table.id, kind="stable")
-        code = np.where(has, pairs.codes[class_at.clip(min=0)], 0).astype(np.uint64)
-        result.layout = (table.id[by_id], code[by_id], has[by_id])
     return method.name, threshold, result
 
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from catalog import pairs
+from catalog import pairs, stored
 from catalog.config import DEFAULT_CNN, DEFAULT_METHODS, WRITE_BATCH, CnnChoice
 from catalog.errors import Interrupted
 from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
@@ -167,19 +167,16 @@ def index(
     return report
 
 
-#: Rows of the log of changed images each run leaves (``Catalog.prune_changes``): a kept answer made
-#: before more changes than that is made again rather than brought up to date (``catalog.patch``).
-KEEP_CHANGES = 200_000
-
-
 def _store_pairs(
     catalog: Catalog, report: IndexReport, cancel: threading.Event | None, cnn: CnnChoice
 ) -> None:
-    """Store the near pairs of the codes this run (or an interrupted one before it) added; drop the
-    oldest rows of the log of changed images (``catalog.patch``)."""
+    """Store the near pairs of the codes this run (or an interrupted one before it) added, then bring
+    each method's stored groups up to date where images changed (``catalog.stored``)."""
     for name in report.methods:
-        report.paired += pairs.refresh(catalog, get_method(name, cnn), cancel)
-    catalog.prune_changes(KEEP_CHANGES)
+        method = get_method(name, cnn)
+        report.paired += pairs.refresh(catalog, method, cancel)
+        if cancel is None or not cancel.is_set():
+            stored.refresh(catalog, method, cancel)
 
 
 def _images(n: int) -> str:
@@ -245,7 +242,8 @@ def index_paths(
     runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), cnn, pool, cancel)
     with _interruptible(runner, report):
         _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
-    if not report.cancelled and (report.added or report.updated or report.backfilled):
+    changed = report.added or report.updated or report.backfilled or report.removed or report.moved
+    if not report.cancelled and changed:
         _store_pairs(catalog, report, cancel, cnn)
     report.seconds = time.perf_counter() - started
     return report

@@ -5,7 +5,18 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -113,6 +124,9 @@ class MethodRecord(Base):
     #: What this method's stored near pairs (``code_pairs``) cover, as "THRESHOLD@VERSION"; None when
     #: it keeps none. Rows made for another key are dropped by the next refresh and ignored until then.
     pairs_key: Mapped[str | None] = mapped_column(String(96))
+    #: What this method's stored groups (``group_members``) answer, as "THRESHOLD@VERSION"; None when
+    #: it keeps none (yet). Groups made for another key are made again by the next refresh.
+    groups_key: Mapped[str | None] = mapped_column(String(96))
 
 
 class CodePairs(Base):
@@ -214,68 +228,121 @@ class NotDuplicate(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class CatalogueChanges(Base):
-    """One row (id 1) whose ``stamp`` is drawn anew, at random, at every insert, update and delete of
-    images, signatures, roots, journal entries and not-duplicate marks: whether anything an answer is
-    made from changed. Kept by SQLite triggers
-    (``CATALOGUE_CHANGES_DDL``), whoever writes: kept answers (``catalog.answers``) are given again while
-    it stands still. Random, not a count: a catalogue restored from a backup and changed again would
-    count its way back to a later catalogue's number. A server catalogue has the table but no triggers:
-    several machines write it at once, and a row every writer updates would make them wait for each
-    other."""
+class GroupMember(Base):
+    """One image of one method's stored group: the reference groups at the method's default threshold,
+    with marks applied, as ``dupes`` answers them (``catalog.stored``). ``reference_id`` names the
+    group (the image to keep), ``rank`` is the member's place in it (0: the reference), ``score`` its
+    score against the reference (None for the reference). Refreshed at indexing time where images
+    changed (``regroup``); valid while ``methods.groups_key`` is the method's key."""
 
-    __tablename__ = "catalogue_changes"
+    __tablename__ = "group_members"
+
+    method: Mapped[str] = mapped_column(String(32), primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference_id: Mapped[int] = mapped_column(Integer)
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_group_members_method_reference", "method", "reference_id"),)
+
+
+class CopyCount(Base):
+    """How many other copies one image has by one method, as ``copies`` answers it with default options
+    (the images that match it directly, marks applied), for the images that have any; kept beside the
+    groups and refreshed with them (``catalog.stored``). ``code`` is the image's upright code when it was
+    counted (the first 8 bytes of its signature, as a signed integer): the images near it are counted
+    again when it changes."""
+
+    __tablename__ = "copy_counts"
+
+    method: Mapped[str] = mapped_column(String(32), primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[int] = mapped_column(BigInteger)
+    copies: Mapped[int] = mapped_column(Integer)
+
+
+class Regroup(Base):
+    """An image whose stored groups of one method may be stale: database triggers add a row at every
+    insert, update and delete of a signature, update of an image row (its facts order the keep), and
+    mark or unmark of "not duplicates" (``REGROUP_DDL``), whoever writes. The refresh of the groups
+    removes the rows it read in the transaction that writes the groups, so a refresh looks at what
+    changed; while a method has rows here, ``dupes`` answers from the stored pairs instead."""
+
+    __tablename__ = "regroup"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    stamp: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-
-
-class ImageChange(Base):
-    """The id of an image whose row or signatures were written (inserted, updated, deleted), in order
-    (``seq``, never reused), with a random ``token``: a kept answer made at ``seq`` is brought up to
-    date from the rows after it (``catalog.patch``), if the row at ``seq`` still holds its token (a
-    catalogue restored from a backup and changed again reuses the numbers, not the tokens). Kept by
-    SQLite triggers (``IMAGE_CHANGES_DDL``); the writers drop all but the newest ``KEEP_CHANGES``
-    rows (``Catalog.prune_changes``). A server catalogue has the table, no triggers and no rows (it
-    keeps no answers)."""
-
-    __tablename__ = "image_changes"
-    __table_args__ = {"sqlite_autoincrement": True}
-
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    method: Mapped[str] = mapped_column(String(32))
     image_id: Mapped[int] = mapped_column(Integer)
-    token: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_regroup_method", "method"),)
 
 
-#: The triggers that fill ``image_changes`` (the same text as migration 0009).
-IMAGE_CHANGES_DDL = {
+#: ``exact`` compares the images' content hashes: their rows are its signatures.
+_EXACT = (
+    "INSERT INTO regroup (method, image_id) SELECT 'exact', {row}.id "
+    "WHERE EXISTS (SELECT 1 FROM methods WHERE name = 'exact');"
+)
+_EXACT_MARKED = (
+    "INSERT INTO regroup (method, image_id) SELECT 'exact', i.id FROM images i "
+    "WHERE i.content_hash IN ({row}.first, {row}.second) "
+    "AND EXISTS (SELECT 1 FROM methods WHERE name = 'exact');"
+)
+#: The triggers that fill ``regroup``, per database (the same text as migration 0010).
+REGROUP_DDL = {
     "sqlite": [
-        f"CREATE TRIGGER {table}_{event.lower()}_logged AFTER {event} ON {table} BEGIN "
-        f"INSERT INTO image_changes (image_id, token) VALUES ({row}.{column}, random()); END"
-        for table, column in (("images", "id"), ("signatures", "image_id"))
-        for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
-    ]
-    # A first row (no image has id 0): the log has a mark from the start, so that the first answer a
-    # catalogue keeps can be brought up to date.
-    + ["INSERT INTO image_changes (image_id, token) VALUES (0, random())"],
+        *(
+            f"CREATE TRIGGER signatures_{event.lower()}_regroup AFTER {event} ON signatures BEGIN "
+            f"INSERT INTO regroup (method, image_id) VALUES ({row}.method, {row}.image_id); END"
+            for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
+        ),
+        "CREATE TRIGGER images_update_regroup AFTER UPDATE ON images BEGIN "
+        "INSERT INTO regroup (method, image_id) SELECT method, image_id FROM signatures "
+        f"WHERE image_id = NEW.id; {_EXACT.format(row='NEW')} END",
+        *(
+            f"CREATE TRIGGER images_{event.lower()}_regroup AFTER {event} ON images BEGIN "
+            f"{_EXACT.format(row=row)} END"
+            for event, row in (("INSERT", "NEW"), ("DELETE", "OLD"))
+        ),
+        *(
+            f"CREATE TRIGGER not_duplicates_{event.lower()}_regroup AFTER {event} ON not_duplicates BEGIN "
+            "INSERT INTO regroup (method, image_id) SELECT s.method, s.image_id FROM signatures s "
+            f"JOIN images i ON i.id = s.image_id WHERE i.content_hash IN ({row}.first, {row}.second); "
+            f"{_EXACT_MARKED.format(row=row)} END"
+            for event, row in (("INSERT", "NEW"), ("DELETE", "OLD"))
+        ),
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION catalog_regroup_signature() RETURNS trigger AS $$ BEGIN "
+        "IF TG_OP = 'DELETE' THEN INSERT INTO regroup (method, image_id) VALUES (OLD.method, OLD.image_id); "
+        "ELSE INSERT INTO regroup (method, image_id) VALUES (NEW.method, NEW.image_id); END IF; "
+        "RETURN NULL; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER signatures_regroup AFTER INSERT OR UPDATE OR DELETE ON signatures "
+        "FOR EACH ROW EXECUTE FUNCTION catalog_regroup_signature()",
+        "CREATE OR REPLACE FUNCTION catalog_regroup_image() RETURNS trigger AS $$ BEGIN "
+        "IF TG_OP = 'DELETE' THEN "
+        f"{_EXACT.format(row='OLD')} "
+        "ELSE "
+        f"{_EXACT.format(row='NEW')} "
+        "END IF; "
+        "IF TG_OP = 'UPDATE' THEN INSERT INTO regroup (method, image_id) SELECT method, image_id "
+        "FROM signatures WHERE image_id = NEW.id; END IF; "
+        "RETURN NULL; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER images_regroup AFTER INSERT OR UPDATE OR DELETE ON images "
+        "FOR EACH ROW EXECUTE FUNCTION catalog_regroup_image()",
+        "CREATE OR REPLACE FUNCTION catalog_regroup_marked() RETURNS trigger AS $$ BEGIN "
+        "IF TG_OP = 'DELETE' THEN INSERT INTO regroup (method, image_id) SELECT s.method, s.image_id "
+        "FROM signatures s JOIN images i ON i.id = s.image_id "
+        "WHERE i.content_hash IN (OLD.first, OLD.second); "
+        f"{_EXACT_MARKED.format(row='OLD')} "
+        "ELSE INSERT INTO regroup (method, image_id) SELECT s.method, s.image_id "
+        "FROM signatures s JOIN images i ON i.id = s.image_id "
+        "WHERE i.content_hash IN (NEW.first, NEW.second); "
+        f"{_EXACT_MARKED.format(row='NEW')} "
+        "END IF; RETURN NULL; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER not_duplicates_regroup AFTER INSERT OR DELETE ON not_duplicates "
+        "FOR EACH ROW EXECUTE FUNCTION catalog_regroup_marked()",
+    ],
 }
-
-
-#: The tables whose writes move ``catalogue_changes``.
-COUNTED_TABLES = ("images", "signatures", "roots", "journal", "not_duplicates")
-
-#: The triggers that keep ``catalogue_changes`` moving, and its row (the same text as migration 0008).
-CATALOGUE_CHANGES_DDL = {
-    "sqlite": [
-        f"CREATE TRIGGER {table}_{event.lower()}_changed AFTER {event} ON {table} BEGIN "
-        "UPDATE catalogue_changes SET stamp = random() WHERE id = 1; END"
-        for table in COUNTED_TABLES
-        for event in ("INSERT", "UPDATE", "DELETE")
-    ]
-    + ["INSERT INTO catalogue_changes (id, stamp) VALUES (1, random())"],
-}
-#: Its row where no triggers move it.
-CATALOGUE_CHANGES_ROW = "INSERT INTO catalogue_changes (id, stamp) VALUES (1, 0)"
 
 
 #: The triggers that keep ``methods.changes`` counting, per database (the same text as migration 0005).

@@ -504,3 +504,37 @@ def stored_pairs(
     del found_l, found_r
     low, high = np.minimum(left, right), np.maximum(left, right)
     return ids, inverse, low, high, np.concatenate(found_s), unique
+
+
+class NearCodes:
+    """The codes within a threshold of given codes, among every code that has its row: the stored
+    pairs' index (:class:`Settled`, which holds every present code once no code waits for its pairs)."""
+
+    def __init__(self, catalog: Catalog, method: str, key: str, limit: int, threshold: int):
+        settled = Settled.load(catalog, method, key, limit)
+        self.parts = [
+            (settled.codes, settled.index),
+            (settled.tail_codes, CodeIndex(settled.tail_codes, limit)),
+        ]
+        self.threshold = threshold
+
+    def pairs(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query numbers, codes) of every code within the threshold of each query (itself included if
+        it has a row)."""
+        found_q, found_c = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.uint64)]
+        if len(queries):
+            for codes, index in self.parts:
+                for q, p, d in index.near(queries):
+                    within = d <= self.threshold
+                    found_q.append(q[within].astype(np.int64))
+                    found_c.append(codes[p[within]])
+        q, c = np.concatenate(found_q), np.concatenate(found_c)
+        order = np.lexsort((c, q))  # each pair once, should a code have two rows
+        q, c = q[order], c[order]
+        first = np.ones(len(q), dtype=bool)
+        first[1:] = (q[1:] != q[:-1]) | (c[1:] != c[:-1])
+        return q[first], c[first]
+
+    def codes(self, queries: np.ndarray) -> np.ndarray:
+        """The codes within the threshold of any query, sorted, each once."""
+        return np.unique(self.pairs(queries)[1])

@@ -40,20 +40,19 @@ from sqlalchemy.types import NullType
 
 from catalog.errors import StoreError
 from catalog.models import (
-    CATALOGUE_CHANGES_DDL,
-    CATALOGUE_CHANGES_ROW,
     CHANGE_COUNTER_DDL,
-    IMAGE_CHANGES_DDL,
     PATH_PATTERN_DDL,
+    REGROUP_DDL,
     UNPAIRED_DDL,
     Base,
-    CatalogueChanges,
     CodePairs,
+    CopyCount,
+    GroupMember,
     Image,
-    ImageChange,
     JournalEntry,
     MethodRecord,
     NotDuplicate,
+    Regroup,
     Root,
     Signature,
     Unpaired,
@@ -74,7 +73,7 @@ CREATION_WAIT = 10.0
 
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 
 
 #: Values per ``IN (...)`` list: well under every database's limit on bound parameters.
@@ -298,8 +297,7 @@ class Catalog:
             *CHANGE_COUNTER_DDL.get(conn.dialect.name, []),
             *UNPAIRED_DDL.get(conn.dialect.name, []),
             *PATH_PATTERN_DDL.get(conn.dialect.name, []),
-            *CATALOGUE_CHANGES_DDL.get(conn.dialect.name, [CATALOGUE_CHANGES_ROW]),
-            *IMAGE_CHANGES_DDL.get(conn.dialect.name, []),
+            *REGROUP_DDL.get(conn.dialect.name, []),
         ]:
             conn.execute(text(statement))
         conn.execute(
@@ -467,22 +465,6 @@ class Catalog:
             ).first()
         return "-" if row is None else f"{row[0]}@{row[1]}"
 
-    def changes_stamp(self) -> str | None:
-        """Changes whenever anything an answer is made from changes: images, signatures, roots, journal
-        entries, marks (``catalogue_changes``, a random stamp drawn at every change) and the methods'
-        versions; a few rows' worth of reading. None where no triggers keep it (a server catalogue: see
-        ``CatalogueChanges``)."""
-        if self.engine.dialect.name != "sqlite":
-            return None
-        with self.session() as s:
-            changes = s.execute(select(CatalogueChanges.stamp).where(CatalogueChanges.id == 1)).scalar()
-            methods = s.execute(
-                select(MethodRecord.name, MethodRecord.version).order_by(MethodRecord.name)
-            ).all()
-        if changes is None:
-            return None
-        return ";".join([str(changes), *(f"{name}@{version}" for name, version in methods)])
-
     def signature_ids(self, method: str, since: datetime | None = None) -> list[int]:
         """Ids of readable images with a ``method`` signature (written after ``since``, if given)."""
         if since is None:  # a million ids: on the driver's cursor
@@ -583,36 +565,152 @@ class Catalog:
                 mapped = True
         return ImageTable.from_rows(rows, in_path_order=not mapped)
 
-    # -- the log of changed images (catalog.patch) ------------------------------------------------
+    # -- stored groups (catalog.stored) ----------------------------------------------------------
 
-    def change_mark(self) -> tuple[int, int] | None:
-        """(seq, token) of the newest row of ``image_changes``: where the log stands. None when it has
-        no row (a catalogue that never held an image, or a server catalogue: no triggers fill it)."""
+    def groups_key(self, method: str) -> str | None:
+        """What ``method``'s stored groups answer ("THRESHOLD@VERSION"), None when it keeps none."""
         with self.session() as s:
-            row = s.execute(
-                select(ImageChange.seq, ImageChange.token).order_by(ImageChange.seq.desc()).limit(1)
-            ).first()
-        return None if row is None else (int(row[0]), int(row[1]))
+            return s.scalar(select(MethodRecord.groups_key).where(MethodRecord.name == method))
 
-    def changed_since(self, mark: tuple[int, int], limit: int) -> list[int] | None:
-        """The ids of the images changed after ``mark`` (each once; deleted ones too). None when the log
-        cannot tell: its row at ``mark`` is gone (dropped, or a catalogue restored from a backup) or
-        more than ``limit`` rows follow it."""
-        seq, token = mark
+    def regroup_entries(self, method: str) -> tuple[list[int], list[int]]:
+        """(the ``regroup`` entries of ``method``, the ids of the images they name, each once)."""
         with self.session() as s:
-            if s.scalar(select(ImageChange.token).where(ImageChange.seq == seq)) != token:
-                return None
-            rows = _raw(s, "SELECT image_id FROM image_changes WHERE seq > {} LIMIT {}", seq, limit + 1)
-        if len(rows) > limit:
-            return None
-        return sorted({row[0] for row in rows})
+            rows = _raw(s, "SELECT id, image_id FROM regroup WHERE method = {}", method)
+        return [r[0] for r in rows], sorted({r[1] for r in rows})
 
-    def prune_changes(self, keep: int) -> None:
-        """Drop all but the newest ``keep`` rows of the log of changed images."""
+    def count_regroup(self, method: str) -> int:
         with self.session() as s:
-            top = s.scalar(select(func.max(ImageChange.seq)))
-            if top is not None and top > keep:
-                s.execute(delete(ImageChange).where(ImageChange.seq <= top - keep))
+            return int(s.scalar(select(func.count()).where(Regroup.method == method)) or 0)
+
+    def drop_regroup(self, method: str) -> None:
+        """Forget ``method``'s entries (a method that keeps no groups)."""
+        with self.session() as s:
+            s.execute(delete(Regroup).where(Regroup.method == method))
+
+    def group_references(self, method: str, ids: Sequence[int]) -> list[int]:
+        """The references of the stored groups of ``method`` that hold any of ``ids``."""
+        sql = "SELECT DISTINCT reference_id FROM group_members WHERE method = {}"
+        with self.session() as s:
+            return sorted({r[0] for r in _raw_in(s, sql, method, "image_id", ids)})
+
+    def group_rows(
+        self, method: str, references: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(image id, reference id, rank, score: NaN for none) of every member of ``method``'s stored
+        groups (or of the groups of ``references``), as NumPy arrays, read on the driver's cursor."""
+        import numpy as np
+
+        sql = "SELECT image_id, reference_id, rank, score FROM group_members WHERE method = {}"
+        with self.session() as s:
+            rows = _raw_in(s, sql, method, "reference_id", references)
+        n = len(rows)
+        image = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+        reference = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
+        rank = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
+        score = np.fromiter((np.nan if r[3] is None else r[3] for r in rows), dtype=np.float64, count=n)
+        return image, reference, rank, score
+
+    def group_counts(self) -> dict[str, dict[str, int]]:
+        """For each method that keeps groups: how many groups and images they hold, and how many
+        ``regroup`` entries wait for the next refresh."""
+        with self.session() as s:
+            keys = dict(s.execute(select(MethodRecord.name, MethodRecord.groups_key)).all())
+            held = {
+                m: (int(g), int(n))
+                for m, g, n in s.execute(
+                    select(
+                        GroupMember.method,
+                        func.count(func.distinct(GroupMember.reference_id)),
+                        func.count(),
+                    ).group_by(GroupMember.method)
+                ).all()
+            }
+            waiting = dict(s.execute(select(Regroup.method, func.count()).group_by(Regroup.method)).all())
+        return {
+            name: {
+                "groups": held.get(name, (0, 0))[0],
+                "images": held.get(name, (0, 0))[1],
+                "waiting": int(waiting.get(name, 0)),
+            }
+            for name in sorted(keys)
+            if keys[name] is not None
+        }
+
+    def copy_rows(
+        self, method: str, ids: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(image id, upright code, copies) of ``method``'s stored copy counts (of ``ids``, or all)."""
+        import numpy as np
+
+        sql = "SELECT image_id, code, copies FROM copy_counts WHERE method = {}"
+        with self.session() as s:
+            rows = _raw_in(s, sql, method, "image_id", ids)
+        n = len(rows)
+        image = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+        code = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n).view(np.uint64)
+        copies = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
+        return image, code, copies
+
+    def replace_groups(
+        self,
+        method: str,
+        key: str,
+        drop: Sequence[int] | None,
+        rows: Sequence[tuple[int, int, int, float | None]],
+        entries: Sequence[int],
+        recounted: Sequence[int] | None = (),
+        counts: Sequence[tuple[int, int, int]] = (),
+    ) -> bool:
+        """In one transaction: drop the stored groups of ``method`` whose references are ``drop`` (all of
+        them for None), add ``rows`` (image id, reference id, rank, score); drop the copy counts of the
+        images ``recounted`` (all for None) and add ``counts`` (image id, upright code, copies); remove
+        the ``regroup`` entries read and record that the groups answer ``key``. False (nothing written)
+        when the groups no longer answer the key they were read at, or another refresh took the
+        entries: another process made them meanwhile."""
+        with self.session() as s:
+            current = s.scalar(select(MethodRecord.groups_key).where(MethodRecord.name == method))
+            if drop is not None and current != key:
+                return False
+            for chunk in chunked(sorted(entries)):
+                held = s.scalar(select(func.count()).where(Regroup.id.in_(chunk)))
+                if held != len(chunk):
+                    return False
+            if recounted is None:
+                s.execute(delete(CopyCount).where(CopyCount.method == method))
+            else:
+                for chunk in chunked(sorted(recounted)):
+                    s.execute(
+                        delete(CopyCount).where(CopyCount.method == method, CopyCount.image_id.in_(chunk))
+                    )
+            if counts:
+                s.execute(
+                    insert(CopyCount),
+                    [
+                        {"method": method, "image_id": i, "code": _signed(c), "copies": n}
+                        for i, c, n in counts
+                    ],
+                )
+            if drop is None:
+                s.execute(delete(GroupMember).where(GroupMember.method == method))
+            else:
+                for chunk in chunked(sorted(drop)):
+                    s.execute(
+                        delete(GroupMember).where(
+                            GroupMember.method == method, GroupMember.reference_id.in_(chunk)
+                        )
+                    )
+            if rows:
+                s.execute(
+                    insert(GroupMember),
+                    [
+                        {"method": method, "image_id": i, "reference_id": r, "rank": k, "score": v}
+                        for i, r, k, v in rows
+                    ],
+                )
+            for chunk in chunked(sorted(entries)):
+                s.execute(delete(Regroup).where(Regroup.id.in_(chunk)))
+            s.execute(update(MethodRecord).where(MethodRecord.name == method).values(groups_key=key))
+        return True
 
     def codes_of(self, method: str, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, first 64-bit code) of those of ``ids`` that have a ``method`` signature."""
@@ -956,6 +1054,15 @@ class Catalog:
         with self.session() as s:
             return dict(s.execute(select(Signature.method, func.count()).group_by(Signature.method)).all())  # type: ignore[arg-type]
 
+    def signature_count(self, method: str) -> int:
+        """How many readable images have a ``method`` signature (``exact``: a content hash)."""
+        with self.session() as s:
+            if method == "exact":
+                query = select(func.count()).where(Image.error.is_(None), Image.content_hash.is_not(None))
+            else:
+                query = select(func.count()).where(Signature.method == method)
+            return int(s.scalar(query) or 0)
+
     def counts(self) -> dict[str, int]:
         summary = self.summary()
         per_method = self.signature_counts()
@@ -1237,6 +1344,20 @@ def _raw(session: Session, sql: str, *params: object) -> list[tuple]:  # type: i
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def _raw_in(
+    session: Session, sql: str, method: str, column: str, values: Sequence[int] | None
+) -> list[tuple]:  # type: ignore[type-arg]
+    """Rows of ``sql`` (which selects one method's rows: ``method = {}``), all of them for ``values``
+    None, else those whose ``column`` is one of ``values`` (in chunks)."""
+    if values is None:
+        return _raw(session, sql, method)
+    rows: list[tuple] = []  # type: ignore[type-arg]
+    for chunk in chunked(sorted(values)):
+        marks = ", ".join(["{}"] * len(chunk))
+        rows.extend(_raw(session, f"{sql} AND {column} IN ({marks})", method, *chunk))
+    return rows
 
 
 def _seqs_and_codes(rows: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]

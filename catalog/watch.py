@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from catalog.answers import Remaking
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import CatalogError
 from catalog.scan import image_suffix
@@ -51,9 +50,6 @@ TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", "
 BATCH = 2000
 #: Quiet seconds after a change before the HNSW indexes beside the catalogue are brought up to date.
 VECTOR_SYNC_DELAY = 5.0
-#: The catalogue stands still this many times as long as the last remaking of its kept answers took
-#: before they are made again (see ``Watcher.answers_wait``).
-QUIET_TIMES = 3.0
 
 
 def ignored(path: str, roots: Iterable[str]) -> bool:
@@ -189,7 +185,6 @@ class Watcher:
         vector_sync_delay: float = VECTOR_SYNC_DELAY,
         cnn: CnnChoice = DEFAULT_CNN,
         listen: bool = False,
-        answers_delay: float = VECTOR_SYNC_DELAY,
     ):
         self.catalog = catalog
         #: Answer ``catalog index PATH`` run meanwhile (``catalog.handoff``): the CLI's watcher does.
@@ -215,12 +210,6 @@ class Watcher:
         self.resync = threading.Event()
         #: When signatures last changed, until the vector indexes are synced (None: in step).
         self.vectors_stale_since: float | None = None
-        #: Kept answers (``catalog.answers``): made again once the catalogue's changes have settled
-        #: (:meth:`answers_wait` seconds after the last change the watcher saw, nothing pending).
-        self.answers_delay = answers_delay
-        self.remaking = Remaking(catalog.url)
-        self._answers_stamp = catalog.changes_stamp()
-        self._answers_changed_at: float | None = None
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -242,12 +231,10 @@ class Watcher:
                 # Pending files: look again every tick. Nothing pending: sleep until an event arrives
                 # or the next scheduled job (idle costs no CPU).
                 now = time.monotonic()
-                busy = self.settler.pending or self.resync.is_set() or self.remaking.poll()
+                busy = self.settler.pending or self.resync.is_set()
                 wake_at = min(next_reconcile, next_summary)
                 if self.vectors_stale_since is not None:
                     wake_at = min(wake_at, self.vectors_stale_since + self.vector_sync_delay)
-                if self._answers_changed_at is not None:
-                    wake_at = min(wake_at, self._answers_changed_at + self.answers_wait())
                 wait = self.tick if busy else wake_at - now
                 self._take_events(max(wait, 0.0))
                 self._check_observer(observer)
@@ -268,10 +255,7 @@ class Watcher:
                 stale = self.vectors_stale_since
                 if stale is not None and not self.settler.pending and now >= stale + self.vector_sync_delay:
                     self._sync_vector_indexes()
-                if not self.settler.pending:
-                    self._keep_answers(time.monotonic())
         finally:
-            self.remaking.stop()
             if listener is not None:
                 listener.close()
             self._stop_observer(observer)
@@ -456,27 +440,6 @@ class Watcher:
         if report.added or report.updated or report.removed or report.moved:
             self.vectors_stale_since = time.monotonic()
         return {**report.as_dict(), "watcher": os.getpid()}
-
-    def answers_wait(self) -> float:
-        """How long the catalogue must stand still before the kept answers are made again:
-        ``answers_delay``, or :data:`QUIET_TIMES` the time the last remaking took, whichever is longer. A
-        library that changes all the time (a file every few seconds) then spends at most a quarter of a
-        core's time on remaking answers that the next change makes stale."""
-        return max(self.answers_delay, QUIET_TIMES * self.remaking.took)
-
-    def _keep_answers(self, now: float) -> None:
-        """Make the kept answers again once the catalogue has stopped changing: a change (the catalogue's
-        stamp moved, by this watcher or any writer) stops a remaking in hand, whose answers would be
-        stale, and starts the wait again."""
-        stamp = self.catalog.changes_stamp()
-        if stamp != self._answers_stamp:
-            self._answers_stamp = stamp
-            self._answers_changed_at = now
-            self.remaking.stop()
-        changed = self._answers_changed_at
-        if changed is not None and now >= changed + self.answers_wait():
-            self._answers_changed_at = None
-            self.remaking.start()
 
     def _sync_vector_indexes(self) -> None:
         """Bring the HNSW indexes that searches have saved up to date, once changes have settled, so

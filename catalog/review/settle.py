@@ -15,6 +15,7 @@ from catalog.lock import actions_lock, writer_lock
 from catalog.review import actions
 from catalog.review.policies import KeepPolicy
 from catalog.store import Catalog, ImageInfo
+from catalog.stored import refresh_all
 
 
 @dataclass
@@ -53,6 +54,7 @@ def resolve(
         result = Resolution(found.method, found.threshold, apply, plan, notes=notes)
         if apply:
             result.outcome = actions.apply(catalog, plan, roots, verify_content, progress)
+            refresh_all(catalog)
     return result
 
 
@@ -65,7 +67,9 @@ def act_on_group(
     with actions_lock(catalog.url):
         actions.recover(catalog)
         plan = actions.make_plan([[keep, *others]], None, action, roots)
-        return actions.apply(catalog, plan, roots)
+        outcome = actions.apply(catalog, plan, roots)
+        refresh_all(catalog)
+        return outcome
 
 
 @dataclass
@@ -124,7 +128,9 @@ def mark_not_duplicates(catalog: Catalog, paths: Sequence[str]) -> tuple[int, in
     if len(distinct) < 2:
         raise UsageError("name two or more different pictures (byte-identical files are duplicates)")
     pairs = [(a, b) for k, a in enumerate(distinct) for b in distinct[k + 1 :]]
-    return catalog.add_marks(pairs), len(distinct)
+    added = catalog.add_marks(pairs)
+    refresh_all(catalog)
+    return added, len(distinct)
 
 
 def unmark(catalog: Catalog, paths: Sequence[str]) -> int:
@@ -135,4 +141,6 @@ def unmark(catalog: Catalog, paths: Sequence[str]) -> int:
         pairs = [(a, b) for a, b, _ in marks if a in hashes or b in hashes]
     else:
         pairs = [(a, b) for a, b, _ in marks if a in hashes and b in hashes]
-    return catalog.remove_marks(pairs)
+    removed = catalog.remove_marks(pairs)
+    refresh_all(catalog)
+    return removed
