@@ -26,12 +26,12 @@ import sys
 root = sys.argv.pop(1)
 sys.meta_path = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
 sys.path.insert(0, root)
-import catalog.cli
-assert catalog.cli.__file__.startswith(root), catalog.cli.__file__
+import catalog.cli.app
+assert catalog.cli.app.__file__.startswith(root), catalog.cli.app.__file__
 try:
     from catalog.__main__ import run
 except ImportError:
-    run = catalog.cli.main
+    run = catalog.cli.app.main
 sys.argv[0] = "catalog"
 run()
 """

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.indexer import index
-from catalog.methods import get_method
+from catalog.methods import as_matrix, get_method
+from catalog.search.vectors import EF_CONSTRUCTION, M
 from catalog.store import Catalog
-from catalog.vectors import EF_CONSTRUCTION, M, as_matrix
+from catalog.sync.indexer import index
 from common import fill_catalogue, run_catalog
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from catalog.imaging import content_box, decode, trim_border
+from catalog.evaluation.variants import make_mixture
+from catalog.ingest.imaging import content_box, decode, trim_border
 from catalog.methods import get_method
 from catalog.methods.cnn import INPUT_SIZE
-from catalog.variants import make_mixture
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

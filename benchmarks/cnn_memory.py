@@ -22,12 +22,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from catalog.groups import find_groups  # noqa: E402
-from catalog.indexer import index  # noqa: E402
-from catalog.methods import get_method  # noqa: E402
+from catalog.grouping.groups import find_groups  # noqa: E402
+from catalog.methods import (
+    as_matrix,  # noqa: E402
+    get_method,  # noqa: E402
+)
 from catalog.methods.cnn import VIEWS  # noqa: E402
+from catalog.search.vectors import VectorIndex  # noqa: E402
 from catalog.store import Catalog  # noqa: E402
-from catalog.vectors import VectorIndex, as_matrix  # noqa: E402
+from catalog.sync.indexer import index  # noqa: E402
 from cnn import synthetic  # noqa: E402
 from common import fill_catalogue, run_catalog  # noqa: E402
 

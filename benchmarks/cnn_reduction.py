@@ -1,6 +1,7 @@
 """Can the CNN features be made smaller for a million-image index without losing copies?
 
-The mixture library (``catalog.variants.make_mixture``: families of altered copies among near-misses,
+The mixture library (``catalog.evaluation.variants.make_mixture``: families of altered copies among
+near-misses,
 from ../shared/data) is indexed with ``--methods cnn``. Every two files of one family are a true pair;
 every other pair is false. For the stored 1280-dimension features (float16 in the catalogue, float32 in
 the HNSW index) and for PCA projections to fewer dimensions (learned on the library's own features,
@@ -26,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.indexer import index
+from catalog.evaluation.variants import make_mixture
 from catalog.methods import get_method
 from catalog.methods.cnn import upright
 from catalog.store import Catalog
-from catalog.variants import make_mixture
+from catalog.sync.indexer import index
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

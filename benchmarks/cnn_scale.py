@@ -1,6 +1,6 @@
 """`dupes --method cnn` among N images, and whether it still finds the altered copies.
 
-1. The mixture library (``catalog.variants.make_mixture``: families of altered copies, turned ones
+1. The mixture library (``catalog.evaluation.variants.make_mixture``: families of altered copies, turned ones
    included, among near-misses, from ../shared/data) is indexed with ``--methods cnn`` (and so ``orb``,
    its verifier) into a small catalogue; a whole ``catalog dupes --method cnn`` there gives today's
    recall of the copies: the share of the true pairs (two files of one family) in one group.
@@ -31,12 +31,12 @@ import numpy as np
 from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).parent))
-from catalog.indexer import index  # noqa: E402
+from catalog.evaluation.variants import make_mixture  # noqa: E402
+from catalog.methods import as_matrix  # noqa: E402
 from catalog.methods.cnn import VIEWS  # noqa: E402
-from catalog.models import Image, Signature  # noqa: E402
 from catalog.store import Catalog  # noqa: E402
-from catalog.variants import make_mixture  # noqa: E402
-from catalog.vectors import as_matrix  # noqa: E402
+from catalog.store.models import Image, Signature  # noqa: E402
+from catalog.sync.indexer import index  # noqa: E402
 from common import run_catalog, run_catalog_tree  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -15,8 +15,8 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from catalog.methods import get_method
-from catalog.models import Image, Signature
 from catalog.store import Catalog
+from catalog.store.models import Image, Signature
 
 
 def fill_catalogue(url: str, method: str, signatures: Sequence[bytes], batch: int = 20_000) -> None:

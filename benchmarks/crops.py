@@ -21,10 +21,10 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from catalog.groups import Options, find_groups
-from catalog.indexer import index
-from catalog.scan import image_suffix
+from catalog.grouping.groups import Options, find_groups
+from catalog.ingest.scan import image_suffix
 from catalog.store import Catalog
+from catalog.sync.indexer import index
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

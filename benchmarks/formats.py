@@ -3,7 +3,7 @@
 The real HEIC photos of ../shared/data/formats/heic (phones, 1.4-12 MP) are decoded in full once, and
 their pixels saved as JPEG (quality 90), AVIF (quality 70), WebP (quality 85) and DNG (a Bayer mosaic,
 through PiDNG): each set holds the same pictures at the same sizes. Each set is indexed on its own new
-catalogue with the default methods (`catalog.indexer.index`, 2 processes), best of 3 runs. HEIC is
+catalogue with the default methods (`catalog.sync.indexer.index`, 2 processes), best of 3 runs. HEIC is
 indexed as it comes (the embedded thumbnail serves where the file has one large enough) and with
 thumbnails ignored, and the phash of each way is compared with the full decode's.
 
@@ -21,10 +21,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from catalog.formats import heif_ready
-from catalog.indexer import index
+from catalog.evaluation.variants import make_dng
+from catalog.ingest.formats import heif_ready
 from catalog.store import Catalog
-from catalog.variants import make_dng
+from catalog.sync.indexer import index
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -54,7 +54,7 @@ def timed_index(folder: Path, work: Path, repeat: int) -> float:
 
 
 def phash_bits(data: bytes, suffix: str) -> int:
-    from catalog.imaging import decode
+    from catalog.ingest.imaging import decode
     from catalog.methods import get_method
 
     method = get_method("phash")

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from near_misses import load_truth, score  # noqa: E402
 
-from catalog.groups import Options, components, find_groups, keep_order, matching_pairs  # noqa: E402
+from catalog.grouping.groups import Options, components, find_groups, keep_order, matching_pairs  # noqa: E402
 from catalog.store import Catalog  # noqa: E402
 
 

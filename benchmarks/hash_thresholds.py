@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from catalog.indexer import index
-from catalog.search import codes_from_bytes
+from catalog.search.bits import codes_from_bytes
 from catalog.store import Catalog
+from catalog.sync.indexer import index
 
 ALTERATIONS = {
     "reencode-q50": lambda im: (im, {"quality": 50}),

@@ -128,8 +128,8 @@ def reindex_table(tmp: Path, files: int) -> None:
     db = tmp / "ten-thousand.db"
     first, _ = run([*CATALOG, "--db", str(db), "index", str(folder)])
     again, _ = run([*CATALOG, "--db", str(db), "index", str(folder)])
-    from catalog.indexer import index
     from catalog.store import Catalog
+    from catalog.sync.indexer import index
 
     with Catalog.open(f"sqlite:///{db}") as catalog:
         started = time.perf_counter()

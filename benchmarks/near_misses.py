@@ -1,6 +1,6 @@
 """Copies among near-misses: what `dupes` finds per method, alteration and grouping, and at what precision.
 
-Builds the mixture of ``catalog.variants.make_mixture`` from ``../shared/data`` (189 families of a
+Builds the mixture of ``catalog.evaluation.variants.make_mixture`` from ``../shared/data`` (189 families of a
 reference and 11 altered copies - resize+JPEG, crop, brightness+contrast, mirror, 90/180/270 degree
 turns, mirror+turn, text, border, grayscale - among 375 other views of the UKBench objects, 120 other
 shots of 20 camera scenes and 24 Fruits-360 groups of look-alike fruit), indexes it with every method,
@@ -25,10 +25,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from catalog.groups import Options, find_groups
-from catalog.indexer import index
+from catalog.evaluation.variants import ALTERATIONS, TRANSFORMS, make_mixture
+from catalog.grouping.groups import Options, find_groups
 from catalog.store import Catalog
-from catalog.variants import ALTERATIONS, TRANSFORMS, make_mixture
+from catalog.sync.indexer import index
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SWEEPS = {

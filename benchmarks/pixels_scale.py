@@ -26,11 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from catalog.groups import find_groups  # noqa: E402
-from catalog.indexer import index  # noqa: E402
+from catalog.grouping.groups import find_groups  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
-from catalog.query import nearest  # noqa: E402
+from catalog.search.query import nearest  # noqa: E402
 from catalog.store import Catalog  # noqa: E402
+from catalog.sync.indexer import index  # noqa: E402
 from common import fill_catalogue, run_catalog  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

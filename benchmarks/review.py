@@ -6,7 +6,7 @@
    (Playwright): the time from the request to the first groups on screen (DOMContentLoaded; the page is
    rendered on the server), and until the first screen's thumbnails have arrived (cold cache).
 2. **Thumbnails against indexing.** On the sample photos (the 60 camera photos of 0.3-22 MP, and
-   UKBench 500), `catalog.indexer.index` with the default methods (2 processes) and the thumbnail maker
+   UKBench 500), `catalog.sync.indexer.index` with the default methods (2 processes) and the thumbnail maker
    (2 processes) on the same files: images per second, and the ratio.
 
     .venv/bin/python benchmarks/review.py [--groups 10000] [--keep DIR] [--format json]
@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from catalog.indexer import index
+from catalog.evaluation.variants import synthetic
+from catalog.ingest.scan import image_suffix
 from catalog.review.thumbs import Thumbnails
-from catalog.scan import image_suffix
 from catalog.store import Catalog
-from catalog.variants import synthetic
+from catalog.sync.indexer import index
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

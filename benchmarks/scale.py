@@ -11,16 +11,17 @@ with bits flipped with probability 0.02).
 Then, each as a whole process with its peak RSS (/usr/bin/time):
 
 - ``first index``: the filled catalogue's first ``catalog index``, which stores the near pairs of every
-  code (``catalog.pairs``) and the groups (``catalog.stored``), as a catalogue made before them gets them;
+  code (``catalog.search.pairs``) and the groups (``catalog.grouping.stored``), as a catalogue made
+  before them gets them;
 - ``index``: ``catalog index`` of 1,000 new real image files into the filled catalogue (and into an empty
   one, for the throughput ratio);
 - ``dupes, first``, ``copies, first``: the catalogue's first ``catalog dupes --method phash -f json``
   and ``catalog copies --method phash -f json`` after its first index (both also with the peak of all
   their processes: from 50,000 images on ``copies`` forks a reader and a formatter): ``dupes`` reads
-  the groups that index stored (``catalog.stored``), ``copies`` counts from the stored pairs;
+  the groups that index stored (``catalog.grouping.stored``), ``copies`` counts from the stored pairs;
 - ``dupes``, ``copies``: the same questions after the ``index`` of 1,000 new files, which brought the
   stored groups up to date; the groups read are checked against the groups made from every image
-  (``catalog.groups.find_groups``, not timed);
+  (``catalog.grouping.groups.find_groups``, not timed);
 - ``query``: ``catalog query IMAGE --method phash`` (and, in one process, the p95 of 50 queries).
 
     .venv/bin/python benchmarks/scale.py [--n 100000] [--bursts 0.3] [--codes FILE.npy] [--format json]
@@ -39,9 +40,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from catalog.imaging import decode  # noqa: E402
+from catalog.ingest.imaging import decode  # noqa: E402
+from catalog.ingest.scan import image_suffix  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
-from catalog.scan import image_suffix  # noqa: E402
 from common import fill_catalogue, run_catalog, run_catalog_tree  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -51,7 +52,7 @@ def sample_codes(crops: int = 30, seed: int = 11) -> np.ndarray:
     """Upright phash codes of the sample photos and of ``crops`` random crops of each (50-95 % of each
     side): about 20,000 codes of real pictures, as many as the 20,494 real photos issue 13 measured on,
     computed by catalog's own method from one decode per photo."""
-    from catalog.imaging import Decoded
+    from catalog.ingest.imaging import Decoded
 
     method = get_method("phash")
     rng = np.random.default_rng(seed)
@@ -117,9 +118,9 @@ def new_images(folder: Path, count: int, seed: int = 7) -> None:
 
 def check_stored_groups(db: Path) -> None:
     """The stored groups, read as ``dupes`` reads them, equal the groups made from every image."""
-    from catalog.groups import Options, find_groups
+    from catalog.grouping.groups import Options, find_groups
+    from catalog.grouping.stored import stored_grouping
     from catalog.store import Catalog
-    from catalog.stored import stored_grouping
 
     with Catalog.open(f"sqlite:///{db}") as catalog:
         kept = stored_grouping(catalog, get_method("phash"), None, Options())
@@ -182,7 +183,7 @@ def main() -> None:
         probe = str(work / "new" / "new0000.jpg")
         seconds, peak, _ = run_catalog("--db", str(db), "query", probe, "--method", "phash")
         rows.append({"command": "query", "seconds": seconds, "peak_mb": peak})
-        from catalog.query import nearest
+        from catalog.search.query import nearest
         from catalog.store import Catalog
 
         with Catalog.open(f"sqlite:///{db}") as catalog:

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from catalog.search import _brute_force, choose_blocks, hamming_edges
+from catalog.search.bits import _brute_force, choose_blocks, hamming_edges
 from common import fill_catalogue, run_catalog
 
 

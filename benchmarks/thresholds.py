@@ -4,7 +4,7 @@ The set: each of the 60 photos in ../shared/data/photos with its altered copies 
 hash_thresholds.py's alterations: re-encoded, resized, brightened, cropped 5 %, bordered, overlaid), plus the
 500 UKBench images as distractors, each its own group (four views of one object are not copies). For each
 method, over all pairs: precision and recall at its default threshold, and the best recall with at least
-99 % pair precision with the threshold that gives it (catalog.bench.pair_quality).
+99 % pair precision with the threshold that gives it (catalog.evaluation.bench.pair_quality).
 
     .venv/bin/python benchmarks/thresholds.py [--methods euclidean,cosine,ssim] [--data ../shared/data]
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.bench import default_methods, pair_quality
-from catalog.indexer import index
+from catalog.evaluation.bench import default_methods, pair_quality
 from catalog.methods import get_method
 from catalog.store import Catalog
+from catalog.sync.indexer import index
 from hash_thresholds import make_variants
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.indexer import index
-from catalog.query import nearest
+from catalog.search.query import nearest
 from catalog.store import Catalog
+from catalog.sync.indexer import index
 
 FOLDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "ukbench-500"
 

@@ -1,7 +1,7 @@
 """``catalog`` (the console script) and ``python -m catalog``.
 
 A signal that arrives while the command is still importing ends it quietly (the default action) rather
-than with a KeyboardInterrupt traceback; ``catalog.cli.main`` then installs the real handling
+than with a KeyboardInterrupt traceback; ``catalog.cli.app.main`` then installs the real handling
 (``catalog.interrupts``).
 """
 
@@ -10,7 +10,7 @@ import signal
 
 def run() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    from catalog.cli import main
+    from catalog.cli.app import main
 
     main()
 

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
+#: How worker processes start, chosen explicitly (Python 3.14 changes the default on Linux): ``fork``
+#: starts a worker in milliseconds with Pillow and NumPy already imported by the parent (see
+#: ``cli._early_start``). Pools are created before any thread of ours runs, or by the watcher, whose
+#: threads (watchdog's) hold no lock a worker needs. (Here, below every user: the worker pool and the
+#: forked readers alike.)
+START_METHOD = "fork"
+
 
 def can_fork() -> bool:
     """Whether this thread may fork a helper: the main thread only. A fork copies only the thread that
@@ -37,7 +44,6 @@ class Forked:
         import multiprocessing
 
         from catalog.interrupts import SIGNALS
-        from catalog.pool import START_METHOD
 
         context = multiprocessing.get_context(START_METHOD)
         receiver, sender = context.Pipe(duplex=False)

@@ -1,6 +1,6 @@
 """Alembic environment.
 
-catalog runs migrations itself (``catalog.store``), handing over an open connection in
+catalog runs migrations itself (``catalog.store.catalog``), handing over an open connection in
 ``config.attributes["connection"]``. From the command line (``alembic upgrade head``) the database is
 ``CATALOG_DB`` or ``sqlalchemy.url`` from alembic.ini.
 """
@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from catalog.config import resolve_db_url
-from catalog.models import Base
+from catalog.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

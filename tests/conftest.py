@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from catalog.evaluation.variants import synthetic  # noqa: F401 - the tests' distinct pictures
 from catalog.store import Catalog
-from catalog.variants import synthetic  # noqa: F401 - the tests' distinct pictures
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PHOTOS = SHARED_DATA / "photos"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalog.indexer import index
+from catalog.sync.indexer import index
 from conftest import PHOTOS, synthetic
 
 
@@ -107,7 +107,7 @@ def test_bad_input_corpus_is_survived_and_reported(catalog, tmp_path):
 
 
 def test_sixteen_bit_and_cmyk_are_converted_not_clipped():
-    from catalog.imaging import decode
+    from catalog.ingest.imaging import decode
 
     ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
     buffer = io.BytesIO()
@@ -181,7 +181,7 @@ def _index_as_unprivileged(url: str, root: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("name", ["x.jpg", "x.png"])
 def test_decode_errors_are_one_line(name):
     from catalog.errors import ImageError
-    from catalog.imaging import decode
+    from catalog.ingest.imaging import decode
 
     with pytest.raises(ImageError) as caught:
         decode(

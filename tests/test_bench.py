@@ -12,10 +12,10 @@ import pytest
 from PIL import Image, ImageEnhance
 from test_cli import cli
 
-from catalog.bench import load_dataset, pair_quality
 from catalog.errors import UsageError
+from catalog.evaluation.bench import load_dataset, pair_quality
+from catalog.evaluation.variants import ALTERATIONS
 from catalog.methods import get_method
-from catalog.variants import ALTERATIONS
 from conftest import PHOTOS, SMALL_PHOTOS, synthetic
 
 METHOD_KEYS = {

@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 from typer.testing import CliRunner
 
-from catalog.cli import app
+from catalog.cli.app import app
 
 runner = CliRunner()
 

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from catalog.cli import app
+from catalog.cli.app import app
 from catalog.errors import CatalogError
-from catalog.indexer import index
-from catalog.methods import get_method
+from catalog.methods import as_matrix, get_method
+from catalog.search.vectors import VectorIndex
 from catalog.store import Catalog
-from catalog.vectors import VectorIndex, as_matrix
+from catalog.sync.indexer import index
 from conftest import PHOTOS, SHARED_DATA
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def cli(db: Path, *args: str):  # type: ignore[no-untyped-def]
 
 
 def test_default_model_has_real_imagenet_weights():
-    from catalog.imaging import decode
+    from catalog.ingest.imaging import decode
     from catalog.methods.cnn import INPUT_SIZE, _embedder
 
     method = get_method("cnn")
@@ -47,7 +47,7 @@ def test_default_model_has_real_imagenet_weights():
 
 
 def test_copies_are_near_and_unrelated_photos_far(tmp_path):
-    from catalog.imaging import decode
+    from catalog.ingest.imaging import decode
 
     original = (PHOTOS / "Canon_IXUS.jpg").read_bytes()
     with Image.open(PHOTOS / "Canon_IXUS.jpg") as img:
@@ -182,7 +182,7 @@ def test_missing_or_wrong_weights_are_clear_errors(tmp_path, monkeypatch):
 def test_onnx_runtime_and_pytorch_give_the_same_features(tmp_path, monkeypatch):
     """Inference runs in ONNX Runtime (graph exported into the cache); PyTorch is the reference."""
     pytest.importorskip("onnxruntime")
-    from catalog.imaging import decode
+    from catalog.ingest.imaging import decode
     from catalog.methods.cnn import MODELS, Embedder
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a fresh export
@@ -202,8 +202,8 @@ def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog
     """A UKBench object (a round tin photographed from 4 viewpoints, two of them turned in the plane):
     every altered copy of one view - mirrored, turned, cropped, bordered, grayscale... - is grouped with
     it, and the other 3 views are not, though the CNN scores some of them above the copies."""
-    from catalog.groups import Options, find_groups
-    from catalog.variants import ALTERATIONS, TRANSFORMS
+    from catalog.evaluation.variants import ALTERATIONS, TRANSFORMS
+    from catalog.grouping.groups import Options, find_groups
 
     ukbench = SHARED_DATA / "ukbench-500"
     reference = pics / "view-4.jpg"
@@ -228,12 +228,12 @@ def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog
     # The compiled loop (large answers), verifying the pairs it used and running again until it used
     # none to verify, gives the groups of the Python loop that verifies pairs as it meets them; so does
     # verifying every pair first.
-    from catalog.groups import Scope, _plain_groups, matching_pairs
+    from catalog.grouping.groups import Scope, _plain_groups, matching_pairs
 
     def listed(groups):  # type: ignore[no-untyped-def]
         return [[(m.image.path, m.score) for m in g] for g in groups]
 
-    from catalog.verdicts import KeptVerdicts
+    from catalog.search.verdicts import KeptVerdicts
 
     # The verdicts of an answer are kept (by content): the next answer asks the verifier nothing new.
     kept = KeptVerdicts.of(catalog, get_method("orb"))
@@ -272,7 +272,7 @@ def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog
 def test_compare_says_what_dupes_would_say_of_a_turned_copy(pics, photo):
     """compare scores cnn over turns (dupes searches them by default) and verifies the pair; the hashes
     compare upright (their turns are searched only with --transforms)."""
-    from catalog.compare import compare_files
+    from catalog.evaluation.compare import compare_files
 
     original = photo("Olympus_C960.jpg", "original.jpg")
     with Image.open(original) as img:
@@ -286,7 +286,7 @@ def test_compare_says_what_dupes_would_say_of_a_turned_copy(pics, photo):
 
 
 def test_query_finds_a_turned_copy_and_verifies_it(catalog, pics, photo):
-    from catalog.query import nearest
+    from catalog.search.query import nearest
 
     original = photo("Olympus_C960.jpg", "original.jpg")
     for name in ("Nikon_E950.jpg", "Canon_IXUS.jpg", "Sony_DCR-PC110.jpg"):
@@ -305,8 +305,8 @@ def test_query_finds_a_turned_copy_and_verifies_it(catalog, pics, photo):
 def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
     """``index`` keeps each image's matching neighbours; dupes reads them instead of asking the index
     for every image's neighbours, with the same pairs (threshold, turned copies, verification alike)."""
-    from catalog.groups import Options, find_groups, near_pairs
-    from catalog.pairs import vector_pairs_cover
+    from catalog.grouping.groups import Options, find_groups, near_pairs
+    from catalog.search.pairs import vector_pairs_cover
     from tests.test_pairs import add_photos
 
     root = tmp_path / "lib"

@@ -1,7 +1,7 @@
 """Grouping and printing on columns give what the per-image code gives.
 
 A real SQLite catalogue of synthetic images (random facts with many ties, hostile names, near and
-identical phash codes); the compiled reference grouping (``catalog.reference``, used from 20,000
+identical phash codes); the compiled reference grouping (``catalog.grouping.kernels``, used from 20,000
 classes on) against the Python loop, and the column formatting of ``dupes`` and ``copies`` against
 the per-image formatting it replaced.
 """
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from sqlalchemy import insert
 
-from catalog.cli import _ENCODE
-from catalog.groups import Options, Scope, _plain_groups, copy_counts, find_groups, near_pairs
-from catalog.listing import copies_json, group_json, group_lines, iso_seconds
+from catalog.cli.app import _ENCODE
+from catalog.cli.listing import copies_json, group_json, group_lines, iso_seconds
+from catalog.grouping.groups import Options, Scope, _plain_groups, copy_counts, find_groups, near_pairs
 from catalog.methods import get_method
-from catalog.models import Image, Signature
+from catalog.store.models import Image, Signature
 from catalog.text import human_size
 
 
@@ -158,8 +158,8 @@ def test_iso_seconds_rounds_as_datetime_does():
 
 @pytest.mark.parametrize("higher", [True, False])
 def test_compiled_best_of_each_pair_equals_the_sorts(higher):
-    from catalog import reference
-    from catalog.groups import _best_per_pair
+    from catalog.grouping import kernels as reference
+    from catalog.grouping.groups import _best_per_pair
 
     rng = np.random.default_rng(4)
     a, b = rng.integers(0, 300, 20_000), rng.integers(0, 300, 20_000)
@@ -190,8 +190,9 @@ def test_image_table_read_in_background_equals_the_table_read_here(catalog):
     be opened) leaves the reading to this process."""
     import pickle
 
-    from catalog.columns import EarlyReads, ImageTable
+    from catalog.grouping.early import EarlyReads
     from catalog.store import Catalog
+    from catalog.store.columns import ImageTable
 
     fill(catalog, 700, 3)
     here = catalog.image_table()
@@ -225,7 +226,7 @@ def test_classes_of_byte_identical_files_are_numbered_by_their_first_image(catal
     """A vector method's classes (one per content hash, found through the shared hashes alone) are
     numbered as a dictionary of hashes in id order numbers them, also for ids that leave out some
     holders of a shared hash."""
-    from catalog.groups import _hash_classes
+    from catalog.grouping.groups import _hash_classes
 
     fill(catalog, 700, 5)
     every = np.asarray(catalog.signature_ids("phash"), dtype=np.int64)
@@ -244,9 +245,8 @@ def test_lines_made_on_both_cores_are_the_lines_made_on_one(catalog):
     included); a child that fails leaves its half to this process."""
     import os
 
-    from catalog.cli import ITEM_SEPARATOR
-    from catalog.columns import EarlyReads
-    from catalog.listing import (
+    from catalog.cli.app import ITEM_SEPARATOR
+    from catalog.cli.listing import (
         all_copies_json,
         all_copies_lines,
         all_group_json,
@@ -254,6 +254,7 @@ def test_lines_made_on_both_cores_are_the_lines_made_on_one(catalog):
         copies_lines,
         in_halves,
     )
+    from catalog.grouping.early import EarlyReads
 
     fill(catalog, 700, 8)
     table = find_groups(catalog, "phash", 8).table
@@ -296,7 +297,7 @@ def test_lines_made_on_both_cores_are_the_lines_made_on_one(catalog):
 def test_scores_round_as_python_rounds_them():
     """Scores a float32 holds (rounded by NumPy) and others (by ``round``) alike: as ``round(x, 6)``,
     ties (multiples of 1/128 are ties at the sixth decimal) and tiny values included."""
-    from catalog.groups import _round, _rounded
+    from catalog.grouping.groups import _round, _rounded
 
     rng = np.random.default_rng(9)
     narrow = (

@@ -50,7 +50,7 @@ def test_a_missing_extra_is_named_never_a_silent_skip(tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()
     shutil.copyfile(FORMATS / "heic" / "IMG_2927.HEIC", lib / "IMG_2927.HEIC")
-    from catalog.variants import make_dng
+    from catalog.evaluation.variants import make_dng
 
     make_dng(PHOTOS / "Canon_IXUS.jpg", lib / "canon.dng")
     code = (
@@ -70,7 +70,7 @@ def test_a_missing_extra_is_named_never_a_silent_skip(tmp_path):
 
 
 def test_a_dng_groups_with_its_jpeg(tmp_path):
-    from catalog.variants import make_dng
+    from catalog.evaluation.variants import make_dng
 
     env = environment(tmp_path)
     db = tmp_path / "c.db"
@@ -93,7 +93,7 @@ def test_a_dng_groups_with_its_jpeg(tmp_path):
 
 @pytest.mark.slow
 def test_jpeg_heic_and_half_size_avif_of_40_photos_group_together(tmp_path):
-    from catalog.variants import make_format_triples
+    from catalog.evaluation.variants import make_format_triples
 
     env = environment(tmp_path)
     db = tmp_path / "c.db"
@@ -187,7 +187,7 @@ def test_query_and_watch_take_heic(tmp_path):
     catalog(db, env, "index", str(lib))
     out = json.loads(catalog(db, env, "query", str(FORMATS / "heic" / "IMG_2927.HEIC"), "-f", "json").stdout)
     assert out["results"][0]["path"] == str(lib / "IMG_2927.HEIC") and out["results"][0]["match"]
-    from catalog.scan import scan
+    from catalog.ingest.scan import scan
 
     assert str(lib / "IMG_2927.HEIC") in scan(str(lib)).files  # the watcher's scan and filter too
     assert os.path.exists(lib / "IMG_2927.HEIC")
@@ -223,7 +223,7 @@ def test_index_while_watch_runs_is_handed_to_the_watcher(tmp_path):
 def test_sidecars_go_along_and_a_raw_and_its_own_jpeg_are_kept(tmp_path):
     from test_settle import snapshot
 
-    from catalog.variants import make_dng
+    from catalog.evaluation.variants import make_dng
 
     env = environment(tmp_path)
     db = tmp_path / "c.db"

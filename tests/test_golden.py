@@ -46,7 +46,7 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from catalog.cli import app
+from catalog.cli.app import app
 from conftest import SHARED_DATA
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -814,7 +814,7 @@ def head_of_this_checkout() -> str | None:
 
     folder = Path(catalog.__file__).resolve().parents[1] / "migrations"
     if not (folder / "env.py").exists():  # an installed package: its own catalog.migrations
-        from catalog.migrate import head_revision
+        from catalog.store.migrate import head_revision
 
         return head_revision()
     config = Config()

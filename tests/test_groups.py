@@ -11,8 +11,8 @@ from PIL import Image, ImageOps
 from test_cli import cli
 
 from catalog.errors import UsageError
-from catalog.groups import Options, copy_counts, find_groups
-from catalog.indexer import index
+from catalog.grouping.groups import Options, copy_counts, find_groups
+from catalog.sync.indexer import index
 from conftest import PHOTOS, SMALL_PHOTOS
 
 
@@ -249,7 +249,7 @@ def test_query_shows_the_verdict_at_the_threshold(db_path, pics, photo):
 def test_a_bordered_copy_is_not_preferred_to_its_original(catalog, pics, photo):
     """A border adds pixels, not picture: the keep order measures the picture inside it (indexed as
     content_width x content_height) and prefers the copy without a frame."""
-    from catalog.groups import keep_order
+    from catalog.grouping.groups import keep_order
 
     original = photo("Nikon_E950.jpg", "original.jpg")
     with Image.open(original) as img:
@@ -282,7 +282,7 @@ def test_signatures_from_an_earlier_catalog_are_recomputed_by_the_next_index(cat
 
 
 def test_keep_order_tiers_resolution_and_file_size_within_five_percent():
-    from catalog.groups import keep_order
+    from catalog.grouping.groups import keep_order
     from catalog.store import ImageInfo
 
     def image(name: str, w: int, h: int, size: int, mtime: int, content: tuple[int, int] | None = None):  # type: ignore[no-untyped-def]
@@ -306,7 +306,7 @@ def test_the_vectorised_keep_order_of_long_lists_is_the_same_order(monkeypatch):
     or not) come out exactly as the plain ordering."""
     import random
 
-    import catalog.groups as groups
+    import catalog.grouping.groups as groups
     from catalog.store import ImageInfo
 
     rng = random.Random(3)
@@ -330,10 +330,10 @@ def test_the_vectorised_keep_order_of_long_lists_is_the_same_order(monkeypatch):
 
 
 def test_kept_verdicts_are_merged_keyed_and_a_damaged_file_is_ignored(tmp_path):
-    """``catalog.verdicts``: two commands' verdicts merge in the file; a verdict is kept one way (the
+    """``catalog.search.verdicts``: two commands' verdicts merge in the file; a verdict is kept one way (the
     verifier is not symmetric); another verifier version, or a damaged file, starts empty."""
     from catalog.methods import get_method
-    from catalog.verdicts import KeptVerdicts, verifier_key
+    from catalog.search.verdicts import KeptVerdicts, verifier_key
 
     key = verifier_key(get_method("orb"))
     path = tmp_path / "c.db.orb.verdicts.npz"

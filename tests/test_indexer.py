@@ -7,9 +7,9 @@ import shutil
 
 from sqlalchemy import select
 
-from catalog.indexer import index
-from catalog.models import Image, Signature
 from catalog.store import Catalog
+from catalog.store.models import Image, Signature
+from catalog.sync.indexer import index
 
 
 def rows(catalog: Catalog) -> dict[str, Image]:

@@ -287,7 +287,7 @@ def test_a_signal_while_the_table_is_read_beside_the_pairs_is_one_line(tmp_path)
     """From ``BACKGROUND_FROM`` images on, ``dupes`` reads the image table in a forked process while
     it finds the pairs. A signal while that reader is at work (frozen, so that it certainly is) ends the
     command in one line, and the reader with it; the next run answers."""
-    from catalog.columns import BACKGROUND_FROM
+    from catalog.grouping.early import BACKGROUND_FROM
     from catalog.store import Catalog
     from tests.test_columns import fill
 

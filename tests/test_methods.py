@@ -5,7 +5,7 @@ from __future__ import annotations
 import imagehash
 import pytest
 
-from catalog.imaging import decode
+from catalog.ingest.imaging import decode
 from catalog.methods import get_method
 from catalog.methods.hashes import pack_bits
 from conftest import SHARED_DATA
@@ -115,7 +115,7 @@ def test_the_catalogues_cnn_model_is_returned_not_adopted():
 def test_a_uniform_border_is_trimmed_and_a_picture_without_one_is_left_whole():
     from PIL import ImageOps
 
-    from catalog.imaging import content_box, trim_border
+    from catalog.ingest.imaging import content_box, trim_border
 
     luma = decode((SHARED_DATA / "photos" / "Canon_IXUS.jpg").read_bytes()).luma
     framed = ImageOps.expand(luma, border=24, fill=255)

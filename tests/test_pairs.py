@@ -1,4 +1,4 @@
-"""Near pairs kept at indexing time (catalog.pairs): the stored rows always equal a full search.
+"""Near pairs kept at indexing time (catalog.search.pairs): the stored rows always equal a full search.
 
 Real photos (UKBench) and altered copies of them, real catalogues on disk, real `catalog index`
 processes killed with SIGKILL at moments the test observes in the database.
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalog.groups import find_groups, near_pairs
+from catalog.grouping.groups import find_groups, near_pairs
 from catalog.methods import get_method
-from catalog.pairs import pairs_key, refresh, stored_pairs, stored_threshold
-from catalog.search import hamming_pairs
+from catalog.search.bits import hamming_pairs
+from catalog.search.pairs import pairs_key, refresh, stored_pairs, stored_threshold
 from catalog.store import Catalog
 from tests.conftest import wait_until
 
@@ -238,7 +238,7 @@ def test_kill_9_at_20_random_moments_of_indexing_then_the_stored_pairs_equal_a_f
 
 
 def test_the_saved_index_of_settled_codes_is_checked_and_rebuilt_when_it_does_not_match(tmp_path):
-    from catalog.pairs import cache_path
+    from catalog.search.pairs import cache_path
 
     root, db = tmp_path / "lib", tmp_path / "c.db"
     add_photos(root, 0, 30, seed=8)

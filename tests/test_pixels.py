@@ -12,7 +12,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from skimage.metrics import structural_similarity
 from test_cli import cli
 
-from catalog.compare import file_signatures
+from catalog.ingest.worker import file_signatures
 from catalog.methods import get_method
 from catalog.methods.pixels import SSIM_SIDE, ssim_batch
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from catalog.groups import copy_counts, find_groups
-from catalog.indexer import index
+from catalog.grouping.groups import copy_counts, find_groups
 from catalog.store import Catalog, Scope
+from catalog.sync.indexer import index
 
 
 def test_index_dupes_copies_move_and_delete_on_postgres(postgres_url, photo, pics, make_image):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalog.groups import components
-from catalog.search import (
+from catalog.grouping.groups import components
+from catalog.search.bits import (
     _ball_size,
     _brute_force,
     _multi_index,

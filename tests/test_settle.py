@@ -354,8 +354,8 @@ def test_a_catalogue_made_before_the_journal_is_upgraded(tmp_path, photo, pics):
     from alembic import command
     from sqlalchemy import create_engine
 
-    from catalog.migrate import alembic_config
     from catalog.store import HEAD_REVISION, Catalog
+    from catalog.store.migrate import alembic_config
 
     db = tmp_path / "old.db"
     config = alembic_config()

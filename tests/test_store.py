@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from catalog.config import resolve_db_url
-from catalog.migrate import head_revision
 from catalog.store import HEAD_REVISION, Catalog
+from catalog.store.migrate import head_revision
 
 
 def test_head_revision_constant_matches_migrations():
@@ -40,8 +40,8 @@ def test_models_and_migrations_define_the_same_schema(tmp_path):
     from alembic.migration import MigrationContext
     from sqlalchemy import create_engine, inspect, text
 
-    from catalog.migrate import upgrade_to_head
-    from catalog.models import Base
+    from catalog.store.migrate import upgrade_to_head
+    from catalog.store.models import Base
 
     migrated = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
     upgrade_to_head(migrated)
@@ -78,7 +78,7 @@ def test_a_reader_waits_for_a_catalogue_being_created(db_path: Path):
 
     from sqlalchemy import Engine, create_engine, event
 
-    from catalog.models import Base
+    from catalog.store.models import Base
 
     engine = create_engine(f"sqlite:///{db_path}")
     Base.metadata.create_all(engine)

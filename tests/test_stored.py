@@ -1,4 +1,5 @@
-"""Groups kept as rows (``catalog.stored``): after every kind of change the stored groups are the groups
+"""Groups kept as rows (``catalog.grouping.stored``): after every kind of change the stored groups are the
+groups
 ``dupes`` makes from all images, on real photos, on SQLite and on PostgreSQL; only what changed is
 grouped again; and nothing depends on a refresh having run."""
 
@@ -11,11 +12,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from catalog import stored
-from catalog.groups import Options, copy_counts, find_groups
-from catalog.indexer import index
+from catalog.grouping import stored
+from catalog.grouping.groups import Options, copy_counts, find_groups
 from catalog.methods import get_method
 from catalog.store import Catalog
+from catalog.sync.indexer import index
 from tests.conftest import SHARED_DATA
 
 METHODS = ["exact", "ahash", "phash", "dhash", "whash"]

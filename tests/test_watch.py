@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalog.scan import image_suffix
+from catalog.ingest.scan import image_suffix
+from catalog.ingest.worker import Task, process
 from catalog.store import Catalog
-from catalog.watch import Watcher, ignored
-from catalog.worker import Task, process
+from catalog.sync.watch import Watcher, ignored
 from conftest import PHOTOS, SMALL_PHOTOS, synthetic, wait_until
 
 SETTLE = 0.2
@@ -231,7 +231,7 @@ def test_vector_indexes_are_brought_up_to_date_once_changes_settle(tmp_path):
 
         def saved_ids() -> list[int]:
             from catalog.methods import get_method
-            from catalog.vectors import VectorIndex
+            from catalog.search.vectors import VectorIndex
 
             files = VectorIndex(watcher.catalog, get_method("euclidean")).files()
             try:
@@ -386,7 +386,7 @@ def test_inotify_limits_are_reported_with_the_fix():
     (changing the limits themselves would affect the whole machine)."""
     import errno
 
-    from catalog.watch import _observer_error
+    from catalog.sync.watch import _observer_error
 
     watches = _observer_error(OSError(errno.ENOSPC, "inotify watch limit reached"))
     assert "fs.inotify.max_user_watches" in watches and "sudo sysctl" in watches and "--polling" in watches
@@ -465,7 +465,7 @@ def test_events_lost_to_an_inotify_queue_overflow_are_recovered(tmp_path, source
 
 
 def test_a_path_is_ready_once_quiet_for_the_settle_time():
-    from catalog.watch import Settler
+    from catalog.sync.watch import Settler
 
     settler = Settler(settle=0.5, tracks_close=True)
     settler.note(10.0, "/p/a.jpg")
@@ -481,7 +481,7 @@ def test_a_path_is_ready_once_quiet_for_the_settle_time():
 
 
 def test_a_file_open_for_writing_waits_for_its_close_or_max_open():
-    from catalog.watch import Settler
+    from catalog.sync.watch import Settler
 
     settler = Settler(settle=0.5, tracks_close=True, max_open=60.0)
     settler.note(0.0, "/p/w.jpg", writing=True)
@@ -522,7 +522,7 @@ def test_readers_and_the_writer_share_the_vector_index_files(tmp_path):
     """Four searches at once on a fresh catalogue while the watcher adds files, round after round: none
     fails, and the saved index loads and matches the catalogue after each round."""
     from catalog.methods import get_method
-    from catalog.vectors import VectorIndex
+    from catalog.search.vectors import VectorIndex
 
     root, db = tmp_path / "pics", tmp_path / "c.db"
     for n in range(40):

@@ -24,7 +24,7 @@ from catalog.errors import UsageError
 if TYPE_CHECKING:
     import numpy as np
 
-    from catalog.imaging import Decoded
+    from catalog.ingest.imaging import Decoded
 
 Kind = Literal["key", "bits", "vector", "local"]
 
@@ -116,8 +116,18 @@ class Method(ABC):
         return np.argsort(-scores if self.higher_is_similar else scores, kind="stable")
 
 
+def as_matrix(values: list[bytes]) -> np.ndarray:
+    """float16 signatures -> float32 matrix (one row each)."""
+    import numpy as np
+
+    if not values:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.frombuffer(b"".join(values), dtype=np.float16).reshape(len(values), -1).astype(np.float32)
+
+
 class VectorMethod(Method):
-    """A method searched through an HNSW index (:mod:`catalog.vectors`) instead of compared pair by pair.
+    """A method searched through an HNSW index (:mod:`catalog.search.vectors`) instead of compared pair by
+    pair.
 
     The index holds :meth:`index_vectors` of the stored signatures in ``index_space`` (hnswlib's
     ``"cosine"`` or ``"l2"``, squared). Where the index distance is the method's own measure
@@ -231,3 +241,18 @@ def parse_method_list(text: str) -> list[str]:
     for name in names:
         get_method(name)
     return list(dict.fromkeys(names))
+
+
+def check_threshold(method: Method, threshold: float | None) -> float:
+    """The threshold to use: the method's default, or a checked user value."""
+    if threshold is None:
+        return method.default_threshold
+    if method.kind == "bits":
+        if threshold != int(threshold) or not 0 <= threshold <= 64:
+            raise UsageError(f"--threshold for {method.name} is a whole number of bits from 0 to 64")
+        return int(threshold)
+    if method.kind == "key":
+        if threshold != 0:
+            raise UsageError(f"{method.name} matches equal files only: it takes no --threshold")
+        return 0
+    return threshold

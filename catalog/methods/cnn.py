@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING, Any
 
 from catalog.config import CnnChoice, user_cache_dir
 from catalog.errors import CatalogError, UsageError
-from catalog.methods import VectorMethod, register
+from catalog.methods import VectorMethod, as_matrix, register
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from catalog.imaging import Decoded
+    from catalog.ingest.imaging import Decoded
 
 #: 192 px: the same UKBench P@3 as 224 (97.07 %) at 63 % of the model time (BENCHMARKS.md).
 INPUT_SIZE = 192
@@ -328,7 +328,7 @@ class CnnCosine(VectorMethod):
         import numpy as np
         from PIL import Image
 
-        from catalog.imaging import trim_border
+        from catalog.ingest.imaging import trim_border
 
         # The whole picture, squashed: a crop would drop what tells two near-duplicates apart.
         luma = trim_border(image.luma).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
@@ -361,8 +361,6 @@ class CnnCosine(VectorMethod):
         """The best cosine of one picture's upright feature with the other's upright or turned ones."""
         import numpy as np
 
-        from catalog.vectors import as_matrix
-
         views_a, views_b = (as_matrix([v]).reshape(VIEWS, -1) for v in (a, b))
         return float(max(np.max(views_a @ views_b[0]), np.max(views_b @ views_a[0])))
 
@@ -374,8 +372,6 @@ class CnnCosine(VectorMethod):
         90, 180 or 270 degrees is found from one side or the other (the upright feature is mirror-averaged,
         so mirrored turns are found too)."""
         import numpy as np
-
-        from catalog.vectors import as_matrix
 
         views = as_matrix(values).reshape(len(values), VIEWS, -1)
         return [np.ascontiguousarray(views[:, k]) for k in range(1, VIEWS)]
@@ -430,8 +426,6 @@ def _vector(value: bytes) -> np.ndarray:
 def upright(values: list[bytes]) -> np.ndarray:
     """The upright features of signatures (the first of their :data:`VIEWS` vectors), as float32 rows."""
     import numpy as np
-
-    from catalog.vectors import as_matrix
 
     matrix = as_matrix(values)
     return np.ascontiguousarray(matrix.reshape(len(values), VIEWS, -1)[:, 0]) if len(values) else matrix

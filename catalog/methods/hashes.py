@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from catalog.imaging import Decoded
+    from catalog.ingest.imaging import Decoded
 
 
 @register
@@ -124,8 +124,6 @@ class ImageHashMethod(Method):
         return float(min(hamming(x, y) for x, y in pairs))
 
     def score_pairs(self, a: list[bytes], b: list[bytes]) -> np.ndarray:
-        from catalog.search import codes_from_bytes, popcount
-
         return popcount(codes_from_bytes(a) ^ codes_from_bytes(b)).astype(float)
 
     def warm_up(self) -> None:
@@ -244,3 +242,28 @@ class WaveletHash(ImageHashMethod):
     # A fixed scale: imagehash's default derives it from the decoded size, which would make the
     # signature depend on how small the file was decoded.
     hash_kwargs = {"image_scale": 64}
+
+
+def codes_from_bytes(values: list[bytes]) -> np.ndarray:
+    """Signatures of 8-byte big-endian codes -> uint64 array of their first (upright) codes."""
+    import numpy as np
+
+    if not values:
+        return np.zeros(0, dtype=np.uint64)
+    return np.frombuffer(b"".join(v[:8] for v in values), dtype=">u8").astype(np.uint64)
+
+
+def all_codes(values: list[bytes]) -> np.ndarray:
+    """Signatures of 8-byte codes -> (n, codes per signature) uint64 array (each signature must hold
+    the same number of codes)."""
+    import numpy as np
+
+    if not values:
+        return np.zeros((0, 0), dtype=np.uint64)
+    return np.frombuffer(b"".join(values), dtype=">u8").astype(np.uint64).reshape(len(values), -1)
+
+
+def popcount(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.bitwise_count(x)

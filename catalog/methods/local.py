@@ -20,7 +20,7 @@ from catalog.methods import Method, register
 if TYPE_CHECKING:
     import numpy as np
 
-    from catalog.imaging import Decoded
+    from catalog.ingest.imaging import Decoded
 
 #: Long side of the image keypoints are found on (small images are scaled up to it).
 SIDE = 320

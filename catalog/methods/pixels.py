@@ -19,7 +19,7 @@ from catalog.methods import VectorMethod, register
 if TYPE_CHECKING:
     import numpy as np
 
-    from catalog.imaging import Decoded
+    from catalog.ingest.imaging import Decoded
 
 #: Side of the RGB thumbnail of ``euclidean`` and ``cosine`` (768 bytes a signature).
 THUMB_SIDE = 16

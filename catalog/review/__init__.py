@@ -1,2 +1,2 @@
-"""Settling duplicates: keep policies, actions on files with their journal and undo, "not a duplicate"
-marks, and the review page (a small ASGI app, imported only by ``catalog review``)."""
+"""The review page: a small ASGI app over the groups (imported only by ``catalog review``), with its
+thumbnails, templates and static files."""

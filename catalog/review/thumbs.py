@@ -120,7 +120,7 @@ def make(path: str, out: str, folder: str) -> bool:
     from PIL import Image
 
     from catalog.errors import ImageError
-    from catalog.imaging import decode
+    from catalog.ingest.imaging import decode
 
     try:
         with open(path, "rb") as f:

@@ -30,11 +30,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from catalog.actions import settle
+from catalog.actions.apply import unchanged
 from catalog.config import DEFAULT_CNN, CnnChoice
-from catalog.formats import PhotoFacts, file_facts
-from catalog.groups import Grouping, Member
-from catalog.review import settle
-from catalog.review.actions import unchanged
+from catalog.grouping.groups import Grouping, Member
+from catalog.ingest.formats import PhotoFacts, file_facts
 from catalog.review.thumbs import Thumbnails
 from catalog.store import Catalog, ImageInfo
 from catalog.text import human_size
@@ -456,12 +456,12 @@ def _as_jpeg(path: str) -> bytes:
 
     from PIL import Image, ImageOps
 
-    from catalog.formats import RAW_SUFFIXES, heif_ready
+    from catalog.ingest.formats import RAW_SUFFIXES, heif_ready
 
     heif_ready()
     suffix = os.path.splitext(path)[1].lower()
     if suffix in RAW_SUFFIXES:  # the preview or a half-size demosaic, as indexing reads it
-        from catalog.imaging import decode
+        from catalog.ingest.imaging import decode
 
         with open(path, "rb") as f:
             shown_img = decode(f.read(), suffix=suffix).rgb

@@ -1,5 +1,5 @@
 """Near pairs kept at indexing time: one row per distinct code of a hash method and one per image of a
-vector method (``catalog.pairs``), and the signatures written since the last refresh (``unpaired``,
+vector method (``catalog.search.pairs``), and the signatures written since the last refresh (``unpaired``,
 filled by triggers).
 
 Revision ID: 0006

@@ -26,7 +26,7 @@ _EXACT_MARKED = (
     "WHERE i.content_hash IN ({row}.first, {row}.second) "
     "AND EXISTS (SELECT 1 FROM methods WHERE name = 'exact');"
 )
-#: The same text as ``catalog.models.REGROUP_DDL`` (a migration keeps its own copy: the models move on).
+#: The same text as ``catalog.store.models.REGROUP_DDL`` (a migration keeps its own copy: the models move on).
 DDL = {
     "sqlite": [
         *(

@@ -129,7 +129,7 @@ def _check_commit() -> None:
 
 
 def _catalog(db: Path, *args: str) -> None:
-    from catalog.cli import app
+    from catalog.cli.app import app
 
     print(f"$ catalog {' '.join(args)}", flush=True)
     code = app(["--db", str(db), *args], prog_name="catalog", standalone_mode=False)

@@ -1,0 +1,146 @@
+"""What ``resolve``, ``undo``, ``mark`` and the review page do, over the catalogue: the commands and the
+page stay thin over these."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+from catalog.actions import apply as actions
+from catalog.actions.policies import KeepPolicy
+from catalog.config import CnnChoice
+from catalog.errors import BusyError, UsageError
+from catalog.grouping.groups import Options, find_groups
+from catalog.grouping.stored import refresh_all
+from catalog.lock import actions_lock, writer_lock
+from catalog.store import Catalog, ImageInfo
+
+
+@dataclass
+class Resolution:
+    method: str
+    threshold: float
+    applied: bool
+    plan: actions.Plan
+    outcome: actions.Outcome | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve(
+    catalog: Catalog,
+    method: str,
+    threshold: float | None,
+    options: Options,
+    policy: KeepPolicy,
+    action: str,
+    to: str | None = None,
+    apply: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    raw_pairs: bool = False,
+) -> Resolution:
+    """Plan (and with ``apply``, carry out) ``action`` on every image of every duplicate group but the
+    one ``policy`` keeps. The plan is made and checked the same way with and without ``apply``."""
+    roots = catalog.roots()
+    verify_content = method == "exact"
+    notes: list[str] = []
+    with actions_lock(catalog.url) if apply else nullcontext():
+        if apply:
+            notes = actions.recover(catalog)
+        found = find_groups(catalog, method, threshold, options)
+        groups = [[m.image for m in group] for group in found.groups]
+        plan = actions.make_plan(groups, policy, action, roots, to, verify_content, raw_pairs)
+        result = Resolution(found.method, found.threshold, apply, plan, notes=notes)
+        if apply:
+            result.outcome = actions.apply(catalog, plan, roots, verify_content, progress)
+            refresh_all(catalog)
+    return result
+
+
+def act_on_group(
+    catalog: Catalog, keep: ImageInfo, others: Sequence[ImageInfo], action: str = "trash"
+) -> actions.Outcome:
+    """One decision on the review page: keep ``keep``, ``action`` the others (each checked against the
+    disk again, journaled, undoable as one batch)."""
+    roots = catalog.roots()
+    with actions_lock(catalog.url):
+        actions.recover(catalog)
+        plan = actions.make_plan([[keep, *others]], None, action, roots)
+        outcome = actions.apply(catalog, plan, roots)
+        refresh_all(catalog)
+        return outcome
+
+
+@dataclass
+class Undone:
+    notes: list[str]
+    outcome: actions.UndoOutcome
+    reindexed: bool  # whether the files put back were catalogued again now (else by watch or index)
+
+
+def undo(catalog: Catalog, which: str, ids: Sequence[int], cnn: CnnChoice) -> Undone:
+    with actions_lock(catalog.url):
+        notes = actions.recover(catalog)
+        entries = actions.entries_to_undo(catalog, which, ids)
+        outcome = actions.undo(catalog, entries)
+    paths = [e.path for e in outcome.restored]
+    return Undone(notes, outcome, reindex(catalog, paths, cnn, notes))
+
+
+def reindex(catalog: Catalog, paths: Sequence[str], cnn: CnnChoice, notes: list[str]) -> bool:
+    """Catalogue files put back, now if no other process is writing the catalogue (else the running
+    ``watch`` sees them arrive, or the next ``index`` finds them)."""
+    if not paths:
+        return True
+    from catalog.sync.indexer import index_paths
+
+    try:
+        with writer_lock(catalog.url, "catalog undo"):
+            index_paths(catalog, paths, cnn=cnn)
+    except BusyError:
+        notes.append("another process is writing the catalogue: it catalogues the files put back")
+        return False
+    return True
+
+
+def picture_hashes(catalog: Catalog, paths: Sequence[str]) -> dict[str, str]:
+    """path -> content hash, from the catalogue (or the file itself when it is not catalogued)."""
+    found = {}
+    for given in paths:
+        path = os.path.abspath(os.path.expanduser(given))
+        image = catalog.image_at(path)
+        digest = image.content_hash if image is not None else None
+        if digest is None:
+            if not os.path.isfile(path):
+                raise UsageError(f"no such file: {given}")
+            digest = actions.file_hash(path)
+            if digest is None:
+                raise UsageError(f"cannot read {given}")
+        found[path] = digest
+    return found
+
+
+def mark_not_duplicates(catalog: Catalog, paths: Sequence[str]) -> tuple[int, int]:
+    """Mark every two of ``paths`` as not duplicates: (pairs marked now, pictures)."""
+    hashes = picture_hashes(catalog, paths)
+    distinct = sorted(set(hashes.values()))
+    if len(distinct) < 2:
+        raise UsageError("name two or more different pictures (byte-identical files are duplicates)")
+    pairs = [(a, b) for k, a in enumerate(distinct) for b in distinct[k + 1 :]]
+    added = catalog.add_marks(pairs)
+    refresh_all(catalog)
+    return added, len(distinct)
+
+
+def unmark(catalog: Catalog, paths: Sequence[str]) -> int:
+    """Remove marks: with one path, every mark of that picture; with several, those among them."""
+    hashes = set(picture_hashes(catalog, paths).values())
+    marks = catalog.marks()
+    if len(hashes) == 1:
+        pairs = [(a, b) for a, b, _ in marks if a in hashes or b in hashes]
+    else:
+        pairs = [(a, b) for a, b, _ in marks if a in hashes and b in hashes]
+    removed = catalog.remove_marks(pairs)
+    refresh_all(catalog)
+    return removed

@@ -1,0 +1,1 @@
+"""The command line: one error funnel, the commands, and their output."""

@@ -1,0 +1,1 @@
+"""Pairs to groups around a reference, copy counts, and the groups kept as rows in the store."""

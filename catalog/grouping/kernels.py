@@ -1,0 +1,279 @@
+"""Reference grouping compiled with Numba: the loop of :func:`catalog.grouping.groups._reference_groups` over
+arrays, for reference grouping without "not a duplicate" marks or ``--against`` (verification
+included: the loop names the pairs still to verify that it used, and runs again once they are).
+
+A library of a million images with bursts has about a million classes in some pair; the loop takes
+each in keep order and looks at its neighbours, a few microseconds per class in Python (12.8 s at a
+million) and a few dozen nanoseconds compiled. Both loops are kept: the Python one takes callbacks
+(marks, reference folders) that compiled code cannot call, and answers small catalogues before Numba
+would have loaded; property tests hold the two to the same groups.
+
+The facts the keep order reads travel as one tuple of arrays by image position, ``facts``: (pixels,
+framed, with EXIF, file size, when taken, modified ns), as :func:`catalog.grouping.groups._facts` makes them.
+
+Compiled functions are cached on disk by Numba (``cache=True``): the first call of a new install pays
+the compilation (a few seconds), later processes load it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: As :data:`catalog.grouping.groups.SAME` (not imported: compiled code reads it as a constant).
+SAME = 1.05
+
+
+@njit(cache=True, nogil=True)
+def first_of(circle: np.ndarray, count: int, facts: tuple[np.ndarray, ...]) -> int:
+    """The image of ``circle[:count]`` (positions, path order) a person keeps first, as
+    :func:`catalog.grouping.groups.first_to_keep` picks it: largest picture (within SAME), without a border,
+    with EXIF, largest file (within SAME), then oldest, then first path."""
+    pixels, framed, exif, size, when, mtime = facts
+    top = 0
+    for k in range(count):
+        top = max(top, pixels[circle[k]])
+    any_plain = False
+    for k in range(count):
+        p = circle[k]
+        if pixels[p] * SAME >= top and not framed[p]:
+            any_plain = True
+    any_exif = False
+    for k in range(count):
+        p = circle[k]
+        if pixels[p] * SAME >= top and (not any_plain or not framed[p]) and exif[p]:
+            any_exif = True
+    top_size = 0
+    for k in range(count):
+        p = circle[k]
+        if pixels[p] * SAME >= top and (not any_plain or not framed[p]) and (not any_exif or exif[p]):
+            top_size = max(top_size, size[p])
+    best = -1
+    for k in range(count):
+        p = circle[k]
+        if not (pixels[p] * SAME >= top and (not any_plain or not framed[p])):
+            continue
+        if (any_exif and not exif[p]) or size[p] * SAME < top_size:
+            continue
+        if (
+            best < 0
+            or when[p] < when[best]
+            or (when[p] == when[best] and (mtime[p] < mtime[best] or (mtime[p] == mtime[best] and p < best)))
+        ):
+            best = p
+    return best
+
+
+@njit(cache=True, nogil=True)
+def class_bests(starts: np.ndarray, members: np.ndarray, facts: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The first image to keep of each class (``members[starts[c]:starts[c + 1]]``; -1 when empty)."""
+    n = len(starts) - 1
+    out = np.full(n, -1, dtype=np.int64)
+    for c in range(n):
+        count = starts[c + 1] - starts[c]
+        if count == 1:
+            out[c] = members[starts[c]]
+        elif count > 1:
+            circle = members[starts[c] : starts[c + 1]]
+            out[c] = first_of(circle, count, facts)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _collect(
+    c: int,
+    starts: np.ndarray,
+    targets: np.ndarray,
+    scores: np.ndarray,
+    usable: np.ndarray,
+    pending: np.ndarray,
+    taken: np.ndarray,
+    eligible: np.ndarray,
+    out: np.ndarray,
+    out_scores: np.ndarray,
+    asked: np.ndarray,
+    count: np.ndarray,
+) -> int:
+    """Class ``c``'s neighbours that are eligible and not taken, each once, through usable edges, into
+    ``out``: how many. A pending edge (not verified yet) is used as if confirmed and noted in
+    ``asked`` (``count[0]`` of them so far)."""
+    k = 0
+    for e in range(starts[c], starts[c + 1]):
+        t = targets[e]
+        if usable[e] and not taken[t] and eligible[t]:
+            taken[t] = True  # for now: a pair listed twice gives one member
+            out[k] = t
+            out_scores[k] = scores[e]
+            k += 1
+            if pending[e] and count[0] < len(asked):
+                asked[count[0]] = e
+                count[0] += 1
+    for j in range(k):
+        taken[out[j]] = False
+    return k
+
+
+@njit(cache=True, nogil=True)
+def reference_groups(
+    order: np.ndarray,
+    starts: np.ndarray,
+    targets: np.ndarray,
+    scores: np.ndarray,
+    usable: np.ndarray,
+    pending: np.ndarray,
+    eligible: np.ndarray,
+    several: np.ndarray,
+    best: np.ndarray,
+    facts: tuple[np.ndarray, ...],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Groups around references, classes taken in keep ``order``: (reference class of each group, the
+    start of each group's members in the next two arrays (one more than the groups), member classes,
+    their scores against the reference, the pending edges the loop used).
+
+    Classes are joined by compressed rows (class ``c``'s neighbours ``targets[starts[c]:starts[c+1]]``
+    with ``scores``); only ``usable`` edges count, and ``pending`` ones (still to be verified) are
+    used as if confirmed and returned: the groups hold when none was. ``eligible``: the classes that
+    take part, ``several``: those with more than one image (a group by themselves), ``best``: each
+    class's first image to keep, whose ``facts`` decide the order within a circle."""
+    n = len(starts) - 1
+    taken = np.zeros(n, dtype=np.bool_)
+    widest = 0
+    for c in range(n):
+        widest = max(widest, starts[c + 1] - starts[c])
+    found = np.empty(widest + 1, dtype=np.int64)
+    found_scores = np.empty(widest + 1, dtype=scores.dtype)
+    circle = np.empty(widest + 1, dtype=np.int64)
+    refs = np.empty(n, dtype=np.int64)
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    members = np.empty(n, dtype=np.int64)
+    member_scores = np.empty(n, dtype=scores.dtype)
+    asked = np.empty(len(targets) if pending.any() else 0, dtype=np.int64)
+    count = np.zeros(1, dtype=np.int64)
+    groups = 0
+    filled = 0
+    rows = (starts, targets, scores, usable, pending, taken, eligible)
+    for c in order:
+        if taken[c]:
+            continue
+        k = _collect(c, *rows, found, found_scores, asked, count)
+        circle[0] = best[c]
+        for j in range(k):
+            circle[j + 1] = best[found[j]]
+        first = first_of(circle, k + 1, facts)
+        if first != best[c]:
+            for j in range(k):
+                if best[found[j]] == first:
+                    c = found[j]
+                    break
+            k = _collect(c, *rows, found, found_scores, asked, count)
+        if k > 0 or several[c]:
+            taken[c] = True
+            refs[groups] = c
+            for j in range(k):
+                taken[found[j]] = True
+                members[filled + j] = found[j]
+                member_scores[filled + j] = found_scores[j]
+            filled += k
+            groups += 1
+            bounds[groups] = filled
+    return refs[:groups], bounds[: groups + 1], members[:filled], member_scores[:filled], asked[: count[0]]
+
+
+@njit(cache=True, nogil=True)
+def neighbours(
+    n: int, left: np.ndarray, right: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Compressed rows of the pairs (``left[k]``, ``right[k]``) both ways, by a counting sort: each
+    of ``n`` classes' neighbours ``targets[starts[c]:starts[c + 1]]`` with their ``scores``, the
+    pair each edge comes from, and the two edges of each pair (``slots[k]``)."""
+    starts = np.zeros(n + 1, dtype=np.int64)
+    for k in range(len(left)):
+        starts[left[k] + 1] += 1
+        starts[right[k] + 1] += 1
+    for c in range(n):
+        starts[c + 1] += starts[c]
+    fill = starts[:-1].copy()
+    targets = np.empty(2 * len(left), dtype=left.dtype)
+    out = np.empty(2 * len(left), dtype=scores.dtype)
+    pair = np.empty(2 * len(left), dtype=np.int64)
+    slots = np.empty((len(left), 2), dtype=np.int64)
+    for k in range(len(left)):
+        a, b = left[k], right[k]
+        targets[fill[a]] = b
+        out[fill[a]] = scores[k]
+        pair[fill[a]] = k
+        slots[k, 0] = fill[a]
+        fill[a] += 1
+        targets[fill[b]] = a
+        out[fill[b]] = scores[k]
+        pair[fill[b]] = k
+        slots[k, 1] = fill[b]
+        fill[b] += 1
+    return starts, targets, out, pair, slots
+
+
+@njit(cache=True, nogil=True)
+def best_per_pair(
+    n: int, low: np.ndarray, high: np.ndarray, scores: np.ndarray, higher: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One entry per pair (``low[k]``, ``high[k]``; classes below ``n``), the one with the best
+    ``scores[k]`` (``higher``: the highest; the first of equals), ordered by pair: the answer of a
+    three-key sort, with a counting sort by ``low`` and small sorts within. Returns (low, high, score)
+    of each."""
+    starts = np.zeros(n + 1, dtype=np.int64)
+    for k in range(len(low)):
+        starts[low[k] + 1] += 1
+    for c in range(n):
+        starts[c + 1] += starts[c]
+    fill = starts[:-1].copy()
+    order = np.empty(len(low), dtype=np.int64)
+    for k in range(len(low)):
+        order[fill[low[k]]] = k
+        fill[low[k]] += 1
+    out_low = np.empty(len(low), dtype=low.dtype)
+    out_high = np.empty(len(low), dtype=high.dtype)
+    out_scores = np.empty(len(low), dtype=scores.dtype)
+    kept = 0
+    for c in range(n):
+        segment = order[starts[c] : starts[c + 1]]
+        if len(segment) == 0:
+            continue
+        within = segment[np.argsort(high[segment], kind="mergesort")]
+        best = within[0]
+        for j in range(1, len(within) + 1):
+            if j < len(within):
+                k = within[j]
+                if high[k] == high[best]:
+                    if scores[k] > scores[best] if higher else scores[k] < scores[best]:
+                        best = k
+                    continue
+            out_low[kept] = c
+            out_high[kept] = high[best]
+            out_scores[kept] = scores[best]
+            kept += 1
+            if j < len(within):
+                best = within[j]
+    return out_low[:kept], out_high[:kept], out_scores[:kept]
+
+
+@njit(cache=True, nogil=True)
+def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The component of each of ``n`` nodes joined by the edges (left[k], right[k]): its smallest node
+    (union-find with path halving), as :func:`catalog.grouping.groups.components`."""
+    parent = np.arange(n)
+    for k in range(len(left)):
+        a = left[k]
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        b = right[k]
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        if a < b:
+            parent[b] = a
+        elif b < a:
+            parent[a] = b
+    for x in range(n):
+        parent[x] = parent[parent[x]]
+    return parent

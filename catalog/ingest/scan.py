@@ -1,0 +1,145 @@
+"""Walk roots and list image files with their size and mtime (no file is opened, except to sniff
+files that have no ending).
+
+Rules: hidden files and folders (dot-names) are skipped; symlinked folders are followed unless they lead
+somewhere already walked (which also stops symlink loops); symlinked files are skipped, so a link never
+shows up as a copy of its target. A folder that cannot be read is reported, and the files the catalogue
+knows below it are kept (they may well still exist).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from catalog.errors import UsageError
+from catalog.ingest.formats import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES, is_avif, is_heif
+
+#: File endings looked at (lower case). Files without an ending are sniffed instead.
+IMAGE_SUFFIXES = frozenset(
+    [
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".ico",
+        ".tga",
+        ".jp2",
+        ".j2k",
+        ".pcx",
+        ".sgi",
+        ".ras",
+        ".psd",
+        ".dds",
+        ".icns",
+        ".im",
+        ".qoi",
+    ]
+    + sorted(HEIF_SUFFIXES | AVIF_SUFFIXES | RAW_SUFFIXES)
+)
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
+@dataclass
+class ScanResult:
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (size, mtime_ns)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    unreadable: list[str] = field(default_factory=list)  # folders whose content is unknown
+
+
+def image_suffix(name: str) -> str | None:
+    """The lower-case ending of a file worth looking at ("" when it has none), or None to skip it.
+    Hidden and temporary files are skipped."""
+    if name.startswith(".") or name.endswith("~"):
+        return None
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix if suffix == "" or suffix in IMAGE_SUFFIXES else None
+
+
+def looks_like_image(head: bytes) -> bool:
+    """Sniff the first bytes of a file that has no ending."""
+    return (
+        head.startswith(_MAGIC)
+        or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
+        or is_heif(head)
+        or is_avif(head)
+    )
+
+
+def scan(root: str) -> ScanResult:
+    """List the image files below ``root`` (an absolute folder or file path)."""
+    result = ScanResult()
+    if os.path.isfile(root):
+        st = os.stat(root)
+        result.files[root] = (st.st_size, st.st_mtime_ns)
+        return result
+    visited: set[str] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        real = os.path.realpath(folder)
+        if real in visited:
+            if folder != root:
+                result.problems.append((folder, "skipped: symlink to a folder already walked (loop?)"))
+            continue
+        visited.add(real)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            result.problems.append((folder, f"cannot read folder: {exc.strerror or exc}"))
+            result.unreadable.append(folder)
+            continue
+        for entry in entries:
+            _visit(entry, stack, result)
+    return result
+
+
+def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult) -> None:
+    if entry.name.startswith("."):
+        return
+    try:
+        if entry.is_dir():  # follows a symlink; loops are caught by the visited set in scan()
+            stack.append(entry.path)
+            return
+        suffix = image_suffix(entry.name)
+        if suffix is None or entry.is_symlink() or not entry.is_file():
+            return
+        if suffix == "" and not _sniff(entry.path):
+            return
+        st = entry.stat(follow_symlinks=False)
+    except OSError as exc:
+        result.problems.append((entry.path, f"cannot stat: {exc.strerror or exc}"))
+        return
+    result.files[entry.path] = (st.st_size, st.st_mtime_ns)
+
+
+def _sniff(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return looks_like_image(handle.read(16))
+    except OSError:
+        return False
+
+
+def normalise_roots(paths: Iterable[str]) -> list[str]:
+    """Absolute roots, checked to exist, without roots nested in other given roots."""
+    roots = []
+    for path in paths:
+        absolute = os.path.abspath(os.path.expanduser(path))
+        if not os.path.exists(absolute):
+            raise UsageError(f"no such file or folder: {path}")
+        roots.append(absolute)
+    roots = sorted(set(roots))
+    return [r for r in roots if not any(r != o and r.startswith(o.rstrip("/") + "/") for o in roots)]

@@ -1,0 +1,130 @@
+"""The work done for one file, in a pool process: read once, hash, decode once, compute signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalog.config import DEFAULT_CNN, CnnChoice
+from catalog.errors import ImageError, UsageError
+from catalog.methods import get_method, pixel_methods
+
+
+@dataclass(frozen=True)
+class Task:
+    path: str
+    size: int
+    mtime_ns: int
+    methods: tuple[str, ...]
+    #: Content hashes that make decoding unnecessary (the file's old hash, or hashes of vanished files
+    #: of the same size that this one may have been moved from).
+    known_hashes: frozenset[str] = frozenset()
+
+
+@dataclass
+class FileResult:
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    #: The picture inside any uniform border (``catalog.ingest.imaging.content_size``).
+    content_width: int | None = None
+    content_height: int | None = None
+    #: What the photo's EXIF says (``catalog.ingest.formats.PhotoFacts``), when it was decoded.
+    facts: Any = None
+    #: Method -> signature bytes, or what its ``prepare`` returned until the main process finishes it.
+    signatures: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    #: The content hash is one of ``Task.known_hashes``: nothing was decoded.
+    known_content: bool = False
+    #: The file was gone by the time it was read (deleted or renamed since the scan): nothing to record;
+    #: the next run (or the watcher's next event) sees where it went.
+    vanished: bool = False
+
+
+def content_hash(data: bytes) -> str:
+    """SHA-256: hardware-accelerated on current CPUs (1.4 GB/s here, twice BLAKE2b's speed)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def process(task: Task) -> FileResult:
+    """Never raises for a bad file: the reason is returned in ``error``."""
+    result = FileResult(task.path, task.size, task.mtime_ns)
+    try:
+        with open(task.path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        result.vanished = True
+        return result
+    except OSError as exc:
+        result.error = f"cannot read: {exc.strerror or exc}"
+        return result
+    result.size = len(data)
+    result.content_hash = content_hash(data)
+    if result.content_hash in task.known_hashes:
+        result.known_content = True
+        return result
+    from catalog.ingest.imaging import content_size, decode  # Pillow loads only where files are decoded
+
+    try:
+        suffix = os.path.splitext(task.path)[1].lower()
+        decoded = decode(
+            data, color=any(get_method(name).needs_color for name in task.methods), suffix=suffix
+        )
+        del data
+        result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
+        result.content_width, result.content_height = content_size(decoded)
+        result.facts = decoded.facts
+        for name in task.methods:
+            method = get_method(name)
+            if method.needs_pixels:
+                result.signatures[name] = method.prepare(decoded)
+    except ImageError as exc:
+        result.error = str(exc)
+        result.signatures.clear()
+    return result
+
+
+def finish_signatures(results: list[FileResult], cnn: CnnChoice) -> None:
+    """Run each method's batched step (the CNN) over what the workers prepared, in place."""
+    pending: dict[str, list[FileResult]] = {}
+    for result in results:
+        for name, value in result.signatures.items():
+            if not isinstance(value, bytes):
+                pending.setdefault(name, []).append(result)
+    for name, waiting in pending.items():
+        finished = get_method(name, cnn).finish([r.signatures[name] for r in waiting])
+        for result, value in zip(waiting, finished, strict=True):
+            result.signatures[name] = value
+
+
+def file_signatures(path: str, names: Sequence[str], cnn: CnnChoice = DEFAULT_CNN) -> dict[str, bytes]:
+    """Read and decode ``path`` once and sign it by each named method (keyed by method name; the CNN
+    methods with the model ``cnn``); a clear error when it is not a readable image."""
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a folder; give an image file")
+    if not os.path.isfile(path):
+        raise UsageError(f"no such file: {path}")
+    st = os.stat(path)
+    result = process(Task(path, st.st_size, st.st_mtime_ns, pixel_methods(names)))
+    if result.vanished:
+        raise UsageError(f"no such file: {path}")
+    if result.error:
+        raise UsageError(f"{path}: {result.error}")
+    finished: dict[str, bytes] = {}
+    for stored in result.signatures:
+        finished[stored] = get_method(stored, cnn).finish([result.signatures[stored]])[0]
+    signatures = {}
+    for name in names:
+        method = get_method(name)
+        if method.kind == "key":
+            signatures[name] = bytes.fromhex(result.content_hash or "")
+        else:
+            signatures[name] = finished[method.signature_name]
+    return signatures

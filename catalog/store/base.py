@@ -1,0 +1,196 @@
+"""Opening a catalogue: the engine, the schema created or upgraded (Alembic), sessions, and the server's
+locks. SQLite is tuned for one writer and many readers (WAL, a busy timeout, foreign keys on). Any
+SQLAlchemy URL works through the same code; the SQL stays portable (no SQLite-only statements outside
+the pragmas)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.errors import StoreError
+from catalog.store.models import CHANGE_COUNTER_DDL, PATH_PATTERN_DDL, REGROUP_DDL, UNPAIRED_DDL, Base
+from catalog.store.sql import PAIRS_LOCK_KEY, _connect_args, _sqlite_pragmas
+
+if TYPE_CHECKING:
+    pass
+
+
+#: Seconds a process waits for a catalogue that another process is creating (it takes milliseconds).
+CREATION_WAIT = 10.0
+
+
+#: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
+#: tests check that it matches the head of migrations/versions.
+HEAD_REVISION = "0010"
+
+
+class StoreBase:
+    """The engine, its sessions and the schema's upgrade on open; the concerns of the catalogue are
+    mixins over it (``catalog.store.catalog.Catalog``)."""
+
+    def __init__(
+        self, engine: Engine, url: str, shield: Callable[[], AbstractContextManager[object]] = nullcontext
+    ):
+        self.engine = engine
+        self.url = url
+        #: Wraps every transaction and the closing of connections: the CLI passes its interrupts'
+        #: ``deferred``, so that a Ctrl-C is raised between transactions, never inside SQLAlchemy.
+        self.shield = shield
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        #: What this open catalogue's users keep in memory between calls, by owner (the HNSW indexes
+        #: loaded by ``catalog.search.vectors``): a process that searches many times loads each index once.
+        self.caches: dict[str, dict] = {}  # type: ignore[type-arg]
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        create: bool = True,
+        shield: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> Self:
+        """Open (and create or upgrade) the catalogue at a SQLAlchemy URL. ``shield``: see ``shield``."""
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            if not path.exists() and not create:
+                raise StoreError(f"no catalogue at {path} (run `catalog index PATH` first)")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the catalogue folder {path.parent}: {exc.strerror}"
+                ) from None
+        try:
+            engine = create_engine(url, connect_args=_connect_args(url))
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"cannot open catalogue {url}: {exc}") from None
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        catalog = cls(engine, url, shield)
+        try:
+            catalog._upgrade(create)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open catalogue {url}: {exc.orig}") from None
+        return catalog
+
+    def _upgrade(self, create: bool = True) -> None:
+        """Bring the schema to the head revision.
+
+        An empty database gets the current schema from the models and is stamped at head (Alembic's
+        recipe for new databases; tests check that models and migrations agree). An older catalogue
+        is upgraded by the migrations; one at head costs a single query. A catalogue that another
+        process is creating at this very moment (tables but no stamp yet; or, for a reader, no tables
+        yet) is waited for, not created a second time.
+        """
+        deadline = time.monotonic() + CREATION_WAIT
+        while True:
+            with self.shield(), self.engine.begin() as conn:
+                tables = set(inspect(conn).get_table_names())
+                if "alembic_version" in tables:
+                    current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                    if current == HEAD_REVISION:
+                        return
+                    break
+                if not tables and create:
+                    self._create_schema(conn)
+                    return
+            if time.monotonic() > deadline:
+                if not tables:
+                    raise StoreError(f"{self.url} holds no catalogue (run `catalog index PATH` first)")
+                break
+            time.sleep(0.05)
+        from catalog.store.migrate import upgrade_to_head
+
+        with self.shield():
+            upgrade_to_head(self.engine)
+
+    @staticmethod
+    def _create_schema(conn: Connection) -> None:
+        Base.metadata.create_all(conn)
+        for statement in [
+            *CHANGE_COUNTER_DDL.get(conn.dialect.name, []),
+            *UNPAIRED_DDL.get(conn.dialect.name, []),
+            *PATH_PATTERN_DDL.get(conn.dialect.name, []),
+            *REGROUP_DDL.get(conn.dialect.name, []),
+        ]:
+            conn.execute(text(statement))
+        conn.execute(
+            text(
+                "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+            )
+        )
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION})
+
+    def close(self) -> None:
+        with self.shield():
+            self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any exception."""
+        with self.shield(), self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def root_locks(self, roots: Iterable[str]) -> Iterator[None]:
+        """Hold a lock per root for a run that indexes them: PostgreSQL advisory locks, taken at once or
+        refused with :class:`BusyError` naming the root (another indexer, maybe on another machine, has
+        it). Released when the block ends, or by the server when the process dies. SQLite catalogues
+        have their one-writer lock file instead: nothing is held here."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        import hashlib
+
+        from catalog.errors import BusyError
+
+        with self.shield(), self.engine.connect() as conn:
+            held = []
+            try:
+                for root in sorted(set(roots)):
+                    key = int.from_bytes(
+                        hashlib.sha256(f"root:{root}".encode()).digest()[:8], "big", signed=True
+                    )
+                    if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                        raise BusyError(
+                            f"{root} is being indexed by another process (a lock in the catalogue's "
+                            "database); wait for it to finish, or index other roots meanwhile"
+                        )
+                    held.append(key)
+                conn.commit()
+                yield
+            finally:
+                for key in held:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+
+    @contextmanager
+    def pairs_lock(self) -> Iterator[None]:
+        """Held while stored pairs are refreshed: their order (``seq``) must follow what each refresh
+        read. SQLite catalogues have one writer already (the catalogue's lock file); on PostgreSQL, where
+        several machines may index into one catalogue, it is an advisory lock on the server."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        with self.shield(), self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PAIRS_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PAIRS_LOCK_KEY})
+                conn.commit()

@@ -1,0 +1,116 @@
+"""Writing indexing results: one batch of added, replaced, failed, touched, moved and copied images in
+one transaction (``Catalog.writing``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from catalog.store.models import Image, Signature
+from catalog.store.sql import _method_names, _pair_rows_of, now
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """The columns an indexing result sets (an unreadable file keeps its error and no dimensions)."""
+
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    error: str | None = None
+    content_width: int | None = None
+    content_height: int | None = None
+    taken: str | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    orientation: int | None = None
+    has_gps: bool | None = None
+    has_exif: bool | None = None
+
+    def values(self) -> dict[str, object]:
+        return {**asdict(self), "indexed_at": now()}
+
+
+class Writes:
+    """The statements of one indexing transaction (``Catalog.writing``)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    @cached_property
+    def _methods(self) -> list[str]:
+        """The catalogue's method names, read once per transaction (``fail`` deletes pair rows by them)."""
+        return _method_names(self.session)
+
+    def add(self, path: str, row: ImageRow, signatures: Mapping[str, bytes]) -> None:
+        """A new image, with its signatures."""
+        image = Image(path=path, **row.values())
+        image.signatures = [Signature(method=m, value=v) for m, v in signatures.items()]
+        self.session.add(image)
+
+    def replace(self, image_id: int, row: ImageRow, signatures: Mapping[str, bytes]) -> None:
+        """New content (or new methods) for a known image: its row, and these methods' signatures."""
+        self.session.execute(update(Image).where(Image.id == image_id).values(**row.values()))
+        self.session.execute(
+            delete(Signature).where(Signature.image_id == image_id, Signature.method.in_(list(signatures)))
+        )
+        self.session.add_all(Signature(image_id=image_id, method=m, value=v) for m, v in signatures.items())
+
+    def fail(self, image_id: int | None, path: str, row: ImageRow) -> None:
+        """The file at ``path`` cannot be read: its row keeps the error, and no signatures."""
+        if image_id is None:
+            self.session.add(Image(path=path, **row.values()))
+            return
+        self.session.execute(delete(Signature).where(Signature.image_id == image_id))
+        self.session.execute(_pair_rows_of(self._methods, [image_id]))
+        self.session.execute(update(Image).where(Image.id == image_id).values(**row.values()))
+
+    def touch(self, image_id: int, size: int, mtime_ns: int) -> None:
+        """Same content, new size or modification time (rewritten with the same bytes)."""
+        self.session.execute(
+            update(Image).where(Image.id == image_id).values(size=size, mtime_ns=mtime_ns, indexed_at=now())
+        )
+
+    def move(self, image_id: int, path: str, size: int, mtime_ns: int) -> None:
+        """The image's file is now at ``path`` (its signatures stay)."""
+        self.session.execute(
+            update(Image).where(Image.id == image_id).values(path=path, size=size, mtime_ns=mtime_ns)
+        )
+
+    def copy(self, path: str, row: ImageRow) -> bool:
+        """A new file byte-identical to a catalogued image: a row with that image's dimensions and
+        signatures (nothing decoded). False when no readable image has ``row.content_hash``."""
+        source = self.session.scalars(
+            select(Image).where(Image.content_hash == row.content_hash, Image.error.is_(None)).limit(1)
+        ).first()
+        if source is None:
+            return False
+        copied = replace(
+            row,
+            width=source.width,
+            height=source.height,
+            format=source.format,
+            content_width=source.content_width,
+            content_height=source.content_height,
+            taken=source.taken,
+            camera_make=source.camera_make,
+            camera_model=source.camera_model,
+            orientation=source.orientation,
+            has_gps=source.has_gps,
+            has_exif=source.has_exif,
+        )
+        image = Image(path=path, **copied.values())
+        image.signatures = [Signature(method=s.method, value=s.value) for s in source.signatures]
+        self.session.add(image)
+        return True

@@ -1,0 +1,524 @@
+"""The one ingest path, used by ``catalog index`` and ``catalog watch``.
+
+scan -> classify (unchanged / changed / new / missing) -> read, hash and decode in a process pool ->
+write in batches (one transaction each) -> drop what vanished.
+
+A crash or kill at any point leaves the catalogue consistent: an image row and its signatures are
+written in the same transaction, moves are single updates, and vanished files are dropped only after
+the walk is complete. The next run picks up whatever was not committed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from catalog.config import DEFAULT_CNN, DEFAULT_METHODS, WRITE_BATCH, CnnChoice
+from catalog.errors import Interrupted
+from catalog.grouping import stored
+from catalog.ingest.pool import EarlyStart, WorkerPool
+from catalog.ingest.scan import ScanResult, image_suffix, normalise_roots, scan
+from catalog.ingest.worker import FileResult, Task, finish_signatures, process
+from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
+from catalog.search import pairs
+from catalog.store import Catalog, ImageRow, KnownFile, Scope, Writes
+
+if TYPE_CHECKING:
+    from catalog.sync.ray_engine import RayRunner
+
+ProgressCallback = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    backfilled: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # files that could not be read
+    problems: list[tuple[str, str]] = field(default_factory=list)  # folders, links
+    methods: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    #: (action, path) per file written, when asked for (the watcher logs them): added, updated,
+    #: moved (path is "source -> target"), removed, error.
+    changes: list[tuple[str, str]] | None = None
+    #: Files left for later because they were modified too recently (still being written?).
+    deferred: list[str] = field(default_factory=list)
+    #: Stopped early on request (see ``index(cancel=...)``).
+    cancelled: bool = False
+    #: Files read and committed to the catalogue so far (what an interruption keeps).
+    committed: int = 0
+    #: Known roots gone from the disk whose images were kept: (root, images).
+    absent: list[tuple[str, int]] = field(default_factory=list)
+    #: New signature codes whose near pairs were stored (``catalog.search.pairs``).
+    paired: int = 0
+
+    def log(self, action: str, path: str) -> None:
+        if self.changes is not None:
+            self.changes.append((action, path))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "moved": self.moved,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "backfilled": self.backfilled,
+            "methods": self.methods,
+            "notes": self.notes,
+            "errors": [{"path": p, "error": e} for p, e in self.errors],
+            "problems": [{"path": p, "problem": e} for p, e in self.problems],
+            "absent_roots": [{"root": r, "images": n} for r, n in self.absent],
+            "paired": self.paired,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def enable_methods(
+    catalog: Catalog, requested: Iterable[str] | None, notes: list[str], cnn: CnnChoice
+) -> tuple[list[str], CnnChoice]:
+    """Record the requested methods (or the defaults for a new catalogue); return every enabled method
+    and the CNN that computes their features (the user's, else the catalogue's own).
+
+    Methods add up: ``--methods phash`` on a catalogue that also has ``dhash`` keeps both. A method whose
+    version changed (new code, or another CNN model chosen) drops its signatures, which are then
+    recomputed; ``notes`` says so.
+    """
+    current = catalog.methods()
+    cnn = resolve_cnn(cnn, current)
+    names = list(requested or []) or (list(current) if current else list(DEFAULT_METHODS))
+    names = list(dict.fromkeys(get_method(name).signature_name for name in names))  # cnn-euclidean -> cnn
+    names = list(dict.fromkeys(n for name in names for n in (name, *get_method(name).companions)))
+    for name in dict.fromkeys([*names, *current]):
+        new = get_method(name, cnn).version
+        if catalog.set_method(name, new) and name in current:
+            notes.append(f"{name} signatures recomputed: {current[name]} -> {new}")
+    return sorted(set(current) | set(names)), cnn
+
+
+def index(
+    catalog: Catalog,
+    paths: Iterable[str],
+    methods: Iterable[str] | None = None,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+    early: EarlyStart | None = None,
+    cancel: threading.Event | None = None,
+    cnn: CnnChoice = DEFAULT_CNN,
+    prune: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+) -> IndexReport:
+    """Bring the catalogue in line with the files below ``paths`` (none: every known root).
+
+    ``engine``: ``local`` (a pool of ``workers`` processes) or ``ray`` (tasks on the Ray cluster at
+    ``ray_address``, or on a local one started for the run: ``catalog.sync.ray_engine``).
+
+    ``early``: workers the caller started, maybe already reading files (``pool.start_new_catalogue``).
+    Otherwise a pool of ``workers`` processes (default: one per core) starts when there is enough work.
+    ``cancel``: when set, the run stops after the write batch in hand (``report.cancelled``); what was
+    written stays, nothing is dropped, and the next run carries on.
+    """
+    started = time.perf_counter()
+    known_roots = catalog.roots()
+    absent = [r for r in known_roots if not os.path.exists(r)]
+    given = list(paths)
+    # A known root that is gone is reported (below), not an error; no path: every root present.
+    roots = normalise_roots([p for p in given if os.path.abspath(os.path.expanduser(p)) not in absent])
+    if not given:
+        roots = [r for r in known_roots if r not in absent]
+    report = IndexReport()
+    report.methods, cnn = enable_methods(catalog, methods, report.notes, cnn)
+    # The files of absent roots may reappear under a root of this run (a moved or renamed root).
+    elsewhere = dict(catalog.known_files(Scope(folders=tuple(absent)))) if absent and roots else {}
+    runner: _Runner | RayRunner
+    if engine == "ray":
+        from catalog.sync.ray_engine import RayRunner
+
+        runner = RayRunner(ray_address, pixel_methods(report.methods), cnn, cancel, workers)
+    else:
+        runner = _Runner(
+            early, workers or os.cpu_count() or 1, pixel_methods(report.methods), cnn, cancel=cancel
+        )
+    with _interruptible(runner, report):
+        for root in roots:
+            if runner.cancelled:
+                break
+            if os.path.isdir(root):
+                catalog.add_root(root)
+                scope = Scope(folders=(root,))
+            else:
+                scope = Scope(files=(root,))
+            _index_scope(
+                catalog, scope, runner.scan(root), runner, progress, report, root, elsewhere=elsewhere
+            )
+    if not report.cancelled:
+        _settle_absent_roots(catalog, absent, prune, report)
+        _store_pairs(catalog, report, cancel, cnn)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _store_pairs(
+    catalog: Catalog, report: IndexReport, cancel: threading.Event | None, cnn: CnnChoice
+) -> None:
+    """Store the near pairs of the codes this run (or an interrupted one before it) added, then bring
+    each method's stored groups up to date where images changed (``catalog.grouping.stored``)."""
+    for name in report.methods:
+        method = get_method(name, cnn)
+        report.paired += pairs.refresh(catalog, method, cancel)
+        if cancel is None or not cancel.is_set():
+            stored.refresh(catalog, method, cancel)
+
+
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
+def _settle_absent_roots(catalog: Catalog, absent: list[str], prune: bool, report: IndexReport) -> None:
+    """A root gone from the disk: forgotten once all its images moved elsewhere in this run; dropped with
+    ``prune``; else kept (a drive not mounted comes back) and reported."""
+    for root in absent:
+        left = catalog.count_under(root)
+        if left == 0:
+            catalog.forget_root(root)
+            report.notes.append(f"root {root} is gone; its images were found elsewhere and moved with it")
+        elif prune:
+            report.removed += catalog.forget_root(root)
+            report.notes.append(f"root {root} is gone: its {_images(left)} were dropped (--prune)")
+        else:
+            report.absent.append((root, left))
+            report.notes.append(
+                f"root {root} is absent (moved, deleted, or on a drive not mounted): its {_images(left)} are "
+                f"kept; `catalog forget {root}` or `catalog index --prune` drops them"
+            )
+
+
+def index_paths(
+    catalog: Catalog,
+    paths: Iterable[str],
+    methods: Iterable[str] | None = None,
+    pool: WorkerPool | None = None,
+    settling: frozenset[str] = frozenset(),
+    fresh_after_ns: int | None = None,
+    cancel: threading.Event | None = None,
+    cnn: CnnChoice = DEFAULT_CNN,
+) -> IndexReport:
+    """Bring the catalogue in line with exactly these paths: files or folders, present or vanished
+    (what a watcher saw change, or its whole roots when it reconciles). The same planning and writing
+    as :func:`index`; every change is listed in ``report.changes``; ``cancel`` as for :func:`index`.
+
+    ``settling``: files still being written, neither read nor dropped this time. Files found with a
+    modification time after ``fresh_after_ns`` are treated the same and listed in ``report.deferred``.
+    """
+    started = time.perf_counter()
+    report = IndexReport(changes=[])
+    report.methods, cnn = enable_methods(catalog, methods, report.notes, cnn)
+    folders, files, found = [], [], ScanResult()
+    for path in sorted(set(paths)):
+        if os.path.isdir(path):
+            folders.append(path)
+            _merge(found, scan(path))
+        elif os.path.isfile(path):
+            files.append(path)
+            # As a folder scan would: image files only, and no symlinked files.
+            if image_suffix(os.path.basename(path)) is not None and not os.path.islink(path):
+                _merge(found, scan(path))
+        else:  # vanished: a file or a folder
+            folders.append(path)
+            files.append(path)
+    if fresh_after_ns is not None:
+        report.deferred = sorted(p for p, (_, mtime) in found.files.items() if mtime > fresh_after_ns)
+    keep = settling | frozenset(report.deferred)
+    found.files = {p: v for p, v in found.files.items() if p not in keep}
+    runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), cnn, pool, cancel)
+    with _interruptible(runner, report):
+        _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
+    changed = report.added or report.updated or report.backfilled or report.removed or report.moved
+    if not report.cancelled and changed:
+        _store_pairs(catalog, report, cancel, cnn)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@contextmanager
+def _interruptible(runner: _Runner | RayRunner, report: IndexReport) -> Iterator[None]:
+    """Close the runner's own pool when done; on any exception (Ctrl-C included) terminate it instead of
+    waiting for work nobody will collect, and tell an interruption how many files were kept."""
+    try:
+        yield
+    except BaseException as exc:
+        runner.close(abort=True)
+        if isinstance(exc, Interrupted):
+            exc.files_done = report.committed
+        raise
+    runner.close()
+
+
+def _merge(into: ScanResult, other: ScanResult) -> None:
+    into.files.update(other.files)
+    into.problems.extend(other.problems)
+    into.unreadable.extend(other.unreadable)
+
+
+class _Runner:
+    """Runs tasks in the given pool, in a pool of its own (started on first need), or in-process."""
+
+    def __init__(
+        self,
+        early: EarlyStart | None,
+        workers: int,
+        methods: tuple[str, ...],
+        cnn: CnnChoice,
+        pool: WorkerPool | None = None,
+        cancel: threading.Event | None = None,
+    ):
+        self.early = early
+        self.cnn = cnn
+        self.pool = early.pool if early else pool
+        self.owned: WorkerPool | None = None
+        self.workers = workers
+        self.methods = methods
+        self.preloading: threading.Thread | None = None
+        self.cancel = cancel
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def scan(self, root: str) -> ScanResult:
+        run = self.early.roots.get(root) if self.early else None
+        return run.found if run else scan(root)
+
+    def run(self, root: str | None, tasks: list[Task]) -> Iterator[FileResult]:
+        run = self.early.roots.pop(root, None) if self.early and root else None
+        if run is not None and set(run.tasks) == set(tasks):
+            self._preload()
+            return run.results  # the very work the plan asks for, already under way
+        if self.pool is None and (self.workers <= 1 or len(tasks) < 4):
+            return map(process, tasks)
+        if self.pool is None:
+            self.pool = self.owned = WorkerPool(self.workers, self.methods)
+        self._preload()
+        return self.pool.map(tasks)
+
+    def _preload(self) -> None:
+        """Load models (torch takes seconds to import) while the workers decode: in a thread, and only
+        once the worker processes exist, so that no fork happens in the middle of an import."""
+        heavy = [get_method(m, self.cnn) for m in self.methods if get_method(m, self.cnn).finish_batch]
+        if heavy and not self.preloading:
+            self.preloading = threading.Thread(target=_preload_all, args=(heavy,), daemon=True)
+            self.preloading.start()
+
+    def close(self, abort: bool = False) -> None:
+        """Release the pool this runner started (a pool it was given is its owner's to close)."""
+        owned, self.owned = self.owned, None
+        if owned is not None:
+            owned.terminate() if abort or self.cancelled else owned.close()
+
+
+@dataclass
+class _Plan:
+    tasks: list[Task]
+    known: dict[str, KnownFile]
+    #: Files of roots that are gone from the disk: candidates for a move into this scope (a root moved
+    #: or renamed), shared by every scope of one run; claimed ones are popped.
+    elsewhere: dict[str, KnownFile]
+    missing: dict[str, KnownFile]  # vanished paths, still candidates for a move
+
+
+def _plan(
+    catalog: Catalog,
+    scope: Scope,
+    found: ScanResult,
+    methods: tuple[str, ...],
+    report: IndexReport,
+    keep: frozenset[str] = frozenset(),
+    elsewhere: dict[str, KnownFile] | None = None,
+) -> _Plan:
+    known = catalog.known_files(scope)
+    elsewhere = {} if elsewhere is None else elsewhere
+    lacking = catalog.ids_lacking(scope, methods)
+    unknowable = tuple(folder.rstrip("/") + "/" for folder in found.unreadable)
+    missing = {
+        path: info
+        for path, info in known.items()
+        if path not in found.files and path not in keep and not path.startswith(unknowable)
+    }
+    hashes_by_size: dict[int, set[str]] = {}
+    for info in [*missing.values(), *elsewhere.values()]:
+        if info.content_hash and info.error is None:
+            hashes_by_size.setdefault(info.size, set()).add(info.content_hash)
+
+    tasks = []
+    for path, (size, mtime_ns) in found.files.items():
+        old = known.get(path)
+        if old is None:
+            tasks.append(Task(path, size, mtime_ns, methods, frozenset(hashes_by_size.get(size, ()))))
+        elif (old.size, old.mtime_ns) != (size, mtime_ns):
+            reusable = old.content_hash if old.error is None and old.id not in lacking else None
+            tasks.append(Task(path, size, mtime_ns, methods, frozenset([reusable] if reusable else [])))
+        elif old.id in lacking:
+            tasks.append(Task(path, size, mtime_ns, tuple(lacking[old.id])))
+            report.backfilled += 1
+        elif old.error is None and old.has_exif is None:  # catalogued before photo facts were read
+            tasks.append(Task(path, size, mtime_ns, ()))
+            report.backfilled += 1
+        else:
+            report.unchanged += 1
+    return _Plan(tasks, known, elsewhere, missing)
+
+
+def _index_scope(
+    catalog: Catalog,
+    scope: Scope,
+    found: ScanResult,
+    runner: _Runner | RayRunner,
+    progress: ProgressCallback | None,
+    report: IndexReport,
+    root: str | None,
+    keep: frozenset[str] = frozenset(),
+    elsewhere: dict[str, KnownFile] | None = None,
+) -> None:
+    """Plan, process and write one scope; ``root`` names the early-started work that may serve it;
+    ``elsewhere``: files of absent roots that may have moved here."""
+    report.problems.extend(found.problems)
+    plan = _plan(catalog, scope, found, runner.methods, report, keep, elsewhere)
+    writer = _Writer(catalog, plan, report, runner.cnn)
+    for done, result in enumerate(runner.run(root, plan.tasks), 1):
+        writer.add(result)
+        if progress:
+            progress(done, len(plan.tasks))
+        if runner.cancelled:
+            break
+    writer.flush()
+    if runner.cancelled:
+        report.cancelled = True
+        return  # the walk's results are incomplete: vanished files are dropped by a complete run only
+    report.removed += catalog.remove(info.id for info in plan.missing.values())
+    for path in plan.missing:
+        report.log("removed", path)
+
+
+class _Writer:
+    """Applies results to the catalogue, WRITE_BATCH at a time, each batch one transaction."""
+
+    def __init__(self, catalog: Catalog, plan: _Plan, report: IndexReport, cnn: CnnChoice):
+        self.catalog = catalog
+        self.cnn = cnn
+        self.plan = plan
+        self.report = report
+        self.pending: list[FileResult] = []
+        self.unfinished = 0
+        self.finish_batch = max([get_method(m, cnn).finish_batch for m in report.methods] + [1])
+        self.missing_by_hash: dict[str, list[str]] = {}
+        for path, info in [*plan.elsewhere.items(), *plan.missing.items()]:  # this scope's own last: first
+            if info.content_hash and info.error is None:
+                self.missing_by_hash.setdefault(info.content_hash, []).append(path)
+
+    def add(self, result: FileResult) -> None:
+        self.pending.append(result)
+        if any(not isinstance(v, bytes) for v in result.signatures.values()):
+            self.unfinished += 1
+            if self.unfinished >= self.finish_batch:  # keep the model busy while workers decode
+                finish_signatures(self.pending, self.cnn)
+                self.unfinished = 0
+        if len(self.pending) >= WRITE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        finish_signatures(self.pending, self.cnn)
+        try:
+            with self.catalog.writing() as writes:
+                for result in self.pending:
+                    self._apply(writes, result)
+        except Interrupted:
+            # Only the catalogue's shield raises it here, once the transaction has ended: committed.
+            self.report.committed += len(self.pending)
+            raise
+        self.report.committed += len(self.pending)
+        self.pending.clear()
+
+    def _apply(self, writes: Writes, r: FileResult) -> None:
+        old = self.plan.known.get(r.path)
+        if r.vanished:
+            return
+        if r.error is not None:
+            self.report.errors.append((r.path, r.error))
+            self.report.log("error", f"{r.path}: {r.error}")
+            writes.fail(old.id if old else None, r.path, _row(r))
+        elif r.known_content and old is not None:
+            writes.touch(old.id, r.size, r.mtime_ns)
+            self.report.updated += 1
+            self.report.log("updated", r.path)
+        elif r.known_content:
+            source_path = self._pop_moved_from(r.content_hash or "")
+            if source_path is None:
+                self._copy(writes, r)
+            else:
+                source = self.plan.missing.pop(source_path, None) or self.plan.elsewhere.pop(source_path)
+                writes.move(source.id, r.path, r.size, r.mtime_ns)
+                self.report.moved += 1
+                self.report.log("moved", f"{source_path} -> {r.path}")
+        elif old is None:
+            writes.add(r.path, _row(r), r.signatures)
+            self.report.added += 1
+            self.report.log("added", r.path)
+        else:
+            writes.replace(old.id, _row(r), r.signatures)
+            if old.size != r.size or old.mtime_ns != r.mtime_ns or old.error is not None:
+                self.report.updated += 1
+                self.report.log("updated", r.path)
+
+    def _pop_moved_from(self, content_hash: str) -> str | None:
+        """A vanished path with this content, not yet claimed by another moved file."""
+        paths = self.missing_by_hash.get(content_hash)
+        return paths.pop() if paths else None
+
+    def _copy(self, writes: Writes, r: FileResult) -> None:
+        """A new byte-identical copy of a file that moved away in this run: reuse the signatures."""
+        if not writes.copy(r.path, _row(r)):  # the source vanished meanwhile: decode after all
+            result = process(Task(r.path, r.size, r.mtime_ns, pixel_methods(self.report.methods)))
+            finish_signatures([result], self.cnn)
+            self._apply(writes, result)
+            return
+        self.report.added += 1
+        self.report.log("added", r.path)
+
+
+def _row(r: FileResult) -> ImageRow:
+    """The image columns for a result."""
+    facts = r.facts if r.error is None else None
+    return ImageRow(
+        r.size,
+        r.mtime_ns,
+        r.content_hash,
+        r.width,
+        r.height,
+        r.format,
+        r.error,
+        r.content_width,
+        r.content_height,
+        taken=facts.taken if facts else None,
+        camera_make=facts.make if facts else None,
+        camera_model=facts.model if facts else None,
+        orientation=facts.orientation if facts else None,
+        has_gps=facts.gps if facts else None,
+        has_exif=facts.exif if facts else None,
+    )
+
+
+def _preload_all(methods: list[Method]) -> None:
+    for method in methods:
+        method.preload()

@@ -1,0 +1,526 @@
+"""`catalog watch`: keep the catalogue equal to the disk as folders change, for months.
+
+Data flow:
+
+- watchdog's thread only puts events in a queue (:class:`Inbox`); it never blocks on the catalogue.
+- The main thread sleeps on that queue (idle costs nothing) and, while paths are pending, looks every
+  tick. :class:`Settler` remembers each changed path and when it last changed; a path is *ready* once
+  it has been quiet for ``settle`` seconds and, where the observer reports it (inotify), no writer still
+  holds it open. Renames are applied to the catalogue at once (paths follow, signatures stay).
+- Ready paths go, in batches, through :func:`catalog.sync.indexer.index_paths`: the planning and writing code
+  of ``catalog index``. Files still settling are neither read nor dropped; a file found with a very
+  recent modification time is put back to settle.
+- On start, every ``reconcile_every`` seconds, and after the kernel's event queue overflowed, the roots
+  are reconciled: ``index_paths`` over each whole root (events were missed).
+- Once changes settle, HNSW indexes that searches built are brought up to date.
+
+A crash or ``kill -9`` at any moment leaves the catalogue consistent (each batch is a transaction), and
+the reconciliation at the next start makes it exact.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+from catalog.config import DEFAULT_CNN, CnnChoice
+from catalog.errors import CatalogError
+from catalog.ingest.scan import image_suffix
+
+if TYPE_CHECKING:
+    from catalog.ingest.pool import WorkerPool
+    from catalog.store import Catalog
+    from catalog.sync.indexer import IndexReport
+
+log = logging.getLogger("catalog.sync.watch")
+
+#: Endings of files that are still being downloaded or written under a temporary name.
+TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", ".swp", "~")
+#: Ready paths handed to one indexing run (so that a stop request waits for one batch at most).
+BATCH = 2000
+#: Quiet seconds after a change before the HNSW indexes beside the catalogue are brought up to date.
+VECTOR_SYNC_DELAY = 5.0
+
+
+def ignored(path: str, roots: Iterable[str]) -> bool:
+    """Hidden or temporary files and anything in hidden folders (below the watched root) are ignored,
+    as ``catalog index`` skips them."""
+    for root in roots:
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            relative = path[len(root) :].strip("/")
+            break
+    else:
+        return True  # outside every watched root
+    parts = relative.split("/") if relative else []
+    if any(part.startswith(".") for part in parts):
+        return True
+    name = parts[-1] if parts else ""
+    return name.lower().endswith(TEMPORARY_SUFFIXES)
+
+
+def _text(path: str | bytes) -> str:
+    return os.fsdecode(path)
+
+
+class Inbox(FileSystemEventHandler):
+    """What watchdog's thread hands over: events, timestamped, in order. Nothing else happens there."""
+
+    def __init__(self) -> None:
+        self.events: queue.SimpleQueue[tuple[float, FileSystemEvent | None]] = queue.SimpleQueue()
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        if event.event_type not in ("opened", "closed_no_write", "attrib"):  # our own reads, chmod
+            self.events.put((time.monotonic(), event))
+
+    def wake(self) -> None:
+        """Make a waiting :meth:`drain` return (to stop)."""
+        self.events.put((time.monotonic(), None))
+
+    def drain(self, wait: float = 0.0) -> list[tuple[float, Any]]:
+        """Every event queued, waiting up to ``wait`` seconds for the first one (idle: no polling)."""
+        drained = []
+        if wait > 0:
+            try:
+                drained.append(self.events.get(timeout=wait))
+            except queue.Empty:
+                return drained
+        while True:
+            try:
+                drained.append(self.events.get_nowait())
+            except queue.Empty:
+                return drained
+
+
+@dataclass
+class _Pending:
+    changed_at: float
+    open_for_writing: bool = False
+
+
+@dataclass
+class Settler:
+    """Changed paths waiting to be indexed, and the renames to apply first."""
+
+    settle: float
+    tracks_close: bool  # the observer reports when a writer closes a file (inotify)
+    #: A file modified without a "closed" event is indexed after this long anyway (a writer that keeps
+    #: it open, or a change made without opening it, such as truncate).
+    max_open: float = 60.0
+    pending: dict[str, _Pending] = field(default_factory=dict)
+    renames: list[tuple[str, str]] = field(default_factory=list)
+
+    def note(self, when: float, path: str, writing: bool = False) -> None:
+        entry = self.pending.setdefault(path, _Pending(when))
+        entry.changed_at = max(entry.changed_at, when)
+        entry.open_for_writing = writing and self.tracks_close
+
+    def ready(self, now: float) -> list[str]:
+        """Paths quiet for ``settle`` seconds (and closed, where that is known), oldest first."""
+        done = []
+        for path, entry in self.pending.items():
+            quiet = now - entry.changed_at
+            if quiet >= self.settle and (not entry.open_for_writing or quiet >= self.max_open):
+                done.append(path)
+        return sorted(done, key=lambda p: self.pending[p].changed_at)
+
+    def forget_writers(self) -> None:
+        """Events were lost ("closed" ones too): fall back to quiet time and modification times."""
+        for entry in self.pending.values():
+            entry.open_for_writing = False
+
+    def settling(self, now: float) -> frozenset[str]:
+        ready = set(self.ready(now))
+        return frozenset(p for p in self.pending if p not in ready)
+
+    def take(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            self.pending.pop(path, None)
+
+
+@dataclass
+class Totals:
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    errors: int = 0
+
+    def add(self, report: IndexReport) -> None:
+        self.added += report.added
+        self.updated += report.updated
+        self.moved += report.moved
+        self.removed += report.removed
+        self.errors += len(report.errors)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.added} added, {self.updated} updated, {self.moved} moved, {self.removed} removed, "
+            f"{self.errors} unreadable"
+        )
+
+
+class Watcher:
+    def __init__(
+        self,
+        catalog: Catalog,
+        roots: list[str],
+        methods: list[str] | None = None,
+        polling: bool = False,
+        poll_interval: float = 1.0,
+        settle: float = 0.5,
+        reconcile_every: float = 3600.0,
+        summary_every: float = 600.0,
+        workers: int | None = None,
+        tick: float = 0.1,
+        vector_sync_delay: float = VECTOR_SYNC_DELAY,
+        cnn: CnnChoice = DEFAULT_CNN,
+        listen: bool = False,
+    ):
+        self.catalog = catalog
+        #: Answer ``catalog index PATH`` run meanwhile (``catalog.sync.handoff``): the CLI's watcher does.
+        self.listen = listen
+        self.cnn = cnn
+        self.roots = roots
+        self.methods = methods
+        self.polling = polling
+        self.poll_interval = poll_interval
+        self.reconcile_every = reconcile_every
+        self.summary_every = summary_every
+        self.workers = workers or os.cpu_count() or 1
+        self.tick = tick
+        self.vector_sync_delay = vector_sync_delay
+        self.settler = Settler(settle, tracks_close=not polling)
+        self.inbox = Inbox()
+        self.stop_requested = threading.Event()
+        #: The signal that stopped the watcher, if one did.
+        self.stopped_by: int | None = None
+        self.totals = Totals()
+        self._pool: WorkerPool | None = None
+        #: Set when the kernel dropped events (inotify queue overflow): reconcile once things settle.
+        self.resync = threading.Event()
+        #: When signatures last changed, until the vector indexes are synced (None: in step).
+        self.vectors_stale_since: float | None = None
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Watch until :meth:`stop` (or SIGINT/SIGTERM when run in the main thread)."""
+        observer = self._start_observer()
+        listener = None
+        try:
+            self._reconcile("start-up")
+            if self.listen:
+                from catalog.sync.handoff import Listener
+
+                listener = Listener(self.catalog.url, self.inbox.wake)
+            if on_ready:
+                on_ready()
+            next_reconcile = time.monotonic() + self.reconcile_every
+            next_summary = time.monotonic() + self.summary_every
+            while not self.stop_requested.is_set():
+                # Pending files: look again every tick. Nothing pending: sleep until an event arrives
+                # or the next scheduled job (idle costs no CPU).
+                now = time.monotonic()
+                busy = self.settler.pending or self.resync.is_set()
+                wake_at = min(next_reconcile, next_summary)
+                if self.vectors_stale_since is not None:
+                    wake_at = min(wake_at, self.vectors_stale_since + self.vector_sync_delay)
+                wait = self.tick if busy else wake_at - now
+                self._take_events(max(wait, 0.0))
+                self._check_observer(observer)
+                self._step()
+                if listener is not None:
+                    listener.serve(lambda request: self._handed(request, observer))
+                now = time.monotonic()
+                if now >= next_reconcile:
+                    self._reconcile("periodic")
+                    next_reconcile = now + self.reconcile_every
+                elif self.resync.is_set():
+                    self.settler.forget_writers()
+                    if not self.settler.pending:
+                        self._reconcile("events were lost:")
+                if now >= next_summary:
+                    log.info("watching %d folder(s); since start: %s", len(self.roots), self.totals)
+                    next_summary = now + self.summary_every
+                stale = self.vectors_stale_since
+                if stale is not None and not self.settler.pending and now >= stale + self.vector_sync_delay:
+                    self._sync_vector_indexes()
+        finally:
+            if listener is not None:
+                listener.close()
+            self._stop_observer(observer)
+            if self._pool is not None:
+                # Work a stopped batch left queued in the pool is abandoned, not waited for.
+                self._pool.terminate()
+        log.info("stopped; since start: %s", self.totals)
+
+    def stop(self, *_signal: object) -> None:
+        self.stop_requested.set()
+        self.inbox.wake()
+
+    def stop_on_signal(self, signum: int) -> None:
+        """A signal's request (see ``catalog.interrupts``): stop after the file in hand."""
+        self.stopped_by = signum
+        log.info("%s received: stopping after the file in hand", signal.Signals(signum).name)
+        self.stop()
+
+    # -- one tick ----------------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        self._take_events()
+        self._apply_renames()
+        now = time.monotonic()
+        ready = self.settler.ready(now)
+        while ready and not self.stop_requested.is_set():
+            batch, ready = ready[:BATCH], ready[BATCH:]
+            self._index(batch, now)
+            self._take_events()
+            self._apply_renames()
+
+    def _take_events(self, wait: float = 0.0) -> None:
+        for when, event in self.inbox.drain(wait):
+            if event is not None:
+                self._classify(when, event)
+
+    def _classify(self, when: float, event: Any) -> None:
+        kind, src = event.event_type, _text(event.src_path)
+        if kind == "moved":
+            dest = _text(event.dest_path)
+            src_watched = self._wanted(src, event.is_directory)
+            dest_watched = self._wanted(dest, event.is_directory)
+            if src_watched and dest_watched:
+                self.settler.renames.append((src, dest))
+                self.settler.note(when, dest)
+                self.settler.note(when, src)
+            elif dest_watched:  # a finished download renamed into place, or moved in from elsewhere
+                self.settler.note(when, dest)
+            elif src_watched:  # renamed to a hidden name, or moved out of the watched folders
+                self.settler.note(when, src)
+            return
+        if not self._wanted(src, event.is_directory) or (src in self.roots and kind != "deleted"):
+            return
+        if kind == "modified" and not event.is_directory:
+            self.settler.note(when, src, writing=True)  # written to; inotify says when it is closed
+        elif kind in ("created", "deleted", "closed"):
+            # "created" alone is also how inotify reports a file moved in from an unwatched folder,
+            # complete and never to be closed here: only a write makes a file wait for its "closed".
+            self.settler.note(when, src)
+        # a folder's "modified" only means its entries changed: their own events follow
+
+    def _wanted(self, path: str, is_directory: bool) -> bool:
+        """A folder, or a file that may be an image, in a watched root and neither hidden nor temporary."""
+        if ignored(path, self.roots):
+            return False
+        return is_directory or image_suffix(os.path.basename(path)) is not None
+
+    def _apply_renames(self) -> None:
+        renames, self.settler.renames = self.settler.renames, []
+        for src, dest in renames:
+            count = self.catalog.rename(src, dest)
+            if count:
+                self.totals.moved += count
+                log.info("moved %s -> %s%s", src, dest, f" ({count} images)" if count > 1 else "")
+
+    def _index(self, paths: list[str], now: float) -> None:
+        self.settler.take(paths)
+        report = self._index_paths(self._present(paths), now, pool_for=len(paths), cancel=self.stop_requested)
+        for action, path in report.changes or []:
+            log.info("%s %s", action, path)
+
+    def _present(self, paths: list[str]) -> list[str]:
+        """``paths`` without watched roots that are gone: their images are kept (an unmounted drive)."""
+        gone = [p for p in paths if p in self.roots and not os.path.isdir(p)]
+        for root in gone:
+            log.warning("watched folder %s is gone; its images are kept until it is back", root)
+        return [p for p in paths if p not in gone]
+
+    def _index_paths(
+        self, paths: list[str], now: float, pool_for: int, cancel: threading.Event | None = None
+    ) -> IndexReport:
+        """``index_paths`` with what the settler knows: files still settling, or written in the last
+        ``settle`` seconds whatever the events said, are left for later."""
+        from catalog.sync.indexer import index_paths
+
+        report = index_paths(
+            self.catalog,
+            paths,
+            self.methods,
+            pool=self._worker_pool(pool_for),
+            settling=self.settler.settling(now),
+            fresh_after_ns=time.time_ns() - int(self.settler.settle * 1e9),
+            cancel=cancel,
+            cnn=self.cnn,
+        )
+        for path in report.deferred:
+            self.settler.note(time.monotonic(), path)
+        self.totals.add(report)
+        if report.added or report.updated or report.removed or report.errors:
+            self.vectors_stale_since = time.monotonic()
+        return report
+
+    def _worker_pool(self, batch: int) -> WorkerPool | None:
+        """Worker processes for large batches, started on first need and kept (idle workers cost nothing)."""
+        if self.workers <= 1 or (batch < 8 and self._pool is None):
+            return None
+        if self._pool is None:
+            from catalog.ingest.pool import WorkerPool
+            from catalog.methods import pixel_methods
+
+            self._pool = WorkerPool(self.workers, pixel_methods(self.catalog.methods()))
+        return self._pool
+
+    def _reconcile(self, why: str) -> None:
+        """Every root compared with the disk, as ``catalog index`` does, except that files still
+        settling are left for their events."""
+        started = time.monotonic()
+        self.resync.clear()
+        present = self._present(self.roots)
+        for root in present:
+            self.catalog.add_root(root)
+        report = self._index_paths(present, started, pool_for=BATCH, cancel=self.stop_requested)
+        log.info(
+            "%s reconciliation: %d added, %d updated, %d moved, %d removed, %d unchanged, %d unreadable "
+            "(%.1f s)",
+            why,
+            report.added,
+            report.updated,
+            report.moved,
+            report.removed,
+            report.unchanged,
+            len(report.errors),
+            time.monotonic() - started,
+        )
+        for note in report.notes:
+            log.info("%s", note)
+        if report.cancelled:
+            log.info("reconciliation stopped early; the next start carries on")
+        self.methods = None  # recorded in the catalogue now; later runs use its set
+
+    def _handed(self, request: Any, observer: Any) -> dict[str, Any]:
+        """``catalog index PATH`` run while this watcher writes: each folder becomes a watched root, and
+        the paths are indexed now (a root moved away and found here is recognised as moved)."""
+        from catalog.ingest.scan import normalise_roots
+        from catalog.sync.indexer import index
+
+        roots = normalise_roots(request.paths)
+        for root in roots:
+            inside = any(root == r or root.startswith(r.rstrip("/") + "/") for r in self.roots)
+            if os.path.isdir(root) and not inside:
+                self.roots.append(root)
+                observer.schedule(self.inbox, root, recursive=True)
+                log.info("watching %s too (handed over by catalog index)", root)
+        report = index(
+            self.catalog,
+            roots,
+            request.methods,
+            workers=self.workers,
+            cancel=self.stop_requested,
+            cnn=self.cnn,
+        )
+        log.info(
+            "indexed %s for catalog index: %d added, %d updated, %d moved, %d removed, %d unchanged",
+            ", ".join(roots),
+            report.added,
+            report.updated,
+            report.moved,
+            report.removed,
+            report.unchanged,
+        )
+        self.totals.add(report)
+        if report.added or report.updated or report.removed or report.moved:
+            self.vectors_stale_since = time.monotonic()
+        return {**report.as_dict(), "watcher": os.getpid()}
+
+    def _sync_vector_indexes(self) -> None:
+        """Bring the HNSW indexes that searches have saved up to date, once changes have settled, so
+        that the next search does not pay for it (``catalog.search.vectors.sync_saved_indexes``)."""
+        from catalog.search.vectors import sync_saved_indexes
+
+        self.vectors_stale_since = None
+        for name, seconds in sync_saved_indexes(self.catalog, self.cnn):
+            log.info("%s index in step (%.1f s)", name, seconds)
+
+    # -- the observer ------------------------------------------------------------------------------
+
+    def _start_observer(self) -> Any:
+        from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
+
+        logging.getLogger("watchdog").addHandler(_OverflowAlarm(self.resync, self.inbox.wake))
+        observer = PollingObserver(timeout=self.poll_interval) if self.polling else Observer()
+        for root in self.roots:
+            observer.schedule(self.inbox, root, recursive=True)
+        try:
+            observer.start()
+        except OSError as exc:
+            raise CatalogError(_observer_error(exc)) from None
+        return observer
+
+    def _stop_observer(self, observer: Any) -> None:
+        observer.stop()
+        observer.join()
+        watchdog_log = logging.getLogger("watchdog")
+        for handler in list(watchdog_log.handlers):
+            if isinstance(handler, _OverflowAlarm) and handler.alarm is self.resync:
+                watchdog_log.removeHandler(handler)
+
+    def _check_observer(self, observer: Any) -> None:
+        if not all(emitter.is_alive() for emitter in observer.emitters):
+            raise CatalogError(
+                "the filesystem observer stopped (a watched folder vanished, or the inotify watch limit "
+                "was reached as folders were added); restart catalog watch, or use --polling"
+            )
+
+
+class _OverflowAlarm(logging.Handler):
+    """Sets ``alarm`` when watchdog reports that the kernel's inotify queue overflowed.
+
+    A storm of changes (a copy of 10,000 files) can overflow the kernel's queue (fs.inotify.
+    max_queued_events); the events are then lost. watchdog rebuilds its watches and says so only in its
+    log, so its log is where the watcher learns that it must reconcile.
+    """
+
+    def __init__(self, alarm: threading.Event, wake: Callable[[], None]):
+        super().__init__(logging.WARNING)
+        self.alarm = alarm
+        self.wake = wake  # the watcher may be asleep, waiting for events that were lost
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.alarm.set()
+            self.wake()
+
+
+def _observer_error(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        limit = _read_proc("/proc/sys/fs/inotify/max_user_watches")
+        return (
+            f"the inotify watch limit is too low for these folders (fs.inotify.max_user_watches = {limit}; "
+            "one watch per folder). Raise it: sudo sysctl fs.inotify.max_user_watches=524288 (and add "
+            "that line to /etc/sysctl.d/90-inotify.conf to keep it), or run catalog watch --polling"
+        )
+    if exc.errno == errno.EMFILE:
+        limit = _read_proc("/proc/sys/fs/inotify/max_user_instances")
+        return (
+            f"too many inotify instances (fs.inotify.max_user_instances = {limit}). Raise it: sudo sysctl "
+            "fs.inotify.max_user_instances=1024, or run catalog watch --polling"
+        )
+    return f"cannot watch the folders: {exc.strerror or exc}"
+
+
+def _read_proc(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return "unknown"
