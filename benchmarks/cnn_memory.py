@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from catalog.grouping.groups import find_groups  # noqa: E402
+from catalog.grouping.reference import find_groups  # noqa: E402
 from catalog.methods import (
     as_matrix,  # noqa: E402
     get_method,  # noqa: E402

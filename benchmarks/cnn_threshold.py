@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from catalog.grouping.groups import find_groups  # noqa: E402
+from catalog.grouping.reference import find_groups  # noqa: E402
 from catalog.store import Catalog  # noqa: E402
 from catalog.sync.indexer import index  # noqa: E402
 from hash_thresholds import ALTERATIONS, make_variants  # noqa: E402

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from catalog.grouping.groups import Options, find_groups
+from catalog.grouping.options import Options
+from catalog.grouping.reference import find_groups
 from catalog.ingest.scan import image_suffix
 from catalog.store import Catalog
 from catalog.sync.indexer import index

@@ -24,7 +24,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from near_misses import load_truth, score  # noqa: E402
 
-from catalog.grouping.groups import Options, components, find_groups, keep_order, matching_pairs  # noqa: E402
+from catalog.grouping.keep import keep_order  # noqa: E402
+from catalog.grouping.matching import matching_pairs  # noqa: E402
+from catalog.grouping.options import Options  # noqa: E402
+from catalog.grouping.reference import find_groups  # noqa: E402
+from catalog.grouping.table import components  # noqa: E402
 from catalog.store import Catalog  # noqa: E402
 
 

@@ -26,7 +26,8 @@ from collections import Counter
 from pathlib import Path
 
 from catalog.evaluation.variants import ALTERATIONS, TRANSFORMS, make_mixture
-from catalog.grouping.groups import Options, find_groups
+from catalog.grouping.options import Options
+from catalog.grouping.reference import find_groups
 from catalog.store import Catalog
 from catalog.sync.indexer import index
 

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from catalog.grouping.groups import find_groups  # noqa: E402
+from catalog.grouping.reference import find_groups  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
 from catalog.search.query import nearest  # noqa: E402
 from catalog.store import Catalog  # noqa: E402

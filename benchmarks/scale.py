@@ -21,7 +21,7 @@ Then, each as a whole process with its peak RSS (/usr/bin/time):
   the groups that index stored (``catalog.grouping.stored``), ``copies`` counts from the stored pairs;
 - ``dupes``, ``copies``: the same questions after the ``index`` of 1,000 new files, which brought the
   stored groups up to date; the groups read are checked against the groups made from every image
-  (``catalog.grouping.groups.find_groups``, not timed);
+  (``catalog.grouping.reference.find_groups``, not timed);
 - ``query``: ``catalog query IMAGE --method phash`` (and, in one process, the p95 of 50 queries).
 
     .venv/bin/python benchmarks/scale.py [--n 100000] [--bursts 0.3] [--codes FILE.npy] [--format json]
@@ -118,7 +118,8 @@ def new_images(folder: Path, count: int, seed: int = 7) -> None:
 
 def check_stored_groups(db: Path) -> None:
     """The stored groups, read as ``dupes`` reads them, equal the groups made from every image."""
-    from catalog.grouping.groups import Options, find_groups
+    from catalog.grouping.options import Options
+    from catalog.grouping.reference import find_groups
     from catalog.grouping.stored import stored_grouping
     from catalog.store import Catalog
 

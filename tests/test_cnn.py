@@ -203,7 +203,8 @@ def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog
     every altered copy of one view - mirrored, turned, cropped, bordered, grayscale... - is grouped with
     it, and the other 3 views are not, though the CNN scores some of them above the copies."""
     from catalog.evaluation.variants import ALTERATIONS, TRANSFORMS
-    from catalog.grouping.groups import Options, find_groups
+    from catalog.grouping.options import Options
+    from catalog.grouping.reference import find_groups
 
     ukbench = SHARED_DATA / "ukbench-500"
     reference = pics / "view-4.jpg"
@@ -228,7 +229,9 @@ def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog
     # The compiled loop (large answers), verifying the pairs it used and running again until it used
     # none to verify, gives the groups of the Python loop that verifies pairs as it meets them; so does
     # verifying every pair first.
-    from catalog.grouping.groups import Scope, _plain_groups, matching_pairs
+    from catalog.grouping.matching import matching_pairs
+    from catalog.grouping.options import Scope
+    from catalog.grouping.reference import _plain_groups
 
     def listed(groups):  # type: ignore[no-untyped-def]
         return [[(m.image.path, m.score) for m in g] for g in groups]
@@ -305,7 +308,9 @@ def test_query_finds_a_turned_copy_and_verifies_it(catalog, pics, photo):
 def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
     """``index`` keeps each image's matching neighbours; dupes reads them instead of asking the index
     for every image's neighbours, with the same pairs (threshold, turned copies, verification alike)."""
-    from catalog.grouping.groups import Options, find_groups, near_pairs
+    from catalog.grouping.matching import near_pairs
+    from catalog.grouping.options import Options
+    from catalog.grouping.reference import find_groups
     from catalog.search.pairs import vector_pairs_cover
     from tests.test_pairs import add_photos
 

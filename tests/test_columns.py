@@ -17,7 +17,10 @@ from sqlalchemy import insert
 
 from catalog.cli.app import _ENCODE
 from catalog.cli.listing import copies_json, group_json, group_lines, iso_seconds
-from catalog.grouping.groups import Options, Scope, _plain_groups, copy_counts, find_groups, near_pairs
+from catalog.grouping.copies import copy_counts
+from catalog.grouping.matching import near_pairs
+from catalog.grouping.options import Options, Scope
+from catalog.grouping.reference import _plain_groups, find_groups
 from catalog.methods import get_method
 from catalog.store.models import Image, Signature
 from catalog.text import human_size
@@ -159,7 +162,7 @@ def test_iso_seconds_rounds_as_datetime_does():
 @pytest.mark.parametrize("higher", [True, False])
 def test_compiled_best_of_each_pair_equals_the_sorts(higher):
     from catalog.grouping import kernels as reference
-    from catalog.grouping.groups import _best_per_pair
+    from catalog.grouping.matching import _best_per_pair
 
     rng = np.random.default_rng(4)
     a, b = rng.integers(0, 300, 20_000), rng.integers(0, 300, 20_000)
@@ -226,7 +229,7 @@ def test_classes_of_byte_identical_files_are_numbered_by_their_first_image(catal
     """A vector method's classes (one per content hash, found through the shared hashes alone) are
     numbered as a dictionary of hashes in id order numbers them, also for ids that leave out some
     holders of a shared hash."""
-    from catalog.grouping.groups import _hash_classes
+    from catalog.grouping.matching import _hash_classes
 
     fill(catalog, 700, 5)
     every = np.asarray(catalog.signature_ids("phash"), dtype=np.int64)
@@ -297,7 +300,7 @@ def test_lines_made_on_both_cores_are_the_lines_made_on_one(catalog):
 def test_scores_round_as_python_rounds_them():
     """Scores a float32 holds (rounded by NumPy) and others (by ``round``) alike: as ``round(x, 6)``,
     ties (multiples of 1/128 are ties at the sixth decimal) and tiny values included."""
-    from catalog.grouping.groups import _round, _rounded
+    from catalog.grouping.reference import _round, _rounded
 
     rng = np.random.default_rng(9)
     narrow = (

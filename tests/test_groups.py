@@ -11,7 +11,9 @@ from PIL import Image, ImageOps
 from test_cli import cli
 
 from catalog.errors import UsageError
-from catalog.grouping.groups import Options, copy_counts, find_groups
+from catalog.grouping.copies import copy_counts
+from catalog.grouping.options import Options
+from catalog.grouping.reference import find_groups
 from catalog.sync.indexer import index
 from conftest import PHOTOS, SMALL_PHOTOS
 
@@ -249,7 +251,7 @@ def test_query_shows_the_verdict_at_the_threshold(db_path, pics, photo):
 def test_a_bordered_copy_is_not_preferred_to_its_original(catalog, pics, photo):
     """A border adds pixels, not picture: the keep order measures the picture inside it (indexed as
     content_width x content_height) and prefers the copy without a frame."""
-    from catalog.grouping.groups import keep_order
+    from catalog.grouping.keep import keep_order
 
     original = photo("Nikon_E950.jpg", "original.jpg")
     with Image.open(original) as img:
@@ -282,7 +284,7 @@ def test_signatures_from_an_earlier_catalog_are_recomputed_by_the_next_index(cat
 
 
 def test_keep_order_tiers_resolution_and_file_size_within_five_percent():
-    from catalog.grouping.groups import keep_order
+    from catalog.grouping.keep import keep_order
     from catalog.store import ImageInfo
 
     def image(name: str, w: int, h: int, size: int, mtime: int, content: tuple[int, int] | None = None):  # type: ignore[no-untyped-def]
@@ -306,7 +308,7 @@ def test_the_vectorised_keep_order_of_long_lists_is_the_same_order(monkeypatch):
     or not) come out exactly as the plain ordering."""
     import random
 
-    import catalog.grouping.groups as groups
+    import catalog.grouping.keep as groups
     from catalog.store import ImageInfo
 
     rng = random.Random(3)

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalog.grouping.groups import find_groups, near_pairs
+from catalog.grouping.matching import near_pairs
+from catalog.grouping.reference import find_groups
 from catalog.methods import get_method
 from catalog.search.bits import hamming_pairs
 from catalog.search.pairs import pairs_key, refresh, stored_pairs, stored_threshold

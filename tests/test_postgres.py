@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from catalog.grouping.groups import copy_counts, find_groups
+from catalog.grouping.copies import copy_counts
+from catalog.grouping.reference import find_groups
 from catalog.store import Catalog, Scope
 from catalog.sync.indexer import index
 

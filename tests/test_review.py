@@ -64,7 +64,7 @@ def start_review(db: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], 
 def test_page_security_and_escaping(tmp_path):
     from starlette.testclient import TestClient
 
-    from catalog.grouping.groups import find_groups
+    from catalog.grouping.reference import find_groups
     from catalog.review.thumbs import Thumbnails
     from catalog.review.web import Review, build_app
     from catalog.store import Catalog
@@ -221,7 +221,7 @@ def pairs_library(root: Path, count: int) -> None:
 def test_groups_arrive_page_by_page_and_settling_shifts_none(tmp_path):
     from starlette.testclient import TestClient
 
-    from catalog.grouping.groups import find_groups
+    from catalog.grouping.reference import find_groups
     from catalog.review.thumbs import Thumbnails
     from catalog.review.web import PAGE, Review, build_app
     from catalog.store import Catalog

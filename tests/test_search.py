@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalog.grouping.groups import components
+from catalog.grouping.table import components
 from catalog.search.bits import (
     _ball_size,
     _brute_force,

@@ -13,7 +13,9 @@ import pytest
 from PIL import Image
 
 from catalog.grouping import stored
-from catalog.grouping.groups import Options, copy_counts, find_groups
+from catalog.grouping.copies import copy_counts
+from catalog.grouping.options import Options
+from catalog.grouping.reference import find_groups
 from catalog.methods import get_method
 from catalog.store import Catalog
 from catalog.sync.indexer import index

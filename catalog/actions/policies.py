@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from catalog.errors import UsageError
-from catalog.grouping.groups import time_of
+from catalog.grouping.keep import time_of
 from catalog.ingest.formats import RAW_SUFFIXES
 from catalog.store import ImageInfo
 

@@ -12,7 +12,8 @@ from catalog.actions import apply as actions
 from catalog.actions.policies import KeepPolicy
 from catalog.config import CnnChoice
 from catalog.errors import BusyError, UsageError
-from catalog.grouping.groups import Options, find_groups
+from catalog.grouping.options import Options
+from catalog.grouping.reference import find_groups
 from catalog.grouping.stored import refresh_all
 from catalog.lock import actions_lock, writer_lock
 from catalog.store import Catalog, ImageInfo

@@ -522,7 +522,7 @@ def dupes_command(
     """Groups of duplicate images, largest first: each group's reference (the image a person would keep:
     largest resolution inside any border, then largest file, then oldest) first, every other image with
     its score against it."""
-    from catalog.grouping.groups import find_groups
+    from catalog.grouping.reference import find_groups
     from catalog.grouping.stored import stored_grouping
     from catalog.methods import catalogue_method
 
@@ -587,7 +587,7 @@ def _answer_options(
     inside: list[str] | None,
     against: list[str] | None,
 ) -> Any:
-    from catalog.grouping.groups import Options, Scope
+    from catalog.grouping.options import Options, Scope
 
     scope = Scope.of(inside or [], against or [])
     return Options(ctx.obj.cnn, grouping.value, transforms, verify, scope)
@@ -608,7 +608,7 @@ def copies_command(
     """For every catalogued image (under --in), how many other copies of it the catalogue holds (under
     --against): the images that match it directly, or with --grouping components, the rest of its
     component."""
-    from catalog.grouping.groups import copy_counts
+    from catalog.grouping.copies import copy_counts
     from catalog.grouping.stored import stored_copies
     from catalog.methods import catalogue_method
 
@@ -775,7 +775,7 @@ def review_command(
     import webbrowser
 
     from catalog.actions.apply import recover
-    from catalog.grouping.groups import find_groups
+    from catalog.grouping.reference import find_groups
     from catalog.lock import actions_lock
     from catalog.review.thumbs import Thumbnails, cache_dir
     from catalog.review.web import Review, serve

@@ -1,6 +1,7 @@
-"""Reference grouping compiled with Numba: the loop of :func:`catalog.grouping.groups._reference_groups` over
-arrays, for reference grouping without "not a duplicate" marks or ``--against`` (verification
-included: the loop names the pairs still to verify that it used, and runs again once they are).
+"""Reference grouping compiled with Numba: the loop of
+:func:`catalog.grouping.reference._reference_groups` over arrays, for reference grouping without "not a
+duplicate" marks or ``--against`` (verification included: the loop names the pairs still to verify that
+it used, and runs again once they are).
 
 A library of a million images with bursts has about a million classes in some pair; the loop takes
 each in keep order and looks at its neighbours, a few microseconds per class in Python (12.8 s at a
@@ -9,7 +10,8 @@ million) and a few dozen nanoseconds compiled. Both loops are kept: the Python o
 would have loaded; property tests hold the two to the same groups.
 
 The facts the keep order reads travel as one tuple of arrays by image position, ``facts``: (pixels,
-framed, with EXIF, file size, when taken, modified ns), as :func:`catalog.grouping.groups._facts` makes them.
+framed, with EXIF, file size, when taken, modified ns), as :func:`catalog.grouping.keep.keep_facts`
+makes them.
 
 Compiled functions are cached on disk by Numba (``cache=True``): the first call of a new install pays
 the compilation (a few seconds), later processes load it.
@@ -20,14 +22,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-#: As :data:`catalog.grouping.groups.SAME` (not imported: compiled code reads it as a constant).
+#: As :data:`catalog.grouping.keep.SAME` (not imported: compiled code reads it as a constant).
 SAME = 1.05
 
 
 @njit(cache=True, nogil=True)
 def first_of(circle: np.ndarray, count: int, facts: tuple[np.ndarray, ...]) -> int:
     """The image of ``circle[:count]`` (positions, path order) a person keeps first, as
-    :func:`catalog.grouping.groups.first_to_keep` picks it: largest picture (within SAME), without a border,
+    :func:`catalog.grouping.keep.first_to_keep` picks it: largest picture (within SAME), without a border,
     with EXIF, largest file (within SAME), then oldest, then first path."""
     pixels, framed, exif, size, when, mtime = facts
     top = 0
@@ -259,7 +261,7 @@ def best_per_pair(
 @njit(cache=True, nogil=True)
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The component of each of ``n`` nodes joined by the edges (left[k], right[k]): its smallest node
-    (union-find with path halving), as :func:`catalog.grouping.groups.components`."""
+    (union-find with path halving), as :func:`catalog.grouping.table.components`."""
     parent = np.arange(n)
     for k in range(len(left)):
         a = left[k]

@@ -19,8 +19,8 @@ components, grouped with every pair among them (the same grouping as ``dupes`` m
 
 Nothing depends on a refresh having run: while a method has ``regroup`` rows (an index interrupted, a
 mark made by the review page), or its pairs wait for a refresh, ``dupes`` groups the stored pairs as it
-does for any other question (:func:`catalog.grouping.groups.find_groups`). Vector methods keep no groups here
-yet: their pairs are verified as they are asked for.
+does for any other question (:func:`catalog.grouping.reference.find_groups`). Vector methods keep no
+groups here yet: their pairs are verified as they are asked for.
 """
 
 from __future__ import annotations
@@ -31,16 +31,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from catalog.grouping.groups import (
-    CopyCounts,
-    Grouping,
-    GroupTable,
-    Options,
-    Pairs,
-    copy_counts,
-    find_groups,
-    regroup,
-)
+from catalog.grouping.copies import CopyCounts, copy_counts
+from catalog.grouping.matching import Pairs
+from catalog.grouping.options import Options
+from catalog.grouping.reference import find_groups, regroup
+from catalog.grouping.table import Grouping, GroupTable
 from catalog.methods import check_threshold
 from catalog.search.bits import hamming_pairs
 from catalog.search.pairs import NearCodes, pairs_key, stored_threshold

@@ -33,7 +33,7 @@ from starlette.templating import Jinja2Templates
 from catalog.actions import settle
 from catalog.actions.apply import unchanged
 from catalog.config import DEFAULT_CNN, CnnChoice
-from catalog.grouping.groups import Grouping, Member
+from catalog.grouping.table import Grouping, Member
 from catalog.ingest.formats import PhotoFacts, file_facts
 from catalog.review.thumbs import Thumbnails
 from catalog.store import Catalog, ImageInfo
