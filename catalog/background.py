@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 #: How worker processes start, chosen explicitly (Python 3.14 changes the default on Linux): ``fork``
 #: starts a worker in milliseconds with Pillow and NumPy already imported by the parent (see
-#: ``cli._early_start``). Pools are created before any thread of ours runs, or by the watcher, whose
+#: ``cli.early_start``). Pools are created before any thread of ours runs, or by the watcher, whose
 #: threads (watchdog's) hold no lock a worker needs. (Here, below every user: the worker pool and the
 #: forked readers alike.)
 START_METHOD = "fork"

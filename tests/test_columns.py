@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from sqlalchemy import insert
 
-from catalog.cli.app import _ENCODE
 from catalog.cli.listing import copies_json, group_json, group_lines, iso_seconds
+from catalog.cli.output import _ENCODE
 from catalog.grouping.copies import copy_counts
 from catalog.grouping.matching import near_pairs
 from catalog.grouping.options import Options, Scope
@@ -248,7 +248,6 @@ def test_lines_made_on_both_cores_are_the_lines_made_on_one(catalog):
     included); a child that fails leaves its half to this process."""
     import os
 
-    from catalog.cli.app import ITEM_SEPARATOR
     from catalog.cli.listing import (
         all_copies_json,
         all_copies_lines,
@@ -257,6 +256,7 @@ def test_lines_made_on_both_cores_are_the_lines_made_on_one(catalog):
         copies_lines,
         in_halves,
     )
+    from catalog.cli.output import ITEM_SEPARATOR
     from catalog.grouping.early import EarlyReads
 
     fill(catalog, 700, 8)

@@ -1,0 +1,267 @@
+"""The app and what its commands share: the one error funnel (``CatalogGroup.invoke``: a CatalogError
+becomes one line on stderr and an exit code; everything below it only raises), the main options, the
+options several commands take, the workers started early and the progress bar."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from catalog.config import DEFAULT_METHODS, CnnChoice, Settings, sqlite_file
+from catalog.errors import CatalogError, Interrupted
+from catalog.interrupts import Interrupts
+from catalog.methods import get_method, method_names
+from catalog.text import plural as _plural
+
+if TYPE_CHECKING:
+    from catalog.ingest.pool import EarlyStart
+    from catalog.store import Catalog
+
+
+class CatalogGroup(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            result = super().invoke(ctx)
+            state = ctx.obj
+            if isinstance(state, State) and state.interrupts is not None:
+                state.interrupts.check()  # a signal a library swallowed still ends the command so
+            return result
+        except CatalogError as exc:
+            typer.echo(f"catalog: error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt as exc:
+            report_interruption(exc)
+
+
+app = typer.Typer(
+    cls=CatalogGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="A persistent catalogue of images: finds duplicate and near-duplicate pictures and counts copies.",
+)
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+
+
+@dataclass
+class State:
+    """What every command gets: its settings and the process's signal handling (``main`` installs it;
+    in-process test runs have none)."""
+
+    settings: Settings
+    interrupts: Interrupts | None = None
+
+    @property
+    def url(self) -> str:
+        return self.settings.db_url
+
+    @property
+    def cnn(self) -> CnnChoice:
+        return self.settings.cnn
+
+    def open(self, create: bool = False, shielded: bool = True) -> Catalog:
+        """The catalogue; ``shielded``: transactions defer Ctrl-C (not for a server, whose requests run
+        in other threads and whose server stops on the signal itself)."""
+        from catalog.store import Catalog  # SQLAlchemy loads here, not at start-up
+
+        shield = self.interrupts.deferred if self.interrupts and shielded else nullcontext
+        return Catalog.open(self.url, create=create, shield=shield)
+
+
+def thresholds_help() -> str:
+    parts = [f"{n} {get_method(n).default_threshold:g}" for n in method_names()]
+    return "Defaults: " + ", ".join(parts) + " (Hamming bits for the hashes)."
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Catalogue file or SQLAlchemy URL. "
+            "Default: $CATALOG_DB, else ~/.local/share/catalog/catalog.db.",
+        ),
+    ] = None,
+    cnn_model: Annotated[
+        str | None,
+        typer.Option(
+            "--cnn-model",
+            help="CNN model for the cnn methods: efficientnet-lite0 (default, works offline) or "
+            "efficientnet-b0. A catalogue remembers its model; another one recomputes every feature.",
+        ),
+    ] = None,
+    cnn_weights: Annotated[
+        str | None,
+        typer.Option(
+            "--cnn-weights",
+            help="A local weights file for the CNN model (required for efficientnet-b0 without internet).",
+        ),
+    ] = None,
+) -> None:
+    settings = Settings.from_options(db, cnn_model, cnn_weights)
+    ctx.obj = State(settings, ctx.obj if isinstance(ctx.obj, Interrupts) else None)
+
+
+class ReportFormat(StrEnum):
+    """For reports that are not tables (``index``, ``status``): text or JSON."""
+
+    text = "text"
+    json = "json"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+ReportFormatOption = Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
+MethodOption = Annotated[str, typer.Option("--method", "-m", help=f"One of: {', '.join(method_names())}.")]
+
+
+class GroupingChoice(StrEnum):
+    reference = "reference"
+    components = "components"
+
+
+GroupingOption = Annotated[
+    GroupingChoice,
+    typer.Option(
+        "--grouping",
+        help="reference: every member matches the group's reference (the image to keep) directly; "
+        "components: joined through chains of matches, as before.",
+    ),
+]
+
+
+TransformsOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--transforms/--no-transforms",
+        help="Also find copies that were mirrored or turned 90/180/270 degrees (default: on for cnn, "
+        "off for the hashes, where it adds look-alike pairs).",
+        show_default=False,
+    ),
+]
+
+
+VerifyOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--verify/--no-verify",
+        help="cnn: confirm pairs below a sure score by local features (orb), as by default when the "
+        "catalogue has them.",
+        show_default=False,
+    ),
+]
+
+
+InOption = Annotated[
+    list[str] | None,
+    typer.Option("--in", metavar="PATH", help="Only groups with an image under PATH (repeatable)."),
+]
+
+
+AgainstOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--against",
+        metavar="PATH",
+        help="Only images (under --in, if given) that have a copy under PATH, grouped around that copy "
+        "(repeatable): what in Downloads is already in my archive?",
+    ),
+]
+
+
+ThresholdOption = Annotated[
+    float | None, typer.Option("--threshold", "-t", help="Match threshold. " + thresholds_help())
+]
+
+
+def answer_options(
+    ctx: typer.Context,
+    grouping: GroupingChoice,
+    transforms: bool | None,
+    verify: bool | None,
+    inside: list[str] | None,
+    against: list[str] | None,
+) -> Any:
+    from catalog.grouping.options import Options, Scope
+
+    scope = Scope.of(inside or [], against or [])
+    return Options(ctx.obj.cnn, grouping.value, transforms, verify, scope)
+
+
+@contextmanager
+def early_start(
+    url: str, roots: list[str], workers: int | None, methods: list[str] | None
+) -> Iterator[EarlyStart | None]:
+    """A new catalogue: start reading files at once (see ``catalog.ingest.pool.start_new_catalogue``)."""
+    db_file = sqlite_file(url)
+    if db_file is None or db_file.exists():
+        yield None
+        return
+    import numpy  # noqa: F401 - Pillow and NumPy load once here, not once in each worker
+
+    import catalog.ingest.imaging  # noqa: F401
+    from catalog.ingest.pool import start_new_catalogue
+
+    early = start_new_catalogue(roots, methods or DEFAULT_METHODS, workers or os.cpu_count() or 1)
+    with early.pool:
+        yield early
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("indexing", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def report_interruption(exc: KeyboardInterrupt) -> NoReturn:
+    """One line, no traceback, exit 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM)."""
+    from catalog.interrupts import exit_code
+
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    done = exc.files_done if isinstance(exc, Interrupted) else None
+    if done is None:
+        typer.echo("catalog: interrupted", err=True)
+    else:
+        typer.echo(
+            f"catalog: interrupted; {_plural(done, 'file')} done, the rest is indexed by the next run",
+            err=True,
+        )
+    raise typer.Exit(exit_code(signum))

@@ -1,0 +1,341 @@
+"""The commands that keep the catalogue: index, roots, forget, watch, status."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import nullcontext
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from catalog.config import sqlite_file
+from catalog.errors import CatalogError, Interrupted, UsageError
+from catalog.interrupts import Interrupts
+from catalog.methods import parse_method_list
+from catalog.text import plural as _plural
+
+if TYPE_CHECKING:
+    pass
+from catalog.cli.base import ReportFormat, ReportFormatOption, app, early_start, progress_bar
+from catalog.cli.output import print_json
+
+
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+@app.command("index")
+def index_command(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[PATH]...", help="Folders (or files) to catalogue (none: every known root)."),
+    ] = None,
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            "--methods",
+            help="Comma-separated methods to compute, added to the catalogue's set. "
+            "Default for a new catalogue: ahash,phash,dhash,whash (exact is always on).",
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Drop the images of roots that are gone from the disk.")
+    ] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="Where files are read and signed: local worker processes, or a Ray cluster "
+            "(the ray extra; files at the same path on every node)."
+        ),
+    ] = Engine.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="The Ray cluster to use (default: start a local one for this run)."
+        ),
+    ] = None,
+    fmt: ReportFormatOption = ReportFormat.text,
+) -> None:
+    """Catalogue image files: new and changed files are read, moved ones followed (a moved root too),
+    vanished ones dropped. Without PATH: every catalogued root."""
+    from catalog.ingest.scan import normalise_roots
+    from catalog.lock import writer_lock
+
+    requested = parse_method_list(methods) if methods else None
+    paths = paths or []
+    if not paths:
+        with ctx.obj.open() as known:
+            if not known.roots():
+                raise UsageError("the catalogue has no roots yet: name the folders to catalogue")
+    roots = [r for r in (os.path.abspath(os.path.expanduser(p)) for p in paths) if os.path.exists(r)]
+    roots = normalise_roots(roots)
+    from catalog.lock import current_writer
+
+    if current_writer(ctx.obj.url) is not None and roots:
+        from catalog.sync.handoff import hand_over
+
+        answer = hand_over(ctx.obj.url, roots, requested)
+        if answer is not None:  # a running `catalog watch` did it
+            if "error" in answer:
+                raise CatalogError(f"catalog watch could not index it: {answer['error']}")
+            _print_index_report(answer, fmt, handed=True)
+            return
+    # A SQLite catalogue has one writer (its lock file); a server catalogue takes a lock per root in
+    # the database, so that several machines index their own roots into it at once.
+    server = sqlite_file(ctx.obj.url) is None
+    with (
+        nullcontext() if server else writer_lock(ctx.obj.url, "catalog index"),
+        early_start(ctx.obj.url, roots, workers, requested)
+        if engine is Engine.local
+        else nullcontext() as early,
+    ):
+        from catalog.sync.indexer import index
+
+        with (
+            ctx.obj.open(create=True) as catalog,
+            catalog.root_locks(roots or catalog.roots()) if server else nullcontext(),
+            progress_bar() as progress,
+        ):
+            interrupts = ctx.obj.interrupts
+            unknown = [p for p in paths if not os.path.exists(os.path.abspath(os.path.expanduser(p)))]
+            known_roots = set(catalog.roots())
+            for path in unknown:  # a path that is gone is an error, unless it is a known root
+                if os.path.abspath(os.path.expanduser(path)) not in known_roots:
+                    raise UsageError(f"no such file or folder: {path}")
+            report = index(
+                catalog,
+                paths,
+                requested,
+                prune=prune,
+                workers=workers,
+                progress=progress,
+                early=early,
+                cancel=interrupts.stopping if interrupts else None,
+                cnn=ctx.obj.cnn,
+                engine=engine.value,
+                ray_address=ray_address,
+            )
+            if report.cancelled and interrupts and interrupts.received is not None:
+                raise Interrupted(interrupts.received, report.committed)
+            if report.added or report.updated or report.removed or report.moved or report.backfilled:
+                from catalog.search.vectors import sync_saved_indexes
+
+                sync_saved_indexes(catalog, ctx.obj.cnn)  # the writer keeps the saved HNSW indexes in step
+    _print_index_report(report.as_dict(), fmt)
+
+
+def _print_index_report(report: dict[str, Any], fmt: ReportFormat, handed: bool = False) -> None:
+    if fmt is ReportFormat.json:
+        print_json(report)
+        return
+    if handed:
+        typer.echo(
+            f"handed to the running catalog watch (pid {report.get('watcher')}), which now watches it too:"
+        )
+    typer.echo(
+        f"{report['added']} added, {report['updated']} updated, {report['moved']} moved, "
+        f"{report['removed']} removed, {report['unchanged']} unchanged, {report['backfilled']} completed "
+        f"with new methods ({report['seconds']:.1f} s; methods: {', '.join(report['methods'])})"
+    )
+    for note in report["notes"]:
+        typer.echo(note)
+    errors = [(e["path"], e["error"]) for e in report["errors"]]
+    problems = [(p["path"], p["problem"]) for p in report["problems"]]
+    for title, rows in (("file", errors), ("path", problems)):
+        if rows:
+            typer.echo(
+                f"{_plural(len(rows), title)} {'could not be read' if title == 'file' else 'skipped'}:"
+            )
+            for path, reason in rows:
+                typer.echo(f"  {path}: {reason}")
+
+
+@app.command("roots")
+def roots_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.text) -> None:
+    """The catalogued folders, each with its images and unreadable files, and whether it is on disk now
+    (a root on a drive that is not mounted shows as absent; its images stay)."""
+    with ctx.obj.open() as catalog:
+        stats = catalog.root_stats()
+    rows = [(root, images, errors, os.path.isdir(root)) for root, images, errors in stats]
+    if fmt is ReportFormat.json:
+        keys = ("root", "images", "errors", "present")
+        print_json({"roots": [dict(zip(keys, row, strict=True)) for row in rows]})
+        return
+    for root, images, errors, present in rows:
+        state = "present" if present else "ABSENT"
+        typer.echo(f"{state:>7}  {images:7,d} images  {errors:4,d} unreadable  {root}")
+
+
+@app.command("forget")
+def forget_command(
+    ctx: typer.Context,
+    roots: Annotated[list[str], typer.Argument(metavar="ROOT...", help="Catalogued roots to drop.")],
+) -> None:
+    """Drop roots and everything catalogued below them (files on disk are not touched)."""
+    from catalog.lock import writer_lock
+
+    with writer_lock(ctx.obj.url, "catalog forget"), ctx.obj.open() as catalog:
+        known = set(catalog.roots())
+        wanted = [os.path.abspath(os.path.expanduser(r)) for r in roots]
+        unknown = [r for r, w in zip(roots, wanted, strict=True) if w not in known]
+        if unknown:
+            raise UsageError(f"not a catalogued root: {', '.join(unknown)} (see `catalog roots`)")
+        for root in wanted:
+            dropped = catalog.forget_root(root)
+            typer.echo(f"forgot {root}: {_plural(dropped, 'file')} dropped from the catalogue")
+        from catalog.grouping.stored import refresh_all
+        from catalog.search.vectors import sync_saved_indexes
+
+        refresh_all(catalog)
+        sync_saved_indexes(catalog, ctx.obj.cnn)
+
+
+@app.command("watch")
+def watch_command(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[PATH]...", help="Folders to watch (and catalogue); none: every known root."),
+    ] = None,
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            "--methods", help="Comma-separated methods, added to the catalogue's set (as for index)."
+        ),
+    ] = None,
+    polling: Annotated[
+        bool,
+        typer.Option(
+            "--polling",
+            help="Poll the folders instead of kernel events (network drives, containers).",
+        ),
+    ] = False,
+    poll_interval: Annotated[
+        float, typer.Option(help="Seconds between scans with --polling (each lists every file: CPU).")
+    ] = 1.0,
+    settle: Annotated[
+        float,
+        typer.Option(help="Seconds a file must be left alone before it is read (a copy in progress waits)."),
+    ] = 0.5,
+    reconcile_every: Annotated[
+        float, typer.Option(help="Seconds between full reconciliations with the disk (0: only at start).")
+    ] = 3600.0,
+    summary_every: Annotated[float, typer.Option(help="Seconds between summary lines.")] = 600.0,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+) -> None:
+    """Keep the catalogue equal to the disk: reconcile, then index every change as it happens.
+
+    Runs in the foreground and logs one line per change; stops cleanly on Ctrl-C or SIGTERM.
+    """
+    import logging
+
+    from catalog.ingest.scan import normalise_roots
+    from catalog.lock import writer_lock
+
+    if not paths:
+        with ctx.obj.open() as known:
+            paths = [r for r in known.roots() if os.path.isdir(r)]
+        if not paths:
+            raise UsageError("the catalogue has no roots on disk yet: name the folders to watch")
+    roots = normalise_roots(paths)
+    not_folders = [r for r in roots if not os.path.isdir(r)]
+    if not_folders:
+        raise UsageError(f"catalog watch watches folders; not a folder: {not_folders[0]}")
+    if settle < 0 or reconcile_every < 0 or summary_every <= 0 or poll_interval <= 0:
+        raise UsageError(
+            "--settle and --reconcile-every must be 0 or more, "
+            "--summary-every and --poll-interval more than 0"
+        )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr
+    )
+    requested = parse_method_list(methods) if methods else None
+    with writer_lock(ctx.obj.url, "catalog watch"), ctx.obj.open(create=True) as catalog:
+        from catalog.sync.watch import Watcher
+
+        watcher = Watcher(
+            catalog,
+            roots,
+            requested,
+            polling=polling,
+            poll_interval=poll_interval,
+            settle=settle,
+            reconcile_every=reconcile_every or float("inf"),
+            summary_every=summary_every,
+            workers=workers,
+            cnn=ctx.obj.cnn,
+            listen=True,
+        )
+        logging.getLogger("catalog.sync.watch").info(
+            "watching %s (%s); Ctrl-C or SIGTERM stops", ", ".join(roots), "polling" if polling else "events"
+        )
+        interrupts = ctx.obj.interrupts or Interrupts()
+        with interrupts.requesting(watcher.stop_on_signal):
+            watcher.run()
+    if watcher.stopped_by is not None:
+        raise Interrupted(watcher.stopped_by)
+
+
+@app.command("status")
+def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.text) -> None:
+    """What the catalogue holds: images, methods, roots and files that could not be read."""
+    from catalog.lock import current_writer
+
+    with ctx.obj.open() as catalog:
+        summary = catalog.summary()
+        errors = catalog.errors() if summary.errors else []  # (a pass over the images: only if any)
+        data = {
+            "catalogue": catalog.url,
+            "writer": current_writer(catalog.url),
+            "images": summary.images,
+            "methods": catalog.methods(),
+            "signatures": catalog.signature_counts(),
+            "roots": catalog.roots(),
+            "errors": [{"path": p, "error": e} for p, e in errors],
+            "formats": summary.formats,
+            "photos": {
+                "with_exif": summary.with_exif,
+                "with_date_taken": summary.with_date_taken,
+                "with_gps": summary.with_gps,
+            },
+            "marks": len(catalog.marks()),
+            "journal": catalog.journal_counts(),
+            "pairs": catalog.pair_counts(),
+            "groups": catalog.group_counts(),
+        }
+    if fmt is ReportFormat.json:
+        print_json(data)
+        return
+    typer.echo(f"catalogue: {data['catalogue']}")
+    typer.echo(f"images:    {data['images']}")
+    typer.echo(f"formats:   {', '.join(f'{k} {v}' for k, v in data['formats'].items()) or '-'}")
+    photos = data["photos"]
+    typer.echo(
+        f"photos:    {photos['with_exif']} with EXIF, {photos['with_date_taken']} with a date taken, "
+        f"{photos['with_gps']} with GPS"
+    )
+    typer.echo(f"methods:   {', '.join(f'{k} ({v})' for k, v in data['methods'].items()) or '-'}")
+    typer.echo(f"roots:     {', '.join(data['roots']) or '-'}")
+    pairs = [
+        f"{name} {p['rows']} rows within {str(p['covers']).split('@')[0]}"
+        + (f" ({p['waiting']} new signatures wait for the next index)" if p["waiting"] else "")
+        for name, p in data["pairs"].items()
+    ]
+    typer.echo(f"pairs:     {'; '.join(pairs) or '-'}")
+    typer.echo(f"writer:    {data['writer'] or '-'}")
+    groups = [
+        f"{name} {g['groups']} groups of {g['images']} images"
+        + (f" ({g['waiting']} changes wait for the next index)" if g["waiting"] else "")
+        for name, g in data["groups"].items()
+    ]
+    typer.echo(f"groups:    {'; '.join(groups) or '-'}")
+    journal = ", ".join(f"{n} {state}" for state, n in sorted(data["journal"].items())) or "-"
+    typer.echo(f"actions:   {journal}; not-duplicate marks: {data['marks']}")
+    typer.echo(f"errors:    {len(data['errors'])}")
+    for row in data["errors"]:
+        typer.echo(f"  {row['path']}: {row['error']}")
