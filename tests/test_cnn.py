@@ -308,9 +308,9 @@ def test_query_finds_a_turned_copy_and_verifies_it(catalog, pics, photo):
 def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
     """``index`` keeps each image's matching neighbours; dupes reads them instead of asking the index
     for every image's neighbours, with the same pairs (threshold, turned copies, verification alike)."""
-    from catalog.grouping.matching import near_pairs
     from catalog.grouping.options import Options
     from catalog.grouping.reference import find_groups
+    from catalog.search.kinds import near_pairs
     from catalog.search.pairs import vector_pairs_cover
     from tests.test_pairs import add_photos
 

@@ -18,10 +18,10 @@ from sqlalchemy import insert
 from catalog.cli.listing import copies_json, group_json, group_lines, iso_seconds
 from catalog.cli.output import _ENCODE
 from catalog.grouping.copies import copy_counts
-from catalog.grouping.matching import near_pairs
 from catalog.grouping.options import Options, Scope
 from catalog.grouping.reference import _plain_groups, find_groups
 from catalog.methods import get_method
+from catalog.search.kinds import near_pairs
 from catalog.store.models import Image, Signature
 from catalog.text import human_size
 
@@ -161,8 +161,8 @@ def test_iso_seconds_rounds_as_datetime_does():
 
 @pytest.mark.parametrize("higher", [True, False])
 def test_compiled_best_of_each_pair_equals_the_sorts(higher):
-    from catalog.grouping import kernels as reference
-    from catalog.grouping.matching import _best_per_pair
+    from catalog.search import kernels as reference
+    from catalog.search.matches import best_per_pair as _best_per_pair
 
     rng = np.random.default_rng(4)
     a, b = rng.integers(0, 300, 20_000), rng.integers(0, 300, 20_000)
@@ -229,7 +229,7 @@ def test_classes_of_byte_identical_files_are_numbered_by_their_first_image(catal
     """A vector method's classes (one per content hash, found through the shared hashes alone) are
     numbered as a dictionary of hashes in id order numbers them, also for ids that leave out some
     holders of a shared hash."""
-    from catalog.grouping.matching import _hash_classes
+    from catalog.search.kinds import hash_classes as _hash_classes
 
     fill(catalog, 700, 5)
     every = np.asarray(catalog.signature_ids("phash"), dtype=np.int64)

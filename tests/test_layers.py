@@ -155,3 +155,18 @@ def test_catalog_top_level_holds_only_the_base():
         "lock.py",
         "text.py",
     ]
+
+
+def test_only_the_search_layer_asks_a_method_its_kind():
+    """Code outside ``catalog.search`` asks the method's search (``search_for(method)``) or the method
+    itself, never ``method.kind``: one switch, in one place."""
+    asked = []
+    for path in PACKAGE.rglob("*.py"):
+        if module_name(path).startswith("catalog.search"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                if any(isinstance(side, ast.Attribute) and side.attr == "kind" for side in sides):
+                    asked.append(f"{module_name(path)}:{node.lineno}")
+    assert asked == []

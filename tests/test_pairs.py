@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalog.grouping.matching import near_pairs
 from catalog.grouping.reference import find_groups
 from catalog.methods import get_method
 from catalog.search.bits import hamming_pairs
+from catalog.search.kinds import near_pairs
 from catalog.search.pairs import pairs_key, refresh, stored_pairs, stored_threshold
 from catalog.store import Catalog
 from tests.conftest import wait_until

@@ -171,7 +171,7 @@ def run(
 
 
 def _stored(catalog: Catalog, method: Method, ids: list[int]) -> list[bytes]:
-    if method.kind == "key":
+    if method.from_content_hash:
         info = catalog.image_info(ids)
         return [bytes.fromhex(info[i].content_hash or "") for i in ids]
     return catalog.signature_values(method.signature_name, ids)

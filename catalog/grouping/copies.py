@@ -9,9 +9,10 @@ import numpy as np
 
 from catalog.grouping.early import EarlyReads
 from catalog.grouping.marks import Marks
-from catalog.grouping.matching import Pairs, matching_pairs
+from catalog.grouping.matching import matching_pairs
 from catalog.grouping.options import Options, outside_against
 from catalog.grouping.table import components
+from catalog.search.matches import Pairs
 from catalog.store import Catalog
 from catalog.store.columns import ImageTable
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from catalog.grouping.matching import Pairs
 from catalog.grouping.table import Member
 from catalog.methods import Method
+from catalog.search.matches import Pairs
 from catalog.store import Catalog, ImageInfo
 
 

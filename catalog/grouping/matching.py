@@ -4,11 +4,7 @@ the method asks for it."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import cache, cached_property
-from operator import itemgetter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,275 +13,12 @@ from catalog.errors import UsageError
 from catalog.grouping.early import EarlyReads
 from catalog.grouping.options import Options
 from catalog.methods import Method, catalogue_method, check_threshold, get_method
-from catalog.search.bits import all_codes, codes_from_bytes, hamming_pairs
-from catalog.search.pairs import Lookup, stored_pairs, stored_vector_pairs, vector_pairs_cover
-from catalog.search.vectors import (
-    NEIGHBOURS,
-    NEIGHBOURS_EF,
-    TURNED_EF,
-    TURNED_NEIGHBOURS,
-    matching_neighbours,
-)
+from catalog.search.kinds import search_for
+from catalog.search.matches import Pairs
 from catalog.store import Catalog
 
 if TYPE_CHECKING:
-    from catalog.methods import VectorMethod
     from catalog.search.verdicts import KeptVerdicts
-
-
-@dataclass(eq=False)
-class Pairs:
-    """Matching pairs between classes of images with identical signatures.
-
-    Image ``image_ids[k]`` is in class ``class_of[k]`` (``classes`` lists them per class); an edge
-    (``left[k]``, ``right[k]``) joins two classes with the method's score ``scores[k]``. Members of one
-    class score as identical."""
-
-    image_ids: np.ndarray
-    class_of: np.ndarray
-    count: int  # how many classes
-    left: np.ndarray
-    right: np.ndarray
-    scores: np.ndarray
-    identical: float  # the score of identical signatures (0 for distances, 1 for similarities)
-    #: Each class's upright code, where the pairs are a hash method's stored ones.
-    codes: np.ndarray | None = None
-
-    @classmethod
-    def of(
-        cls,
-        classes: list[list[int]],
-        left: np.ndarray,
-        right: np.ndarray,
-        scores: np.ndarray,
-        identical: float,
-    ) -> Pairs:
-        """From a list of image ids per class."""
-        sizes = [len(c) for c in classes]
-        ids = np.fromiter(itertools.chain.from_iterable(classes), dtype=np.int64, count=sum(sizes))
-        class_of = np.repeat(np.arange(len(classes)), sizes)
-        return cls(ids, class_of, len(classes), left, right, scores, identical)
-
-    @cached_property
-    def classes(self) -> list[list[int]]:
-        """The image ids of each class."""
-        return _split_classes(self.image_ids, self.class_of, self.count)
-
-    def keeping(self, keep: np.ndarray) -> Pairs:
-        """These classes with only the pairs ``keep`` selects."""
-        return Pairs(
-            self.image_ids,
-            self.class_of,
-            self.count,
-            self.left[keep],
-            self.right[keep],
-            self.scores[keep],
-            self.identical,
-            self.codes,
-        )
-
-
-def near_pairs(
-    catalog: Catalog,
-    method: Method,
-    threshold: float,
-    transforms: bool = False,
-    early: Callable[[], object] | None = None,
-) -> Pairs:
-    """Every matching pair of the catalogue's images, as :class:`Pairs`. ``early``: gives what
-    :func:`early_signatures` read meanwhile in another process (or None)."""
-    if method.kind == "local":
-        raise UsageError(
-            f"{method.name} only verifies the pairs of cnn and cnn-euclidean: choose another method"
-        )
-    if transforms and method.kind == "key":
-        raise UsageError(f"{method.name} matches equal files only: --transforms does not apply")
-    if method.kind == "vector":
-        return _vector_pairs(catalog, method, threshold, transforms, early)  # type: ignore[arg-type]
-    if method.kind == "bits" and not transforms:
-        stored = stored_pairs(catalog, method, threshold)
-        if stored is not None:
-            image_ids, inverse, left, right, distances, codes = stored
-            count = int(inverse.max()) + 1 if len(inverse) else 0
-            return Pairs(image_ids, inverse, count, left, right, distances.astype(np.float32), 0.0, codes)
-    ids, values = catalog.signatures(method.name)
-    if method.kind == "key":
-        empty = np.zeros(0, dtype=np.int64)
-        return Pairs.of(_classes(ids, values), empty, empty, np.zeros(0), identical=0.0)
-    upright = codes_from_bytes(values)
-    unique, first, inverse = np.unique(upright, return_index=True, return_inverse=True)
-    image_ids = np.asarray(ids, dtype=np.int64)
-    if not transforms:
-        left, right = hamming_pairs(unique, int(threshold))
-        scores = np.bitwise_count(unique[left] ^ unique[right]).astype(np.float64)
-        return Pairs(image_ids, inverse, len(unique), left, right, scores, identical=0.0)
-    codes = all_codes([values[k] for k in first.tolist()])  # (classes, 8): upright first
-    if codes.shape[1] < 2:
-        raise UsageError(
-            f"this catalogue's {method.name} signatures hold no turned codes: run `catalog index` to "
-            "recompute them"
-        )
-    m = len(unique)
-    stacked = codes.T.reshape(-1)  # every class's upright codes, then its mirror codes, ...
-    i, j = hamming_pairs(stacked, int(threshold))
-    # Keep pairs of one class's own code with another's turned (or own) code; two turned codes say
-    # nothing new.
-    keep = ((i < m) | (j < m)) & (i % m != j % m)
-    i, j = i[keep], j[keep]
-    scores = np.bitwise_count(stacked[i] ^ stacked[j]).astype(np.float64)
-    left, right, scores = _best_per_pair(i % m, j % m, scores, higher_is_similar=False)
-    return Pairs(image_ids, inverse, m, left, right, scores, identical=0.0)
-
-
-def _split_classes(ids: np.ndarray, inverse: np.ndarray, count: int) -> list[list[int]]:
-    """Image ids grouped by class (``inverse[k]`` is the class of ``ids[k]``; ``count`` classes)."""
-    counts = np.bincount(inverse, minlength=count)
-    if len(counts) == len(ids):  # every class one image: no sorting, one list each
-        ordered = np.empty(len(ids), dtype=ids.dtype)
-        ordered[inverse] = ids
-        return [[i] for i in ordered.tolist()]
-    order = np.argsort(inverse, kind="stable")
-    ordered_ids = ids[order].tolist()
-    ends = np.cumsum(counts).tolist()
-    return [ordered_ids[begin:end] for begin, end in zip([0, *ends[:-1]], ends, strict=True)]
-
-
-def _classes(ids: list[int], values: list[bytes]) -> list[list[int]]:
-    by_value: dict[bytes, list[int]] = {}
-    for image_id, value in zip(ids, values, strict=True):
-        by_value.setdefault(value, []).append(image_id)
-    return list(by_value.values())
-
-
-#: From this many pairs on, the best of each pair is found by compiled code (:mod:`catalog.grouping.kernels`).
-COMPILED_PAIRS = 1_000_000
-
-
-def _best_per_pair(
-    a: np.ndarray, b: np.ndarray, scores: np.ndarray, higher_is_similar: bool, ordered: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One edge per unordered pair (low, high), with its best score (``ordered``: each ``a[k]`` is
-    already the lower)."""
-    low, high = (a, b) if ordered else (np.minimum(a, b), np.maximum(a, b))
-    if not len(low):
-        return low, high, scores
-    if len(low) >= COMPILED_PAIRS:
-        from catalog.grouping import kernels as reference
-
-        return reference.best_per_pair(int(high.max()) + 1, low, high, scores, higher_is_similar)  # type: ignore[no-any-return]
-    key = low.astype(np.int64) * (int(high.max()) + 1) + high
-    best_first = np.argsort(-scores if higher_is_similar else scores, kind="stable")
-    order = best_first[np.argsort(key[best_first], kind="stable")]  # by pair, best score first
-    del best_first
-    keys = key[order]
-    first = order[np.r_[True, keys[1:] != keys[:-1]]]
-    return low[first], high[first], scores[first]
-
-
-def _vector_pairs(
-    catalog: Catalog,
-    method: VectorMethod,
-    threshold: float,
-    transforms: bool,
-    early: Callable[[], object] | None = None,
-) -> Pairs:
-    """Matching pairs among each image's nearest neighbours in the vector index (scored by the method
-    itself where the index only proposes); with ``transforms``, also the neighbours of its turned
-    features (methods that keep them)."""
-    from catalog.search.vectors import VectorIndex
-
-    turned = getattr(method, "turned_vectors", None)
-    if transforms and not callable(turned):
-        raise UsageError(f"{method.name} keeps no turned features: --transforms does not apply")
-    if vector_pairs_cover(catalog, method, threshold):  # kept at indexing time: no index to load
-
-        @cache
-        def classes() -> tuple[np.ndarray, np.ndarray, int]:
-            read = early() if early is not None else None
-            return read if read is not None else _signature_classes(catalog, method)  # type: ignore[return-value]
-
-        stored = stored_vector_pairs(catalog, method, threshold, transforms, classes)
-        if stored is not None:
-            return _class_pairs(method, *classes(), *stored, ordered=True)
-    found_a, found_b, found_s = [], [], []
-    index = VectorIndex(catalog, method).sync()
-
-    def collect(ids: np.ndarray, labels: np.ndarray, distances: np.ndarray) -> None:
-        a, b, scores = matching_neighbours(catalog, method, ids, labels, distances, threshold)
-        found_a.append(a)
-        found_b.append(b)
-        found_s.append(scores)
-
-    for ids, labels, distances in index.neighbour_chunks(NEIGHBOURS, NEIGHBOURS_EF):
-        collect(ids, labels, distances)
-        if transforms and callable(turned):
-            for vectors in turned(catalog.signature_values(method.signature_name, ids.tolist())):
-                labels, distances = index.knn(vectors, TURNED_NEIGHBOURS, ef=TURNED_EF)
-                collect(ids, labels, distances)
-    ids = index.ids
-    class_of, count = _hash_classes(catalog, ids)
-    if not found_a:
-        empty = np.zeros(0, dtype=np.int64)
-        return _class_pairs(method, ids, class_of, count, empty, empty, np.zeros(0))
-    position = Lookup(ids, np.arange(len(ids)))
-    a = class_of[position.of(np.concatenate(found_a))]
-    b = class_of[position.of(np.concatenate(found_b))]
-    scores = np.concatenate(found_s)
-    other = a != b
-    return _class_pairs(method, ids, class_of, count, a[other], b[other], scores[other])
-
-
-def _class_pairs(
-    method: Method,
-    ids: np.ndarray,
-    class_of: np.ndarray,
-    count: int,
-    a: np.ndarray,
-    b: np.ndarray,
-    scores: np.ndarray,
-    ordered: bool = False,
-) -> Pairs:
-    """:class:`Pairs` of the images ``ids`` (sorted; in classes ``class_of``, ``count`` of them) from
-    pairs of different classes (``a[k]``, ``b[k]``; ``ordered``: ``a[k] < b[k]``), each pair kept once
-    with its best score."""
-    identical = 1.0 if method.higher_is_similar else 0.0
-    left, right, scores = _best_per_pair(a, b, scores, method.higher_is_similar, ordered)
-    return Pairs(ids, class_of, count, left, right, scores, identical)
-
-
-def _signature_classes(catalog: Catalog, method: Method) -> tuple[np.ndarray, np.ndarray, int]:
-    """(the ids of the images with a signature of ``method``, sorted; their classes; how many)."""
-    ids = np.asarray(catalog.signature_ids(method.signature_name), dtype=np.int64)
-    return (ids, *_hash_classes(catalog, ids))
-
-
-def early_signatures(method: Method) -> Callable[[Catalog], object] | None:
-    """What :func:`near_pairs` can have read by another process meanwhile (``EarlyReads``' first
-    read): a vector method's ids and classes. A hash method's codes are read here: the reader's table
-    would come a second later, and this process would wait for it."""
-    if method.kind == "vector":
-        return lambda catalog: _signature_classes(catalog, method)
-    return None
-
-
-def _hash_classes(catalog: Catalog, ids: np.ndarray) -> tuple[np.ndarray, int]:
-    """(class of each of ``ids`` (sorted), how many classes) for a vector method: byte-identical files
-    (one content hash) form one class, so that however many there are, they group together even where
-    the index returns only some of them as neighbours. Classes are numbered in the order of their first
-    image; only the few shared hashes are read."""
-    first = np.arange(len(ids))  # the position of each image's class's first image
-    shared = catalog.shared_content_hashes()
-    if shared:
-        at = Lookup(ids, np.arange(len(ids))).of(np.fromiter(map(itemgetter(0), shared), dtype=np.int64))
-        _, by_hash = np.unique(
-            np.asarray(list(map(itemgetter(1), shared)), dtype=object), return_inverse=True
-        )
-        at, by_hash = at[at >= 0], by_hash[at >= 0]
-        lowest = np.full(int(by_hash.max(initial=-1)) + 1, len(ids), dtype=np.int64)
-        np.minimum.at(lowest, by_hash, at)
-        first[at] = lowest[by_hash]
-    representatives, class_of = np.unique(first, return_inverse=True)
-    return class_of.astype(np.int64), len(representatives)
 
 
 def matching_pairs(
@@ -314,9 +47,10 @@ def matching_pairs(
     if threshold is None and verifying:
         threshold = method.verified_threshold
     threshold = check_threshold(method, threshold)
+    search = search_for(method)
     if reads is not None:
-        reads.start(early_signatures(method))
-    pairs = near_pairs(catalog, method, threshold, transforms, reads.first if reads is not None else None)
+        reads.start(search.early_reader())
+    pairs = search.near_pairs(catalog, threshold, transforms, reads.first if reads is not None else None)
     verification = (
         Verification(catalog, method, pairs, get_method(verifier)) if verifier and verifying else None
     )

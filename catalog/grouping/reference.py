@@ -21,10 +21,11 @@ import numpy as np
 from catalog.grouping.early import EarlyReads
 from catalog.grouping.keep import first_to_keep, keep_facts, keep_order, keep_order_columns
 from catalog.grouping.marks import Marks
-from catalog.grouping.matching import Pairs, Verification, matching_pairs
+from catalog.grouping.matching import Verification, matching_pairs
 from catalog.grouping.options import GroupingKind, Options, Scope, outside_against
 from catalog.grouping.table import Grouping, GroupTable, Member, components
 from catalog.methods import Method
+from catalog.search.matches import Pairs
 from catalog.store import Catalog, ImageInfo
 from catalog.store.columns import ImageTable
 

@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from catalog.grouping.copies import CopyCounts, copy_counts
-from catalog.grouping.matching import Pairs
 from catalog.grouping.options import Options
 from catalog.grouping.reference import find_groups, regroup
 from catalog.grouping.table import Grouping, GroupTable
 from catalog.methods import check_threshold
 from catalog.search.bits import hamming_pairs
-from catalog.search.pairs import NearCodes, pairs_key, stored_threshold
+from catalog.search.kinds import EqualCodes, Search, search_for
+from catalog.search.matches import Pairs
+from catalog.search.pairs import NearCodes
 
 if TYPE_CHECKING:
     from catalog.methods import Method
@@ -52,11 +53,7 @@ WHOLE_SHARE = 0.25
 
 def groups_key(method: Method) -> str | None:
     """What a method's stored groups answer ("THRESHOLD@VERSION"); None for methods that keep none."""
-    if method.kind == "bits" and stored_threshold(method) is not None:
-        return pairs_key(method)
-    if method.kind == "key":
-        return f"-@{method.version}"
-    return None
+    return search_for(method).groups_key()
 
 
 def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = None) -> int:
@@ -68,9 +65,8 @@ def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = N
     if key is None:
         catalog.drop_regroup(name)
         return 0
-    if method.kind == "bits" and (
-        catalog.pairs_key(name) != pairs_key(method) or catalog.count_unpaired(name)
-    ):
+    search = search_for(method)
+    if search.pairs_pending(catalog):
         return 0
     entries, changed = catalog.regroup_entries(name)
     stored = catalog.groups_key(name)
@@ -78,7 +74,7 @@ def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = N
         return 0
     if cancel is not None and cancel.is_set():
         return 0
-    signed = _Signed.read(catalog, method)
+    signed = _Signed(search, *search.signed(catalog))
     if stored != key or len(changed) > WHOLE_SHARE * max(len(signed.ids), 1):
         found = find_groups(catalog, name, None, Options())
         counts = _all_counts(catalog, method, signed)
@@ -87,7 +83,7 @@ def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = N
     changed_ids = np.asarray(changed, dtype=np.int64)
     drop = catalog.group_references(name, changed)
     seeds = np.union1d(changed_ids, catalog.group_rows(name, drop)[0])
-    near = _near(catalog, method, key)
+    near = search.near_codes(catalog, key)
     pairs = signed.components(seeds, near)
     # The stored groups of those components that hold no changed image: made again with the rest.
     drop = sorted(set(drop) | set(catalog.group_references(name, pairs.image_ids.tolist())))
@@ -118,32 +114,15 @@ def refresh_all(catalog: Catalog) -> None:
             refresh(catalog, method)
 
 
-class _Equal:
-    """The codes equal to given codes (``exact``: a class is its files' content hash)."""
-
-    def codes(self, queries: np.ndarray) -> np.ndarray:
-        return np.unique(queries)
-
-    def pairs(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.arange(len(queries), dtype=np.int64), queries
-
-
-def _near(catalog: Catalog, method: Method, key: str) -> NearCodes | _Equal:
-    if method.kind == "bits":
-        return NearCodes(
-            catalog, method.name, key, int(stored_threshold(method) or 0), int(method.default_threshold)
-        )
-    return _Equal()
-
-
 class _Signed:
     """Every image that has a signature of the method (sorted ids) with its code (the upright code of a
     hash; the first 8 bytes of an ``exact`` content hash, whose classes are told by the whole hash), and
     its class."""
 
-    def __init__(self, method: Method, ids: np.ndarray, codes: np.ndarray, classes: np.ndarray):
+    def __init__(self, search: Search, ids: np.ndarray, codes: np.ndarray, classes: np.ndarray):
         order = np.argsort(ids, kind="stable")
-        self.method = method
+        self.method = search.method
+        self.search = search
         self.ids, self.codes = ids[order], codes[order]
         self.unique, self.class_of, self.sizes = np.unique(
             classes[order], return_inverse=True, return_counts=True
@@ -152,19 +131,6 @@ class _Signed:
         self.class_code = np.zeros(len(self.unique), dtype=np.uint64)
         self.class_code[self.class_of] = self.codes
 
-    @classmethod
-    def read(cls, catalog: Catalog, method: Method) -> _Signed:
-        if method.kind == "bits":
-            ids, codes = catalog.upright_codes(method.name)
-            return cls(method, ids, codes, codes)
-        listed, values = catalog.signatures(method.name)
-        ids = np.asarray(listed, dtype=np.int64)
-        hashes = np.asarray(values, dtype=object)
-        codes = np.fromiter(
-            (int.from_bytes(v[:8], "big") for v in values), dtype=np.uint64, count=len(values)
-        )
-        return cls(method, ids, codes, hashes)
-
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Where each of ``ids`` is (-1: it has no signature now)."""
         if not len(self.ids):
@@ -172,12 +138,12 @@ class _Signed:
         at = np.searchsorted(self.ids, ids).clip(max=len(self.ids) - 1)
         return np.where(self.ids[at] == ids, at, -1)
 
-    def classes_near(self, codes: np.ndarray, near: NearCodes | _Equal) -> np.ndarray:
+    def classes_near(self, codes: np.ndarray, near: NearCodes | EqualCodes) -> np.ndarray:
         """The classes whose code is within the threshold of any of ``codes``."""
         found = near.codes(codes)
         return np.flatnonzero(np.isin(self.class_code, found))
 
-    def components(self, seeds: np.ndarray, near: NearCodes | _Equal) -> Pairs:
+    def components(self, seeds: np.ndarray, near: NearCodes | EqualCodes) -> Pairs:
         """Every image of the components of ``seeds`` in the graph of pairs as it is now, with every
         pair among them (classes of identical codes): the present codes reached step by step through
         the stored pairs' index."""
@@ -185,7 +151,7 @@ class _Signed:
         at = self.positions(seeds)
         frontier = np.unique(self.class_of[at[at >= 0]])
         reached[frontier] = True
-        while len(frontier) and self.method.kind == "bits":
+        while len(frontier) and self.search.reaches_near:
             hit = self.classes_near(self.class_code[frontier], near)
             frontier = hit[~reached[hit]]
             reached[frontier] = True
@@ -193,7 +159,7 @@ class _Signed:
         ids, class_of = self.ids[inside], self.class_of[inside]
         classes, inverse = np.unique(class_of, return_inverse=True)
         empty = np.zeros(0, dtype=np.int64)
-        if self.method.kind != "bits":
+        if not self.search.reaches_near:
             return Pairs(ids, inverse, len(classes), empty, empty, np.zeros(0), 0.0)
         codes = self.class_code[classes]
         left, right = hamming_pairs(codes, int(self.method.default_threshold))
@@ -201,7 +167,7 @@ class _Signed:
         return Pairs(ids, inverse, len(classes), left, right, distances, 0.0, codes)
 
     def recount(
-        self, changed: np.ndarray, was: np.ndarray, near: NearCodes | _Equal
+        self, changed: np.ndarray, was: np.ndarray, near: NearCodes | EqualCodes
     ) -> tuple[list[int], list[tuple[int, int, int]]]:
         """(the images counted again, the copy counts of those that have copies): the changed images
         and every image within the threshold of a changed image's code, before (``was``: the codes of
@@ -216,7 +182,7 @@ class _Signed:
         size_of = dict(zip(self.class_code[hit].tolist(), self.sizes[hit].tolist(), strict=True))
         per = np.fromiter((size_of.get(c, 0) for c in reached.tolist()), dtype=np.int64, count=len(reached))
         reach = np.bincount(q, weights=per, minlength=len(classes)).astype(np.int64)
-        if self.method.kind != "bits":  # a class is its hash: its own size
+        if not self.search.reaches_near:  # a class is its hash: its own size
             reach = self.sizes[classes]
         count_of = np.zeros(len(self.unique), dtype=np.int64)
         count_of[classes] = reach - 1
@@ -260,7 +226,7 @@ def _answers_stored(catalog: Catalog, method: Method, threshold: float | None, o
         or (threshold is not None and threshold != method.default_threshold)
         or catalog.groups_key(method.name) != key
         or catalog.count_regroup(method.name)
-        or (method.kind == "bits" and catalog.count_unpaired(method.name))
+        or search_for(method).pairs_pending(catalog)
     )
 
 

@@ -123,7 +123,7 @@ def file_signatures(path: str, names: Sequence[str], cnn: CnnChoice = DEFAULT_CN
     signatures = {}
     for name in names:
         method = get_method(name)
-        if method.kind == "key":
+        if method.from_content_hash:
             signatures[name] = bytes.fromhex(result.content_hash or "")
         else:
             signatures[name] = finished[method.signature_name]

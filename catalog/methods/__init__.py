@@ -58,6 +58,13 @@ class Method(ABC):
     verify_above: ClassVar[float] = 0.0
     #: Whether searches also look for mirrored and turned copies unless told otherwise (``--transforms``).
     transforms_by_default: ClassVar[bool] = False
+    #: Whether the signature is the file's content hash, kept on its image row (``exact``), rather than
+    #: a stored signature of its own.
+    from_content_hash: ClassVar[bool] = False
+
+    def checked_threshold(self, threshold: float) -> float:
+        """A user's ``--threshold`` as this method takes it (a clear error where it takes none such)."""
+        return threshold
 
     @property
     def signature_name(self) -> str:
@@ -203,7 +210,7 @@ def catalogue_method(name: str, cnn: CnnChoice, stored: Mapping[str, str]) -> Me
     """The method ``name`` ready to compare a catalogue's signatures: built for the catalogue's CNN
     unless the user chose one, and refused when its signatures came from another version."""
     method = get_method(name, resolve_cnn(cnn, stored))
-    if method.kind != "key":
+    if not method.from_content_hash:
         check_stored_version(method, stored)
     return method
 
@@ -247,12 +254,4 @@ def check_threshold(method: Method, threshold: float | None) -> float:
     """The threshold to use: the method's default, or a checked user value."""
     if threshold is None:
         return method.default_threshold
-    if method.kind == "bits":
-        if threshold != int(threshold) or not 0 <= threshold <= 64:
-            raise UsageError(f"--threshold for {method.name} is a whole number of bits from 0 to 64")
-        return int(threshold)
-    if method.kind == "key":
-        if threshold != 0:
-            raise UsageError(f"{method.name} matches equal files only: it takes no --threshold")
-        return 0
-    return threshold
+    return method.checked_threshold(threshold)

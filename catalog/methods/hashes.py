@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from catalog.errors import UsageError
 from catalog.methods import Method, register
 
 if TYPE_CHECKING:
@@ -27,6 +28,12 @@ class ExactMethod(Method):
     score_kind = "equal (0) or not (1)"
     needs_pixels = False
     description = "byte-identical files (SHA-256 of the content)"
+    from_content_hash = True
+
+    def checked_threshold(self, threshold: float) -> float:
+        if threshold != 0:
+            raise UsageError(f"{self.name} matches equal files only: it takes no --threshold")
+        return 0
 
     def prepare(self, image: Decoded) -> bytes:
         raise TypeError("exact signatures come from the file bytes, not from pixels")
@@ -90,6 +97,11 @@ class ImageHashMethod(Method):
     hash_kwargs: ClassVar[dict[str, Any]] = {}
     #: Modules imagehash imports lazily for this hash.
     libraries: ClassVar[tuple[str, ...]] = ()
+
+    def checked_threshold(self, threshold: float) -> float:
+        if threshold != int(threshold) or not 0 <= threshold <= 64:
+            raise UsageError(f"--threshold for {self.name} is a whole number of bits from 0 to 64")
+        return int(threshold)
 
     def prepare(self, image: Decoded) -> bytes:
         return b"".join(pack_bits(bits) for bits in self.dihedral_bits(image.gray(64)))

@@ -82,7 +82,7 @@ class Decision:
     """One decision made on the page, as much as its undo needs: the group as it was, and the journal
     entries (trash) or marks it made."""
 
-    kind: str  # "trash" or "marks"
+    action: str  # "trash" or "marks"
     group: ReviewGroup
     members: list[Member]
     state: str
@@ -434,7 +434,7 @@ def _undo(review: Review) -> Response:
             return JSONResponse({"error": "nothing to undo on this page"}, status_code=409)
         decision = review.history.pop()
         failed: list[str] = []
-        if decision.kind == "trash":
+        if decision.action == "trash":
             result = settle.undo(review.catalog, "ids", decision.entries, review.cnn)
             failed = [f"{shown(e.path)}: {reason}" for e, reason in result.outcome.failed]
         else:
@@ -447,7 +447,7 @@ def _undo(review: Review) -> Response:
                 review.served.add(image.id)
         group = decision.group
         group.members, group.state, group.notes = members, decision.state, failed
-        return JSONResponse({"group": group.id, "undone": decision.kind, "failed": failed})
+        return JSONResponse({"group": group.id, "undone": decision.action, "failed": failed})
 
 
 def _as_jpeg(path: str) -> bytes:

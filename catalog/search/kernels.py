@@ -53,3 +53,47 @@ def stored_class_pairs(
                     kept += 1
             k += 1
     return low[:kept], high[:kept], found[:kept]
+
+
+@njit(cache=True, nogil=True)
+def best_per_pair(
+    n: int, low: np.ndarray, high: np.ndarray, scores: np.ndarray, higher: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One entry per pair (``low[k]``, ``high[k]``; classes below ``n``), the one with the best
+    ``scores[k]`` (``higher``: the highest; the first of equals), ordered by pair: the answer of a
+    three-key sort, with a counting sort by ``low`` and small sorts within. Returns (low, high, score)
+    of each."""
+    starts = np.zeros(n + 1, dtype=np.int64)
+    for k in range(len(low)):
+        starts[low[k] + 1] += 1
+    for c in range(n):
+        starts[c + 1] += starts[c]
+    fill = starts[:-1].copy()
+    order = np.empty(len(low), dtype=np.int64)
+    for k in range(len(low)):
+        order[fill[low[k]]] = k
+        fill[low[k]] += 1
+    out_low = np.empty(len(low), dtype=low.dtype)
+    out_high = np.empty(len(low), dtype=high.dtype)
+    out_scores = np.empty(len(low), dtype=scores.dtype)
+    kept = 0
+    for c in range(n):
+        segment = order[starts[c] : starts[c + 1]]
+        if len(segment) == 0:
+            continue
+        within = segment[np.argsort(high[segment], kind="mergesort")]
+        best = within[0]
+        for j in range(1, len(within) + 1):
+            if j < len(within):
+                k = within[j]
+                if high[k] == high[best]:
+                    if scores[k] > scores[best] if higher else scores[k] < scores[best]:
+                        best = k
+                    continue
+            out_low[kept] = c
+            out_high[kept] = high[best]
+            out_scores[kept] = scores[best]
+            kept += 1
+            if j < len(within):
+                best = within[j]
+    return out_low[:kept], out_high[:kept], out_scores[:kept]

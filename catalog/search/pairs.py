@@ -17,7 +17,7 @@ their pairs through their signatures:
   order), and the next refresh carries on from the last one.
 
 A threshold above the stored one, turned copies (``--transforms``) of a hash, or another method version
-use the full search (``catalog.grouping.matching.near_pairs``).
+use the full search (``catalog.search.kinds.near_pairs``).
 
 The vector methods (``cnn``, the pixel methods) keep a row per **image** instead (``vector_pairs``): the
 neighbours the HNSW index gives for its vectors (upright and turned, as ``dupes`` asks) that match at the
