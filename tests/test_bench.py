@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
-from test_cli import cli
 
 from catalog.errors import UsageError
 from catalog.evaluation.bench import load_dataset, pair_quality
 from catalog.evaluation.variants import ALTERATIONS
 from catalog.methods import get_method
 from conftest import PHOTOS, SMALL_PHOTOS, synthetic
+from tests.helpers import cli
 
 METHOD_KEYS = {
     "method",

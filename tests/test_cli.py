@@ -15,12 +15,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from catalog.cli.app import app
+from tests.helpers import cli
 
 runner = CliRunner()
-
-
-def cli(db: Path, *args: str):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, ["--db", str(db), *args])
 
 
 def family(photo, pics):  # type: ignore[no-untyped-def]

@@ -10,24 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from catalog.cli.app import app
 from catalog.errors import CatalogError
 from catalog.methods import as_matrix, get_method
 from catalog.search.vectors import VectorIndex
 from catalog.store import Catalog
 from catalog.sync.indexer import index
 from conftest import PHOTOS, SHARED_DATA
+from tests.helpers import cli
 
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
 
 STRAWBERRY, LEMON, GRANNY_SMITH = 949, 951, 948  # ImageNet classes
-
-
-def cli(db: Path, *args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(app, ["--db", str(db), *args])
 
 
 def test_default_model_has_real_imagenet_weights():

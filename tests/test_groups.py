@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
-from test_cli import cli
 
 from catalog.errors import UsageError
 from catalog.grouping.copies import copy_counts
@@ -16,6 +15,7 @@ from catalog.grouping.options import Options
 from catalog.grouping.reference import find_groups
 from catalog.sync.indexer import index
 from conftest import PHOTOS, SMALL_PHOTOS
+from tests.helpers import cli
 
 
 @pytest.fixture

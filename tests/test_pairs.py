@@ -27,6 +27,7 @@ from catalog.search.kinds import near_pairs
 from catalog.search.pairs import pairs_key, refresh, stored_pairs, stored_threshold
 from catalog.store import Catalog
 from tests.conftest import wait_until
+from tests.helpers import run
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 UKBENCH = DATA / "ukbench-500"
@@ -51,16 +52,6 @@ def add_photos(root: Path, first: int, count: int, seed: int) -> None:
                 elif kind == "bright":
                     picture = picture.point(lambda v: min(255, v + 12))
                 picture.save(folder / f"{source.stem}-copy.jpg", quality=rng.choice([70, 85]))
-
-
-def run(db: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "catalog", "--db", str(db), *args], capture_output=True, text=True
-    )
-    if check:
-        assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
 
 
 def code_pairs_from_rows(catalog: Catalog, method: str) -> set[tuple[int, int, int]]:

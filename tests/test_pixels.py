@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 from skimage.metrics import structural_similarity
-from test_cli import cli
 
 from catalog.ingest.worker import file_signatures
 from catalog.methods import get_method
 from catalog.methods.pixels import SSIM_SIDE, ssim_batch
+from tests.helpers import cli
 
 PIXEL_METHODS = ["euclidean", "cosine", "ssim"]
 

@@ -14,19 +14,11 @@ import numpy as np
 import pytest
 
 from catalog.store import Catalog
+from tests.helpers import run
 from tests.test_pairs import METHODS, add_photos, assert_stored_equal_search
 
 pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pytestmark = pytest.mark.slow
-
-
-def run(db: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "catalog", "--db", db, *args]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if check:
-        assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
 
 
 def clean(url: str) -> None:

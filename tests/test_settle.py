@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import SHARED_DATA, wait_until
+from tests.helpers import run
 
 UKBENCH = SHARED_DATA / "ukbench-500"
 
@@ -33,17 +34,8 @@ def environment(tmp_path: Path) -> dict[str, str]:
 def catalog(
     db: Path, env: dict[str, str], *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    run = subprocess.run(
-        [sys.executable, "-m", "catalog", "--db", str(db), *args],
-        capture_output=True,
-        text=True,
-        errors="surrogateescape",
-        env=env,
-    )
-    if check:
-        assert run.returncode == 0, run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    return run
+    """The shared ``run`` in a home of the test's own (see :func:`environment`)."""
+    return run(db, *args, env=env, check=check)
 
 
 def library(root: Path, originals: int, copies: int, seed: int = 0) -> Path:

@@ -26,6 +26,7 @@ from catalog.ingest.worker import Task, process
 from catalog.store import Catalog
 from catalog.sync.watch import Watcher, ignored
 from conftest import PHOTOS, SMALL_PHOTOS, synthetic, wait_until
+from tests.helpers import run
 
 SETTLE = 0.2
 
@@ -289,9 +290,7 @@ def start_daemon(db: Path, root: Path, *extra: str) -> subprocess.Popen[bytes]:
 
 
 def run_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "catalog", "--db", str(db), *args], capture_output=True, text=True
-    )
+    return run(db, *args, check=False)
 
 
 def consistent(db: Path) -> None:
