@@ -1,5 +1,5 @@
 """Make ``tests/data/catalogue-76bda6e.db``: a catalogue as the code of commit 76bda6e leaves it, which
-``tests/test_golden.py::test_upgrade_from_76bda6e`` opens with the current code (the migrations run when a
+``tests/cli/test_golden.py::test_upgrade_from_76bda6e`` opens with the current code (the migrations run when a
 catalogue is opened) and whose answers it compares with golden files recorded before any redesign.
 
 The committed file was made by this script at commit 76bda6e (the ``golden`` branch, whose ``catalog/``

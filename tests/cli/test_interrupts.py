@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import synthetic, wait_until
+from tests.conftest import synthetic, wait_until
 
 pytestmark = pytest.mark.interrupts
 
@@ -289,7 +289,7 @@ def test_a_signal_while_the_table_is_read_beside_the_pairs_is_one_line(tmp_path)
     command in one line, and the reader with it; the next run answers."""
     from catalog.grouping.early import BACKGROUND_FROM
     from catalog.store import Catalog
-    from tests.test_columns import fill
+    from tests.store.test_columns import fill
 
     db = tmp_path / "c.db"
     with Catalog.open(f"sqlite:///{db}") as opened:

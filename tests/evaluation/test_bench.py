@@ -15,7 +15,7 @@ from catalog.errors import UsageError
 from catalog.evaluation.bench import load_dataset, pair_quality
 from catalog.evaluation.variants import ALTERATIONS
 from catalog.methods import get_method
-from conftest import PHOTOS, SMALL_PHOTOS, synthetic
+from tests.conftest import PHOTOS, SMALL_PHOTOS, synthetic
 from tests.helpers import cli
 
 METHOD_KEYS = {

@@ -14,7 +14,7 @@ from catalog.grouping.copies import copy_counts
 from catalog.grouping.options import Options
 from catalog.grouping.reference import find_groups
 from catalog.sync.indexer import index
-from conftest import PHOTOS, SMALL_PHOTOS
+from tests.conftest import PHOTOS, SMALL_PHOTOS
 from tests.helpers import cli
 
 

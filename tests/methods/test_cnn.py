@@ -16,7 +16,7 @@ from catalog.methods import as_matrix, get_method
 from catalog.search.vectors import VectorIndex
 from catalog.store import Catalog
 from catalog.sync.indexer import index
-from conftest import PHOTOS, SHARED_DATA
+from tests.conftest import PHOTOS, SHARED_DATA
 from tests.helpers import cli
 
 pytestmark = pytest.mark.slow
@@ -307,7 +307,7 @@ def test_stored_cnn_pairs_give_the_groups_of_a_full_search(tmp_path):
     from catalog.grouping.reference import find_groups
     from catalog.search.kinds import near_pairs
     from catalog.search.pairs import vector_pairs_cover
-    from tests.test_pairs import add_photos
+    from tests.search.test_pairs import add_photos
 
     root = tmp_path / "lib"
     add_photos(root, 0, 24, seed=21)

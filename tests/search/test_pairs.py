@@ -29,7 +29,7 @@ from catalog.store import Catalog
 from tests.conftest import wait_until
 from tests.helpers import run
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 UKBENCH = DATA / "ukbench-500"
 METHODS = ("phash", "dhash", "ahash")
 

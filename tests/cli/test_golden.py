@@ -20,7 +20,7 @@ scores (``sorted_ties``: today it follows the image ids, which the worker proces
 decides). Everything else, scores included, is compared as it is. Some pinned answers look wrong; the
 tests that pin them say so (``--against`` of the hashes, ``resolve --action move`` of two files of one name).
 
-``CATALOG_UPDATE_GOLDEN=1 pytest tests/test_golden.py`` writes the golden files instead of comparing (a
+``CATALOG_UPDATE_GOLDEN=1 pytest tests/cli/test_golden.py`` writes the golden files instead of comparing (a
 warning names each file written); review the diff before committing it.
 """
 
@@ -47,10 +47,10 @@ from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
 from catalog.cli.app import app
-from conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
-DATA = Path(__file__).resolve().parent / "data"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+DATA = Path(__file__).resolve().parents[1] / "data"
 UPDATE = os.environ.get("CATALOG_UPDATE_GOLDEN") == "1"
 
 #: Every method but the CNN ones (the slow test adds ``cnn``).

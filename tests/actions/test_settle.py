@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import SHARED_DATA, wait_until
+from tests.conftest import SHARED_DATA, wait_until
 from tests.helpers import run
 
 UKBENCH = SHARED_DATA / "ukbench-500"
@@ -389,7 +389,7 @@ def test_file_names_that_are_not_utf8_are_catalogued_and_settled(tmp_path, photo
 def test_a_running_watch_sees_resolve_and_undo_as_ordinary_changes(tmp_path, photo, pics):
     """`catalog watch` holds the writer lock: resolve still acts (the catalogue follows each action at
     once), and undo leaves the files it puts back to the watcher, which catalogues them as new files."""
-    from test_watch import assert_exact, start_daemon
+    from tests.sync.test_watch import assert_exact, start_daemon
 
     env = environment(tmp_path)
     db = tmp_path / "c.db"

@@ -25,7 +25,7 @@ from catalog.ingest.scan import image_suffix
 from catalog.ingest.worker import Task, process
 from catalog.store import Catalog
 from catalog.sync.watch import Watcher, ignored
-from conftest import PHOTOS, SMALL_PHOTOS, synthetic, wait_until
+from tests.conftest import PHOTOS, SMALL_PHOTOS, synthetic, wait_until
 from tests.helpers import run
 
 SETTLE = 0.2
@@ -319,7 +319,7 @@ def test_one_writer_readers_meanwhile_and_sigterm_mid_burst(tmp_path, sources):
     root.mkdir()
     daemon = start_daemon(db, root, "--methods", "phash")
     try:
-        # index meanwhile is handed to the watcher (tests/test_formats.py); a second watcher is refused
+        # index meanwhile is handed to the watcher (tests/ingest/test_formats.py); a second watcher is refused
         second = run_cli(db, "index", str(root))
         assert second.returncode == 0 and "handed to the running catalog watch" in second.stdout
         another = run_cli(db, "watch", str(root))
@@ -553,7 +553,7 @@ def test_readers_and_the_writer_share_the_vector_index_files(tmp_path):
 
 
 def test_the_watcher_stores_the_near_pairs_of_what_it_indexes(tmp_path):
-    from test_pairs import add_photos, assert_stored_equal_search, pending_codes
+    from tests.search.test_pairs import add_photos, assert_stored_equal_search, pending_codes
 
     root, db = tmp_path / "pics", tmp_path / "c.db"
     root.mkdir()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_settle import catalog, environment, snapshot
 
-from conftest import PHOTOS
+from tests.actions.test_settle import catalog, environment, snapshot
+from tests.conftest import PHOTOS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: Where the browser test also saves its screenshot (the README's), when set.
@@ -209,7 +209,7 @@ def test_review_in_a_real_browser(tmp_path, browser):
 
 def pairs_library(root: Path, count: int) -> None:
     """``count`` distinct pictures, each with a re-encoded copy: ``count`` groups under phash."""
-    from conftest import synthetic
+    from tests.conftest import synthetic
 
     root.mkdir(parents=True, exist_ok=True)
     for n in range(count):

@@ -8,7 +8,7 @@ import pytest
 from catalog.ingest.imaging import decode
 from catalog.methods import get_method
 from catalog.methods.hashes import pack_bits
-from conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA
 
 SAMPLES = sorted((SHARED_DATA / "ukbench-500").glob("*.jpg"))[:120] + sorted(
     (SHARED_DATA / "photos").glob("*.jpg")

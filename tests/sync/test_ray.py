@@ -15,7 +15,7 @@ import pytest
 
 from catalog.store import Catalog
 from tests.helpers import run
-from tests.test_pairs import METHODS, add_photos, assert_stored_equal_search
+from tests.search.test_pairs import METHODS, add_photos, assert_stored_equal_search
 
 pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pytestmark = pytest.mark.slow

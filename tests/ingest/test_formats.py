@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_settle import catalog, environment
 
-from conftest import PHOTOS, SHARED_DATA
+from tests.actions.test_settle import catalog, environment
+from tests.conftest import PHOTOS, SHARED_DATA
 
 FORMATS = SHARED_DATA / "formats"
 
@@ -196,7 +196,7 @@ def test_query_and_watch_take_heic(tmp_path):
 def test_index_while_watch_runs_is_handed_to_the_watcher(tmp_path):
     """One writer, but not in the user's way: `catalog index PATH` asks the running watcher, which
     indexes the path, reports, and watches it from then on."""
-    from test_watch import assert_exact, start_daemon
+    from tests.sync.test_watch import assert_exact, start_daemon
 
     env = environment(tmp_path)
     db = tmp_path / "c.db"
@@ -221,9 +221,8 @@ def test_index_while_watch_runs_is_handed_to_the_watcher(tmp_path):
 
 
 def test_sidecars_go_along_and_a_raw_and_its_own_jpeg_are_kept(tmp_path):
-    from test_settle import snapshot
-
     from catalog.evaluation.variants import make_dng
+    from tests.actions.test_settle import snapshot
 
     env = environment(tmp_path)
     db = tmp_path / "c.db"

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from catalog.sync.indexer import index
-from conftest import PHOTOS, synthetic
+from tests.conftest import PHOTOS, synthetic
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -40,7 +40,7 @@ def test_index_dupes_copies_move_and_delete_on_postgres(postgres_url, photo, pic
 
 
 def test_stored_pairs_on_postgres_equal_a_full_search(postgres_url, tmp_path):
-    from tests.test_pairs import METHODS, add_photos, assert_stored_equal_search
+    from tests.search.test_pairs import METHODS, add_photos, assert_stored_equal_search
 
     root = tmp_path / "lib"
     add_photos(root, 0, 40, seed=5)
