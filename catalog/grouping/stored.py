@@ -239,7 +239,7 @@ def stored_grouping(
         return None
     name = method.name
     image, reference, rank, score = catalog.group_rows(name)
-    table = catalog.image_table(np.unique(image).tolist())
+    table = catalog.image_table(grouped_by=name)
     position = table.positions(image)
     if len(position) and position.min() < 0:  # an image gone without its entry: answer from the pairs
         return None

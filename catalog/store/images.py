@@ -180,9 +180,9 @@ class ImagesMixin(StoreBase):
         with self.session() as s:
             return int(s.scalar(select(func.max(Image.id))) or 0)
 
-    def image_table(self, ids: Sequence[int] | None = None) -> ImageTable:
-        """Every readable image as columns (or those of ``ids``), in path order (code point order, as
-        Python sorts)."""
+    def image_table(self, ids: Sequence[int] | None = None, grouped_by: str | None = None) -> ImageTable:
+        """Every readable image as columns (or those of ``ids``, or the members of ``grouped_by``'s
+        stored groups: one ordered query), in path order (code point order, as Python sorts)."""
         from catalog.store.columns import ImageTable
 
         flags = "CASE WHEN {0} IS NULL THEN -1 WHEN {0} THEN 1 ELSE 0 END"
@@ -193,7 +193,15 @@ class ImagesMixin(StoreBase):
             "WHERE error IS NULL"
         )
         with self.session() as s:
-            if ids is not None:
+            byte_order = ' COLLATE "C"' if s.get_bind().dialect.name == "postgresql" else ""
+            if grouped_by is not None:
+                joined = sql.replace(
+                    " FROM images WHERE",
+                    " FROM images JOIN group_members ON group_members.image_id = images.id "
+                    "WHERE group_members.method = {} AND",
+                )
+                rows = _raw(s, f"{joined} ORDER BY path{byte_order}", grouped_by)
+            elif ids is not None:
                 rows = []
                 for chunk in chunked(sorted(ids)):
                     rows.extend(
@@ -201,7 +209,6 @@ class ImagesMixin(StoreBase):
                     )
                 rows.sort(key=itemgetter(1))
             else:
-                byte_order = ' COLLATE "C"' if s.get_bind().dialect.name == "postgresql" else ""
                 rows = _raw(s, f"{sql} ORDER BY path{byte_order}")
         # UTF-8 byte order is code point order; names that are not UTF-8 are stored with private-use
         # characters and read back with lone surrogates, which sort elsewhere.
