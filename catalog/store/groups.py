@@ -124,10 +124,12 @@ class GroupsMixin(StoreBase):
             current = s.scalar(select(MethodRecord.groups_key).where(MethodRecord.name == method))
             if drop is not None and current != key:
                 return False
-            for chunk in chunked(sorted(entries)):
-                held = s.scalar(select(func.count()).where(Regroup.id.in_(chunk)))
-                if held != len(chunk):
-                    return False
+            # The entries read are still there, and nothing else in their range: another refresh
+            # would have taken them, and a writer adds rows after them.
+            first, last = (min(entries), max(entries)) if entries else (0, -1)
+            within = (Regroup.method == method, Regroup.id >= first, Regroup.id <= last)
+            if entries and s.scalar(select(func.count()).where(*within)) != len(entries):
+                return False
             if recounted is None:
                 s.execute(delete(CopyCount).where(CopyCount.method == method))
             else:
@@ -160,7 +162,7 @@ class GroupsMixin(StoreBase):
                         for i, r, k, v in rows
                     ],
                 )
-            for chunk in chunked(sorted(entries)):
-                s.execute(delete(Regroup).where(Regroup.id.in_(chunk)))
+            if entries:
+                s.execute(delete(Regroup).where(*within))
             s.execute(update(MethodRecord).where(MethodRecord.name == method).values(groups_key=key))
         return True
