@@ -97,9 +97,19 @@ def keep_order_columns(
     when: np.ndarray,
     mtime: np.ndarray,
     path_rank: np.ndarray,
+    segment: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`keep_order` of images given as columns (``path_rank``: each one's place in path order)."""
+    """:func:`keep_order` of images given as columns (``path_rank``: each one's place in path order).
+    ``segment``: the keep order of each segment (a component of the graph of pairs) on its own, tiers
+    cut among its images only (compiled); the segments' images interleave."""
     n = len(pixels)
+    if segment is not None:
+        from catalog.grouping import kernels
+
+        pixel_tier = _segment_tiers(kernels, pixels, segment)
+        subgroup = np.unique(np.stack([pixel_tier, framed, stripped]), axis=1, return_inverse=True)[1]
+        size_tier = _segment_tiers(kernels, size, subgroup.reshape(-1))
+        return np.lexsort((path_rank, mtime, when, size_tier, stripped, framed, pixel_tier))
     pixel_tier = _tier_ids(pixels, np.arange(n))
     size_tier = np.zeros(n, dtype=np.int64)
     subgroups = np.lexsort((stripped, framed, pixel_tier))
@@ -108,6 +118,14 @@ def keep_order_columns(
     for members in np.split(subgroups, cuts):
         size_tier[members] = _tier_ids(size, members)
     return np.lexsort((path_rank, mtime, when, size_tier, stripped, framed, pixel_tier))
+
+
+def _segment_tiers(kernels, values: np.ndarray, segment: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Tier numbers of ``values`` cut within each segment (numbers run on across segments)."""
+    order = np.lexsort((-values, segment))
+    ids = np.empty(len(values), dtype=np.int64)
+    ids[order] = kernels.segment_tiers(segment[order], values[order])
+    return ids
 
 
 def _tier_ids(values: np.ndarray, members: np.ndarray) -> np.ndarray:

@@ -235,3 +235,21 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     for x in range(n):
         parent[x] = parent[parent[x]]
     return parent
+
+
+@njit(cache=True, nogil=True)
+def segment_tiers(segment: np.ndarray, descending: np.ndarray) -> np.ndarray:
+    """Tier numbers of values sorted by segment, then largest first (``descending``), as
+    :func:`catalog.grouping.keep._tier_ids` cuts them within each segment: a tier starts at its largest
+    value and holds every value within SAME of it; a new segment starts a new tier. Numbers run on
+    across segments."""
+    n = len(descending)
+    ids = np.empty(n, dtype=np.int64)
+    tier = -1
+    start = 0.0
+    for k in range(n):
+        if k == 0 or segment[k] != segment[k - 1] or descending[k] * SAME < start:
+            tier += 1
+            start = descending[k] * 1.0
+        ids[k] = tier
+    return ids

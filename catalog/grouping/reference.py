@@ -155,7 +155,11 @@ def _plain_groups(
     eligible = involved & (present > 0)
     candidates = np.flatnonzero(eligible)
     b = best[candidates]
-    order = candidates[keep_order_columns(pixels[b], framed[b], ~exif[b], size[b], when[b], mtime[b], b)]
+    # Each component of the graph of pairs in its own keep order (groups never reach across them).
+    segment = components(n, pairs.left, pairs.right)[candidates]
+    order = candidates[
+        keep_order_columns(pixels[b], framed[b], ~exif[b], size[b], when[b], mtime[b], b, segment)
+    ]
     starts, targets, scores, pair, slots = reference.neighbours(n, pairs.left, pairs.right, pairs.scores)
     usable = np.ones(len(targets), dtype=bool)
     pending = verification.asked[pair] if verification is not None else np.zeros(len(targets), dtype=bool)
@@ -268,8 +272,7 @@ def _reference_groups(
         return marks.compatible(c, found, neighbours.get(c, {})) if marks is not None else found
 
     groups = []
-    classes = list(best)
-    for c in [classes[k] for k in keep_order([best[c] for c in classes])]:
+    for c in _component_keep_order(best, neighbours):
         if c in taken or (scope.against and not scope.is_reference_side(best[c].path)):
             continue
         candidates = candidates_of(c)
@@ -285,6 +288,28 @@ def _reference_groups(
             taken.update(candidates)
             groups.append((c, candidates))
     return groups
+
+
+def _component_keep_order(best: dict[int, ImageInfo], neighbours: Adjacency) -> list[int]:
+    """The classes of ``best`` in keep order, each component of the graph of pairs on its own: its tiers
+    of resolution and file size are cut among its images only, so that a component's groups depend on
+    nothing outside it (and the groups kept as rows, ``catalog.grouping.stored``, can be made again
+    one component at a time)."""
+    seen: set[int] = set()
+    ordered: list[int] = []
+    for start in best:
+        if start in seen:
+            continue
+        seen.add(start)
+        component, stack = [start], [start]
+        while stack:
+            for other in neighbours.get(stack.pop(), {}):
+                if other in best and other not in seen:
+                    seen.add(other)
+                    component.append(other)
+                    stack.append(other)
+        ordered += [component[k] for k in keep_order([best[c] for c in component])]
+    return ordered
 
 
 def _component_groups(best: dict[int, ImageInfo], pairs: Pairs, n: int) -> list[tuple[int, list[int]]]:

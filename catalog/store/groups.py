@@ -121,6 +121,14 @@ class GroupsMixin(StoreBase):
         when the groups no longer answer the key they were read at, or another refresh took the
         entries: another process made them meanwhile."""
         with self.session() as s:
+            # A write first: the method's row is locked until this transaction ends (SQLite's one
+            # writer; a row lock on PostgreSQL), so two refreshes of one method check and write one
+            # after the other, and each check sees what the other wrote.
+            s.execute(
+                update(MethodRecord)
+                .where(MethodRecord.name == method)
+                .values(groups_key=MethodRecord.groups_key)
+            )
             current = s.scalar(select(MethodRecord.groups_key).where(MethodRecord.name == method))
             if drop is not None and current != key:
                 return False

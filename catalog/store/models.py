@@ -273,11 +273,12 @@ class Regroup(Base):
 
     __tablename__ = "regroup"
 
+    #: Never reused (SQLite's AUTOINCREMENT): a refresh knows the entries it read by their ids.
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     method: Mapped[str] = mapped_column(String(32))
     image_id: Mapped[int] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_regroup_method", "method"),)
+    __table_args__ = (Index("ix_regroup_method", "method"), {"sqlite_autoincrement": True})
 
 
 #: ``exact`` compares the images' content hashes: their rows are its signatures.

@@ -1,7 +1,8 @@
 """Groups kept as rows (``group_members``, with each image's copy count in ``copy_counts``) instead of
-printed answers kept as files: the reference groups of each method at its default threshold, refreshed at indexing time for the images that changed
-(``regroup``, filled by triggers on both databases). Drops what only the kept answers needed: the
-catalogue's change stamp (0008) and the log of changed images (0009), with their triggers.
+printed answers kept as files: the reference groups of each method at its default threshold, refreshed
+at indexing time for the images that changed (``regroup``, filled by triggers on both databases).
+Drops what only the kept answers needed: the catalogue's change stamp (0008) and the log of changed
+images (0009), with their triggers.
 
 Revision ID: 0010
 Revises: 0009
@@ -120,6 +121,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("method", sa.String(32), nullable=False),
         sa.Column("image_id", sa.Integer, nullable=False),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_regroup_method", "regroup", ["method"])
     for statement in DDL.get(name, []):

@@ -5,6 +5,7 @@ grouped again; and nothing depends on a refresh having run."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -38,11 +39,11 @@ def groups_of(found) -> list[list[tuple[str, float | None]]]:  # type: ignore[no
     return [[(m.image.path, m.score) for m in g] for g in found.groups]
 
 
-def assert_stored_equal_made(catalog: Catalog) -> int:
+def assert_stored_equal_made(catalog: Catalog, methods: list[str] = METHODS) -> int:
     """Every method's stored groups, read as ``dupes`` reads them, equal the groups made from all
     images; returns how many groups there are in all."""
     total = 0
-    for name in METHODS:
+    for name in methods:
         method = get_method(name)
         kept = stored.stored_grouping(catalog, method, None, Options())
         assert kept is not None, f"{name}: the stored groups do not answer"
@@ -168,3 +169,77 @@ def test_stored_groups_on_postgres_equal_the_groups_made(postgres_url, tmp_path)
                 change(root, rnd, step, catalog)
             index(catalog, [str(root)], workers=1)
             assert assert_stored_equal_made(catalog) > 0
+
+
+def test_a_component_groups_the_same_whatever_the_rest_of_the_library(tmp_path):
+    """The keep order cuts resolution and file-size tiers within each component of the graph of pairs:
+    a component's groups depend on nothing outside it, so the stored groups, made again one component
+    at a time, stay the groups made from every image. Three crops of one photo (A~B and B~C match, A
+    and C do not), A's and C's files within 5 % of each other, and elsewhere two copies of another photo
+    whose larger file once put A and C in different tiers."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    with Image.open(SHARED_DATA / "ukbench-500" / "ukbench00100.jpg") as img:
+        rgb = img.convert("RGB")
+        for name, k in (("A", 0), ("B", 24), ("C", 48)):
+            rgb.crop((k, 0, 640, 480 - k * 480 // 640)).resize((640, 480)).save(
+                root / f"{name}.jpg", quality=90
+            )
+
+    def pad(path: Path, size: int) -> None:
+        with open(path, "ab") as handle:
+            handle.write(b"\0" * (size - path.stat().st_size))
+
+    pad(root / "A.jpg", 200_000)
+    pad(root / "C.jpg", 196_000)
+    for name, when in (("A", 2_000), ("B", 3_000), ("C", 1_000)):
+        os.utime(root / f"{name}.jpg", (1_600_000_000 + when,) * 2)
+    for k in range(3):
+        shutil.copyfile(SHARED_DATA / "ukbench-500" / f"ukbench{300 + 4 * k:05d}.jpg", root / f"x{k}.jpg")
+    with Catalog.open(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
+        index(catalog, [str(root)], methods=["phash"], workers=1)
+        ids, codes = catalog.upright_codes("phash")
+        code = {Path(catalog.paths()[int(i)]).stem: int(c) for i, c in zip(ids, codes, strict=True)}
+        distance = {
+            pair: (code[pair[0]] ^ code[pair[1]]).bit_count() for pair in (("A", "B"), ("B", "C"), ("A", "C"))
+        }
+        assert distance[("A", "B")] <= 6 and distance[("B", "C")] <= 6 < distance[("A", "C")], distance
+        assert_stored_equal_made(catalog, ["phash"])
+        # Elsewhere: two byte-identical copies of another photo, a larger file than A's.
+        with Image.open(SHARED_DATA / "ukbench-500" / "ukbench00200.jpg") as img:
+            img.convert("RGB").resize((640, 480)).save(root / "D1.jpg", quality=90)
+        pad(root / "D1.jpg", 208_000)
+        shutil.copyfile(root / "D1.jpg", root / "D2.jpg")
+        index(catalog, [str(root)], workers=1)
+        assert_stored_equal_made(catalog, ["phash"])
+        os.utime(root / "B.jpg", (1_600_004_000,) * 2)  # B's component made again on its own
+        index(catalog, [str(root)], workers=1)
+        assert_stored_equal_made(catalog, ["phash"])
+
+
+def test_two_refreshes_at_once_never_lose_a_change(tmp_path):
+    """A refresh that read the entries another refresh has since taken writes nothing, and the entries
+    written meanwhile wait for the next refresh (entry ids are never reused)."""
+    root = library(tmp_path / "lib", objects=4, fruits=0)
+    with Catalog.open(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
+        index(catalog, [str(root)], methods=["phash"], workers=1)
+        phash = get_method("phash")
+
+        def touch(name: str) -> None:
+            with catalog.engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "UPDATE images SET mtime_ns = mtime_ns + 1 WHERE path = ?", (str(root / name),)
+                )
+
+        touch("u000.jpg")
+        first, _ = catalog.regroup_entries("phash")
+        assert stored.refresh(catalog, phash) > 0  # another refresh takes these entries
+        touch("u004.jpg")  # and a writer adds new ones, after them
+        later, _ = catalog.regroup_entries("phash")
+        assert min(later) > max(first)
+        key = stored.groups_key(phash)
+        assert key is not None
+        assert not catalog.replace_groups("phash", key, [], [], first)  # the late refresh: refused
+        assert catalog.regroup_entries("phash")[0] == later
+        stored.refresh(catalog, phash)
+        assert_stored_equal_made(catalog, ["phash"])
