@@ -74,24 +74,30 @@ def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = N
         return 0
     if cancel is not None and cancel.is_set():
         return 0
-    signed = _Signed(search, *search.signed(catalog))
-    if stored != key or len(changed) > WHOLE_SHARE * max(len(signed.ids), 1):
+    total = catalog.signature_count(name)
+    if stored != key or len(changed) > WHOLE_SHARE * max(total, 1):
+        signed = _Signed(search, *search.signed(catalog))
         found = find_groups(catalog, name, None, Options())
         counts = _all_counts(catalog, method, signed)
         catalog.replace_groups(name, key, None, _rows(found.table), entries, None, counts)
-        return len(signed.ids)
+        return total
     changed_ids = np.asarray(changed, dtype=np.int64)
     drop = catalog.group_references(name, changed)
     seeds = np.union1d(changed_ids, catalog.group_rows(name, drop)[0])
     near = search.near_codes(catalog, key)
+    was = catalog.copy_rows(name, changed)[1]
+    marked = bool(catalog.marks())
+    if search.reaches_near and not marked:
+        signed = _neighbourhood(catalog, search, near, seeds, changed_ids, was)
+    else:
+        signed = _Signed(search, *search.signed(catalog))
     pairs = signed.components(seeds, near)
     # The stored groups of those components that hold no changed image: made again with the rest.
     drop = sorted(set(drop) | set(catalog.group_references(name, pairs.image_ids.tolist())))
     table = regroup(catalog, pairs, method)
-    if catalog.marks():  # marks within a class of identical codes: counted from the pairs, as copies does
+    if marked:  # marks within a class of identical codes: counted from the pairs, as copies does
         recounted, counts = None, _all_counts(catalog, method, signed)
     else:
-        was = catalog.copy_rows(name, changed)[1]
         recounted, counts = signed.recount(changed_ids, was, near)
     catalog.replace_groups(name, key, drop, _rows(table), entries, recounted, counts)
     log.debug(
@@ -191,6 +197,41 @@ class _Signed:
         has = counts > 0
         rows = list(zip(ids[has].tolist(), codes[has].tolist(), counts[has].tolist(), strict=True))
         return np.union1d(changed, ids).tolist(), rows
+
+
+def _neighbourhood(
+    catalog: Catalog,
+    search: Search,
+    near: NearCodes | EqualCodes,
+    seeds: np.ndarray,
+    changed: np.ndarray,
+    was: np.ndarray,
+) -> _Signed:
+    """The images a refresh of a hash method looks at, read by their codes (the index on the signatures'
+    first 8 bytes) instead of every image's: the components of ``seeds`` (reached code by code through
+    the stored pairs' index), and the images within two steps of a changed image's code, before
+    (``was``) or now, whose copies are counted again."""
+    name = search.method.name
+    looked = np.unique(catalog.codes_of(name, seeds.tolist())[1])
+    ids, codes = catalog.images_with_codes(name, looked)  # the seeds, and every image of their codes
+    found_ids, found_codes = [ids], [codes]
+    frontier = looked
+    while len(frontier):  # the components: every present code near a reached one
+        new = np.setdiff1d(near.codes(frontier), looked)
+        looked = np.union1d(looked, new)
+        ids, codes = catalog.images_with_codes(name, new)
+        found_ids.append(ids)
+        found_codes.append(codes)
+        frontier = np.unique(codes)
+    now = np.concatenate(found_codes)[np.isin(np.concatenate(found_ids), changed)]
+    affected = near.codes(np.unique(np.concatenate([was, now])))
+    ring = np.setdiff1d(np.union1d(affected, near.codes(affected)), looked)
+    ids, codes = catalog.images_with_codes(name, ring)
+    found_ids.append(ids)
+    found_codes.append(codes)
+    ids, first = np.unique(np.concatenate(found_ids), return_index=True)
+    codes = np.concatenate(found_codes)[first]
+    return _Signed(search, ids, codes, codes)
 
 
 def _all_counts(catalog: Catalog, method: Method, signed: _Signed) -> list[tuple[int, int, int]]:

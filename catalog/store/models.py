@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -109,7 +110,12 @@ class Signature(Base):
 
     image: Mapped[Image] = relationship(back_populates="signatures")
 
-    __table_args__ = (Index("ix_signatures_method_image", "method", "image_id"),)
+    __table_args__ = (
+        Index("ix_signatures_method_image", "method", "image_id"),
+        #: The images of given upright codes (the first 8 bytes of a hash method's signature), for the
+        #: refresh of the stored groups (``catalog.grouping.stored``).
+        Index("ix_signatures_method_code", "method", text("substr(value, 1, 8)")),
+    )
 
 
 class MethodRecord(Base):

@@ -124,6 +124,7 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_regroup_method", "regroup", ["method"])
+    op.create_index("ix_signatures_method_code", "signatures", ["method", sa.text("substr(value, 1, 8)")])
     for statement in DDL.get(name, []):
         op.execute(statement)
     # No groups yet (``groups_key`` is empty): the next index makes them; ``dupes`` meanwhile answers
@@ -146,6 +147,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
         for function in ("signature", "image", "marked"):
             op.execute(f"DROP FUNCTION IF EXISTS catalog_regroup_{function}()")
+    op.drop_index("ix_signatures_method_code", "signatures")
     op.drop_table("regroup")
     op.drop_table("copy_counts")
     op.drop_table("group_members")
