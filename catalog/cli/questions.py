@@ -45,16 +45,11 @@ def dupes_command(
     """Groups of duplicate images, largest first: each group's reference (the image a person would keep:
     largest resolution inside any border, then largest file, then oldest) first, every other image with
     its score against it."""
-    from catalog.grouping.reference import find_groups
-    from catalog.grouping.stored import stored_grouping
-    from catalog.methods import catalogue_method
+    from catalog.grouping.stored import answer_groups
 
     options = answer_options(ctx, grouping, transforms, verify, inside, against)
     with ctx.obj.open() as catalog:
-        method_used = catalogue_method(method, options.cnn, catalog.methods())
-        found = stored_grouping(catalog, method_used, threshold, options)
-        if found is None:
-            found = find_groups(catalog, method, threshold, options)
+        found = answer_groups(catalog, method, threshold, options)
     from catalog.cli import listing
 
     table = found.table
@@ -105,17 +100,11 @@ def copies_command(
     """For every catalogued image (under --in), how many other copies of it the catalogue holds (under
     --against): the images that match it directly, or with --grouping components, the rest of its
     component."""
-    from catalog.grouping.copies import copy_counts
-    from catalog.grouping.stored import stored_copies
-    from catalog.methods import catalogue_method
+    from catalog.grouping.stored import answer_copies
 
     options = answer_options(ctx, grouping, transforms, verify, inside, against)
     with ctx.obj.open() as catalog:
-        method_used = catalogue_method(method, options.cnn, catalog.methods())
-        answer = stored_copies(catalog, method_used, threshold, options)
-        if answer is None:
-            answer = copy_counts(catalog, method, threshold, options)
-        used_method, used_threshold, counts = answer
+        used_method, used_threshold, counts = answer_copies(catalog, method, threshold, options)
     from catalog.cli import listing
 
     columns = (counts.images, counts.listed, counts.counts)

@@ -35,7 +35,7 @@ from catalog.grouping.copies import CopyCounts, copy_counts
 from catalog.grouping.options import Options
 from catalog.grouping.reference import find_groups, regroup
 from catalog.grouping.table import Grouping, GroupTable
-from catalog.methods import check_threshold
+from catalog.methods import catalogue_method, check_threshold
 from catalog.search.bits import hamming_pairs
 from catalog.search.kinds import EqualCodes, Search, search_for
 from catalog.search.matches import Pairs
@@ -182,14 +182,17 @@ class _Signed:
         queries = np.unique(np.concatenate([was, self.codes[at[at >= 0]]]))
         classes = self.classes_near(queries, near)
         again = np.isin(self.class_of, classes)
-        # Copies of each class: the images of every class within the threshold, less itself.
-        q, reached = near.pairs(self.class_code[classes])
-        hit = np.flatnonzero(np.isin(self.class_code, reached))
-        size_of = dict(zip(self.class_code[hit].tolist(), self.sizes[hit].tolist(), strict=True))
-        per = np.fromiter((size_of.get(c, 0) for c in reached.tolist()), dtype=np.int64, count=len(reached))
-        reach = np.bincount(q, weights=per, minlength=len(classes)).astype(np.int64)
-        if not self.search.reaches_near:  # a class is its hash: its own size
-            reach = self.sizes[classes]
+        # Copies of each class: the images of every class within the threshold, less itself (a class
+        # of equal hashes: its own images).
+        reach = self.sizes[classes]
+        if isinstance(near, NearCodes):  # codes reach near ones
+            q, reached = near.pairs(self.class_code[classes])
+            hit = np.flatnonzero(np.isin(self.class_code, reached))
+            size_of = dict(zip(self.class_code[hit].tolist(), self.sizes[hit].tolist(), strict=True))
+            per = np.fromiter(
+                (size_of.get(c, 0) for c in reached.tolist()), dtype=np.int64, count=len(reached)
+            )
+            reach = np.bincount(q, weights=per, minlength=len(classes)).astype(np.int64)
         count_of = np.zeros(len(self.unique), dtype=np.int64)
         count_of[classes] = reach - 1
         counts = count_of[self.class_of[again]]
@@ -295,6 +298,23 @@ def stored_grouping(
     images = catalog.signature_count(name)
     used = check_threshold(method, threshold)
     return Grouping(name, used, "reference", False, False, grouped, images)
+
+
+def answer_groups(catalog: Catalog, method_name: str, threshold: float | None, options: Options) -> Grouping:
+    """``dupes``'s answer: read from the stored groups where they answer it, else made from the pairs."""
+    method = catalogue_method(method_name, options.cnn, catalog.methods())
+    kept = stored_grouping(catalog, method, threshold, options)
+    return kept if kept is not None else find_groups(catalog, method_name, threshold, options)
+
+
+def answer_copies(
+    catalog: Catalog, method_name: str, threshold: float | None, options: Options
+) -> tuple[str, float, CopyCounts]:
+    """``copies``'s answer: read from the stored counts where they answer it, else counted from the
+    pairs."""
+    method = catalogue_method(method_name, options.cnn, catalog.methods())
+    kept = stored_copies(catalog, method, threshold, options)
+    return kept if kept is not None else copy_counts(catalog, method_name, threshold, options)
 
 
 def stored_copies(

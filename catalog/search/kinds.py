@@ -98,9 +98,6 @@ class EqualCodes:
     def codes(self, queries: np.ndarray) -> np.ndarray:
         return np.unique(queries)
 
-    def pairs(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.arange(len(queries), dtype=np.int64), queries
-
 
 class ExactSearch(Search):
     kind = "key"

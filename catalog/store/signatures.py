@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from catalog.store.base import StoreBase
 from catalog.store.models import Image, MethodRecord, Signature
-from catalog.store.sql import _raw, chunked
+from catalog.store.sql import _raw, _raw_in, chunked
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,47 +85,31 @@ class SignaturesMixin(StoreBase):
 
     def codes_of(self, method: str, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, first 64-bit code) of those of ``ids`` that have a ``method`` signature."""
-        import numpy as np
-
-        rows: list[tuple] = []  # type: ignore[type-arg]
         with self.session() as s:
-            for chunk in chunked(sorted(ids)):
-                marks = ", ".join(["{}"] * len(chunk))
-                sql = (
-                    "SELECT image_id, substr(value, 1, 8) FROM signatures "
-                    f"WHERE method = {{}} AND image_id IN ({marks})"
-                )
-                rows.extend(_raw(s, sql, method, *chunk))
-        found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=">u8").astype(np.uint64)
-        return found, codes
+            return _ids_and_codes(_raw_in(s, _CODES, method, "image_id", ids))
 
     def images_with_codes(self, method: str, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, upright codes) of the images whose ``method`` code is one of ``codes`` (through
         the index on the signatures' first 8 bytes)."""
-        import numpy as np
-
-        values = [int(code).to_bytes(8, "big") for code in np.asarray(codes, dtype=np.uint64).tolist()]
-        rows: list[tuple] = []  # type: ignore[type-arg]
+        values = [int(code).to_bytes(8, "big") for code in codes.astype("uint64").tolist()]
         with self.session() as s:
-            for chunk in chunked(values):
-                marks = ", ".join(["{}"] * len(chunk))
-                sql = (
-                    "SELECT image_id, substr(value, 1, 8) FROM signatures "
-                    f"WHERE method = {{}} AND substr(value, 1, 8) IN ({marks})"
-                )
-                rows.extend(_raw(s, sql, method, *chunk))
-        found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        got = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=">u8").astype(np.uint64)
-        return found, got
+            return _ids_and_codes(_raw_in(s, _CODES, method, "substr(value, 1, 8)", values))
 
     def upright_codes(self, method: str) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, first 64-bit code of each signature) of ``method``, as NumPy arrays: read without
         ORM rows, a million in well under a second."""
-        import numpy as np
-
         with self.session() as s:
-            rows = _raw(s, "SELECT image_id, substr(value, 1, 8) FROM signatures WHERE method = {}", method)
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=">u8").astype(np.uint64)
-        return ids, codes
+            return _ids_and_codes(_raw(s, _CODES, method))
+
+
+#: Each signature's image and upright code (its first 8 bytes) of one method.
+_CODES = "SELECT image_id, substr(value, 1, 8) FROM signatures WHERE method = {}"
+
+
+def _ids_and_codes(rows: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+    """(image id, 8 code bytes) rows -> an id array and a uint64 code array."""
+    import numpy as np
+
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    codes = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=">u8").astype(np.uint64)
+    return ids, codes

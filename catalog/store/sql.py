@@ -95,7 +95,7 @@ def _raw(session: Session, sql: str, *params: object) -> list[tuple]:  # type: i
 
 
 def _raw_in(
-    session: Session, sql: str, method: str, column: str, values: Sequence[int] | None
+    session: Session, sql: str, method: str, column: str, values: Sequence[int] | Sequence[bytes] | None
 ) -> list[tuple]:  # type: ignore[type-arg]
     """Rows of ``sql`` (which selects one method's rows: ``method = {}``), all of them for ``values``
     None, else those whose ``column`` is one of ``values`` (in chunks)."""
