@@ -53,17 +53,25 @@ class Forked:
         self._memory: int | None = memfd_create("catalog-forked") if memfd_create is not None else None
         # A signal arriving while the child is being born would reach it before it learns to ignore
         # it: blocked meanwhile, as the worker pools do.
+        self._process: BaseProcess | None = None
+        self._receiver: Connection | None = receiver
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         try:
             process = context.Process(  # type: ignore[attr-defined]
                 target=_run, args=(work, sender, self._memory), daemon=True
             )
             process.start()
+            self._process = process
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        sender.close()
-        self._process: BaseProcess | None = process
-        self._receiver: Connection | None = receiver
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                sender.close()
+            except BaseException:
+                # A signal held back while the child was born is raised now, before the caller holds
+                # this object to close it: the child is stopped here (killed: it may be frozen, which
+                # the exit's terminate-and-join of daemon processes would wait on for ever).
+                self.close()
+                raise
 
     def next(self) -> bytes | None:
         """The next result of ``work``, once it is there (None if the child failed; then the process is
