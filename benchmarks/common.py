@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from catalog.methods import get_method
 from catalog.store import Catalog
@@ -35,6 +35,8 @@ def fill_catalogue(url: str, method: str, signatures: Sequence[bytes], batch: in
                 conn.execute(insert(Image), images)
                 rows = [{"image_id": i + 1, "method": method, "value": signatures[i]} for i in chunk]
                 conn.execute(insert(Signature), rows)
+            if conn.dialect.name == "postgresql":  # ids were given: the next image takes the one after
+                conn.execute(text("SELECT setval(pg_get_serial_sequence('images', 'id'), max(id)) FROM images"))
 
 
 def run_catalog(*args: str) -> tuple[float, float, str]:
@@ -45,7 +47,9 @@ def run_catalog(*args: str) -> tuple[float, float, str]:
     """
     command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "catalog", *args]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"catalog {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
     seconds = time.perf_counter() - started
     return seconds, int(done.stderr.strip().splitlines()[-1]) / 1024, done.stdout
 

@@ -24,12 +24,17 @@ Then, each as a whole process with its peak RSS (/usr/bin/time):
   (``catalog.grouping.reference.find_groups``, not timed);
 - ``query``: ``catalog query IMAGE --method phash`` (and, in one process, the p95 of 50 queries).
 
-    .venv/bin/python benchmarks/scale.py [--n 100000] [--bursts 0.3] [--codes FILE.npy] [--format json]
+With ``--postgres`` the catalogues live in a throwaway PostgreSQL server started as the tests start one
+(``tests/postgres_server.py``); the peaks are then the catalog processes' alone, not the server's.
+
+    .venv/bin/python benchmarks/scale.py [--n 100000] [--bursts 0.3] [--codes FILE.npy] [--postgres]
+                                         [--format json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -40,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from catalog.ingest.imaging import decode  # noqa: E402
 from catalog.ingest.scan import image_suffix  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
@@ -116,14 +122,14 @@ def new_images(folder: Path, count: int, seed: int = 7) -> None:
         img.save(folder / f"new{k:04d}.jpg", quality=90)
 
 
-def check_stored_groups(db: Path) -> None:
+def check_stored_groups(url: str) -> None:
     """The stored groups, read as ``dupes`` reads them, equal the groups made from every image."""
     from catalog.grouping.options import Options
     from catalog.grouping.reference import find_groups
     from catalog.grouping.stored import stored_grouping
     from catalog.store import Catalog
 
-    with Catalog.open(f"sqlite:///{db}") as catalog:
+    with Catalog.open(url) as catalog:
         kept = stored_grouping(catalog, get_method("phash"), None, Options())
         if kept is None:
             raise SystemExit("dupes: the stored groups do not answer after the index")
@@ -148,46 +154,57 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=30, help="crops of each sample photo in the code pool")
     parser.add_argument("--method", default="phash", choices=["phash"])
     parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument("--postgres", action="store_true", help="catalogues in a throwaway PostgreSQL server")
     args = parser.parse_args()
     rng = np.random.default_rng(2026)
     real = np.load(args.codes).astype(np.uint64) if args.codes else sample_codes(args.crops)
     work = Path(tempfile.mkdtemp(prefix="catalog-scale-"))
     rows = []
-    try:
-        db = work / "big.db"
-        fill_catalogue(f"sqlite:///{db}", "phash", signatures(make_codes(real, args.n, args.bursts, rng)))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, ignore_errors=True)
+        if args.postgres:
+            from sqlalchemy import create_engine, text
+
+            from tests.postgres_server import throwaway_server
+
+            db = stack.enter_context(throwaway_server())
+            with create_engine(db, isolation_level="AUTOCOMMIT").connect() as server:
+                server.execute(text("CREATE DATABASE empty"))
+            empty = db.replace("/postgres?", "/empty?")
+        else:
+            db, empty = f"sqlite:///{work / 'big.db'}", f"sqlite:///{work / 'empty.db'}"
+        fill_catalogue(db, "phash", signatures(make_codes(real, args.n, args.bursts, rng)))
         new_images(work / "new", 1000)
         (work / "nothing").mkdir()
         # A catalogue made before stored pairs: its first index stores the pairs of every code.
-        seconds, peak, _ = run_catalog("--db", str(db), "index", str(work / "nothing"), "--methods", "phash")
+        seconds, peak, _ = run_catalog("--db", db, "index", str(work / "nothing"), "--methods", "phash")
         rows.append({"command": "first index (stores every pair)", "seconds": seconds, "peak_mb": peak})
-        empty = work / "empty.db"
-        seconds, peak, _ = run_catalog("--db", str(empty), "index", str(work / "new"), "--methods", "phash")
+        seconds, peak, _ = run_catalog("--db", empty, "index", str(work / "new"), "--methods", "phash")
         rows.append({"command": "index (1,000 into an empty catalogue)", "seconds": seconds, "peak_mb": peak})
         # The catalogue's first answers, after its first index.
         for command in ("dupes", "copies"):
-            asked = ("--db", str(db), command, "--method", "phash", "-f", "json")
+            asked = ("--db", db, command, "--method", "phash", "-f", "json")
             seconds, peak, tree, _ = run_catalog_tree(*asked)
             rows.append(
                 {"command": f"{command}, first", "seconds": seconds, "peak_mb": peak, "tree_pss_mb": tree}
             )
-        seconds, peak, _ = run_catalog("--db", str(db), "index", str(work / "new"), "--methods", "phash")
+        seconds, peak, _ = run_catalog("--db", db, "index", str(work / "new"), "--methods", "phash")
         rows.append({"command": "index", "seconds": seconds, "peak_mb": peak})
         # Asked again after the index, which brought the stored groups up to date.
         for command in ("dupes", "copies"):
-            asked = ("--db", str(db), command, "--method", "phash", "-f", "json")
+            asked = ("--db", db, command, "--method", "phash", "-f", "json")
             seconds, peak, tree, out = run_catalog_tree(*asked)
             rows.append({"command": command, "seconds": seconds, "peak_mb": peak, "tree_pss_mb": tree})
             if command == "dupes":
                 groups = json.loads(out)["groups"]
         check_stored_groups(db)
         probe = str(work / "new" / "new0000.jpg")
-        seconds, peak, _ = run_catalog("--db", str(db), "query", probe, "--method", "phash")
+        seconds, peak, _ = run_catalog("--db", db, "query", probe, "--method", "phash")
         rows.append({"command": "query", "seconds": seconds, "peak_mb": peak})
         from catalog.search.query import nearest
         from catalog.store import Catalog
 
-        with Catalog.open(f"sqlite:///{db}") as catalog:
+        with Catalog.open(db) as catalog:
             nearest(catalog, probe, "phash", 10)
             times = []
             for k in range(50):
@@ -195,15 +212,14 @@ def main() -> None:
                 nearest(catalog, str(work / "new" / f"new{k:04d}.jpg"), "phash", 10)
                 times.append(time.perf_counter() - started)
         p95 = float(np.percentile(times, 95))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    result = {"n": args.n, "method": args.method, "bursts": args.bursts, "rows": rows}
+    store = "postgresql" if args.postgres else "sqlite"
+    result = {"n": args.n, "method": args.method, "bursts": args.bursts, "store": store, "rows": rows}
     if args.format == "json":
         print(json.dumps({**result, "query_p95_ms": round(p95 * 1000, 1), "groups": len(groups)}, indent=2))
         return
     print(
         f"{args.n:,} phash signatures ({args.bursts:.0%} in bursts), "
-        f"{len(groups):,} groups at the default threshold"
+        f"{len(groups):,} groups at the default threshold, {store}"
     )
     print("| command | seconds | peak MB (largest process) | peak MB (all its processes, PSS) |")
     print("|---|---|---|---|")

@@ -3,12 +3,9 @@ the shared sample photos."""
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import os
-import pwd
 import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +14,7 @@ import pytest
 
 from catalog.evaluation.variants import synthetic  # noqa: F401 - the tests' distinct pictures
 from catalog.store import Catalog
+from tests.postgres_server import Unavailable, throwaway_server
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PHOTOS = SHARED_DATA / "photos"
@@ -104,44 +102,15 @@ def only_slow_tests_run_the_cnn(request):  # type: ignore[no-untyped-def]
 # by CATALOG_TEST_POSTGRES_URL. Skipped, with the reason, where neither is available.
 
 
-def _postgres_bin() -> Path | None:
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if os.path.exists(os.path.join(candidate, "initdb")):
-            return Path(candidate)
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_url():  # type: ignore[no-untyped-def]
     if os.environ.get("CATALOG_TEST_POSTGRES_URL"):
         yield os.environ["CATALOG_TEST_POSTGRES_URL"]
         return
     pytest.importorskip("psycopg", reason="psycopg is not installed")
-    bin_dir = _postgres_bin()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server binaries (initdb) on this machine")
-    user = None
-    if os.geteuid() == 0:  # the server refuses to run as root
+    with contextlib.ExitStack() as stack:
         try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server")
-    base = Path(tempfile.mkdtemp(prefix="catalog-pg-"))
-    data, sockets = base / "data", base / "run"
-    sockets.mkdir()
-    if user is not None:
-        for path in (base, sockets):
-            os.chown(path, user.pw_uid, user.pw_gid)
-    as_user = {"user": user.pw_uid, "group": user.pw_gid} if user else {}
-    run = lambda *args: subprocess.run(args, check=True, capture_output=True, timeout=120, **as_user)  # noqa: E731
-    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "catalog", "--no-sync")
-    run(
-        str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
-        "-o", f"-k {sockets} -c listen_addresses='' -c fsync=off", "start",
-    )  # fmt: skip
-    try:
-        yield f"postgresql+psycopg://catalog@/postgres?host={sockets}"
-    finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+            url = stack.enter_context(throwaway_server())
+        except Unavailable as reason:
+            pytest.skip(str(reason))
+        yield url
