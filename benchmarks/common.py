@@ -36,7 +36,8 @@ def fill_catalogue(url: str, method: str, signatures: Sequence[bytes], batch: in
                 rows = [{"image_id": i + 1, "method": method, "value": signatures[i]} for i in chunk]
                 conn.execute(insert(Signature), rows)
             if conn.dialect.name == "postgresql":  # ids were given: the next image takes the one after
-                conn.execute(text("SELECT setval(pg_get_serial_sequence('images', 'id'), max(id)) FROM images"))
+                sequence = "pg_get_serial_sequence('images', 'id')"
+                conn.execute(text(f"SELECT setval({sequence}, max(id)) FROM images"))
 
 
 def run_catalog(*args: str) -> tuple[float, float, str]:

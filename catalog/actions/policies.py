@@ -1,7 +1,7 @@
 """Keep policies: which image of a group to keep, as a person states it (``--keep largest,oldest``).
 
 Policies apply in the order given; images they leave tied keep the group's own order (its reference,
-the image the keep order chose, first).
+the image the keep order chose as the original, first). ``original`` (the default) keeps the reference.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from catalog.grouping.keep import time_of
 from catalog.ingest.formats import RAW_SUFFIXES
 from catalog.store import ImageInfo
 
-NAMES = ("largest", "biggest", "oldest", "newest", "exif", "raw", "shortest-path", "prefer:DIR")
+NAMES = ("original", "largest", "biggest", "oldest", "newest", "exif", "raw", "shortest-path", "prefer:DIR")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class KeepPolicy:
 
 
 def _key(rule: str) -> Callable[[ImageInfo], object]:
+    if rule == "original":  # the group's reference: the keep order's original (catalog.grouping.keep)
+        return lambda im: 0
     if rule == "largest":
         return lambda im: -im.pixels
     if rule == "biggest":

@@ -15,6 +15,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
 import numpy as np
 
+from catalog.grouping.keep import why_kept
 from catalog.store import camera_name
 from catalog.store.columns import ImageTable
 from catalog.text import human_size
@@ -118,18 +119,19 @@ def group_json(table: ImageTable, member: np.ndarray, starts: np.ndarray, score:
         scores.append(closed[s])
     images = image_json(table, member, scores)
     del scores
+    whys = why_kept(table, member, starts)
     bounds = starts.tolist()
-    for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+    for begin, end, why in zip(bounds[:-1], bounds[1:], whys, strict=True):
         listed = ", ".join(images[begin:end])
         reference = encode_basestring(table.path[int(member[begin])])
-        yield f'{{"reference": {reference}, "images": [{listed}]}}'
+        yield f'{{"reference": {reference}, "why": {encode_basestring(why)}, "images": [{listed}]}}'
 
 
 def group_lines(
     table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray, number: int = 1
 ) -> Iterator[str]:
-    """The text lines of each group: a heading, then each image with its score (the reference marked).
-    Groups are numbered from ``number``."""
+    """The text lines of each group: a heading with why its reference is kept, then each image with its
+    score (the reference marked). Groups are numbered from ``number``."""
     order, back = _table_order(member)
     ordered_paths = [table.path[p] for p in member[order].tolist()]
     paths = list(map(ordered_paths.__getitem__, back))
@@ -141,8 +143,9 @@ def group_lines(
     marks: dict[float, str] = {}
     bounds = starts.tolist()
     scores = score.tolist()
+    whys = why_kept(table, member, starts)
     for n, (begin, end) in enumerate(zip(bounds[:-1], bounds[1:], strict=True), number):
-        yield f"group {n}: {end - begin} images"
+        yield f"group {n}: {end - begin} images, keeping the {whys[n - number]}"
         for k in range(begin, end):
             s = scores[k]
             if s != s:

@@ -137,10 +137,11 @@ def resolve_command(
             "--keep",
             metavar="POLICY",
             help="Which image of each group to keep, policies in order (comma-separated or repeated): "
-            "largest (pixels), biggest (bytes), oldest, newest (modified time), prefer:DIR (files under "
-            "DIR first), shortest-path. Ties keep the group's reference.",
+            "original (the group's reference: the camera original, by the evidence dupes shows), "
+            "largest (pixels), biggest (bytes), oldest, newest (modified time), exif, raw, prefer:DIR "
+            "(files under DIR first), shortest-path. Ties keep the group's reference.",
         ),
-    ],
+    ] = ["original"],  # noqa: B006 - Typer reads the default, nothing mutates it
     action: Annotated[
         ActionChoice,
         typer.Option(
@@ -149,7 +150,7 @@ def resolve_command(
             "the path below its root), hardlink or symlink (byte-identical copies become links to the kept "
             "file), delete (needs --apply --yes-delete; cannot be undone).",
         ),
-    ],
+    ] = ActionChoice.trash,
     method: MethodOption = "phash",
     threshold: ThresholdOption = None,
     inside: InOption = None,

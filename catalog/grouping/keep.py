@@ -1,78 +1,112 @@
-"""The keep order, written once: which image of a group a person keeps first (largest picture inside any
-border, then with EXIF, then largest file, then oldest), for lists of images and for columns."""
+"""The keep order, written once: which image of a group a person keeps first, from the evidence a person
+would use to tell the original from its copies.
+
+1. The largest picture inside any border (resolutions within 5 % of the largest count as equal).
+2. Without a border someone added before with one.
+3. Camera metadata: EXIF naming the camera, then EXIF without it, then none (a messenger's or an
+   editor's copy has usually lost it).
+4. The earliest date taken (EXIF), else file date; then the earliest file date (a conversion or a
+   download of a photo keeps its date taken and gets a newer file).
+5. Not in a folder or under a name that marks a copy (``Backup/``, ``Downloads/``, ``WhatsApp/``,
+   ``Telegram/``, ``X (1).jpg``, ``X copy.jpg``, ``Copy of X.jpg``, ``X-2.jpg``): byte-identical files
+   with identical dates (``cp -p``, ``rsync -a``) are a tie that these break, never the path's alphabet.
+6. The larger file, then the path.
+
+The first criterion is relative to the images compared (its tiers); the others are a fixed key per
+image (:func:`keep_key`, or :func:`keep_facts`'s rank for columns). :func:`why_kept` says, in words, why
+a group's reference comes before each of the others.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Sequence
 
 import numpy as np
 
 from catalog.store import ImageInfo
 from catalog.store.columns import ImageTable
 
-#: Resolutions (and file sizes) within this ratio of the largest count as equal in the keep order: the
-#: size of a picture inside a border is measured to about 1 % of a side, and a copy re-saved at a
-#: higher JPEG quality can be a little bigger than its original.
+#: Resolutions within this ratio of the largest count as equal in the keep order: the size of a
+#: picture inside a border is measured to about 1 % of a side.
 SAME = 1.05
+
+#: Part of the stored groups' key: a new keep order regroups every stored group once.
+KEEP_ORDER_VERSION = 2
+
+#: Folders where copies live: a person's backups, downloads, messengers' folders (a folder whose name
+#: holds one of these words, case-insensitive).
+COPY_FOLDER_WORDS = ("backup", "download", "whatsapp", "telegram", "messenger", "copies", "duplicate")
+
+#: Names file managers, browsers and photo tools give a second copy (of the name without its suffix).
+COPY_NAMES = (r" \(\d+\)", r"[ _-]+copy(?: \d+)?", r"-[2-9]", r"copy of .*", r".* - copy(?: \(\d+\))?")
+
+_COPY_FOLDER = re.compile(r"(?:^|/)([^/]*(?:" + "|".join(COPY_FOLDER_WORDS) + r")[^/]*)/", re.IGNORECASE)
+_COPY_NAME = re.compile(
+    r"(?:/|^)(?:[^/]*?(?:" + "|".join(COPY_NAMES[:3]) + r")|" + "|".join(COPY_NAMES[3:]) + r")\.[^./]*$",
+    re.IGNORECASE,
+)
+
+
+def copy_place(path: str) -> str | None:
+    """What marks ``path`` as a copy's place: its folder (``"Backup/"``), its name (``"a copy's name"``),
+    or None."""
+    folder = _COPY_FOLDER.search(path)
+    if folder is not None:
+        return folder.group(1) + "/"
+    if _COPY_NAME.search(path) is not None:
+        return "a copy's name"
+    return None
+
+
+def evidence(has_exif: bool | None, make: str | None, model: str | None) -> int:
+    """Camera metadata: 0 EXIF that names the camera, 1 EXIF without it, 2 none (or unknown)."""
+    if not has_exif:
+        return 2
+    return 0 if (make or model) else 1
+
+
+def keep_key(image: ImageInfo) -> tuple[object, ...]:
+    """The keep order's fixed part for one image (every criterion but the picture's size): smaller
+    keys are kept first."""
+    when, mtime = time_of(image)
+    return (
+        _framing(image) > 0,
+        evidence(image.has_exif, image.camera_make, image.camera_model),
+        when,
+        mtime,
+        copy_place(image.path) is not None,
+        -image.size,
+        image.path,
+    )
 
 
 def keep_order(images: Sequence[ImageInfo]) -> list[int]:
-    """Positions of ``images`` from the one a person would keep first: largest resolution of the
-    picture itself (inside any border someone added), then without a border before with one, then with
-    EXIF before without (a copy a messenger or an editor saved has usually lost it), then largest file,
-    then oldest (date taken, else modified time), then path. Resolutions and sizes within 5 % of the
-    largest count as equal."""
-
+    """Positions of ``images`` from the one a person would keep first (the module's order)."""
     if len(images) == 1:
         return [0]
     if len(images) >= MANY:
         return _keep_order_vectorised(images)
-
-    def tiers(
-        indices: list[int], value: Callable[[int], int], then: Callable[[list[int]], list[int]]
-    ) -> list[int]:
-        ordered = sorted(indices, key=lambda k: -value(k))
-        out: list[int] = []
-        start = 0
-        while start < len(ordered):
-            end = start + 1
-            while end < len(ordered) and value(ordered[end]) * SAME >= value(ordered[start]):
-                end += 1
-            out.extend(then(ordered[start:end]))
-            start = end
-        return out
-
-    def oldest(indices: list[int]) -> list[int]:
-        return sorted(indices, key=lambda k: (time_of(images[k]), images[k].path))
-
-    def exif_then_largest_file(indices: list[int]) -> list[int]:
-        size = lambda k: images[k].size  # noqa: E731
-        with_exif = [k for k in indices if images[k].has_exif]
-        stripped = [k for k in indices if not images[k].has_exif]
-        return tiers(with_exif, size, oldest) + tiers(stripped, size, oldest)
-
-    def unframed_then_largest_file(indices: list[int]) -> list[int]:
-        framed = [k for k in indices if _framing(images[k]) > 0]
-        plain = [k for k in indices if _framing(images[k]) <= 0]
-        return exif_then_largest_file(plain) + exif_then_largest_file(framed)
-
-    return tiers(list(range(len(images))), lambda k: images[k].pixels, unframed_then_largest_file)
+    keys = [keep_key(im) for im in images]
+    ordered = sorted(range(len(images)), key=lambda k: -images[k].pixels)
+    out: list[int] = []
+    start = 0
+    while start < len(ordered):  # tiers of the picture's size, each in key order
+        end = start + 1
+        while end < len(ordered) and images[ordered[end]].pixels * SAME >= images[ordered[start]].pixels:
+            end += 1
+        out.extend(sorted(ordered[start:end], key=keys.__getitem__))
+        start = end
+    return out
 
 
 def first_to_keep(images: Sequence[ImageInfo]) -> int:
-    """``keep_order(images)[0]`` without ordering the rest: the top tier of each criterion in turn."""
+    """``keep_order(images)[0]`` without ordering the rest."""
     if len(images) == 1:
         return 0
-    candidates = list(range(len(images)))
-    top = max(images[k].pixels for k in candidates)
-    candidates = [k for k in candidates if images[k].pixels * SAME >= top]
-    plain = [k for k in candidates if _framing(images[k]) <= 0]
-    candidates = plain or candidates
-    with_exif = [k for k in candidates if images[k].has_exif]
-    candidates = with_exif or candidates
-    top = max(images[k].size for k in candidates)
-    candidates = [k for k in candidates if images[k].size * SAME >= top]
-    return min(candidates, key=lambda k: (time_of(images[k]), images[k].path))
+    top = max(im.pixels for im in images)
+    candidates = [k for k in range(len(images)) if images[k].pixels * SAME >= top]
+    return min(candidates, key=lambda k: keep_key(images[k]))
 
 
 #: Lists at least this long are put in keep order by :func:`_keep_order_vectorised` (the same order).
@@ -84,40 +118,20 @@ def _keep_order_vectorised(images: Sequence[ImageInfo]) -> list[int]:
     by binary search instead of a Python comparison per image, then one lexicographic sort."""
     by_path = sorted(range(len(images)), key=lambda k: images[k].path)
     table = ImageTable.of([images[k] for k in by_path])  # position = place in path order
-    pixels, framed, exif, size, when, mtime = keep_facts(table)
-    order = keep_order_columns(pixels, framed, ~exif, size, when, mtime, np.arange(len(images)))
+    order = keep_order_columns(*keep_facts(table))
     return np.asarray(by_path, dtype=np.int64)[order].tolist()  # type: ignore[no-any-return]
 
 
-def keep_order_columns(
-    pixels: np.ndarray,
-    framed: np.ndarray,
-    stripped: np.ndarray,
-    size: np.ndarray,
-    when: np.ndarray,
-    mtime: np.ndarray,
-    path_rank: np.ndarray,
-    segment: np.ndarray | None = None,
-) -> np.ndarray:
-    """:func:`keep_order` of images given as columns (``path_rank``: each one's place in path order).
-    ``segment``: the keep order of each segment (a component of the graph of pairs) on its own, tiers
-    cut among its images only (compiled); the segments' images interleave."""
-    n = len(pixels)
+def keep_order_columns(pixels: np.ndarray, rank: np.ndarray, segment: np.ndarray | None = None) -> np.ndarray:
+    """:func:`keep_order` of images given as columns: the picture's size and each image's rank in the
+    fixed part of the order (:func:`keep_facts`). ``segment``: the keep order of each segment (a
+    component of the graph of pairs) on its own, tiers cut among its images only (compiled); the
+    segments' images interleave."""
     if segment is not None:
         from catalog.grouping import kernels
 
-        pixel_tier = _segment_tiers(kernels, pixels, segment)
-        subgroup = np.unique(np.stack([pixel_tier, framed, stripped]), axis=1, return_inverse=True)[1]
-        size_tier = _segment_tiers(kernels, size, subgroup.reshape(-1))
-        return np.lexsort((path_rank, mtime, when, size_tier, stripped, framed, pixel_tier))
-    pixel_tier = _tier_ids(pixels, np.arange(n))
-    size_tier = np.zeros(n, dtype=np.int64)
-    subgroups = np.lexsort((stripped, framed, pixel_tier))
-    keys = np.stack([pixel_tier, framed, stripped])[:, subgroups]
-    cuts = np.flatnonzero(np.any(keys[:, 1:] != keys[:, :-1], axis=0)) + 1
-    for members in np.split(subgroups, cuts):
-        size_tier[members] = _tier_ids(size, members)
-    return np.lexsort((path_rank, mtime, when, size_tier, stripped, framed, pixel_tier))
+        return np.lexsort((rank, _segment_tiers(kernels, pixels, segment)))
+    return np.lexsort((rank, _tier_ids(pixels, np.arange(len(pixels)))))
 
 
 def _segment_tiers(kernels, values: np.ndarray, segment: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -176,9 +190,9 @@ def _framing(image: ImageInfo) -> int:
     return margin if margin > FRAME_SHARE * total else 0
 
 
-def keep_facts(table: ImageTable) -> tuple[np.ndarray, ...]:
-    """(pixels, framed, with EXIF, file size, when taken, modified ns) of every image of ``table``, the
-    facts the keep order reads (as :func:`keep_order` reads them from an ``ImageInfo``)."""
+def keep_facts(table: ImageTable) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels, rank) of every image of ``table``: the picture's size and the image's place among the
+    table's images in the fixed part of the keep order (:func:`keep_key`, from columns)."""
     pixels = table.pixels
     whole = table.width.clip(min=0) * table.height.clip(min=0)
     framed = (whole - pixels) > FRAME_SHARE * whole
@@ -191,4 +205,132 @@ def keep_facts(table: ImageTable) -> tuple[np.ndarray, ...]:
             stamp = seen[taken]
             if stamp is not None:
                 when[k] = stamp
-    return pixels, framed, table.has_exif == 1, table.size, when, table.mtime_ns
+    named = np.fromiter(
+        (bool(a or b) for a, b in zip(table.camera_make, table.camera_model, strict=True)),
+        dtype=bool,
+        count=len(table),
+    )
+    proof = np.where(table.has_exif == 1, np.where(named, 0, 1), 2)
+    marked = np.fromiter((copy_place(p) is not None for p in table.path), dtype=bool, count=len(table))
+    order = np.lexsort((np.arange(len(table)), -table.size, marked, table.mtime_ns, when, proof, framed))
+    rank = np.empty(len(table), dtype=np.int64)
+    rank[order] = np.arange(len(table))
+    return pixels, rank
+
+
+#: Why a group's reference comes before one of the others, by the first criterion of the keep order
+#: that tells them apart (``None``: the other would come first; the groups put it there for another
+#: reason, a "not a duplicate" mark or a folder given with --against).
+_REASONS = ("a smaller picture", "a framed copy", "", "", "", "", "a smaller file", "")
+
+
+def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[str]:
+    """For each group (``member[starts[g]:starts[g + 1]]``, positions in ``table``, reference first),
+    why its reference is the one kept, in words: what the reference is (a camera original with its
+    camera and date, ...), then what each other image is against it, by the first criterion of the
+    keep order that tells them apart ("a byte-identical copy in Backup/", "a HEIF conversion made
+    later", "a copy without EXIF", ...)."""
+    if not len(member):
+        return []
+    sizes = np.diff(starts)
+    ref = np.repeat(member[starts[:-1]], sizes)
+    m = member
+    pixels = table.pixels
+    whole = table.width.clip(min=0) * table.height.clip(min=0)
+    framed = (whole - pixels) > FRAME_SHARE * whole
+    involved = np.unique(member)
+    proof = np.full(len(table), 2, dtype=np.int64)
+    when = table.mtime_ns / 1e9
+    marked = np.zeros(len(table), dtype=bool)
+    for p in involved.tolist():
+        proof[p] = evidence(table.has_exif[p] == 1, table.camera_make[p], table.camera_model[p])
+        taken = table.taken[p]
+        stamp = _timestamp(taken) if taken else None
+        if stamp is not None:
+            when[p] = stamp
+        marked[p] = copy_place(table.path[p]) is not None
+    differ = np.stack(
+        [
+            (pixels[m] * SAME < pixels[ref]) | (pixels[ref] * SAME < pixels[m]),
+            framed[m] != framed[ref],
+            proof[m] != proof[ref],
+            when[m] != when[ref],
+            table.mtime_ns[m] != table.mtime_ns[ref],
+            marked[m] != marked[ref],
+            table.size[m] != table.size[ref],
+            np.ones(len(m), dtype=bool),
+        ]
+    )
+    worse = np.stack(
+        [
+            pixels[m] < pixels[ref],
+            framed[m],
+            proof[m] > proof[ref],
+            when[m] > when[ref],
+            table.mtime_ns[m] > table.mtime_ns[ref],
+            marked[m],
+            table.size[m] < table.size[ref],
+            m != ref,
+        ]
+    )
+    first = differ.argmax(axis=0)
+    decided = worse[first, np.arange(len(m))]
+    out = []
+    bounds = starts.tolist()
+    for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+        r = int(member[begin])
+        seen: dict[str, int] = {}
+        for k in range(begin + 1, end):
+            reason = (
+                _reason(table, int(m[k]), r, int(first[k]), proof)
+                if decided[k]
+                else "kept for another reason"
+            )
+            seen[reason] = seen.get(reason, 0) + 1
+        others = ", ".join(reason if n == 1 else f"{reason} (×{n})" for reason, n in seen.items())
+        out.append(
+            f"{_described(table, r, int(proof[r]))}; the others: {others}"
+            if others
+            else _described(table, r, int(proof[r]))
+        )
+    return out
+
+
+def _described(table: ImageTable, p: int, proof: int) -> str:
+    """What a group's reference is, as evidence: the camera and date taken, else the file's date."""
+    from catalog.store import camera_name
+
+    taken = table.taken[p]
+    day = f"taken {taken[:10]}" if taken else ""
+    if proof == 0:
+        camera = camera_name(table.camera_make[p], table.camera_model[p])
+        return f"camera original (EXIF {camera}{', ' + day if day else ''})"
+    if proof == 1:
+        return f"picture with EXIF ({day})" if day else "picture with EXIF"
+    return "largest, earliest file"
+
+
+def _reason(table: ImageTable, m: int, r: int, criterion: int, proof: np.ndarray) -> str:
+    """What image ``m`` is against its group's reference ``r``, by the keep order's ``criterion``."""
+    same_bytes = table.content_hash[m] is not None and table.content_hash[m] == table.content_hash[r]
+    if criterion == 2:
+        return "a copy without EXIF" if proof[m] == 2 else "EXIF without the camera"
+    if criterion == 3 and table.taken[m] and table.taken[r]:
+        return "taken later"
+    if criterion in (3, 4):  # without a date taken, "when" is the file's date
+        if same_bytes:
+            return "a byte-identical copy made later"
+        if table.format[m] != table.format[r]:
+            return f"a {table.format[m] or 'other'} conversion made later"
+        return "a newer file"
+    if criterion == 5:
+        place = copy_place(table.path[m]) or ""
+        where = "by its name" if place == "a copy's name" else f"in {place}"
+        return f"a byte-identical copy {where}" if same_bytes else f"a copy {where}"
+    if criterion == 7:
+        return (
+            "a byte-identical copy (the first path is kept)"
+            if same_bytes
+            else "alike in every fact (the first path is kept)"
+        )
+    return _REASONS[criterion]

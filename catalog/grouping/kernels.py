@@ -10,8 +10,7 @@ million) and a few dozen nanoseconds compiled. Both loops are kept: the Python o
 would have loaded; property tests hold the two to the same groups.
 
 The facts the keep order reads travel as one tuple of arrays by image position, ``facts``: (pixels,
-framed, with EXIF, file size, when taken, modified ns), as :func:`catalog.grouping.keep.keep_facts`
-makes them.
+rank in the fixed part of the keep order), as :func:`catalog.grouping.keep.keep_facts` makes them.
 
 Compiled functions are cached on disk by Numba (``cache=True``): the first call of a new install pays
 the compilation (a few seconds), later processes load it.
@@ -28,40 +27,17 @@ SAME = 1.05
 
 @njit(cache=True, nogil=True)
 def first_of(circle: np.ndarray, count: int, facts: tuple[np.ndarray, ...]) -> int:
-    """The image of ``circle[:count]`` (positions, path order) a person keeps first, as
-    :func:`catalog.grouping.keep.first_to_keep` picks it: largest picture (within SAME), without a border,
-    with EXIF, largest file (within SAME), then oldest, then first path."""
-    pixels, framed, exif, size, when, mtime = facts
+    """The image of ``circle[:count]`` (positions) a person keeps first, as
+    :func:`catalog.grouping.keep.first_to_keep` picks it: of the largest pictures (within SAME), the
+    first in the fixed part of the keep order (its rank)."""
+    pixels, rank = facts
     top = 0
     for k in range(count):
         top = max(top, pixels[circle[k]])
-    any_plain = False
-    for k in range(count):
-        p = circle[k]
-        if pixels[p] * SAME >= top and not framed[p]:
-            any_plain = True
-    any_exif = False
-    for k in range(count):
-        p = circle[k]
-        if pixels[p] * SAME >= top and (not any_plain or not framed[p]) and exif[p]:
-            any_exif = True
-    top_size = 0
-    for k in range(count):
-        p = circle[k]
-        if pixels[p] * SAME >= top and (not any_plain or not framed[p]) and (not any_exif or exif[p]):
-            top_size = max(top_size, size[p])
     best = -1
     for k in range(count):
         p = circle[k]
-        if not (pixels[p] * SAME >= top and (not any_plain or not framed[p])):
-            continue
-        if (any_exif and not exif[p]) or size[p] * SAME < top_size:
-            continue
-        if (
-            best < 0
-            or when[p] < when[best]
-            or (when[p] == when[best] and (mtime[p] < mtime[best] or (mtime[p] == mtime[best] and p < best)))
-        ):
+        if pixels[p] * SAME >= top and (best < 0 or rank[p] < rank[best]):
             best = p
     return best
 

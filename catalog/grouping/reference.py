@@ -150,16 +150,14 @@ def _plain_groups(
     class_starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(present, out=class_starts[1:])
     facts = keep_facts(table)
-    pixels, framed, exif, size, when, mtime = facts
+    pixels, rank = facts
     best = reference.class_bests(class_starts, position, facts)
     eligible = involved & (present > 0)
     candidates = np.flatnonzero(eligible)
     b = best[candidates]
     # Each component of the graph of pairs in its own keep order (groups never reach across them).
     segment = components(n, pairs.left, pairs.right)[candidates]
-    order = candidates[
-        keep_order_columns(pixels[b], framed[b], ~exif[b], size[b], when[b], mtime[b], b, segment)
-    ]
+    order = candidates[keep_order_columns(pixels[b], rank[b], segment)]
     starts, targets, scores, pair, slots = reference.neighbours(n, pairs.left, pairs.right, pairs.scores)
     usable = np.ones(len(targets), dtype=bool)
     pending = verification.asked[pair] if verification is not None else np.zeros(len(targets), dtype=bool)

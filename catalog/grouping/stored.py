@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from catalog.grouping.copies import CopyCounts, copy_counts
+from catalog.grouping.keep import KEEP_ORDER_VERSION
 from catalog.grouping.options import Options
 from catalog.grouping.reference import find_groups, regroup
 from catalog.grouping.table import Grouping, GroupTable
@@ -52,8 +53,10 @@ WHOLE_SHARE = 0.25
 
 
 def groups_key(method: Method) -> str | None:
-    """What a method's stored groups answer ("THRESHOLD@VERSION"); None for methods that keep none."""
-    return search_for(method).groups_key()
+    """What a method's stored groups answer ("THRESHOLD@VERSION;keepN", N the keep order's version);
+    None for methods that keep none."""
+    key = search_for(method).groups_key()
+    return None if key is None else f"{key};keep{KEEP_ORDER_VERSION}"
 
 
 def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = None) -> int:

@@ -33,6 +33,7 @@ from starlette.templating import Jinja2Templates
 from catalog.actions import settle
 from catalog.actions.apply import unchanged
 from catalog.config import DEFAULT_CNN, CnnChoice
+from catalog.grouping.keep import why_kept
 from catalog.grouping.table import Grouping, Member
 from catalog.ingest.formats import PhotoFacts, file_facts
 from catalog.review.thumbs import Thumbnails
@@ -71,6 +72,8 @@ class ReviewGroup:
     #: open, settled (acted on), marked (not duplicates), skipped
     state: str = "open"
     notes: list[str] = field(default_factory=list)
+    #: Why the reference is the one to keep (:func:`catalog.grouping.keep.why_kept`).
+    why: str = ""
 
     @property
     def reference(self) -> ImageInfo:
@@ -125,7 +128,10 @@ class Review:
             return None
         made = self._made.get(group_id)
         if made is None:
-            made = self._made[group_id] = ReviewGroup(group_id, self.found.table.group(group_id - 1))
+            table = self.found.table
+            begin, end = int(table.starts[group_id - 1]), int(table.starts[group_id])
+            why = why_kept(table.images, table.member[begin:end], np.asarray([0, end - begin]))[0]
+            made = self._made[group_id] = ReviewGroup(group_id, table.group(group_id - 1), why=why)
         return made
 
     def _open(self, group_id: int) -> bool:
@@ -254,7 +260,8 @@ def _group_context(review: Review, group: ReviewGroup) -> dict[str, Any]:
         if not card["gone"]:
             card["keep"] = True
             break
-    return {"id": group.id, "cards": cards, "notes": group.notes, "size": len(cards)}
+    why = group.why if cards and cards[0]["keep"] else ""  # said of the reference, while it is on disk
+    return {"id": group.id, "cards": cards, "notes": group.notes, "size": len(cards), "why": why}
 
 
 def build_app(review: Review) -> Starlette:

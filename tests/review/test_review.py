@@ -168,8 +168,11 @@ def test_review_in_a_real_browser(tmp_path, browser):
             return page.locator("section.group", has=page.locator(f'.folder:text-is("{root / folder}")'))
 
         canon, nikon = group_of("canon"), group_of("nikon")
-        # Keep Canon's original (the marked one), trash the rest of its group.
+        # Keep Canon's original (the marked one), trash the rest of its group. The page says why.
         assert canon.locator("figure.keep .name").inner_text() == "original.jpg"
+        why = canon.locator("p.why").inner_text()
+        assert why.startswith("Keeping the camera original (EXIF Canon DIGITAL IXUS, taken 2001-06-09)")
+        assert "a copy without EXIF" in why and "a smaller picture" in why
         canon.locator("button.act-keep").click()
         canon.wait_for(state="detached")
         assert files["canon"].exists()

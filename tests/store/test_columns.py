@@ -18,6 +18,7 @@ from sqlalchemy import insert
 from catalog.cli.listing import copies_json, group_json, group_lines, iso_seconds
 from catalog.cli.output import _ENCODE
 from catalog.grouping.copies import copy_counts
+from catalog.grouping.keep import why_kept
 from catalog.grouping.options import Options, Scope
 from catalog.grouping.reference import _plain_groups, find_groups
 from catalog.methods import get_method
@@ -114,14 +115,16 @@ def test_dupes_json_and_text_are_the_per_image_formatting(catalog):
     columns = (table.images, table.member, table.starts, table.score)
     made = list(group_json(*columns))
     assert len(made) == len(found.groups) > 10
-    for line, group in zip(made, found.groups, strict=True):
-        expected = _ENCODE({"reference": group[0].image.path, "images": [_member_fields(m) for m in group]})
+    whys = why_kept(table.images, table.member, table.starts)  # the keep order's words: tests/grouping
+    for line, group, why in zip(made, found.groups, whys, strict=True):
+        fields = [_member_fields(m) for m in group]
+        expected = _ENCODE({"reference": group[0].image.path, "why": why, "images": fields})
         assert line == expected
         assert json.loads(line)["reference"] == group[0].image.path
     lines = list(group_lines(*columns))
     expected_lines = []
     for n, group in enumerate(found.groups, 1):
-        expected_lines.append(f"group {n}: {len(group)} images")
+        expected_lines.append(f"group {n}: {len(group)} images, keeping the {whys[n - 1]}")
         for m in group:
             im = m.image
             mark = "reference" if m.score is None else f"{m.score:9.4g}"

@@ -1,0 +1,77 @@
+"""The file kept is the original: a camera library with the copies people make of it (byte-identical
+backups with the same dates, HEIC conversions that keep the EXIF and are bigger, downloads, PNG exports,
+messenger copies), made from real camera photos that keep their EXIF."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from catalog.evaluation.originals import make_camera_library, original_share
+from catalog.grouping.keep import copy_place
+from tests.conftest import PHOTOS
+from tests.helpers import cli
+
+pytest.importorskip("pillow_heif", reason="the HEIC copies need the [heif] extra")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The 12 smallest camera photos with their copies, catalogued (read-only for the tests)."""
+    root = tmp_path_factory.mktemp("camera-library")
+    smallest = sorted(PHOTOS.iterdir(), key=lambda p: p.stat().st_size)[:12]
+    originals = make_camera_library(sorted(smallest), root / "lib")
+    db = root / "catalog.db"
+    assert cli(db, "index", str(root / "lib")).exit_code == 0
+    return db, originals
+
+
+def test_the_original_is_the_reference_of_every_group_and_says_why(library):  # type: ignore[no-untyped-def]
+    db, originals = library
+    groups = json.loads(cli(db, "dupes", "-f", "json").output)["groups"]
+    kept, holding, wrong = original_share(groups, originals)
+    assert holding >= 10 and wrong == [] and kept == holding
+    backups = [g for g in groups if any("/Backup/" in im["path"] for im in g["images"])]
+    assert backups  # byte-identical with identical dates: the folder decides, not the alphabet
+    for group in backups:
+        assert "/Camera/" in group["reference"] and "a byte-identical copy in Backup/" in group["why"]
+    heics = [g for g in groups if any(im["path"].endswith(".heic") for im in g["images"])]
+    assert heics and all(g["reference"].endswith(".jpg") for g in heics)
+    assert all("HEIF conversion made later" in g["why"] for g in heics)
+    cameras = [g for g in groups if g["images"][0]["camera"]]
+    assert len(cameras) >= 10 and all(g["why"].startswith("camera original (EXIF ") for g in cameras)
+    text = cli(db, "dupes").output
+    assert text.count(", keeping the camera original (EXIF ") == len(cameras)
+
+
+def test_resolve_without_options_keeps_every_original(library):  # type: ignore[no-untyped-def]
+    db, originals = library
+    done = cli(db, "resolve", "-f", "json")
+    assert done.exit_code == 0, done.output
+    plan = json.loads(done.output)
+    assert not plan["applied"] and plan["actions"]
+    assert {os.fspath(p) for p in originals}.isdisjoint(step["path"] for step in plan["actions"])
+    assert all(step["keep"] in {os.fspath(p) for p in originals} for step in plan["actions"])
+
+
+@pytest.mark.parametrize(
+    ("path", "place"),
+    [
+        ("/p/Camera/IMG_1.jpg", None),
+        ("/p/Backup/IMG_1.jpg", "Backup/"),
+        ("/p/My Backups 2020/IMG_1.jpg", "My Backups 2020/"),
+        ("/p/WhatsApp Images/IMG-2020-WA0001.jpg", "WhatsApp Images/"),
+        ("/p/IMG_1 (1).jpg", "a copy's name"),
+        ("/p/IMG_1 copy.jpg", "a copy's name"),
+        ("/p/IMG_1 - Copy.jpg", "a copy's name"),
+        ("/p/Copy of IMG_1.jpg", "a copy's name"),
+        ("/p/IMG_1-2.jpg", "a copy's name"),
+        ("/p/Canon_EOS_20D_(1).jpg", None),
+        ("/p/copyright/IMG_1.jpg", None),
+        ("/p/photo-1.jpg", None),
+    ],
+)
+def test_folders_and_names_that_mark_a_copy(path, place):  # type: ignore[no-untyped-def]
+    assert copy_place(path) == place
