@@ -218,37 +218,45 @@ def keep_facts(table: ImageTable) -> tuple[np.ndarray, np.ndarray]:
     return pixels, rank
 
 
-#: Why a group's reference comes before one of the others, by the first criterion of the keep order
-#: that tells them apart (``None``: the other would come first; the groups put it there for another
-#: reason, a "not a duplicate" mark or a folder given with --against).
-_REASONS = ("a smaller picture", "a framed copy", "", "", "", "", "a smaller file", "")
-
-
 def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[str]:
     """For each group (``member[starts[g]:starts[g + 1]]``, positions in ``table``, reference first),
     why its reference is the one kept, in words: what the reference is (a camera original with its
     camera and date, ...), then what each other image is against it, by the first criterion of the
     keep order that tells them apart ("a byte-identical copy in Backup/", "a HEIF conversion made
-    later", "a copy without EXIF", ...)."""
+    later", "a copy without EXIF", ...). Made a column at a time: a million-image answer has a
+    million members, and few distinct reasons."""
     if not len(member):
         return []
     sizes = np.diff(starts)
     ref = np.repeat(member[starts[:-1]], sizes)
     m = member
+    involved = np.unique(member)
+    at = involved.tolist()
     pixels = table.pixels
     whole = table.width.clip(min=0) * table.height.clip(min=0)
     framed = (whole - pixels) > FRAME_SHARE * whole
-    involved = np.unique(member)
     proof = np.full(len(table), 2, dtype=np.int64)
+    named = np.fromiter(
+        (bool(table.camera_make[p] or table.camera_model[p]) for p in at), dtype=bool, count=len(at)
+    )
+    proof[involved] = np.where(table.has_exif[involved] == 1, np.where(named, 0, 1), 2)
     when = table.mtime_ns / 1e9
-    marked = np.zeros(len(table), dtype=bool)
-    for p in involved.tolist():
-        proof[p] = evidence(table.has_exif[p] == 1, table.camera_make[p], table.camera_model[p])
+    has_taken = np.zeros(len(table), dtype=bool)
+    stamps: dict[str, float | None] = {}
+    for p in at:
         taken = table.taken[p]
-        stamp = _timestamp(taken) if taken else None
-        if stamp is not None:
-            when[p] = stamp
-        marked[p] = copy_place(table.path[p]) is not None
+        if taken:
+            stamp = stamps[taken] if taken in stamps else stamps.setdefault(taken, _timestamp(taken))
+            if stamp is not None:
+                when[p] = stamp
+                has_taken[p] = True
+    places: dict[int, str] = {}
+    for p in at:
+        place = copy_place(table.path[p])
+        if place is not None:
+            places[p] = place
+    marked = np.zeros(len(table), dtype=bool)
+    marked[list(places)] = True
     differ = np.stack(
         [
             (pixels[m] * SAME < pixels[ref]) | (pixels[ref] * SAME < pixels[m]),
@@ -273,64 +281,99 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
             m != ref,
         ]
     )
-    first = differ.argmax(axis=0)
-    decided = worse[first, np.arange(len(m))]
-    out = []
-    bounds = starts.tolist()
-    for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
-        r = int(member[begin])
-        seen: dict[str, int] = {}
-        for k in range(begin + 1, end):
-            reason = (
-                _reason(table, int(m[k]), r, int(first[k]), proof)
-                if decided[k]
-                else "kept for another reason"
-            )
-            seen[reason] = seen.get(reason, 0) + 1
-        others = ", ".join(reason if n == 1 else f"{reason} (×{n})" for reason, n in seen.items())
-        out.append(
-            f"{_described(table, r, int(proof[r]))}; the others: {others}"
-            if others
-            else _described(table, r, int(proof[r]))
+    rows = np.arange(len(m))
+    criterion = differ.argmax(axis=0)
+    criterion[~worse[criterion, rows]] = -1  # the other would come first: kept for another reason
+    hashes, formats = table.content_hash, table.format
+    listed, refs = m.tolist(), ref.tolist()
+    same_bytes = np.fromiter(
+        (hashes[a] is not None and hashes[a] == hashes[b] for a, b in zip(listed, refs, strict=True)),
+        dtype=bool,
+        count=len(m),
+    )
+    # What picks the words within a criterion: the format for a conversion, the folder for a copy's
+    # place; none for the others.
+    detail = [
+        formats[a] if c in (3, 4) and formats[a] != formats[b] else places.get(a, "") if c == 5 else ""
+        for a, b, c in zip(listed, refs, criterion.tolist(), strict=True)
+    ]
+    keys = list(
+        zip(
+            criterion.tolist(),
+            same_bytes.tolist(),
+            proof[m].tolist(),
+            (has_taken[m] & has_taken[ref]).tolist(),
+            detail,
+            strict=True,
         )
+    )
+    words: dict[tuple[int, bool, int, bool, str | None], int] = {}
+    phrases: list[str] = []
+    code = np.empty(len(m), dtype=np.int64)
+    for k, key in enumerate(keys):
+        found = words.get(key)
+        if found is None:
+            found = words[key] = len(phrases)
+            phrases.append(_reason(*key))
+        code[k] = found
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    others = np.ones(len(m), dtype=bool)
+    others[starts[:-1]] = False  # the references themselves
+    pair, first, count = np.unique(
+        group[others] * len(phrases) + code[others], return_index=True, return_counts=True
+    )
+    in_order = np.argsort(first, kind="stable")  # each group's reasons as its members come
+    said: list[list[str]] = [[] for _ in range(len(sizes))]
+    for p, n in zip(pair[in_order].tolist(), count[in_order].tolist(), strict=True):
+        g, c = divmod(p, len(phrases))
+        said[g].append(phrases[c] if n == 1 else f"{phrases[c]} (×{n})")
+    described: dict[tuple[object, ...], str] = {}
+    out = []
+    for g, r in enumerate(member[starts[:-1]].tolist()):
+        key = (table.camera_make[r], table.camera_model[r], table.taken[r], int(proof[r]))
+        head = described.get(key)
+        if head is None:
+            head = described[key] = _described(*key)
+        out.append(f"{head}; the others: {', '.join(said[g])}" if said[g] else head)
     return out
 
 
-def _described(table: ImageTable, p: int, proof: int) -> str:
+def _described(make: str | None, model: str | None, taken: str | None, proof: int) -> str:
     """What a group's reference is, as evidence: the camera and date taken, else the file's date."""
     from catalog.store import camera_name
 
-    taken = table.taken[p]
     day = f"taken {taken[:10]}" if taken else ""
     if proof == 0:
-        camera = camera_name(table.camera_make[p], table.camera_model[p])
-        return f"camera original (EXIF {camera}{', ' + day if day else ''})"
+        return f"camera original (EXIF {camera_name(make, model)}{', ' + day if day else ''})"
     if proof == 1:
         return f"picture with EXIF ({day})" if day else "picture with EXIF"
     return "largest, earliest file"
 
 
-def _reason(table: ImageTable, m: int, r: int, criterion: int, proof: np.ndarray) -> str:
-    """What image ``m`` is against its group's reference ``r``, by the keep order's ``criterion``."""
-    same_bytes = table.content_hash[m] is not None and table.content_hash[m] == table.content_hash[r]
+def _reason(criterion: int, same_bytes: bool, proof: int, both_taken: bool, detail: str | None) -> str:
+    """What an image is against its group's reference, by the keep order's ``criterion`` that tells
+    them apart (-1: none does in the reference's favour)."""
+    if criterion == -1:
+        return "kept for another reason"
+    if criterion == 0:
+        return "a smaller picture"
+    if criterion == 1:
+        return "a framed copy"
     if criterion == 2:
-        return "a copy without EXIF" if proof[m] == 2 else "EXIF without the camera"
-    if criterion == 3 and table.taken[m] and table.taken[r]:
+        return "a copy without EXIF" if proof == 2 else "EXIF without the camera"
+    if criterion == 3 and both_taken:
         return "taken later"
     if criterion in (3, 4):  # without a date taken, "when" is the file's date
         if same_bytes:
             return "a byte-identical copy made later"
-        if table.format[m] != table.format[r]:
-            return f"a {table.format[m] or 'other'} conversion made later"
-        return "a newer file"
+        return f"a {detail or 'other'} conversion made later" if detail else "a newer file"
     if criterion == 5:
-        place = copy_place(table.path[m]) or ""
-        where = "by its name" if place == "a copy's name" else f"in {place}"
+        where = "by its name" if detail == "a copy's name" else f"in {detail}"
         return f"a byte-identical copy {where}" if same_bytes else f"a copy {where}"
-    if criterion == 7:
-        return (
-            "a byte-identical copy (the first path is kept)"
-            if same_bytes
-            else "alike in every fact (the first path is kept)"
-        )
-    return _REASONS[criterion]
+    if criterion == 6:
+        return "a smaller file"
+    return (
+        "a byte-identical copy (the first path is kept)"
+        if same_bytes
+        else "alike in every fact (the first path is kept)"
+    )
