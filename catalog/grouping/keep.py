@@ -327,13 +327,13 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
     for p, n in zip(pair[in_order].tolist(), count[in_order].tolist(), strict=True):
         g, c = divmod(p, len(phrases))
         said[g].append(phrases[c] if n == 1 else f"{phrases[c]} (×{n})")
-    described: dict[tuple[object, ...], str] = {}
+    described: dict[tuple[str | None, str | None, str | None, int], str] = {}
     out = []
     for g, r in enumerate(member[starts[:-1]].tolist()):
-        key = (table.camera_make[r], table.camera_model[r], table.taken[r], int(proof[r]))
-        head = described.get(key)
+        facts = (table.camera_make[r], table.camera_model[r], table.taken[r], int(proof[r]))
+        head = described.get(facts)
         if head is None:
-            head = described[key] = _described(*key)
+            head = described[facts] = _described(*facts)
         out.append(f"{head}; the others: {', '.join(said[g])}" if said[g] else head)
     return out
 
