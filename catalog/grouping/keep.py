@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -41,21 +42,33 @@ COPY_FOLDER_WORDS = ("backup", "download", "whatsapp", "telegram", "messenger", 
 #: Names file managers, browsers and photo tools give a second copy (of the name without its suffix).
 COPY_NAMES = (r" \(\d+\)", r"[ _-]+copy(?: \d+)?", r"-[2-9]", r"copy of .*", r".* - copy(?: \(\d+\))?")
 
-_COPY_FOLDER = re.compile(r"(?:^|/)([^/]*(?:" + "|".join(COPY_FOLDER_WORDS) + r")[^/]*)/", re.IGNORECASE)
 _COPY_NAME = re.compile(
-    r"(?:/|^)(?:[^/]*?(?:" + "|".join(COPY_NAMES[:3]) + r")|" + "|".join(COPY_NAMES[3:]) + r")\.[^./]*$",
+    r"(?:[^/]*?(?:" + "|".join(COPY_NAMES[:3]) + r")|" + "|".join(COPY_NAMES[3:]) + r")\.[^./]*",
     re.IGNORECASE,
 )
 
 
 def copy_place(path: str) -> str | None:
-    """What marks ``path`` as a copy's place: its folder (``"Backup/"``), its name (``"a copy's name"``),
-    or None."""
-    folder = _COPY_FOLDER.search(path)
-    if folder is not None:
-        return folder.group(1) + "/"
-    if _COPY_NAME.search(path) is not None:
+    """What marks ``path`` as a copy's place: its folder (``"Backup/"``, the outermost such folder),
+    its name (``"a copy's name"``), or None."""
+    folder, _, name = path.rpartition("/")
+    place = _folder_place(folder)
+    if place is not None:
+        return place
+    # Most names hold none of the marks' characters: the expression only reads those that do.
+    if (" (" in name or "-" in name or "cop" in name.lower()) and _COPY_NAME.fullmatch(name):
         return "a copy's name"
+    return None
+
+
+@lru_cache(maxsize=65_536)
+def _folder_place(folder: str) -> str | None:
+    """The outermost folder of ``folder`` whose name holds a word of COPY_FOLDER_WORDS, with its
+    slash; the folders of a library are few, so each is looked at once."""
+    for part in folder.split("/"):
+        lowered = part.lower()
+        if any(word in lowered for word in COPY_FOLDER_WORDS):
+            return part + "/"
     return None
 
 
@@ -230,7 +243,7 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
     sizes = np.diff(starts)
     ref = np.repeat(member[starts[:-1]], sizes)
     m = member
-    involved = np.unique(member)
+    involved = np.sort(member)  # an image is in one group at most
     at = involved.tolist()
     pixels = table.pixels
     whole = table.width.clip(min=0) * table.height.clip(min=0)
@@ -243,18 +256,17 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
     when = table.mtime_ns / 1e9
     has_taken = np.zeros(len(table), dtype=bool)
     stamps: dict[str, float | None] = {}
+    places: dict[int, str] = {}
     for p in at:
+        place = copy_place(table.path[p])
+        if place is not None:
+            places[p] = place
         taken = table.taken[p]
         if taken:
             stamp = stamps[taken] if taken in stamps else stamps.setdefault(taken, _timestamp(taken))
             if stamp is not None:
                 when[p] = stamp
                 has_taken[p] = True
-    places: dict[int, str] = {}
-    for p in at:
-        place = copy_place(table.path[p])
-        if place is not None:
-            places[p] = place
     marked = np.zeros(len(table), dtype=bool)
     marked[list(places)] = True
     differ = np.stack(
@@ -285,37 +297,39 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
     criterion = differ.argmax(axis=0)
     criterion[~worse[criterion, rows]] = -1  # the other would come first: kept for another reason
     hashes, formats = table.content_hash, table.format
-    listed, refs = m.tolist(), ref.tolist()
-    same_bytes = np.fromiter(
-        (hashes[a] is not None and hashes[a] == hashes[b] for a, b in zip(listed, refs, strict=True)),
-        dtype=bool,
-        count=len(m),
-    )
-    # What picks the words within a criterion: the format for a conversion, the folder for a copy's
-    # place; none for the others.
-    detail = [
-        formats[a] if c in (3, 4) and formats[a] != formats[b] else places.get(a, "") if c == 5 else ""
-        for a, b, c in zip(listed, refs, criterion.tolist(), strict=True)
+    # The same bytes: equal content hashes (none: a file not read yet), told apart by their hash
+    # values first and compared as text where those are equal.
+    hashed = np.zeros(len(table), dtype=np.int64)
+    hashed[involved] = np.fromiter((hash(hashes[p]) for p in at), dtype=np.int64, count=len(at))
+    maybe = np.flatnonzero(hashed[m] == hashed[ref])
+    same_bytes = np.zeros(len(m), dtype=bool)
+    same_bytes[maybe] = [
+        hashes[a] is not None and hashes[a] == hashes[b]
+        for a, b in zip(m[maybe].tolist(), ref[maybe].tolist(), strict=True)
     ]
-    keys = list(
-        zip(
-            criterion.tolist(),
-            same_bytes.tolist(),
-            proof[m].tolist(),
-            (has_taken[m] & has_taken[ref]).tolist(),
-            detail,
-            strict=True,
-        )
-    )
-    words: dict[tuple[int, bool, int, bool, str | None], int] = {}
-    phrases: list[str] = []
+    both_taken = has_taken[m] & has_taken[ref]
+    # The words of a reason: the criterion, whether the bytes are the same, the evidence of the
+    # other and whether both have a date taken (as one number); for a conversion its format, and for
+    # a copy's place its folder (looked up only for those).
+    number = (((criterion + 1) * 2 + same_bytes) * 3 + proof[m]) * 2 + both_taken
+    words: dict[tuple[int, str], int] = {}
     code = np.empty(len(m), dtype=np.int64)
-    for k, key in enumerate(keys):
-        found = words.get(key)
-        if found is None:
-            found = words[key] = len(phrases)
-            phrases.append(_reason(*key))
-        code[k] = found
+    detailed = np.isin(criterion, (3, 4, 5))
+    plain = np.flatnonzero(~detailed)
+    kinds, kind_of = np.unique(number[plain], return_inverse=True)
+    code[plain] = np.asarray([words.setdefault((n, ""), len(words)) for n in kinds.tolist()])[kind_of]
+    for k, a, b, c, n in zip(
+        np.flatnonzero(detailed).tolist(),
+        m[detailed].tolist(),
+        ref[detailed].tolist(),
+        criterion[detailed].tolist(),
+        number[detailed].tolist(),
+        strict=True,
+    ):
+        converted = (formats[a] or "other") if formats[a] != formats[b] else ""
+        detail = places.get(a, "") if c == 5 else converted
+        code[k] = words.setdefault((n, detail), len(words))
+    phrases = [_reason(n, detail) for n, detail in words]  # in the order they were numbered
     group = np.repeat(np.arange(len(sizes)), sizes)
     others = np.ones(len(m), dtype=bool)
     others[starts[:-1]] = False  # the references themselves
@@ -350,9 +364,15 @@ def _described(make: str | None, model: str | None, taken: str | None, proof: in
     return "largest, earliest file"
 
 
-def _reason(criterion: int, same_bytes: bool, proof: int, both_taken: bool, detail: str | None) -> str:
-    """What an image is against its group's reference, by the keep order's ``criterion`` that tells
-    them apart (-1: none does in the reference's favour)."""
+def _reason(number: int, detail: str) -> str:
+    """What an image is against its group's reference: ``number`` packs the keep order's criterion
+    that tells them apart (-1: none does in the reference's favour), whether their bytes are the same,
+    the image's evidence and whether both have a date taken (as :func:`why_kept` packs them);
+    ``detail``: a conversion's format, or a copy's place."""
+    number, both_taken = divmod(number, 2)
+    number, proof = divmod(number, 3)
+    criterion, same_bytes = divmod(number, 2)
+    criterion -= 1
     if criterion == -1:
         return "kept for another reason"
     if criterion == 0:
@@ -366,14 +386,12 @@ def _reason(criterion: int, same_bytes: bool, proof: int, both_taken: bool, deta
     if criterion in (3, 4):  # without a date taken, "when" is the file's date
         if same_bytes:
             return "a byte-identical copy made later"
-        return f"a {detail or 'other'} conversion made later" if detail else "a newer file"
+        return f"a {detail} conversion made later" if detail else "a newer file"
     if criterion == 5:
         where = "by its name" if detail == "a copy's name" else f"in {detail}"
         return f"a byte-identical copy {where}" if same_bytes else f"a copy {where}"
     if criterion == 6:
         return "a smaller file"
-    return (
-        "a byte-identical copy (the first path is kept)"
-        if same_bytes
-        else "alike in every fact (the first path is kept)"
-    )
+    if same_bytes:
+        return "a byte-identical copy (the first path is kept)"
+    return "alike in every fact (the first path is kept)"
