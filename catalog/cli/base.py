@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from catalog.config import DEFAULT_METHODS, CnnChoice, Settings, sqlite_file
 from catalog.errors import CatalogError, Interrupted
 from catalog.interrupts import Interrupts
-from catalog.methods import get_method, method_names
+from catalog.methods import answering_names, get_method
 from catalog.text import plural as _plural
 
 if TYPE_CHECKING:
@@ -28,6 +28,29 @@ if TYPE_CHECKING:
 
 
 class CatalogGroup(TyperGroup):
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: str | None = None, standalone_mode: bool = True, **extra: Any
+    ) -> Any:
+        """As Typer's, with its own usage errors (a bad value, a missing option, an unknown command) as
+        one line like every other error, ``catalog: error: ...``, exit code 2, instead of a boxed
+        panel; help (no arguments) is printed as before."""
+        if not standalone_mode:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except Exception as exc:
+            names = {c.__name__ for c in type(exc).__mro__}
+            if "ClickException" not in names:
+                raise
+            if "NoArgsIsHelpError" in names:  # no command: the help, as Typer shows it
+                exc.show()  # type: ignore[attr-defined]
+                sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+            command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "catalog"  # type: ignore[attr-defined]
+            message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+            typer.echo(f"catalog: error: {message} (see `{command} --help`)", err=True)
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             result = super().invoke(ctx)
@@ -83,7 +106,12 @@ class State:
 
 
 def thresholds_help() -> str:
-    parts = [f"{n} {get_method(n).default_threshold:g}" for n in method_names()]
+    parts = []
+    for name in answering_names():
+        method = get_method(name)
+        verifier = method.verified_by
+        also = f" ({method.verified_threshold:g} where {verifier} verifies)" if verifier else ""
+        parts.append(f"{name} {method.default_threshold:g}{also}")
     return "Defaults: " + ", ".join(parts) + " (Hamming bits for the hashes)."
 
 
@@ -131,7 +159,7 @@ FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output for
 ReportFormatOption = Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
-MethodOption = Annotated[str, typer.Option("--method", "-m", help=f"One of: {', '.join(method_names())}.")]
+MethodOption = Annotated[str, typer.Option("--method", "-m", help=f"One of: {', '.join(answering_names())}.")]
 
 
 class GroupingChoice(StrEnum):

@@ -32,7 +32,7 @@ def matching_pairs(
     were searched). ``verify`` None: when the method has a verifier and the catalogue its signatures;
     ``transforms`` None: the method's default. ``reads``: started here, once the method is known."""
     stored = catalog.methods()
-    method = catalogue_method(method_name, options.cnn, stored)
+    method = catalogue_method(method_name, options.cnn, stored, threshold)
     transforms = method.transforms_by_default if options.transforms is None else options.transforms
     verify = options.verify
     verifier = method.verified_by

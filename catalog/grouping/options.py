@@ -30,7 +30,12 @@ class Scope:
         return not self.inside or _under(path, self.inside)
 
     def is_reference_side(self, path: str) -> bool:
-        return _under(path, self.against)
+        """Under an --against folder, and not under an --in folder that lies within one ("is
+        WhatsApp/ already in my Pictures/?": Pictures/ but WhatsApp/ is the reference side)."""
+        if not _under(path, self.against):
+            return False
+        nested = tuple(f for f in self.inside if _under(f, self.against) and f not in self.against)
+        return not _under(path, nested)
 
 
 def _folder(path: str) -> str:

@@ -305,7 +305,7 @@ def stored_grouping(
 
 def answer_groups(catalog: Catalog, method_name: str, threshold: float | None, options: Options) -> Grouping:
     """``dupes``'s answer: read from the stored groups where they answer it, else made from the pairs."""
-    method = catalogue_method(method_name, options.cnn, catalog.methods())
+    method = catalogue_method(method_name, options.cnn, catalog.methods(), threshold)
     kept = stored_grouping(catalog, method, threshold, options)
     return kept if kept is not None else find_groups(catalog, method_name, threshold, options)
 
@@ -315,7 +315,7 @@ def answer_copies(
 ) -> tuple[str, float, CopyCounts]:
     """``copies``'s answer: read from the stored counts where they answer it, else counted from the
     pairs."""
-    method = catalogue_method(method_name, options.cnn, catalog.methods())
+    method = catalogue_method(method_name, options.cnn, catalog.methods(), threshold)
     kept = stored_copies(catalog, method, threshold, options)
     return kept if kept is not None else copy_counts(catalog, method_name, threshold, options)
 

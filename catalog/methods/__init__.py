@@ -62,8 +62,19 @@ class Method(ABC):
     #: a stored signature of its own.
     from_content_hash: ClassVar[bool] = False
 
+    #: Whether ``dupes``, ``copies`` and ``query`` answer by this method alone (not so for a method
+    #: that only verifies another's pairs).
+    answers_alone: ClassVar[bool] = True
+    #: The thresholds that mean something for this method's score (None: any number).
+    threshold_range: ClassVar[tuple[float, float] | None] = None
+
     def checked_threshold(self, threshold: float) -> float:
         """A user's ``--threshold`` as this method takes it (a clear error where it takes none such)."""
+        bounds = self.threshold_range
+        if bounds is not None and not bounds[0] <= threshold <= bounds[1]:
+            raise UsageError(
+                f"--threshold for {self.name} is a {self.score_kind}: from {bounds[0]:g} to {bounds[1]:g}"
+            )
         return threshold
 
     @property
@@ -183,6 +194,11 @@ def method_names() -> list[str]:
     return list(_REGISTRY)
 
 
+def answering_names() -> list[str]:
+    """The methods ``dupes``, ``copies`` and ``query`` answer by (not those that only verify)."""
+    return [name for name in method_names() if _REGISTRY[name].answers_alone]
+
+
 def get_method(name: str, cnn: CnnChoice | None = None) -> Method:
     """The method registered under ``name``, or a UsageError naming the choices. Methods that use a model
     are built for ``cnn`` (default: the default model); the others ignore it."""
@@ -206,10 +222,14 @@ def resolve_cnn(cnn: CnnChoice, stored: Mapping[str, str]) -> CnnChoice:
     return replace(cnn, model=model_of(stored["cnn"]))
 
 
-def catalogue_method(name: str, cnn: CnnChoice, stored: Mapping[str, str]) -> Method:
+def catalogue_method(
+    name: str, cnn: CnnChoice, stored: Mapping[str, str], threshold: float | None = None
+) -> Method:
     """The method ``name`` ready to compare a catalogue's signatures: built for the catalogue's CNN
-    unless the user chose one, and refused when its signatures came from another version."""
+    unless the user chose one, and refused when its signatures came from another version. A
+    ``threshold`` the method cannot take is refused first (whatever the catalogue holds)."""
     method = get_method(name, resolve_cnn(cnn, stored))
+    check_threshold(method, threshold)
     if not method.from_content_hash:
         check_stored_version(method, stored)
     return method

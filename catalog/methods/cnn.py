@@ -294,6 +294,7 @@ class CnnCosine(VectorMethod):
     default_threshold = 0.94
     verified_threshold = 0.80
     verify_above = 0.97
+    threshold_range = (0.0, 1.0)
     transforms_by_default = True
     needs_color = False
     companions = ("orb",)
@@ -392,6 +393,7 @@ class CnnEuclidean(CnnCosine):
     default_threshold = 0.346
     verified_threshold = 0.632
     verify_above = 0.245
+    threshold_range = (0.0, 2.0)  # unit vectors: from 0 (the same) to 2 (opposite)
     score_kind = "Euclidean distance of CNN features (0 = same)"
     description = "EfficientNet features, Euclidean distance"
 

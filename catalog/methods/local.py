@@ -55,6 +55,7 @@ class OrbFeatures(Method):
     kind = "local"
     default_threshold = INLIERS
     higher_is_similar = True
+    answers_alone = False  # it verifies the pairs of cnn and cnn-euclidean
     needs_color = False
     score_kind = "keypoints that fit one copy transform"
     description = "ORB keypoints of the picture and its mirror image: verify other methods' pairs"

@@ -66,6 +66,7 @@ class PixelEuclidean(ThumbnailMethod):
     #: Photos' altered copies among UKBench distractors: 99.3 % pair precision, 24.6 % of copy pairs
     #: (benchmarks/thresholds.py, BENCHMARKS.md).
     default_threshold = 0.05
+    threshold_range = (0.0, 1.0)
     score_kind = "RMS pixel difference of 16x16 thumbnails (0 = same, 1 = black vs white)"
     description = "pixel Euclidean distance (root mean square) on 16x16 RGB thumbnails"
 
@@ -103,6 +104,7 @@ class PixelCosine(ThumbnailMethod):
     #: Photos' altered copies among UKBench distractors: 99.1 % pair precision, 40.5 % of copy pairs
     #: (benchmarks/thresholds.py, BENCHMARKS.md).
     default_threshold = 0.994
+    threshold_range = (0.0, 1.0)
     score_kind = "cosine similarity of 16x16 thumbnails' pixels (1 = same)"
     description = "pixel cosine similarity on 16x16 RGB thumbnails"
 
@@ -151,6 +153,7 @@ class Ssim(VectorMethod):
     #: Photos' altered copies among UKBench distractors: 84 % of copy pairs at 99 % pair precision
     #: (benchmarks/thresholds.py, BENCHMARKS.md).
     default_threshold = 0.65
+    threshold_range = (0.0, 1.0)
     score_kind = "SSIM of 32x32 grayscale thumbnails (1 = same)"
     description = "structural similarity (SSIM) on 32x32 grayscale thumbnails"
     version = f"gray{SSIM_SIDE}-y/w{SSIM_WINDOW}"

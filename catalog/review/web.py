@@ -345,7 +345,7 @@ def build_app(review: Review) -> Starlette:
         if group is None:
             return JSONResponse({"error": "no such group"}, status_code=404)
         group.state = "skipped"
-        return JSONResponse({"group": group.id, "state": group.state})
+        return _answer(review, {"group": group.id, "state": group.state})
 
     async def undo(request: Request) -> Response:
         return await _threaded(_undo, review)
@@ -394,14 +394,15 @@ def _keep(review: Review, group_id: int, keep_id: int) -> Response:
         group.members = [kept[0], *(m for m in group.members if m.image.id not in done and m is not kept[0])]
         group.notes = [f"{shown(os.path.basename(p))}: {reason}" for p, reason in outcome.skipped]
         group.state = "settled" if len(group.members) < 2 else "open"
-        return JSONResponse(
+        return _answer(
+            review,
             {
                 "group": group.id,
                 "state": group.state,
                 "trashed": [shown(step.image.path) for step, _, _ in outcome.done],
                 "skipped": [{"path": shown(p), "reason": r} for p, r in outcome.skipped],
                 "batch": outcome.batch,
-            }
+            },
         )
 
 
@@ -430,7 +431,7 @@ def _not_duplicates(review: Review, group_id: int, image_id: int | None) -> Resp
             group.members = [m for m in group.members if m.image.id != image_id]
             if len(group.members) < 2:
                 group.state = "marked"
-        return JSONResponse({"group": group.id, "state": group.state, "marks": added})
+        return _answer(review, {"group": group.id, "state": group.state, "marks": added})
 
 
 def _undo(review: Review) -> Response:
@@ -454,7 +455,13 @@ def _undo(review: Review) -> Response:
                 review.served.add(image.id)
         group = decision.group
         group.members, group.state, group.notes = members, decision.state, failed
-        return JSONResponse({"group": group.id, "undone": decision.action, "failed": failed})
+        return _answer(review, {"group": group.id, "undone": decision.action, "failed": failed})
+
+
+def _answer(review: Review, payload: dict[str, Any]) -> JSONResponse:
+    """A decision's answer, with the page's counts after it (its header shows them)."""
+    groups, redundant = review.open_counts()
+    return JSONResponse({**payload, "open": groups, "redundant": redundant})
 
 
 def _as_jpeg(path: str) -> bytes:

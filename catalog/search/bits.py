@@ -201,12 +201,14 @@ def _empty() -> tuple[np.ndarray, np.ndarray]:
 
 
 def hamming_nearest(codes: np.ndarray, query: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` codes nearest to ``query`` (indices, distances), nearest first: one linear pass."""
+    """The ``k`` codes nearest to ``query`` (indices, distances), nearest first, and every code as near
+    as the k-th (ties are not cut at random: the caller orders them): one linear pass."""
     distance = popcount(codes ^ np.uint64(query)).astype(np.int64)
     k = min(k, len(codes))
     if k == 0:
         return _empty()
-    nearest = np.argpartition(distance, k - 1)[:k]
+    kth = distance[np.argpartition(distance, k - 1)[k - 1]]
+    nearest = np.flatnonzero(distance <= kth)
     nearest = nearest[np.lexsort((nearest, distance[nearest]))]
     return nearest, distance[nearest]
 

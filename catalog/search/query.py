@@ -47,7 +47,7 @@ def nearest(
         raise UsageError("-k must be at least 1")
     stored = catalog.methods()
     cnn = resolve_cnn(cnn, stored)
-    method = catalogue_method(method_name, cnn, stored)
+    method = catalogue_method(method_name, cnn, stored, threshold)
     if method.kind == "local":
         raise UsageError(
             f"{method.name} only verifies the pairs of cnn and cnn-euclidean: choose another method"
@@ -56,20 +56,28 @@ def nearest(
     verifier = method.verified_by if method.verified_by in stored else None
     signed = file_signatures(absolute, [method.name, *([verifier] if verifier else [])], cnn)
     signature = signed[method.name]
-    if method.kind == "vector":
-        hits = _vector_hits(catalog, method, signature, k)  # type: ignore[arg-type]
+    # A catalogued file is not its own nearest image: one more is asked for, and itself left out.
+    itself = catalog.image_at(absolute)
+    wanted = k + (itself is not None)
+    if method.kind == "vector":  # a few more: equal scores (byte-identical copies) are ordered below
+        hits = _vector_hits(catalog, method, signature, wanted + TIES)  # type: ignore[arg-type]
     elif method.kind == "key":
         ids, values = catalog.signatures(method.name)
-        hits = [(ids[n], 0.0) for n, value in enumerate(values) if value == signature][:k]
+        hits = [(ids[n], 0.0) for n, value in enumerate(values) if value == signature]  # ordered below
     else:
         code_ids, codes = _codes(catalog, method.name)
         query = int(codes_from_bytes([signature])[0])
-        positions, distances = hamming_nearest(codes, query, k)
+        positions, distances = hamming_nearest(codes, query, wanted)
         hits = [
             (int(code_ids[p]), float(d)) for p, d in zip(positions.tolist(), distances.tolist(), strict=True)
         ]
+    if itself is not None:
+        hits = [(i, score) for i, score in hits if i != itself.id]
     images = catalog.image_info(i for i, _ in hits)
-    results = [(images[i], score) for i, score in hits if i in images]
+    sign = -1.0 if method.higher_is_similar else 1.0  # best first; equal scores by path
+    results = sorted(
+        ((images[i], s) for i, s in hits if i in images), key=lambda r: (sign * r[1], r[0].path)
+    )[:k]
     if threshold is None and verifier:
         threshold = method.verified_threshold
     threshold = check_threshold(method, threshold)
@@ -82,6 +90,9 @@ def nearest(
                 matches[n] = check.confirms(features[im.id], signed[verifier])
     return QueryResult(method.name, method.score_kind, absolute, results, threshold, matches)
 
+
+#: More results asked of a vector index than wanted, so that equal scores at the cut are ordered by path.
+TIES = 8
 
 #: Candidates the vector index proposes per wanted result, for methods it cannot score itself (SSIM).
 CANDIDATES_PER_RESULT = 8

@@ -59,6 +59,10 @@ class StoreBase:
         """Open (and create or upgrade) the catalogue at a SQLAlchemy URL. ``shield``: see ``shield``."""
         if url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
+            if path.is_dir():
+                raise StoreError(
+                    f"--db {path} is a folder: give the catalogue's file (for example {path / 'catalog.db'})"
+                )
             if not path.exists() and not create:
                 raise StoreError(f"no catalogue at {path} (run `catalog index PATH` first)")
             try:

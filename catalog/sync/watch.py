@@ -388,15 +388,17 @@ class Watcher:
         for root in present:
             self.catalog.add_root(root)
         report = self._index_paths(present, started, pool_for=BATCH, cancel=self.stop_requested)
+        unreadable = sum(errors for _, _, errors in self.catalog.root_stats())
         log.info(
             "%s reconciliation: %d added, %d updated, %d moved, %d removed, %d unchanged, %d unreadable "
-            "(%.1f s)",
+            "(%d newly) (%.1f s)",
             why,
             report.added,
             report.updated,
             report.moved,
             report.removed,
             report.unchanged,
+            unreadable,
             len(report.errors),
             time.monotonic() - started,
         )

@@ -411,13 +411,13 @@ def test_dupes_at_another_threshold(
 
 
 def test_dupes_thresholds_out_of_range_of_the_pixel_methods(library: Library) -> None:
-    """Pins today's answers: a similarity above 1 or a distance below 0 is taken, and byte-identical
-    copies still come out (the hashes refuse such thresholds, see errors.txt)."""
+    """A similarity above 1 or a distance below 0 is refused, as the hashes refuse theirs (until issue
+    24 the pixel methods took them and answered)."""
     check(
         "dupes-pixel-thresholds-out-of-range.txt",
-        library.transcript("dupes", "-m", "cosine", "-t", "2"),
-        library.transcript("dupes", "-m", "ssim", "-t", "2"),
-        library.transcript("dupes", "-m", "euclidean", "-t", "-1"),
+        library.transcript("dupes", "-m", "cosine", "-t", "2", exit_code=2),
+        library.transcript("dupes", "-m", "ssim", "-t", "2", exit_code=2),
+        library.transcript("dupes", "-m", "euclidean", "-t", "-1", exit_code=2),
     )
 
 

@@ -147,6 +147,8 @@ def test_review_in_a_real_browser(tmp_path, browser):
         page = browser.new_page(viewport={"width": 1360, "height": 1100})
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        failed: list[str] = []  # every request the page makes is answered (the favicon too)
+        page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
         page.goto(url)
         assert page.locator("section.group").count() == 3
         for section in page.locator("section.group").all():  # thumbnails load as they come into view
@@ -173,9 +175,17 @@ def test_review_in_a_real_browser(tmp_path, browser):
         why = canon.locator("p.why").inner_text()
         assert why.startswith("Keeping the camera original (EXIF Canon DIGITAL IXUS, taken 2001-06-09)")
         assert "a copy without EXIF" in why and "a smaller picture" in why
+        assert page.locator("#redundant").inner_text() == "8"
         canon.locator("button.act-keep").click()
         canon.wait_for(state="detached")
         assert files["canon"].exists()
+        # The header counts what is left: 2 groups, 6 redundant copies.
+        assert (page.locator("#remaining").inner_text(), page.locator("#redundant").inner_text()) == (
+            "2",
+            "6",
+        )
+        page.wait_for_load_state("networkidle")
+        assert failed == []
         assert not (root / "canon" / "resaved.jpg").exists() and not (root / "canon" / "half.jpg").exists()
         # Nikon's group: not duplicates (keyboard: focus the group, press n).
         nikon.locator("h2").click()

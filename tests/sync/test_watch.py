@@ -26,7 +26,7 @@ from catalog.ingest.worker import Task, process
 from catalog.store import Catalog
 from catalog.sync.watch import Watcher, ignored
 from tests.conftest import PHOTOS, SMALL_PHOTOS, synthetic, wait_until
-from tests.helpers import run
+from tests.helpers import cli, run
 
 SETTLE = 0.2
 
@@ -566,3 +566,19 @@ def test_the_watcher_stores_the_near_pairs_of_what_it_indexes(tmp_path):
             path.unlink()
         assert_exact(db, root, timeout=60)
     assert assert_stored_equal_search(db, ("phash",)) > 0
+
+
+def test_the_start_up_reconciliation_counts_the_unreadable_files_the_catalogue_holds(tmp_path, caplog):
+    """Unreadable files an earlier index found are unchanged at start-up: the line says how many the
+    catalogue holds, and how many this pass newly found (not "0 unreadable")."""
+    import logging
+
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    write_image(root / "fine.png", 1)
+    for k in range(3):
+        (root / f"broken{k}.jpg").write_bytes(b"\xff\xd8 not a picture")
+    assert cli(db, "index", str(root), "--methods", "phash").exit_code == 0
+    with caplog.at_level(logging.INFO, logger="catalog.sync.watch"), watching(db, root):
+        pass
+    lines = [r.getMessage() for r in caplog.records if "start-up reconciliation" in r.getMessage()]
+    assert lines and "3 unreadable (0 newly)" in lines[0], lines

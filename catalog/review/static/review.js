@@ -43,9 +43,12 @@ function move(step) {
   focusGroup(all[Math.min(all.length - 1, Math.max(0, at + step))] || all[0]);
 }
 
-function updateCount(delta) {
-  const el = document.getElementById("remaining");
-  el.textContent = Math.max(0, parseInt(el.textContent, 10) + delta);
+function showCounts(data) {  // the page's counts after a decision, as the server has them
+  document.getElementById("remaining").textContent = data.open;
+  document.getElementById("redundant").textContent = data.redundant;
+}
+
+function checkEmpty() {
   if (!groups().length) document.getElementById("empty").hidden = false;
 }
 
@@ -58,6 +61,7 @@ async function post(url, body) {
   });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.error || response.statusText);
+  if (typeof data.open === "number") showCounts(data);
   return data;
 }
 
@@ -65,7 +69,7 @@ function leave(section) {
   const next = section.nextElementSibling && section.nextElementSibling.matches("section.group")
     ? section.nextElementSibling : null;
   section.classList.add("leaving");
-  setTimeout(() => { section.remove(); updateCount(-1); if (next) focusGroup(next); }, 250);
+  setTimeout(() => { section.remove(); checkEmpty(); if (next) focusGroup(next); }, 250);
 }
 
 async function keep(section) {

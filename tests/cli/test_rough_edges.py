@@ -1,0 +1,94 @@
+"""The rough edges a new user met (issue 24), each held: bad values are one line and exit 2 for every
+method and option, the help says the defaults answers use, a folder given as --db is named as one, a
+catalogued image is not its own nearest, and a folder inside the --against folder is asked about."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.conftest import PHOTOS
+from tests.helpers import cli, run
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Pictures/ with two camera photos, and Pictures/WhatsApp/ with a copy of one of them."""
+    root = tmp_path_factory.mktemp("rough")
+    pictures = root / "Pictures"
+    (pictures / "WhatsApp").mkdir(parents=True)
+    for name in ("Canon_IXUS.jpg", "Nikon_E950.jpg"):
+        shutil.copyfile(PHOTOS / name, pictures / name)
+    shutil.copyfile(PHOTOS / "Canon_IXUS.jpg", pictures / "WhatsApp" / "IMG-0001-WA0001.jpg")
+    db = root / "catalog.db"
+    assert cli(db, "index", str(pictures), "--methods", "phash").exit_code == 0
+    return db, pictures
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["dupes", "-m", "cnn", "-t", "5"], "--threshold for cnn is a cosine similarity"),
+        (["dupes", "-m", "cnn", "-t", "-5"], "from 0 to 1"),
+        (["dupes", "-m", "cnn-euclidean", "-t", "3"], "from 0 to 2"),
+        (["copies", "-m", "ssim", "-t", "95"], "--threshold for ssim"),
+        (["dupes", "-m", "euclidean", "-t", "-1"], "--threshold for euclidean"),
+        (["dupes", "-m", "cosine", "-t", "2"], "--threshold for cosine"),
+        (["dupes", "-m", "phash", "-t", "99"], "whole number of bits from 0 to 64"),
+        (["dupes", "-f", "xml"], "Invalid value for '--format'"),
+        (["dupes", "--threshold"], "requires an argument"),
+        (["resolve", "--action", "shred"], "Invalid value for '--action'"),
+        (["nosuch"], "No such command 'nosuch'"),
+    ],
+)
+def test_a_bad_value_is_one_line_and_exit_2(library, args, says):  # type: ignore[no-untyped-def]
+    db, _ = library
+    done = run(db, *args, check=False)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("catalog: error: ") and says in lines[0], done.stderr
+    assert "╭" not in done.stderr
+
+
+def test_the_help_gives_the_thresholds_answers_use_and_lists_the_methods_that_answer():
+    out = run("unused.db", "dupes", "--help").stdout
+    flat = " ".join(out.replace("│", " ").split())
+    assert "cnn 0.94 (0.8 where orb verifies)" in flat
+    listed = flat.split("One of:")[1].split(".")[0]
+    assert "cnn" in listed and "orb" not in listed
+
+
+def test_a_folder_given_as_the_catalogue_is_named_as_one(tmp_path):
+    done = run(tmp_path, "dupes", check=False)
+    assert done.returncode != 0
+    assert done.stderr.strip() == (
+        f"catalog: error: --db {tmp_path} is a folder: give the catalogue's file (for example "
+        f"{tmp_path / 'catalog.db'})"
+    )
+
+
+def test_a_catalogued_image_is_not_its_own_nearest(library):  # type: ignore[no-untyped-def]
+    db, pictures = library
+    asked = pictures / "Canon_IXUS.jpg"
+    found = json.loads(cli(db, "query", str(asked), "-f", "json").output)["results"]
+    paths = [r["path"] for r in found]
+    assert str(asked) not in paths and paths[0] == str(pictures / "WhatsApp" / "IMG-0001-WA0001.jpg")
+    assert found[0]["match"] and len(paths) == 2  # the other two images of the catalogue
+
+
+def test_a_folder_inside_the_against_folder_is_asked_about(library):  # type: ignore[no-untyped-def]
+    """ "Is WhatsApp/ already in my Pictures/?" with WhatsApp/ inside Pictures/."""
+    db, pictures = library
+    whatsapp = pictures / "WhatsApp"
+    asked = ("--in", str(whatsapp), "--against", str(pictures), "-f", "json")
+    groups = json.loads(cli(db, "dupes", *asked).output)["groups"]
+    assert [(g["reference"], [im["path"] for im in g["images"]]) for g in groups] == [
+        (
+            str(pictures / "Canon_IXUS.jpg"),
+            [str(pictures / "Canon_IXUS.jpg"), str(whatsapp / "IMG-0001-WA0001.jpg")],
+        )
+    ]
+    counted = json.loads(cli(db, "copies", *asked).output)["images"]
+    assert [(im["path"], im["copies"]) for im in counted] == [(str(whatsapp / "IMG-0001-WA0001.jpg"), 1)]
