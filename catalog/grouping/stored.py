@@ -87,7 +87,7 @@ def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = N
     changed_ids = np.asarray(changed, dtype=np.int64)
     drop = catalog.group_references(name, changed)
     seeds = np.union1d(changed_ids, catalog.group_rows(name, drop)[0])
-    near = search.near_codes(catalog, key)
+    near = search.near_codes(catalog)
     was = catalog.copy_rows(name, changed)[1]
     marked = bool(catalog.marks())
     if search.reaches_near and not marked:

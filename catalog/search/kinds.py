@@ -87,8 +87,9 @@ class Search:
         two images one class (equal codes; equal hashes)."""
         raise NotImplementedError(f"{self.method.name} keeps no groups")
 
-    def near_codes(self, catalog: Catalog, key: str) -> NearCodes | EqualCodes:
-        """The codes near given codes, at the method's default threshold."""
+    def near_codes(self, catalog: Catalog) -> NearCodes | EqualCodes:
+        """The codes near given codes, at the method's default threshold (through the stored pairs'
+        saved index, which answers the pairs' key)."""
         raise NotImplementedError(f"{self.method.name} keeps no groups")
 
 
@@ -127,7 +128,7 @@ class ExactSearch(Search):
         )
         return ids, codes, np.asarray(values, dtype=object)
 
-    def near_codes(self, catalog: Catalog, key: str) -> NearCodes | EqualCodes:
+    def near_codes(self, catalog: Catalog) -> NearCodes | EqualCodes:
         return EqualCodes()
 
 
@@ -186,8 +187,9 @@ class BitsSearch(Search):
         ids, codes = catalog.upright_codes(self.method.name)
         return ids, codes, codes
 
-    def near_codes(self, catalog: Catalog, key: str) -> NearCodes | EqualCodes:
+    def near_codes(self, catalog: Catalog) -> NearCodes | EqualCodes:
         limit = int(stored_threshold(self.method) or 0)
+        key = pairs_key(self.method)
         return NearCodes(catalog, self.method.name, key, limit, int(self.method.default_threshold))
 
 

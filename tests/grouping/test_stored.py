@@ -125,6 +125,28 @@ def test_a_refresh_regroups_only_what_changed(tmp_path):
         assert kept is not None and groups_of(kept) == groups_of(find_groups(catalog, "phash"))
 
 
+def test_a_refresh_reads_the_stored_pairs_saved_index_as_the_pairs_left_it(tmp_path):
+    """The groups' refresh searches near codes through the stored pairs' saved index
+    (``<catalogue>.phash.pairs.npz``): it asks for it by the pairs' key, so the file the pairs' refresh
+    left is used as it is, not rebuilt from every code and saved under another key (then rebuilt again
+    by the next index's pairs: a second at a million images, each time)."""
+    import numpy as np
+
+    from catalog.search.pairs import cache_path, pairs_key
+
+    root = library(tmp_path / "lib", objects=20, fruits=0)
+    with Catalog.open(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
+        index(catalog, [str(root)], methods=["phash"], workers=1)
+        saved = cache_path(catalog, "phash")
+        before = saved.stat().st_mtime_ns
+        shutil.copyfile(root / "u004.jpg", root / "copy of u004.jpg")
+        index(catalog, [str(root)], workers=1)
+        assert catalog.count_regroup("phash") == 0
+        with np.load(saved) as arrays:
+            assert str(arrays["key"]) == pairs_key(get_method("phash"))
+        assert saved.stat().st_mtime_ns == before  # one new code: a tail read from the table, no rewrite
+
+
 def test_a_mark_made_without_an_index_is_answered_from_the_pairs(tmp_path):
     """A "not a duplicate" mark (the review page makes them) leaves entries: dupes answers from the
     pairs, with the mark, until the next refresh makes the groups again."""
