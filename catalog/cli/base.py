@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from catalog.config import DEFAULT_METHODS, CnnChoice, Settings, sqlite_file
 from catalog.errors import CatalogError, Interrupted
+from catalog.errors import UsageError as CatalogUsageError
 from catalog.interrupts import Interrupts
 from catalog.methods import answering_names, get_method
 from catalog.text import plural as _plural
@@ -219,6 +220,32 @@ AgainstOption = Annotated[
 ThresholdOption = Annotated[
     float | None, typer.Option("--threshold", "-t", help="Match threshold. " + thresholds_help())
 ]
+SimilarityOption = Annotated[
+    float | None,
+    typer.Option(
+        "--similarity",
+        "-s",
+        metavar="PCT",
+        help="Match threshold as a percentage on the one scale every method shares: 100 identical, 90 at "
+        "the method's default threshold (instead of --threshold).",
+    ),
+]
+
+
+def threshold_of(method: str, threshold: float | None, similarity: float | None) -> float | None:
+    """The threshold a command uses: ``--threshold``, or ``--similarity`` turned into the method's own
+    measure (a usage error for both, or for a method whose scores are not on the scale)."""
+    if similarity is None:
+        return threshold
+    if threshold is not None:
+        raise CatalogUsageError("choose --threshold or --similarity, not both")
+    return get_method(method).threshold_at(similarity)
+
+
+def similar_of(method: str) -> Callable[[Any], Any] | None:
+    """The method's scores as percentages on the one scale, when its scores are on it."""
+    chosen = get_method(method)
+    return chosen.similarity if chosen.unlike_score is not None else None
 
 
 def answer_options(

@@ -20,6 +20,18 @@ from catalog.store import camera_name
 from catalog.store.columns import ImageTable
 from catalog.text import human_size
 
+#: A method's scores to percentages on the one similarity scale (``Method.similarity``), or None.
+Similar = Callable[[np.ndarray], np.ndarray] | None
+
+
+def _percent(score: np.ndarray, similar: Similar) -> list[float | None]:
+    """Each score's similarity in percent, to a tenth (None for the reference, or without ``similar``)."""
+    if similar is None:
+        return [None] * len(score)
+    percent = np.round(similar(np.nan_to_num(score)), 1)
+    return [None if s != s else p for s, p in zip(score.tolist(), percent.tolist(), strict=True)]
+
+
 #: One image's fields as ``dupes`` lists them (the object left open for a score).
 _IMAGE = (
     '{"path": %s, "size": %s, "width": %s, "height": %s, "format": %s, "content_hash": %s, '
@@ -109,13 +121,18 @@ def image_json(table: ImageTable, positions: np.ndarray, ends: list[str] | None 
     return list(map(made.__getitem__, back))
 
 
-def group_json(table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray) -> Iterator[str]:
-    """Each group as the JSON ``{"reference": PATH, "images": [...]}`` (members with their score)."""
+def group_json(
+    table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray, similar: Similar = None
+) -> Iterator[str]:
+    """Each group as the JSON ``{"reference": PATH, "why": ..., "images": [...]}`` (members with their
+    score and, given ``similar`` (the method's :meth:`~catalog.methods.Method.similarity`), its
+    percentage on the one scale)."""
     closed: dict[float, str] = {}
     scores = []
-    for s in score.tolist():
+    for s, p in zip(score.tolist(), _percent(score, similar), strict=True):
         if s not in closed:
-            closed[s] = "}" if s != s else f', "score": {s!r}}}'
+            shown = "" if p is None else f', "similarity": {p}'
+            closed[s] = "}" if s != s else f', "score": {s!r}{shown}}}'
         scores.append(closed[s])
     images = image_json(table, member, scores)
     del scores
@@ -128,7 +145,12 @@ def group_json(table: ImageTable, member: np.ndarray, starts: np.ndarray, score:
 
 
 def group_lines(
-    table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray, number: int = 1
+    table: ImageTable,
+    member: np.ndarray,
+    starts: np.ndarray,
+    score: np.ndarray,
+    similar: Similar = None,
+    number: int = 1,
 ) -> Iterator[str]:
     """The text lines of each group: a heading with why its reference is kept, then each image with its
     score (the reference marked). Groups are numbered from ``number``."""
@@ -143,6 +165,8 @@ def group_lines(
     marks: dict[float, str] = {}
     bounds = starts.tolist()
     scores = score.tolist()
+    percents = _percent(score, similar)
+    wide = 9 if similar is None else 16
     whys = why_kept(table, member, starts)
     for n, (begin, end) in enumerate(zip(bounds[:-1], bounds[1:], strict=True), number):
         yield f"group {n}: {end - begin} images, keeping the {whys[n - number]}"
@@ -151,23 +175,27 @@ def group_lines(
             if s != s:
                 mark = "reference"
             elif (mark := marks.get(s, "")) == "":
-                mark = marks.setdefault(s, f"{f'{s:9.4g}':>9}")
+                p = percents[k]
+                mark = marks.setdefault(s, f"{s:9.4g}" + ("" if p is None else f" {p:5.1f}%"))
             shape = f"{width[k]}x{height[k]}, " if width[k] >= 0 and height[k] >= 0 else ""
-            yield f"  {mark:>9}  {paths[k]}  ({shape}{sizes[k]}, {days[k]})"
+            yield f"  {mark:>{wide}}  {paths[k]}  ({shape}{sizes[k]}, {days[k]})"
 
 
 def group_rows(
-    table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray
+    table: ImageTable, member: np.ndarray, starts: np.ndarray, score: np.ndarray, similar: Similar = None
 ) -> list[list[object]]:
-    """CSV rows: group number, score ("" for the reference), path, size, width, height, modified."""
+    """CSV rows: group number, score and similarity ("" for the reference), path, size, width, height,
+    modified."""
     group = np.repeat(np.arange(1, len(starts)), np.diff(starts)).tolist()
     modified = iso_seconds(table.mtime_ns[member])
     width, height = table.width[member].tolist(), table.height[member].tolist()
     sizes = table.size[member].tolist()
+    percents = _percent(score, similar)
     return [
         [
             group[k],
             "" if s != s else s,
+            "" if s != s or percents[k] is None else percents[k],
             table.path[p],
             sizes[k],
             None if width[k] < 0 else width[k],
@@ -251,13 +279,14 @@ def all_group_json(
     starts: np.ndarray,
     score: np.ndarray,
     separator: str,
+    similar: Similar = None,
     parallel_from: int = PARALLEL_FROM,
 ) -> Iterator[str]:
     """:func:`group_json` of every group, on both cores from ``parallel_from`` members on
     (:func:`in_halves`)."""
 
     def make(begin: int, end: int) -> Iterator[str]:
-        return group_json(table, *_groups(member, starts, score, begin, end))
+        return group_json(table, *_groups(member, starts, score, begin, end), similar)
 
     return in_halves(len(starts) - 1, make, _middle(len(member), starts, parallel_from), separator)
 
@@ -267,13 +296,14 @@ def all_group_lines(
     member: np.ndarray,
     starts: np.ndarray,
     score: np.ndarray,
+    similar: Similar = None,
     parallel_from: int = PARALLEL_FROM,
 ) -> Iterator[str]:
     """:func:`group_lines` of every group, on both cores from ``parallel_from`` members on
     (:func:`in_halves`; the second half's lines come as one string)."""
 
     def make(begin: int, end: int) -> Iterator[str]:
-        return group_lines(table, *_groups(member, starts, score, begin, end), number=begin + 1)
+        return group_lines(table, *_groups(member, starts, score, begin, end), similar, number=begin + 1)
 
     return in_halves(len(starts) - 1, make, _middle(len(member), starts, parallel_from), "\n")
 

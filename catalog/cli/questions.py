@@ -21,11 +21,14 @@ from catalog.cli.base import (
     GroupingOption,
     InOption,
     MethodOption,
+    SimilarityOption,
     ThresholdOption,
     TransformsOption,
     VerifyOption,
     answer_options,
     app,
+    similar_of,
+    threshold_of,
 )
 from catalog.cli.output import ITEM_SEPARATOR, Encoded, print_csv, print_json, print_lines
 
@@ -35,6 +38,7 @@ def dupes_command(
     ctx: typer.Context,
     method: MethodOption = "phash",
     threshold: ThresholdOption = None,
+    similarity: SimilarityOption = None,
     grouping: GroupingOption = GroupingChoice.reference,
     transforms: TransformsOption = None,
     verify: VerifyOption = None,
@@ -47,6 +51,7 @@ def dupes_command(
     its score against it."""
     from catalog.grouping.stored import answer_groups
 
+    threshold = threshold_of(method, threshold, similarity)
     options = answer_options(ctx, grouping, transforms, verify, inside, against)
     with ctx.obj.open() as catalog:
         found = answer_groups(catalog, method, threshold, options)
@@ -54,9 +59,11 @@ def dupes_command(
 
     table = found.table
     columns = (table.images, table.member, table.starts, table.score)
+    similar = similar_of(found.method)
     out = sys.stdout
     if fmt is Format.json:
-        groups = (Encoded(group) for group in listing.all_group_json(*columns, ITEM_SEPARATOR))
+        made = listing.all_group_json(*columns, ITEM_SEPARATOR, similar)
+        groups = (Encoded(group) for group in made)
         print_json(
             {
                 "method": found.method,
@@ -69,10 +76,10 @@ def dupes_command(
             out,
         )
     elif fmt is Format.csv:
-        header = ["group", "score", "path", "size", "width", "height", "modified"]
-        print_csv(header, listing.group_rows(*columns), out)
+        header = ["group", "score", "similarity", "path", "size", "width", "height", "modified"]
+        print_csv(header, listing.group_rows(*columns, similar), out)
     else:
-        print_lines(listing.all_group_lines(*columns), out)
+        print_lines(listing.all_group_lines(*columns, similar), out)
         summary = groups_summary(
             len(table),
             len(table.member),
@@ -90,6 +97,7 @@ def copies_command(
     ctx: typer.Context,
     method: MethodOption = "phash",
     threshold: ThresholdOption = None,
+    similarity: SimilarityOption = None,
     grouping: GroupingOption = GroupingChoice.reference,
     transforms: TransformsOption = None,
     verify: VerifyOption = None,
@@ -102,6 +110,7 @@ def copies_command(
     component."""
     from catalog.grouping.stored import answer_copies
 
+    threshold = threshold_of(method, threshold, similarity)
     options = answer_options(ctx, grouping, transforms, verify, inside, against)
     with ctx.obj.open() as catalog:
         used_method, used_threshold, counts = answer_copies(catalog, method, threshold, options)
@@ -127,16 +136,23 @@ def query_command(
     method: MethodOption = "phash",
     k: Annotated[int, typer.Option("-k", help="How many results.")] = 10,
     threshold: ThresholdOption = None,
+    similarity: SimilarityOption = None,
     fmt: FormatOption = Format.text,
 ) -> None:
     """The catalogued images nearest to IMAGE, best first, each with the threshold's verdict."""
     from catalog.search.query import nearest
 
+    threshold = threshold_of(method, threshold, similarity)
     with ctx.obj.open() as catalog:
         found = nearest(catalog, image, method, k, ctx.obj.cnn, threshold)
     rows = list(zip(found.results, found.matches, strict=True))
+    similar = similar_of(found.method)
+    percents = [round(float(similar(score)), 1) if similar else None for (_, score), _ in rows]
     if fmt is Format.json:
-        results = [{"path": im.path, "score": score, "match": match} for (im, score), match in rows]
+        results = [
+            {"path": im.path, "score": score, "similarity": p, "match": match}
+            for ((im, score), match), p in zip(rows, percents, strict=True)
+        ]
         print_json(
             {
                 "method": found.method,
@@ -147,13 +163,15 @@ def query_command(
             }
         )
     elif fmt is Format.csv:
-        print_csv(["path", "score", "match"], [(im.path, score, match) for (im, score), match in rows])
+        table = [(im.path, score, p, match) for ((im, score), match), p in zip(rows, percents, strict=True)]
+        print_csv(["path", "score", "similarity", "match"], table)
     else:
         typer.echo(
             f"{found.method} ({found.score_kind}, threshold {found.threshold:g}) nearest to {found.query}:"
         )
-        for (im, score), match in rows:
-            typer.echo(f"{score:8.3g}  {'match   ' if match else 'no match'}  {im.path}")
+        for ((im, score), match), p in zip(rows, percents, strict=True):
+            shown = "" if p is None else f" {p:5.1f}%"
+            typer.echo(f"{score:8.3g}{shown}  {'match   ' if match else 'no match'}  {im.path}")
 
 
 @app.command("compare")

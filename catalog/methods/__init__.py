@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 Kind = Literal["key", "bits", "vector", "local"]
 
 
+#: Where every method's default threshold sits on the one similarity scale (100 % = identical).
+SIMILAR = 90.0
+
+
 class Method(ABC):
     name: ClassVar[str]
     #: Bumped whenever signatures change meaning; the catalogue then recomputes them.
@@ -67,6 +71,46 @@ class Method(ABC):
     answers_alone: ClassVar[bool] = True
     #: The thresholds that mean something for this method's score (None: any number).
     threshold_range: ClassVar[tuple[float, float] | None] = None
+    #: The score of identical pictures and of pictures as unlike as the score goes (0 % on the one
+    #: similarity scale, :meth:`similarity`); None: the score is not on the scale.
+    identical_score: ClassVar[float] = 0.0
+    unlike_score: ClassVar[float | None] = None
+    #: Scores are whole numbers (bits): a threshold from --similarity is rounded to one.
+    whole_scores: ClassVar[bool] = False
+
+    def similarity(self, scores: Any) -> Any:
+        """Each score (a number or a NumPy array) as a percentage on the one scale every method shares:
+        100 for identical pictures, SIMILAR (90) at the method's default threshold, 0 as unlike as the
+        score goes; linear between (so that a pair matches at the default exactly when it is at 90 % or
+        more)."""
+        import numpy as np
+
+        far = self.unlike_score if self.unlike_score is not None else self.identical_score
+        same, default = self.identical_score, self.default_threshold
+        x = np.asarray(scores, dtype=np.float64)
+        if not self.higher_is_similar:  # distances: measure from the identical end
+            x, same, default, far = -x, -same, -default, -far
+        low = np.interp(x, [far, default], [0.0, SIMILAR]) if default > far else np.zeros_like(x)
+        high = np.interp(x, [default, same], [SIMILAR, 100.0]) if same > default else np.full_like(x, 100.0)
+        out = np.where(x >= default, high, low)
+        return out if np.ndim(scores) else float(out)
+
+    def threshold_at(self, percent: float) -> float:
+        """The threshold at which pairs of ``percent`` similarity and more match (``--similarity``)."""
+        if not 0 <= percent <= 100:
+            raise UsageError(f"--similarity is a percentage from 0 to 100, not {percent:g}")
+        if self.unlike_score is None:
+            raise UsageError(f"{self.name} scores are not on the similarity scale: use --threshold")
+        same, default, far = self.identical_score, self.default_threshold, self.unlike_score
+        if percent >= SIMILAR:
+            at = default + (same - default) * (percent - SIMILAR) / (100.0 - SIMILAR)
+        else:
+            at = far + (default - far) * percent / SIMILAR
+        if self.whole_scores:  # the whole distances at that similarity or more
+            import math
+
+            return float(math.floor(at + 1e-9))
+        return at
 
     def checked_threshold(self, threshold: float) -> float:
         """A user's ``--threshold`` as this method takes it (a clear error where it takes none such)."""

@@ -295,6 +295,7 @@ class CnnCosine(VectorMethod):
     verified_threshold = 0.80
     verify_above = 0.97
     threshold_range = (0.0, 1.0)
+    identical_score, unlike_score = 1.0, 0.0
     transforms_by_default = True
     needs_color = False
     companions = ("orb",)
@@ -394,6 +395,7 @@ class CnnEuclidean(CnnCosine):
     verified_threshold = 0.632
     verify_above = 0.245
     threshold_range = (0.0, 2.0)  # unit vectors: from 0 (the same) to 2 (opposite)
+    identical_score, unlike_score = 0.0, 2.0
     score_kind = "Euclidean distance of CNN features (0 = same)"
     description = "EfficientNet features, Euclidean distance"
 

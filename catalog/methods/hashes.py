@@ -29,11 +29,18 @@ class ExactMethod(Method):
     needs_pixels = False
     description = "byte-identical files (SHA-256 of the content)"
     from_content_hash = True
+    unlike_score = 1.0
+    whole_scores = True
 
     def checked_threshold(self, threshold: float) -> float:
         if threshold != 0:
             raise UsageError(f"{self.name} matches equal files only: it takes no --threshold")
         return 0
+
+    def threshold_at(self, percent: float) -> float:
+        if percent == 0:
+            raise UsageError(f"{self.name} matches equal files only (100 %): it takes no --similarity 0")
+        return super().threshold_at(percent)
 
     def prepare(self, image: Decoded) -> bytes:
         raise TypeError("exact signatures come from the file bytes, not from pixels")
@@ -90,6 +97,8 @@ class ImageHashMethod(Method):
     """
 
     kind = "bits"
+    unlike_score = 64.0  # bits
+    whole_scores = True
     higher_is_similar = False
     needs_color = False
     score_kind = "hamming distance (bits of 64)"

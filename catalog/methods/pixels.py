@@ -67,6 +67,7 @@ class PixelEuclidean(ThumbnailMethod):
     #: (benchmarks/thresholds.py, BENCHMARKS.md).
     default_threshold = 0.05
     threshold_range = (0.0, 1.0)
+    unlike_score = 1.0
     score_kind = "RMS pixel difference of 16x16 thumbnails (0 = same, 1 = black vs white)"
     description = "pixel Euclidean distance (root mean square) on 16x16 RGB thumbnails"
 
@@ -105,6 +106,7 @@ class PixelCosine(ThumbnailMethod):
     #: (benchmarks/thresholds.py, BENCHMARKS.md).
     default_threshold = 0.994
     threshold_range = (0.0, 1.0)
+    identical_score, unlike_score = 1.0, 0.0
     score_kind = "cosine similarity of 16x16 thumbnails' pixels (1 = same)"
     description = "pixel cosine similarity on 16x16 RGB thumbnails"
 
@@ -154,6 +156,7 @@ class Ssim(VectorMethod):
     #: (benchmarks/thresholds.py, BENCHMARKS.md).
     default_threshold = 0.65
     threshold_range = (0.0, 1.0)
+    identical_score, unlike_score = 1.0, 0.0
     score_kind = "SSIM of 32x32 grayscale thumbnails (1 = same)"
     description = "structural similarity (SSIM) on 32x32 grayscale thumbnails"
     version = f"gray{SSIM_SIDE}-y/w{SSIM_WINDOW}"

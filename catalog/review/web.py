@@ -36,6 +36,7 @@ from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.grouping.keep import why_kept
 from catalog.grouping.table import Grouping, Member
 from catalog.ingest.formats import PhotoFacts, file_facts
+from catalog.methods import get_method
 from catalog.review.thumbs import Thumbnails
 from catalog.store import Catalog, ImageInfo
 from catalog.text import human_size
@@ -203,11 +204,13 @@ def _when(mtime_ns: int) -> str:
 def _score(review: Review, member: Member) -> str:
     if member.score is None:
         return "reference"
-    if review.found.method in ("ahash", "phash", "dhash", "whash"):
-        return f"{member.score:g} bits apart"
     if review.found.method == "exact":
         return "identical bytes"
-    return f"score {member.score:.3f}"
+    method = get_method(review.found.method)
+    alike = f"{method.similarity(member.score):.1f} % alike"  # the one scale of every method
+    if review.found.method in ("ahash", "phash", "dhash", "whash"):
+        return f"{alike} ({member.score:g} bits apart)"
+    return f"{alike} (score {member.score:.3f})"
 
 
 def _card(review: Review, member: Member, keep: bool, fresh: dict[int, ImageInfo]) -> dict[str, Any]:

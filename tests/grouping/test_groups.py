@@ -160,8 +160,8 @@ def test_the_reference_is_the_image_a_person_would_keep(db_path, pics, photo):
     text = cli(db_path, "dupes", "-m", "phash").output
     assert text.splitlines()[1].split()[0] == "reference" and str(original) in text.splitlines()[1]
     rows = cli(db_path, "dupes", "-m", "phash", "-f", "csv").output.splitlines()
-    assert rows[0] == "group,score,path,size,width,height,modified"
-    assert rows[1].startswith(f"1,,{original},")
+    assert rows[0] == "group,score,similarity,path,size,width,height,modified"
+    assert rows[1].startswith(f"1,,,{original},")
 
 
 @pytest.mark.parametrize("method", ["ahash", "phash", "dhash", "whash"])
