@@ -45,15 +45,20 @@ class KeepPolicy:
     def order(self, images: Sequence[ImageInfo]) -> list[int]:
         """Positions of ``images`` (in their group's order) from the one to keep first."""
         keys = [_key(rule) for rule in self.rules]
-        return sorted(range(len(images)), key=lambda k: (*(key(images[k]) for key in keys), k))
+        # "original" is the group's reference (position 0) before the rest, whatever rules follow.
+        return sorted(
+            range(len(images)),
+            key=lambda k: (*((k > 0) if key is None else key(images[k]) for key in keys), k),
+        )
 
     def __str__(self) -> str:
         return ",".join(self.rules)
 
 
-def _key(rule: str) -> Callable[[ImageInfo], object]:
+def _key(rule: str) -> Callable[[ImageInfo], object] | None:
+    """The sort key of a policy (None for ``original``: by position in the group, the reference first)."""
     if rule == "original":  # the group's reference: the keep order's original (catalog.grouping.keep)
-        return lambda im: 0
+        return None
     if rule == "largest":
         return lambda im: -im.pixels
     if rule == "biggest":

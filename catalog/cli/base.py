@@ -41,6 +41,9 @@ class CatalogGroup(TyperGroup):
             code = super().main(args, prog_name, standalone_mode=False, **extra)
         except Exception as exc:
             names = {c.__name__ for c in type(exc).__mro__}
+            if "Abort" in names:  # Ctrl-C or end of input while the command line was read
+                typer.echo("catalog: interrupted", err=True)
+                sys.exit(130)
             if "ClickException" not in names:
                 raise
             if "NoArgsIsHelpError" in names:  # no command: the help, as Typer shows it

@@ -269,9 +269,12 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
                 has_taken[p] = True
     marked = np.zeros(len(table), dtype=bool)
     marked[list(places)] = True
+    # The picture's size in tiers as the keep order cuts them: from the group's largest picture.
+    top = np.repeat(np.maximum.reduceat(pixels[m], starts[:-1]) if len(sizes) else pixels[m][:0], sizes)
+    smaller = pixels[m] * SAME < top
     differ = np.stack(
         [
-            (pixels[m] * SAME < pixels[ref]) | (pixels[ref] * SAME < pixels[m]),
+            smaller != (pixels[ref] * SAME < top),
             framed[m] != framed[ref],
             proof[m] != proof[ref],
             when[m] != when[ref],
@@ -283,7 +286,7 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
     )
     worse = np.stack(
         [
-            pixels[m] < pixels[ref],
+            smaller,
             framed[m],
             proof[m] > proof[ref],
             when[m] > when[ref],

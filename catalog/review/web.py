@@ -73,8 +73,10 @@ class ReviewGroup:
     #: open, settled (acted on), marked (not duplicates), skipped
     state: str = "open"
     notes: list[str] = field(default_factory=list)
-    #: Why the reference is the one to keep (:func:`catalog.grouping.keep.why_kept`).
+    #: Why the reference is the one to keep (:func:`catalog.grouping.keep.why_kept`), said of the
+    #: group as it was found: shown while its members are those (a decision changes them).
     why: str = ""
+    found_ids: tuple[int, ...] = ()
 
     @property
     def reference(self) -> ImageInfo:
@@ -132,7 +134,9 @@ class Review:
             table = self.found.table
             begin, end = int(table.starts[group_id - 1]), int(table.starts[group_id])
             why = why_kept(table.images, table.member[begin:end], np.asarray([0, end - begin]))[0]
-            made = self._made[group_id] = ReviewGroup(group_id, table.group(group_id - 1), why=why)
+            members = table.group(group_id - 1)
+            found = tuple(m.image.id for m in members)
+            made = self._made[group_id] = ReviewGroup(group_id, members, why=shown(why), found_ids=found)
         return made
 
     def _open(self, group_id: int) -> bool:
@@ -152,7 +156,7 @@ class Review:
     def open_counts(self) -> tuple[int, int]:
         """(open groups, their redundant copies), counted from the groups as found and those changed."""
         groups, redundant = len(self._sizes), sum(self._sizes) - len(self._sizes)
-        for group_id, made in self._made.items():
+        for group_id, made in list(self._made.items()):  # pages add groups meanwhile
             groups -= 1
             redundant -= self._sizes[group_id - 1] - 1
             if self._open(group_id):
@@ -263,7 +267,9 @@ def _group_context(review: Review, group: ReviewGroup) -> dict[str, Any]:
         if not card["gone"]:
             card["keep"] = True
             break
-    why = group.why if cards and cards[0]["keep"] else ""  # said of the reference, while it is on disk
+    # Said of the group as found: while it holds those images, its reference on disk and first.
+    same = tuple(m.image.id for m in group.members) == group.found_ids
+    why = group.why if same and cards and cards[0]["keep"] else ""
     return {"id": group.id, "cards": cards, "notes": group.notes, "size": len(cards), "why": why}
 
 

@@ -209,8 +209,13 @@ def hamming_nearest(codes: np.ndarray, query: int, k: int) -> tuple[np.ndarray, 
         return _empty()
     kth = distance[np.argpartition(distance, k - 1)[k - 1]]
     nearest = np.flatnonzero(distance <= kth)
-    nearest = nearest[np.lexsort((nearest, distance[nearest]))]
+    nearest = nearest[np.lexsort((nearest, distance[nearest]))][: k + NEAREST_TIES]
     return nearest, distance[nearest]
+
+
+#: Codes as near as the k-th that :func:`hamming_nearest` gives beyond k, at most (a library of blank
+#: pictures has thousands at one distance).
+NEAREST_TIES = 64
 
 
 class CodeIndex:

@@ -92,3 +92,16 @@ def test_a_folder_inside_the_against_folder_is_asked_about(library):  # type: ig
     ]
     counted = json.loads(cli(db, "copies", *asked).output)["images"]
     assert [(im["path"], im["copies"]) for im in counted] == [(str(whatsapp / "IMG-0001-WA0001.jpg"), 1)]
+
+
+def test_the_original_policy_keeps_the_reference_whatever_rules_follow():
+    """``--keep original,largest``: the group's reference (the original) first; the next rule orders
+    only the rest."""
+    from catalog.actions.policies import KeepPolicy
+    from catalog.store import ImageInfo
+
+    reference = ImageInfo(1, "/p/Camera/a.jpg", 100, 800, 600, "JPEG", "h1")
+    bigger = ImageInfo(2, "/p/Upscaled/a.jpg", 900, 1600, 1200, "JPEG", "h2")
+    smaller = ImageInfo(3, "/p/WhatsApp/a.jpg", 50, 400, 300, "JPEG", "h3")
+    assert KeepPolicy.parse(["original,largest"]).order([reference, smaller, bigger]) == [0, 2, 1]
+    assert KeepPolicy.parse(["largest"]).order([reference, smaller, bigger]) == [2, 0, 1]
