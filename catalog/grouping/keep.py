@@ -33,7 +33,7 @@ from catalog.store.columns import ImageTable
 SAME = 1.05
 
 #: Part of the stored groups' key: a new keep order regroups every stored group once.
-KEEP_ORDER_VERSION = 2
+KEEP_ORDER_VERSION = 3
 
 #: Folders where copies live: a person's backups, downloads, messengers' folders (a folder whose name
 #: holds one of these words, case-insensitive).
@@ -179,21 +179,70 @@ FRAME_SHARE = 0.02
 
 
 def time_of(image: ImageInfo) -> tuple[float, int]:
-    """(when the picture was taken (EXIF; a time without a UTC offset is taken as local), else when its
-    file was last modified, in seconds since the epoch; then the file's modified time): copies of one
-    photo share its date taken, and the oldest file among them is the original."""
+    """(when the picture was taken (EXIF; a time without a UTC offset is read as UTC, so that the order
+    is the same whatever zone the machine is in), else when its file was last modified, in seconds since
+    the epoch; then the file's modified time): copies of one photo share its date taken, and the oldest
+    file among them is the original."""
     stamp = _timestamp(image.taken) if image.taken else None
     return (image.mtime_ns / 1e9 if stamp is None else stamp), image.mtime_ns
 
 
 def _timestamp(taken: str) -> float | None:
-    """Seconds since the epoch of an EXIF date taken (ISO; local time without an offset), or None."""
-    from datetime import datetime
+    """Seconds since the epoch of an EXIF date taken (ISO; UTC without an offset), or None."""
+    from datetime import UTC, datetime
 
     try:
-        return datetime.fromisoformat(taken).timestamp()
+        moment = datetime.fromisoformat(taken)
     except ValueError:
         return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _timestamps(taken: list[str | None]) -> np.ndarray:
+    """:func:`_timestamp` of each value (NaN for none): dates without an offset, as EXIF mostly gives
+    them (``YYYY-MM-DDTHH:MM:SS``), are read a column at a time and checked as ``fromisoformat``
+    checks them; the rest one by one (a million dates: a tenth of a second instead of five)."""
+    out = np.full(len(taken), np.nan)
+    plain = [k for k, t in enumerate(taken) if t and len(t) == 19]
+    if plain:
+        raw = "".join(taken[k] for k in plain).encode("ascii", "replace")  # type: ignore[misc]
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 19)
+        d = b - np.uint8(48)  # a digit's value; anything else wraps past 9
+
+        def number(*at: int) -> np.ndarray:
+            value = np.zeros(len(d), dtype=np.int64)
+            for k in at:
+                value = value * 10 + d[:, k]
+            return value
+
+        digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+        year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
+        hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        month_days = np.asarray([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[month.clip(0, 12)]
+        fine = (
+            (d[:, digits] <= 9).all(axis=1)
+            & (b[:, 4] == 45) & (b[:, 7] == 45) & (b[:, 10] == 84) & (b[:, 13] == 58) & (b[:, 16] == 58)
+            & (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1)
+            & (day <= month_days + ((month == 2) & leap)) & (hour < 24) & (minute < 60) & (second < 60)
+        )  # fmt: skip
+        # Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+        y = year - (month <= 2)
+        era = np.floor_divide(y, 400)
+        yoe = y - era * 400
+        doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+        days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+        seconds = days * 86400 + hour * 3600 + minute * 60 + second
+        at = np.asarray(plain, dtype=np.int64)
+        out[at[fine]] = seconds[fine]
+    done = np.isnan(out).tolist()  # True: still to read
+    seen: dict[str, float | None] = {}
+    for k in [k for k, (value, todo) in enumerate(zip(taken, done, strict=True)) if value and todo]:
+        value = taken[k]
+        stamp = seen[value] if value in seen else seen.setdefault(value, _timestamp(value))  # type: ignore[index,arg-type]
+        if stamp is not None:
+            out[k] = stamp
+    return out
 
 
 def _framing(image: ImageInfo) -> int:
@@ -209,15 +258,8 @@ def keep_facts(table: ImageTable) -> tuple[np.ndarray, np.ndarray]:
     pixels = table.pixels
     whole = table.width.clip(min=0) * table.height.clip(min=0)
     framed = (whole - pixels) > FRAME_SHARE * whole
-    when = table.mtime_ns / 1e9
-    seen: dict[str, float | None] = {}
-    for k, taken in enumerate(table.taken):
-        if taken:
-            if taken not in seen:
-                seen[taken] = _timestamp(taken)
-            stamp = seen[taken]
-            if stamp is not None:
-                when[k] = stamp
+    stamps = _timestamps(table.taken)
+    when = np.where(np.isnan(stamps), table.mtime_ns / 1e9, stamps)
     named = np.fromiter(
         (bool(a or b) for a, b in zip(table.camera_make, table.camera_model, strict=True)),
         dtype=bool,
@@ -255,18 +297,15 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
     proof[involved] = np.where(table.has_exif[involved] == 1, np.where(named, 0, 1), 2)
     when = table.mtime_ns / 1e9
     has_taken = np.zeros(len(table), dtype=bool)
-    stamps: dict[str, float | None] = {}
+    stamps = _timestamps([table.taken[p] for p in at])
+    dated = ~np.isnan(stamps)
+    when[involved[dated]] = stamps[dated]
+    has_taken[involved[dated]] = True
     places: dict[int, str] = {}
     for p in at:
         place = copy_place(table.path[p])
         if place is not None:
             places[p] = place
-        taken = table.taken[p]
-        if taken:
-            stamp = stamps[taken] if taken in stamps else stamps.setdefault(taken, _timestamp(taken))
-            if stamp is not None:
-                when[p] = stamp
-                has_taken[p] = True
     marked = np.zeros(len(table), dtype=bool)
     marked[list(places)] = True
     # The picture's size in tiers as the keep order cuts them: from the group's largest picture.

@@ -75,3 +75,30 @@ def test_resolve_without_options_keeps_every_original(library):  # type: ignore[
 )
 def test_folders_and_names_that_mark_a_copy(path, place):  # type: ignore[no-untyped-def]
     assert copy_place(path) == place
+
+
+def test_dates_taken_read_a_column_at_a_time_are_those_read_one_by_one():
+    """The keep order reads a million dates taken at once (``_timestamps``); each must be what
+    ``fromisoformat`` makes of it (``_timestamp``: UTC without an offset), invalid ones included."""
+    import random
+
+    import numpy as np
+
+    from catalog.grouping.keep import _timestamp, _timestamps
+
+    rnd = random.Random(7)
+    values: list[str | None] = [
+        f"{rnd.randint(0, 9999):04d}-{rnd.randint(0, 13):02d}-{rnd.randint(0, 32):02d}T"
+        f"{rnd.randint(0, 25):02d}:{rnd.randint(0, 61):02d}:{rnd.randint(0, 61):02d}"
+        for _ in range(20_000)
+    ]
+    values += [
+        "2004-09-19 10:00:00",
+        "2004-09-19T10:00:00+02:00",
+        "é004-09-19T10:00:00",
+        "2000-02-29T00:00:00",
+    ]
+    values += ["1900-02-29T00:00:00", "1969-12-31T23:59:59", "garbage", "", None]
+    one_by_one = [(_timestamp(v) if v else None) for v in values]
+    expected = np.asarray([np.nan if t is None else t for t in one_by_one])
+    assert np.array_equal(_timestamps(values), expected, equal_nan=True)
