@@ -282,6 +282,9 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
     million members, and few distinct reasons."""
     if not len(member):
         return []
+    if len(table) > 4 * len(member):  # a few groups of a large table (the review page): their images only
+        involved = np.unique(member)
+        return why_kept(table.take(involved), np.searchsorted(involved, member), starts)
     sizes = np.diff(starts)
     ref = np.repeat(member[starts[:-1]], sizes)
     m = member

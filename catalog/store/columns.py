@@ -128,6 +128,17 @@ class ImageTable:
         flags = np.zeros(0, dtype=np.int8)
         return cls(empty, [], empty, empty, empty, [], [], empty, empty, empty, [], [], [], flags, flags)
 
+    def take(self, positions: np.ndarray) -> ImageTable:
+        """The images at ``positions`` (ascending: the result stays in path order) as a table."""
+        at = positions.tolist()
+        values: dict[str, object] = {}
+        for field in fields(self):
+            column = getattr(self, field.name)
+            values[field.name] = (
+                column[positions] if isinstance(column, np.ndarray) else [column[k] for k in at]
+            )
+        return ImageTable(**values)  # type: ignore[arg-type]
+
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """The position of each image id in ``ids`` (-1 for an id the table does not hold)."""
         by_id = np.argsort(self.id, kind="stable")
