@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -252,21 +253,40 @@ def _framing(image: ImageInfo) -> int:
     return margin if margin > FRAME_SHARE * total else 0
 
 
-def keep_facts(table: ImageTable) -> tuple[np.ndarray, np.ndarray]:
-    """(pixels, rank) of every image of ``table``: the picture's size and the image's place among the
-    table's images in the fixed part of the keep order (:func:`keep_key`, from columns)."""
+class _Evidence(NamedTuple):
+    """The keep order's facts of every image of a table, as columns (what :func:`keep_key` reads)."""
+
+    pixels: np.ndarray
+    framed: np.ndarray
+    proof: np.ndarray  # :func:`evidence`
+    when: np.ndarray  # date taken, else file date, in seconds
+    has_taken: np.ndarray
+    places: dict[int, str]  # :func:`copy_place` of the positions that have one
+
+
+def _evidence(table: ImageTable) -> _Evidence:
     pixels = table.pixels
     whole = table.width.clip(min=0) * table.height.clip(min=0)
     framed = (whole - pixels) > FRAME_SHARE * whole
     stamps = _timestamps(table.taken)
-    when = np.where(np.isnan(stamps), table.mtime_ns / 1e9, stamps)
+    has_taken = ~np.isnan(stamps)
+    when = np.where(has_taken, stamps, table.mtime_ns / 1e9)
     named = np.fromiter(
         (bool(a or b) for a, b in zip(table.camera_make, table.camera_model, strict=True)),
         dtype=bool,
         count=len(table),
     )
     proof = np.where(table.has_exif == 1, np.where(named, 0, 1), 2)
-    marked = np.fromiter((copy_place(p) is not None for p in table.path), dtype=bool, count=len(table))
+    places = {k: place for k, path in enumerate(table.path) if (place := copy_place(path)) is not None}
+    return _Evidence(pixels, framed, proof, when, has_taken, places)
+
+
+def keep_facts(table: ImageTable) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels, rank) of every image of ``table``: the picture's size and the image's place among the
+    table's images in the fixed part of the keep order (:func:`keep_key`, from columns)."""
+    pixels, framed, proof, when, _, places = _evidence(table)
+    marked = np.zeros(len(table), dtype=bool)
+    marked[list(places)] = True
     order = np.lexsort((np.arange(len(table)), -table.size, marked, table.mtime_ns, when, proof, framed))
     rank = np.empty(len(table), dtype=np.int64)
     rank[order] = np.arange(len(table))
@@ -282,33 +302,13 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
     million members, and few distinct reasons."""
     if not len(member):
         return []
-    if len(table) > 4 * len(member):  # a few groups of a large table (the review page): their images only
+    if len(table) > len(member):  # images outside the groups (a page's few groups): theirs only
         involved = np.unique(member)
         return why_kept(table.take(involved), np.searchsorted(involved, member), starts)
     sizes = np.diff(starts)
     ref = np.repeat(member[starts[:-1]], sizes)
     m = member
-    involved = np.sort(member)  # an image is in one group at most
-    at = involved.tolist()
-    pixels = table.pixels
-    whole = table.width.clip(min=0) * table.height.clip(min=0)
-    framed = (whole - pixels) > FRAME_SHARE * whole
-    proof = np.full(len(table), 2, dtype=np.int64)
-    named = np.fromiter(
-        (bool(table.camera_make[p] or table.camera_model[p]) for p in at), dtype=bool, count=len(at)
-    )
-    proof[involved] = np.where(table.has_exif[involved] == 1, np.where(named, 0, 1), 2)
-    when = table.mtime_ns / 1e9
-    has_taken = np.zeros(len(table), dtype=bool)
-    stamps = _timestamps([table.taken[p] for p in at])
-    dated = ~np.isnan(stamps)
-    when[involved[dated]] = stamps[dated]
-    has_taken[involved[dated]] = True
-    places: dict[int, str] = {}
-    for p in at:
-        place = copy_place(table.path[p])
-        if place is not None:
-            places[p] = place
+    pixels, framed, proof, when, has_taken, places = _evidence(table)
     marked = np.zeros(len(table), dtype=bool)
     marked[list(places)] = True
     # The picture's size in tiers as the keep order cuts them: from the group's largest picture.
@@ -344,8 +344,7 @@ def why_kept(table: ImageTable, member: np.ndarray, starts: np.ndarray) -> list[
     hashes, formats = table.content_hash, table.format
     # The same bytes: equal content hashes (none: a file not read yet), told apart by their hash
     # values first and compared as text where those are equal.
-    hashed = np.zeros(len(table), dtype=np.int64)
-    hashed[involved] = np.fromiter((hash(hashes[p]) for p in at), dtype=np.int64, count=len(at))
+    hashed = np.fromiter((hash(h) for h in hashes), dtype=np.int64, count=len(hashes))
     maybe = np.flatnonzero(hashed[m] == hashed[ref])
     same_bytes = np.zeros(len(m), dtype=bool)
     same_bytes[maybe] = [
