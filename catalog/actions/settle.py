@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from catalog.actions import apply as actions
 from catalog.actions.policies import KeepPolicy
+from catalog.actions.rules import FolderRules, RulePlan, plan_by_rules
 from catalog.config import CnnChoice
 from catalog.errors import BusyError, UsageError
 from catalog.grouping.options import Options
@@ -27,6 +28,8 @@ class Resolution:
     plan: actions.Plan
     outcome: actions.Outcome | None = None
     notes: list[str] = field(default_factory=list)
+    #: What the catalogue's folder rules decided (None: it has none, or they were not used).
+    rules: RulePlan | None = None
 
 
 def resolve(
@@ -40,9 +43,12 @@ def resolve(
     apply: bool = False,
     progress: Callable[[int, int], None] | None = None,
     raw_pairs: bool = False,
+    rules: FolderRules | None = None,
 ) -> Resolution:
     """Plan (and with ``apply``, carry out) ``action`` on every image of every duplicate group but the
-    one ``policy`` keeps. The plan is made and checked the same way with and without ``apply``."""
+    one ``policy`` keeps. With folder ``rules``, they decide first (:mod:`catalog.actions.rules`) and
+    ``policy`` decides the groups no rule reaches. The plan is made and checked the same way with and
+    without ``apply``."""
     roots = catalog.roots()
     verify_content = method == "exact"
     notes: list[str] = []
@@ -51,8 +57,14 @@ def resolve(
             notes = actions.recover(catalog)
         found = find_groups(catalog, method, threshold, options)
         groups = [[m.image for m in group] for group in found.groups]
-        plan = actions.make_plan(groups, policy, action, roots, to, verify_content, raw_pairs)
-        result = Resolution(found.method, found.threshold, apply, plan, notes=notes)
+        ruled = None
+        if rules:
+            ordered = [[group[k] for k in policy.order(group)] for group in groups]
+            ruled = plan_by_rules(ordered, rules, action, roots, to, True, verify_content, raw_pairs)
+            plan = ruled.plan
+        else:
+            plan = actions.make_plan(groups, policy, action, roots, to, verify_content, raw_pairs)
+        result = Resolution(found.method, found.threshold, apply, plan, notes=notes, rules=ruled)
         if apply:
             result.outcome = actions.apply(catalog, plan, roots, verify_content, progress)
             refresh_all(catalog)
@@ -60,17 +72,43 @@ def resolve(
 
 
 def act_on_group(
-    catalog: Catalog, keep: ImageInfo, others: Sequence[ImageInfo], action: str = "trash"
+    catalog: Catalog,
+    keep: ImageInfo,
+    others: Sequence[ImageInfo],
+    action: str = "trash",
+    to: str | None = None,
 ) -> actions.Outcome:
     """One decision on the review page: keep ``keep``, ``action`` the others (each checked against the
     disk again, journaled, undoable as one batch)."""
     roots = catalog.roots()
     with actions_lock(catalog.url):
         actions.recover(catalog)
-        plan = actions.make_plan([[keep, *others]], None, action, roots)
+        plan = actions.make_plan([[keep, *others]], None, action, roots, to)
         outcome = actions.apply(catalog, plan, roots)
         refresh_all(catalog)
         return outcome
+
+
+def settle_by_rules(
+    catalog: Catalog,
+    groups: Sequence[Sequence[ImageInfo]],
+    rules: FolderRules,
+    action: str,
+    to: str | None,
+    others: bool,
+    apply: bool,
+) -> tuple[RulePlan, actions.Outcome | None]:
+    """Settle every group (each in keep order) by the folder rules at once: one batch of the journal,
+    undone as one. Without ``apply``, the plan only: what a preview shows."""
+    roots = catalog.roots()
+    if not apply:
+        return plan_by_rules(groups, rules, action, roots, to, others), None
+    with actions_lock(catalog.url):
+        actions.recover(catalog)
+        ruled = plan_by_rules(groups, rules, action, roots, to, others)
+        outcome = actions.apply(catalog, ruled.plan, roots)
+        refresh_all(catalog)
+        return ruled, outcome
 
 
 @dataclass

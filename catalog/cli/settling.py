@@ -13,7 +13,8 @@ from catalog.errors import UsageError
 from catalog.text import plural as _plural
 
 if TYPE_CHECKING:
-    pass
+    from catalog.actions.rules import RulePlan
+
 from catalog.cli.base import (
     Format,
     FormatOption,
@@ -139,9 +140,18 @@ def resolve_command(
             help="Which image of each group to keep, policies in order (comma-separated or repeated): "
             "original (the group's reference: the camera original, by the evidence dupes shows), "
             "largest (pixels), biggest (bytes), oldest, newest (modified time), exif, raw, prefer:DIR "
-            "(files under DIR first), shortest-path. Ties keep the group's reference.",
+            "(files under DIR first), shortest-path. Ties keep the group's reference. The folder rules "
+            "(catalog rules) decide first; this policy decides the groups they do not reach.",
         ),
     ] = ["original"],  # noqa: B006 - Typer reads the default, nothing mutates it
+    use_rules: Annotated[
+        bool,
+        typer.Option(
+            "--rules/--no-rules",
+            help="Settle by the catalogue's folder rules first (catalog rules): keep what is in a preferred "
+            "folder, never keep from an avoided one.",
+        ),
+    ] = True,
     action: Annotated[
         ActionChoice,
         typer.Option(
@@ -178,6 +188,7 @@ def resolve_command(
     move or link the others. A dry run unless --apply; every applied action is journaled first and can
     be undone (catalog undo)."""
     from catalog.actions.policies import KeepPolicy
+    from catalog.actions.rules import FolderRules
     from catalog.actions.settle import resolve
 
     policy = KeepPolicy.parse(keep)
@@ -185,6 +196,7 @@ def resolve_command(
         raise UsageError("--action delete --apply deletes files for good: add --yes-delete to confirm")
     options = answer_options(ctx, GroupingChoice.reference, None, None, inside, None)
     with ctx.obj.open() as catalog, progress_bar() as progress:
+        rules = FolderRules.of(catalog.folder_rules()) if use_rules else None
         result = resolve(
             catalog,
             method,
@@ -196,6 +208,7 @@ def resolve_command(
             apply,
             progress=progress,
             raw_pairs=raw_pairs,
+            rules=rules,
         )
     for note in result.notes:
         typer.echo(f"catalog: {note}", err=True)
@@ -218,6 +231,7 @@ def resolve_command(
                     dict(zip(("action", "path", "keep", "target"), row, strict=True)) for row in rows
                 ],
                 "skipped": [{"path": p, "reason": r} for p, r in skipped],
+                **({"rules": _rules_summary(result.rules)} if result.rules else {}),
             }
         )
         return
@@ -242,6 +256,70 @@ def resolve_command(
     elif not apply:
         summary += " (a dry run: add --apply to carry it out)"
     typer.echo(f"{summary}; {result.method}, threshold {result.threshold:g}")
+    if result.rules is not None:
+        ruled = result.rules
+        line = (
+            f"folder rules decided {_plural(ruled.by_rule, 'group')}, the keep policy "
+            f"{_plural(ruled.by_order, 'group')}"
+        )
+        if ruled.protected:
+            line += f"; {_plural(ruled.protected, 'file')} kept in preferred folders"
+        for reason, count in sorted(ruled.undecided.items()):
+            line += f"; {_plural(count, 'group')} left undecided: {reason}"
+        typer.echo(line)
+
+
+def _rules_summary(ruled: RulePlan) -> dict[str, object]:
+    return {
+        "by_rule": ruled.by_rule,
+        "by_policy": ruled.by_order,
+        "kept_in_preferred": ruled.protected,
+        "undecided": ruled.undecided,
+    }
+
+
+@app.command("rules")
+def rules_command(
+    ctx: typer.Context,
+    prefer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--prefer", metavar="DIR", help="Keep what is in DIR, and never act on it (repeatable)."
+        ),
+    ] = None,
+    avoid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--avoid",
+            metavar="DIR",
+            help="Never keep from DIR while a copy lies elsewhere: copies there go first (repeatable).",
+        ),
+    ] = None,
+    remove: Annotated[
+        list[str] | None,
+        typer.Option("--remove", metavar="DIR", help="Forget the rule of DIR (repeatable)."),
+    ] = None,
+    fmt: ReportFormatOption = ReportFormat.text,
+) -> None:
+    """Folder rules for settling duplicates, remembered in the catalogue: the review page's "Apply to
+    every group" and resolve follow them. The deepest rule over a file holds. With no option, list them."""
+    from catalog.actions.rules import folder_of
+
+    with ctx.obj.open(create=True) as catalog:
+        for given in remove or []:
+            if not catalog.remove_folder_rule(folder_of(given)):
+                raise UsageError(f"no rule for {given} (see `catalog rules`)")
+        for rule, folders in (("prefer", prefer or []), ("avoid", avoid or [])):
+            for given in folders:
+                catalog.set_folder_rule(folder_of(given), rule)
+        rows = catalog.folder_rules()
+    if fmt is ReportFormat.json:
+        print_json({"rules": [{"folder": folder, "rule": rule} for folder, rule in rows]})
+        return
+    if not rows:
+        typer.echo("no folder rules (add one: catalog rules --prefer DIR, or --avoid DIR)")
+    for folder, rule in rows:
+        typer.echo(f"{rule:>6}  {folder}")
 
 
 @app.command("undo")

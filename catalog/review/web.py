@@ -11,16 +11,14 @@ on the page, from the path the catalogue holds: nothing in a request is ever use
 from __future__ import annotations
 
 import hmac
+import json
 import os
-import threading
-import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -30,15 +28,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from catalog.actions import settle
 from catalog.actions.apply import unchanged
-from catalog.config import DEFAULT_CNN, CnnChoice
-from catalog.grouping.keep import why_kept
-from catalog.grouping.table import Grouping, Member
+from catalog.actions.rules import FolderRules, decide
+from catalog.grouping.table import Member
 from catalog.ingest.formats import PhotoFacts, file_facts
 from catalog.methods import get_method
-from catalog.review.thumbs import Thumbnails
-from catalog.store import Catalog, ImageInfo
+from catalog.review.state import PAGE_ACTIONS, Disposal, Refused, Review, ReviewGroup, shown
+from catalog.store import ImageInfo
 from catalog.text import human_size
 
 HERE = Path(__file__).parent
@@ -54,121 +50,6 @@ BROWSER_FORMATS = {
     "WEBP": "image/webp",
     "AVIF": "image/avif",
 }
-
-
-def shown(text: str) -> str:
-    """A path as text a person can read: bytes that are not UTF-8 as \\xNN, control characters (a
-    newline in a file name) as escapes. The template escapes the result for HTML."""
-    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return "".join(
-        ch if unicodedata.category(ch)[0] != "C" else ch.encode("unicode_escape").decode("ascii")
-        for ch in raw
-    )
-
-
-@dataclass
-class ReviewGroup:
-    id: int
-    members: list[Member]
-    #: open, settled (acted on), marked (not duplicates), skipped
-    state: str = "open"
-    notes: list[str] = field(default_factory=list)
-    #: Why the reference is the one to keep (:func:`catalog.grouping.keep.why_kept`), said of the
-    #: group as it was found: shown while its members are those (a decision changes them).
-    why: str = ""
-    found_ids: tuple[int, ...] = ()
-
-    @property
-    def reference(self) -> ImageInfo:
-        return self.members[0].image
-
-
-@dataclass
-class Decision:
-    """One decision made on the page, as much as its undo needs: the group as it was, and the journal
-    entries (trash) or marks it made."""
-
-    action: str  # "trash" or "marks"
-    group: ReviewGroup
-    members: list[Member]
-    state: str
-    entries: list[int] = field(default_factory=list)
-    marks: list[tuple[str, str]] = field(default_factory=list)
-
-
-class Review:
-    """The page's state: the groups found at start, as decisions change them."""
-
-    def __init__(
-        self,
-        catalog: Catalog,
-        found: Grouping,
-        thumbnails: Thumbnails,
-        token: str,
-        hosts: set[str],
-        any_host: bool = False,
-        cnn: CnnChoice = DEFAULT_CNN,
-    ):
-        self.catalog, self.found, self.thumbnails = catalog, found, thumbnails
-        #: The Host headers this server answers to (a DNS-rebinding page names another); any, when it
-        #: serves the network on purpose.
-        self.token, self.hosts, self.any_host = token, hosts, any_host
-        #: The groups the page has shown or changed, by number (from 1): a million-image answer has
-        #: tens of thousands, and the page shows a dozen at a time, so each is made when first asked for.
-        self._made: dict[int, ReviewGroup] = {}
-        table = found.table
-        self._sizes = np.diff(table.starts).tolist()
-        #: The only images this page serves: those of its groups.
-        self.served = set(table.images.id[table.member].tolist())
-        self.lock = threading.Lock()
-        self.cnn = cnn  # for cataloguing files that an undo puts back
-        #: This page's decisions, newest last, for its Undo button.
-        self.history: list[Decision] = []
-
-    def group(self, group_id: int) -> ReviewGroup | None:
-        """Group number ``group_id`` (None: there is none)."""
-        if not 1 <= group_id <= len(self._sizes):
-            return None
-        made = self._made.get(group_id)
-        if made is None:
-            table = self.found.table
-            begin, end = int(table.starts[group_id - 1]), int(table.starts[group_id])
-            why = why_kept(table.images, table.member[begin:end], np.asarray([0, end - begin]))[0]
-            members = table.group(group_id - 1)
-            found = tuple(m.image.id for m in members)
-            made = self._made[group_id] = ReviewGroup(group_id, members, why=shown(why), found_ids=found)
-        return made
-
-    def _open(self, group_id: int) -> bool:
-        made = self._made.get(group_id)  # a group never asked for is as it was found: open, 2 or more
-        return made is None or (made.state == "open" and len(made.members) > 1)
-
-    def open_groups(self, after: int = 0, limit: int | None = None) -> list[ReviewGroup]:
-        """The open groups numbered above ``after``, in order (at most ``limit``)."""
-        found: list[ReviewGroup] = []
-        for group_id in range(after + 1, len(self._sizes) + 1):
-            if limit is not None and len(found) >= limit:
-                break
-            if self._open(group_id):
-                found.append(self.group(group_id))  # type: ignore[arg-type]
-        return found
-
-    def open_counts(self) -> tuple[int, int]:
-        """(open groups, their redundant copies), counted from the groups as found and those changed."""
-        groups, redundant = len(self._sizes), sum(self._sizes) - len(self._sizes)
-        for group_id, made in list(self._made.items()):  # pages add groups meanwhile
-            groups -= 1
-            redundant -= self._sizes[group_id - 1] - 1
-            if self._open(group_id):
-                groups += 1
-                redundant += len(made.members) - 1
-        return groups, redundant
-
-    def image(self, image_id: int) -> ImageInfo | None:
-        """A catalogued image of a group on the page (never anything else)."""
-        if image_id not in self.served:
-            return None
-        return self.catalog.image_info([image_id]).get(image_id)
 
 
 class TokenMiddleware(BaseHTTPMiddleware):
@@ -217,7 +98,9 @@ def _score(review: Review, member: Member) -> str:
     return f"{alike} (score {member.score:.3f})"
 
 
-def _card(review: Review, member: Member, keep: bool, fresh: dict[int, ImageInfo]) -> dict[str, Any]:
+def _card(
+    review: Review, member: Member, keep: bool, fresh: dict[int, ImageInfo], rules: FolderRules
+) -> dict[str, Any]:
     im = fresh.get(member.image.id)
     problem = "is no longer catalogued" if im is None else unchanged(im, False)
     im = _with_facts(im or member.image)
@@ -227,6 +110,8 @@ def _card(review: Review, member: Member, keep: bool, fresh: dict[int, ImageInfo
         "gone": problem,
         "name": shown(os.path.basename(im.path)),
         "folder": shown(os.path.dirname(im.path)),
+        "crumbs": _crumbs(os.path.dirname(im.path), review.roots),
+        "rule": rule[1] if (rule := rules.rule_of(im.path)) else None,
         "path": shown(im.path),
         "dims": f"{im.width}\u00d7{im.height}" if im.width else "?",
         "size": human_size(im.size),
@@ -259,24 +144,53 @@ def _file_facts(path: str, mtime_ns: int) -> PhotoFacts:
     return file_facts(path)
 
 
-def _group_context(review: Review, group: ReviewGroup) -> dict[str, Any]:
+def _crumbs(folder: str, roots: list[str]) -> list[dict[str, str]]:
+    """The folders of a path a person can give a rule, from its root (named as it is) down."""
+    inside = [r for r in roots if folder == r or folder.startswith(r.rstrip(os.sep) + os.sep)]
+    root = max(inside, key=len) if inside else os.sep
+    crumbs, at = [], root
+    if root != os.sep:
+        crumbs.append({"label": shown(os.path.basename(root) or root), "path": shown(root)})
+    for part in os.path.relpath(folder, root).split(os.sep) if folder != root else []:
+        at = os.path.join(at, part)
+        crumbs.append({"label": shown(part), "path": shown(at)})
+    return crumbs
+
+
+def _group_context(review: Review, group: ReviewGroup, rules: FolderRules) -> dict[str, Any]:
     fresh = review.catalog.image_info([m.image.id for m in group.members])
-    cards = [_card(review, m, False, fresh) for m in group.members]
-    # The keep order's choice (the reference) is marked, or the next best one still on disk.
-    for card in cards:
-        if not card["gone"]:
-            card["keep"] = True
-            break
+    cards = [_card(review, m, False, fresh, rules) for m in group.members]
+    # The folder rules' choice, else the keep order's (the reference), is marked; or the next best one
+    # still on disk.
+    present = [k for k, card in enumerate(cards) if not card["gone"]]
+    chosen = present[0] if present else None
+    decided = (
+        decide([fresh[m.image.id] for m in group.members if m.image.id in fresh], rules) if rules else None
+    )
+    by_rule = None
+    if decided is not None and decided.by_rule and len(fresh) == len(cards):
+        chosen = by_rule = decided.keep
+    if chosen is not None:
+        cards[chosen]["keep"] = True
     # Said of the group as found: while it holds those images, its reference on disk and first.
     same = tuple(m.image.id for m in group.members) == group.found_ids
     why = group.why if same and cards and cards[0]["keep"] else ""
-    return {"id": group.id, "cards": cards, "notes": group.notes, "size": len(cards), "why": why}
+    if by_rule is not None and by_rule != 0:
+        rule = rules.rule_of(group.members[by_rule].image.path)
+        why = f"{cards[by_rule]['name']}, by your folder rules ({rule[1]} {shown(rule[0])})" if rule else ""
+        why = (
+            why
+            or f"{cards[by_rule]['name']}, by your folder rules (every other copy is in a folder to avoid)"
+        )
+    size = len(cards)
+    return {"id": group.id, "cards": cards, "notes": group.notes, "size": size, "why": why}
 
 
 def build_app(review: Review) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     def page(request: Request) -> Response:
+        rules = review.rules()
         groups = review.open_groups(limit=PAGE + 1)
         total, redundant = review.open_counts()
         context = {
@@ -287,8 +201,10 @@ def build_app(review: Review) -> Starlette:
             "images": review.found.images,
             "total": total,
             "redundant": redundant,
-            "groups": [_group_context(review, g) for g in groups[:PAGE]],
+            "groups": [_group_context(review, g, rules) for g in groups[:PAGE]],
             "next": groups[PAGE - 1].id if len(groups) > PAGE else None,
+            "actions": PAGE_ACTIONS,
+            "rules": review.rule_rows(),
         }
         return templates.TemplateResponse(request, "review.html", context)
 
@@ -299,8 +215,9 @@ def build_app(review: Review) -> Starlette:
         except ValueError:
             return Response("after must be a number", status_code=400)
         groups = review.open_groups(after, limit=PAGE + 1)
+        rules = review.rules()
         context = {
-            "groups": [_group_context(review, g) for g in groups[:PAGE]],
+            "groups": [_group_context(review, g, rules) for g in groups[:PAGE]],
             "next": groups[PAGE - 1].id if len(groups) > PAGE else None,
         }
         return templates.TemplateResponse(request, "groups.html", context)
@@ -327,6 +244,24 @@ def build_app(review: Review) -> Starlette:
             return FileResponse(image.path, media_type=media)
         return Response(_as_jpeg(image.path), media_type="image/jpeg")
 
+    async def differences(request: Request) -> Response:
+        images = []
+        for key in ("first", "second"):
+            image = review.image(request.path_params[key])
+            if image is None:
+                return JSONResponse({"error": "no such image"}, status_code=404)
+            problem = unchanged(image, False)
+            if problem is not None:
+                name = shown(os.path.basename(image.path))
+                return JSONResponse({"error": f"{name} {problem}"}, status_code=410)
+            images.append(image)
+        keys = [(im.path, im.size, im.mtime_ns) for im in images]
+        try:
+            found = await _threaded(_difference, *keys)
+        except (OSError, ValueError) as exc:
+            return JSONResponse({"error": f"cannot be compared: {exc}"}, status_code=410)
+        return JSONResponse(found)
+
     def presence(request: Request) -> Response:
         ids = [int(i) for i in request.query_params.get("ids", "").split(",") if i.isdigit()][:500]
         result = {}
@@ -335,29 +270,66 @@ def build_app(review: Review) -> Starlette:
             result[str(image_id)] = "gone" if image is None else (unchanged(image, False) or "")
         return JSONResponse(result)
 
-    async def keep(request: Request) -> Response:
-        body = await request.json()
-        return await _threaded(_keep, review, int(request.path_params["group_id"]), int(body.get("keep", 0)))
+    async def decide(request: Request, make: Any) -> Response:
+        """Run a decision off the event loop; its answer carries the page's counts after it."""
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "the request needs a JSON object"}, status_code=400)
+        try:
+            payload = await _threaded(make, body)
+        except Refused as refused:
+            return JSONResponse({"error": str(refused)}, status_code=refused.status)
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
+        return _answer(review, payload)
 
-    async def not_duplicates(request: Request) -> Response:
-        body = await request.json()
-        image_id = body.get("image")
-        return await _threaded(
-            _not_duplicates,
-            review,
-            int(request.path_params["group_id"]),
-            None if image_id is None else int(image_id),
+    def group_id(request: Request) -> int:
+        return int(request.path_params["group_id"])
+
+    async def keep(request: Request) -> Response:
+        return await decide(
+            request, lambda body: review.keep(group_id(request), int(body.get("keep", 0)), Disposal.of(body))
         )
 
+    async def not_duplicates(request: Request) -> Response:
+        def make(body: dict[str, Any]) -> dict[str, Any]:
+            image_id = body.get("image")
+            return review.not_duplicates(group_id(request), None if image_id is None else int(image_id))
+
+        return await decide(request, make)
+
     async def skip(request: Request) -> Response:
-        group = review.group(int(request.path_params["group_id"]))
-        if group is None:
-            return JSONResponse({"error": "no such group"}, status_code=404)
-        group.state = "skipped"
-        return _answer(review, {"group": group.id, "state": group.state})
+        return await decide(request, lambda body: review.skip(group_id(request)))
 
     async def undo(request: Request) -> Response:
-        return await _threaded(_undo, review)
+        return await decide(request, lambda body: review.undo())
+
+    async def rules(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse({"rules": review.rule_rows()})
+
+        def make(body: dict[str, Any]) -> dict[str, Any]:
+            rule = body.get("rule")
+            return {
+                "rules": review.set_rule(str(body.get("folder", "")), None if rule is None else str(rule))
+            }
+
+        return await decide(request, make)
+
+    async def settle_all(request: Request) -> Response:
+        if request.path_params["step"] not in ("preview", "apply"):
+            return Response("not found", status_code=404)
+        apply = request.path_params["step"] == "apply"
+
+        def make(body: dict[str, Any]) -> dict[str, Any]:
+            disposal, others = Disposal.of(body), bool(body.get("others"))
+            return review.apply_all(disposal, others) if apply else review.preview_all(disposal, others)
+
+        return await decide(request, make)
 
     routes = [
         Route("/", page),
@@ -365,106 +337,22 @@ def build_app(review: Review) -> Starlette:
         Route("/thumb/{image_id:int}", thumbnail),
         Route("/view/{image_id:int}", view),
         Route("/presence", presence),
+        Route("/difference/{first:int}/{second:int}", differences),
         Route("/groups/{group_id:int}/keep", keep, methods=["POST"]),
         Route("/groups/{group_id:int}/not-duplicates", not_duplicates, methods=["POST"]),
         Route("/groups/{group_id:int}/skip", skip, methods=["POST"]),
         Route("/undo", undo, methods=["POST"]),
+        Route("/rules", rules, methods=["GET", "POST"]),
+        Route("/settle/{step:str}", settle_all, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(TokenMiddleware, review=review)])
 
 
-async def _threaded(fn: Any, *args: Any) -> Response:
+async def _threaded(fn: Any, *args: Any) -> Any:
     from starlette.concurrency import run_in_threadpool
 
-    return await run_in_threadpool(fn, *args)  # type: ignore[no-any-return]
-
-
-def _keep(review: Review, group_id: int, keep_id: int) -> Response:
-    """Keep one image of a group, trash the others (each checked, journaled, undoable)."""
-    with review.lock:
-        group = review.group(group_id)
-        if group is None or group.state != "open":
-            return JSONResponse({"error": "this group is already settled"}, status_code=409)
-        kept = [m for m in group.members if m.image.id == keep_id]
-        if not kept:
-            return JSONResponse({"error": "that image is not in this group"}, status_code=400)
-        # As the catalogue knows them now (watch may have moved or removed some): a file no longer
-        # catalogued is skipped, never acted on.
-        fresh = review.catalog.image_info([m.image.id for m in group.members])
-        if keep_id not in fresh:
-            return JSONResponse({"error": "the image to keep is no longer catalogued"}, status_code=409)
-        others = [fresh[m.image.id] for m in group.members if m.image.id != keep_id and m.image.id in fresh]
-        outcome = settle.act_on_group(review.catalog, fresh[keep_id], others, "trash")
-        if outcome.done:
-            entries = [entry for _, _, entry in outcome.done]
-            review.history.append(Decision("trash", group, list(group.members), group.state, entries=entries))
-        done = {step.image.id for step, _, _ in outcome.done}
-        group.members = [kept[0], *(m for m in group.members if m.image.id not in done and m is not kept[0])]
-        group.notes = [f"{shown(os.path.basename(p))}: {reason}" for p, reason in outcome.skipped]
-        group.state = "settled" if len(group.members) < 2 else "open"
-        return _answer(
-            review,
-            {
-                "group": group.id,
-                "state": group.state,
-                "trashed": [shown(step.image.path) for step, _, _ in outcome.done],
-                "skipped": [{"path": shown(p), "reason": r} for p, r in outcome.skipped],
-                "batch": outcome.batch,
-            },
-        )
-
-
-def _not_duplicates(review: Review, group_id: int, image_id: int | None) -> Response:
-    """Mark the whole group (or one image against the rest) as not duplicates."""
-    with review.lock:
-        group = review.group(group_id)
-        if group is None or group.state != "open":
-            return JSONResponse({"error": "this group is already settled"}, status_code=409)
-        hashes = {m.image.id: m.image.content_hash or "" for m in group.members}
-        if image_id is not None and image_id not in hashes:
-            return JSONResponse({"error": "that image is not in this group"}, status_code=400)
-        if image_id is None:
-            distinct = sorted(set(hashes.values()))
-            pairs = [(a, b) for k, a in enumerate(distinct) for b in distinct[k + 1 :]]
-        else:
-            own = hashes[image_id]
-            pairs = [(own, h) for h in set(hashes.values()) if h != own]
-        known = {(a, b) for a, b, _ in review.catalog.marks()}
-        new = sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b} - known)
-        added = review.catalog.add_marks(new)
-        review.history.append(Decision("marks", group, list(group.members), group.state, marks=new))
-        if image_id is None:
-            group.state = "marked"
-        else:
-            group.members = [m for m in group.members if m.image.id != image_id]
-            if len(group.members) < 2:
-                group.state = "marked"
-        return _answer(review, {"group": group.id, "state": group.state, "marks": added})
-
-
-def _undo(review: Review) -> Response:
-    """Undo this page's last decision: files put back (and catalogued again), or marks removed; the group
-    comes back as it was."""
-    with review.lock:
-        if not review.history:
-            return JSONResponse({"error": "nothing to undo on this page"}, status_code=409)
-        decision = review.history.pop()
-        failed: list[str] = []
-        if decision.action == "trash":
-            result = settle.undo(review.catalog, "ids", decision.entries, review.cnn)
-            failed = [f"{shown(e.path)}: {reason}" for e, reason in result.outcome.failed]
-        else:
-            review.catalog.remove_marks(decision.marks)
-        members = []
-        for member in decision.members:  # a file put back was catalogued again, under a new id
-            image = review.catalog.image_at(member.image.path)
-            if image is not None:
-                members.append(Member(image, member.score))
-                review.served.add(image.id)
-        group = decision.group
-        group.members, group.state, group.notes = members, decision.state, failed
-        return _answer(review, {"group": group.id, "undone": decision.action, "failed": failed})
+    return await run_in_threadpool(fn, *args)
 
 
 def _answer(review: Review, payload: dict[str, Any]) -> JSONResponse:
@@ -473,10 +361,9 @@ def _answer(review: Review, payload: dict[str, Any]) -> JSONResponse:
     return JSONResponse({**payload, "open": groups, "redundant": redundant})
 
 
-def _as_jpeg(path: str) -> bytes:
-    """A format the browser does not show (HEIC, TIFF, RAW ...) as a JPEG of at most 2048 px."""
-    import io
-
+def _picture(path: str, side: int = 2048) -> Any:
+    """A picture as a browser shows it (EXIF orientation applied), RGB, at most ``side`` px: any format
+    the catalogue reads (HEIC, TIFF, RAW ...)."""
     from PIL import Image, ImageOps
 
     from catalog.ingest.formats import RAW_SUFFIXES, heif_ready
@@ -487,15 +374,33 @@ def _as_jpeg(path: str) -> bytes:
         from catalog.ingest.imaging import decode
 
         with open(path, "rb") as f:
-            shown_img = decode(f.read(), suffix=suffix).rgb
+            img = decode(f.read(), suffix=suffix).rgb
     else:
-        with Image.open(path) as img:
-            img.draft("RGB", (2048, 2048))
-            shown_img = (ImageOps.exif_transpose(img) or img).convert("RGB")
-    shown_img.thumbnail((2048, 2048))
+        with Image.open(path) as opened:
+            opened.draft("RGB", (side, side))
+            img = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
+    img.thumbnail((side, side))
+    return img
+
+
+def _as_jpeg(path: str) -> bytes:
+    """A format the browser does not show (HEIC, TIFF, RAW ...) as a JPEG of at most 2048 px."""
+    import io
+
     buffer = io.BytesIO()
-    shown_img.save(buffer, "JPEG", quality=90)
+    _picture(path).save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
+
+
+@lru_cache(maxsize=256)
+def _difference(first: tuple[str, int, int], second: tuple[str, int, int]) -> dict[str, Any]:
+    """Where two files (path, size, modified time: a changed file is compared again) differ."""
+    import numpy as np
+
+    from catalog.review.difference import difference
+
+    pictures = [np.asarray(_picture(path, 1024)) for path, _, _ in (first, second)]
+    return difference(*pictures).as_dict()
 
 
 def serve(review: Review, sock: Any) -> None:

@@ -236,6 +236,18 @@ class NotDuplicate(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class FolderRule(Base):
+    """A person's rule for a folder when settling duplicates: ``prefer`` (keep what is in it, never act
+    on it) or ``avoid`` (never keep from it while a copy lies elsewhere). The deepest rule over a path
+    holds."""
+
+    __tablename__ = "folder_rules"
+
+    folder: Mapped[str] = mapped_column(PathText, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class GroupMember(Base):
     """One image of one method's stored group: the reference groups at the method's default threshold,
     with marks applied, as ``dupes`` answers them (``catalog.grouping.stored``). ``reference_id`` names the

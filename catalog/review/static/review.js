@@ -76,9 +76,9 @@ async function keep(section) {
   const chosen = section.querySelector('input[type="radio"]:checked');
   if (!chosen) { toast("choose the image to keep first"); return; }
   try {
-    const result = await post(`groups/${section.dataset.group}/keep`, { keep: Number(chosen.value) });
+    const result = await post(`groups/${section.dataset.group}/keep`, { keep: Number(chosen.value), ...disposal() });
     const skipped = result.skipped.length ? `; ${result.skipped.length} skipped: ${result.skipped.map(s => s.reason).join("; ")}` : "";
-    toast(`${result.trashed.length} moved to the trash${skipped}`, result.trashed.length > 0);
+    toast(`${result.done.length} ${PAST[result.action]}${skipped}`, result.done.length > 0);
     if (result.state !== "open") leave(section); else refresh(section);
   } catch (error) { toast(`nothing done: ${error.message}`); }
 }
@@ -98,6 +98,176 @@ async function skip(section) {
 }
 
 function refresh(section) { checkPresence([section]); }
+
+// What happens to the copies a decision does not keep: chosen once in the header, for every decision.
+const PAST = { trash: "moved to the trash", move: "moved", hardlink: "replaced by hard links" };
+const VERB = { trash: "trash", move: "move", hardlink: "link" };
+const disposalSelect = document.getElementById("disposal");
+const moveTo = document.getElementById("move-to");
+function disposal() { return { action: disposalSelect.value, to: disposalSelect.value === "move" ? moveTo.value : null }; }
+disposalSelect.addEventListener("change", () => {
+  moveTo.hidden = disposalSelect.value !== "move";
+  document.querySelectorAll(".disposal-verb").forEach(v => { v.textContent = VERB[disposalSelect.value]; });
+  if (!moveTo.hidden) moveTo.focus();
+});
+
+// Folder rules: a folder's name on a card opens a menu; the rules are kept in the catalogue.
+const folderMenu = document.getElementById("folder-menu");
+function openFolderMenu(crumb) {
+  folderMenu.dataset.folder = crumb.dataset.folder;
+  folderMenu.querySelector(".folder-name").textContent = crumb.dataset.folder;
+  const box = crumb.getBoundingClientRect();
+  folderMenu.style.left = `${Math.min(box.left, window.innerWidth - 330)}px`;
+  folderMenu.style.top = `${box.bottom + 4}px`;
+  folderMenu.hidden = false;
+}
+async function setRule(folder, rule) {
+  try {
+    await post("rules", { folder, rule: rule || null });
+    location.reload();  // the keep marks follow the rules
+  } catch (error) { toast(`rule not set: ${error.message}`); }
+}
+folderMenu.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-rule]");
+  if (!button) return;
+  folderMenu.hidden = true;
+  setRule(folderMenu.dataset.folder, button.dataset.rule);
+});
+document.getElementById("rules").addEventListener("click", (event) => {
+  if (event.target.matches(".rule-remove")) setRule(event.target.closest(".rule").dataset.folder, "");
+});
+
+// Every group at once, by the folder rules: a preview first, then one batch that one undo puts back.
+const preview = document.getElementById("preview");
+function settleBody() { return { ...disposal(), others: document.getElementById("others").checked }; }
+document.getElementById("settle-all").addEventListener("click", async () => {
+  try {
+    const plan = await post("settle/preview", settleBody());
+    const decided = plan.by_rule + plan.by_order;
+    preview.querySelector(".plan").textContent =
+      `${plan.files} files (${plan.size}) ${plan.where}, from ${decided} of ${plan.groups} groups: ` +
+      `${plan.by_rule} decided by your folder rules, ${plan.by_order} by the keep order. ` +
+      `${plan.undecided} groups left undecided; ${plan.protected} other copies kept in preferred folders` +
+      (plan.skipped_now ? `; ${plan.skipped_now} files cannot be acted on now.` : ".");
+    const reasons = preview.querySelector(".reasons");
+    reasons.replaceChildren(...plan.reasons.map(r => Object.assign(document.createElement("li"), { textContent: `left undecided: ${r}` })));
+    document.getElementById("preview-apply").disabled = plan.files === 0;
+    preview.hidden = false;
+  } catch (error) { toast(`no preview: ${error.message}`); }
+});
+document.getElementById("preview-cancel").addEventListener("click", () => { preview.hidden = true; });
+document.getElementById("preview-apply").addEventListener("click", async () => {
+  const button = document.getElementById("preview-apply");
+  button.disabled = true;
+  try {
+    const result = await post("settle/apply", settleBody());
+    preview.hidden = true;
+    sessionStorage.setItem("catalog-toast", `${result.done} files ${PAST[result.action]} from ${result.by_rule + result.by_order} groups` +
+      (result.skipped.length ? `; ${result.skipped.length} skipped` : ""));
+    location.reload();
+  } catch (error) { toast(`nothing done: ${error.message}`); button.disabled = false; }
+});
+
+// The compare view: two pictures side by side at full resolution, zoomed and panned together, with
+// the regions where they differ outlined (found by the server: catalog.review.difference).
+const compare = document.getElementById("compare");
+const view2 = { scale: 1, x: 0, y: 0 };
+function applyView() {
+  compare.querySelectorAll(".stage").forEach(stage => {
+    stage.style.transform = `translate(${view2.x}px, ${view2.y}px) scale(${view2.scale})`;
+  });
+}
+function fitStage(pane) {
+  const img = pane.querySelector("img");
+  const stage = pane.querySelector(".stage");
+  if (!img.naturalWidth) return;
+  const box = pane.getBoundingClientRect();
+  const room = { w: box.width - 16, h: box.height - 40 };
+  const factor = Math.min(room.w / img.naturalWidth, room.h / img.naturalHeight);
+  stage.style.width = `${img.naturalWidth * factor}px`;
+  stage.style.height = `${img.naturalHeight * factor}px`;
+  const left = (box.width - img.naturalWidth * factor) / 2, top = (box.height - 40 - img.naturalHeight * factor) / 2;
+  Object.assign(stage.style, { left: `${left}px`, top: `${top}px`, transformOrigin: `${-left}px ${-top}px` });
+}
+function showMarks(pane, regions) {
+  const marks = pane.querySelector(".marks");
+  marks.replaceChildren(...regions.map(region => {
+    const [left, top, right, bottom] = region.box;
+    const mark = document.createElement("div");
+    mark.className = `mark ${region.kind}`;
+    mark.title = { missing: "not in the other picture", added: "only in this picture", changed: "differs from the other" }[region.kind];
+    Object.assign(mark.style, { left: `${left * 100}%`, top: `${top * 100}%`, width: `${(right - left) * 100}%`, height: `${(bottom - top) * 100}%` });
+    return mark;
+  }));
+}
+async function openCompare(first, second) {
+  const panes = compare.querySelectorAll(".pane");
+  Object.assign(view2, { scale: 1, x: 0, y: 0 });
+  applyView();
+  compare.dataset.first = first.dataset.image;
+  compare.dataset.second = second.dataset.image;
+  compare.querySelector(".said").textContent = "looking for differences\u2026";
+  [first, second].forEach((figure, k) => {
+    const pane = panes[k];
+    pane.querySelector(".marks").replaceChildren();
+    const where = Array.from(figure.querySelectorAll(".crumb")).map(c => c.textContent).join("/");
+    const name = figure.querySelector(".name").textContent;
+    pane.querySelector(".label").textContent = `${k === 0 ? "kept" : "compared"}: ${where}/${name}`;
+    pane.querySelector(".label").title = figure.querySelector(".name").title;
+    const img = pane.querySelector("img");
+    img.onload = () => fitStage(pane);
+    img.src = figure.querySelector("img.thumb").dataset.view;
+  });
+  compare.hidden = false;
+  try {
+    const response = await fetch(`difference/${first.dataset.image}/${second.dataset.image}`, { credentials: "same-origin" });
+    const found = await response.json();
+    if (!response.ok) throw new Error(found.error || response.statusText);
+    if (compare.dataset.second !== second.dataset.image) return;  // another comparison meanwhile
+    showMarks(panes[0], found.first);
+    showMarks(panes[1], found.second);
+    compare.querySelector(".said").textContent = found.said.join("; ");
+    compare.dataset.ready = "1";
+  } catch (error) { compare.querySelector(".said").textContent = `differences not found: ${error.message}`; }
+}
+function compareIn(section, figure) {
+  const kept = section.querySelector("figure.keep") || section.querySelector("figure");
+  const other = figure && figure !== kept ? figure : Array.from(section.querySelectorAll("figure")).find(f => f !== kept);
+  if (kept && other) openCompare(kept, other);
+}
+function closeCompare() { compare.hidden = true; delete compare.dataset.ready; }
+document.getElementById("compare-close").addEventListener("click", closeCompare);
+document.getElementById("show-differences").addEventListener("change", (event) => {
+  compare.classList.toggle("plain", !event.target.checked);
+});
+compare.querySelector(".panes").addEventListener("wheel", (event) => {
+  event.preventDefault();
+  const pane = event.target.closest(".pane");
+  if (!pane) return;
+  const box = pane.getBoundingClientRect();
+  const factor = Math.exp(-event.deltaY * 0.0015);
+  const scale = Math.min(40, Math.max(1, view2.scale * factor));
+  const px = event.clientX - box.left, py = event.clientY - box.top;  // the point under the cursor stays
+  view2.x = px - (px - view2.x) * (scale / view2.scale);
+  view2.y = py - (py - view2.y) * (scale / view2.scale);
+  view2.scale = scale;
+  applyView();
+}, { passive: false });
+let dragging = null;
+compare.querySelector(".panes").addEventListener("pointerdown", (event) => {
+  dragging = { x: event.clientX - view2.x, y: event.clientY - view2.y };
+  event.target.setPointerCapture?.(event.pointerId);
+});
+compare.addEventListener("pointermove", (event) => {
+  if (!dragging) return;
+  view2.x = event.clientX - dragging.x;
+  view2.y = event.clientY - dragging.y;
+  applyView();
+});
+compare.addEventListener("pointerup", () => { dragging = null; });
+window.addEventListener("resize", () => { if (!compare.hidden) compare.querySelectorAll(".pane").forEach(fitStage); });
+const told = sessionStorage.getItem("catalog-toast");
+if (told) { sessionStorage.removeItem("catalog-toast"); toast(told, true); }
 
 async function checkPresence(sections) {
   const figures = sections.flatMap(s => Array.from(s.querySelectorAll("figure[data-image]")));
@@ -131,6 +301,12 @@ main.addEventListener("click", (event) => {
   else if (event.target.matches(".act-skip")) skip(section);
   else if (event.target.matches(".act-not-one")) notDuplicates(section, Number(event.target.closest("figure").dataset.image));
   else if (event.target.matches("img.thumb")) view(event.target);
+  else if (event.target.matches(".crumb")) openFolderMenu(event.target);
+  else if (event.target.matches(".act-compare")) compareIn(section, event.target.closest("figure"));
+  else if (event.target.matches(".act-compare-group")) compareIn(section, null);
+});
+document.addEventListener("click", (event) => {
+  if (!folderMenu.hidden && !event.target.closest("#folder-menu") && !event.target.matches(".crumb")) folderMenu.hidden = true;
 });
 main.addEventListener("change", (event) => {
   if (!event.target.matches('input[type="radio"]')) return;
@@ -142,7 +318,12 @@ document.getElementById("viewer").addEventListener("click", () => { document.get
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   const viewer = document.getElementById("viewer");
-  if (event.key === "Escape") { viewer.hidden = true; return; }
+  if (event.target.matches && event.target.matches("input[type=text]")) return;
+  if (event.key === "Escape") { viewer.hidden = true; folderMenu.hidden = true; preview.hidden = true; closeCompare(); return; }
+  if (!compare.hidden) {
+    if (event.key === "0") { Object.assign(view2, { scale: 1, x: 0, y: 0 }); applyView(); }
+    return;
+  }
   if (event.key === "u") { undo(); return; }
   if (!current) focusGroup(groups()[0]);
   if (!current) return;
@@ -151,6 +332,7 @@ document.addEventListener("keydown", (event) => {
   else if (event.key === "t") keep(current);
   else if (event.key === "n") notDuplicates(current);
   else if (event.key === "s") skip(current);
+  else if (event.key === "c") compareIn(current, null);
   else if (event.key === "v") { const img = current.querySelector("figure.keep img.thumb"); if (img) view(img); }
   else if (/^[1-9]$/.test(event.key)) {
     const radio = current.querySelectorAll('input[type="radio"]')[Number(event.key) - 1];
