@@ -373,3 +373,49 @@ def test_only_missing_thumbnails_are_made_in_the_background(tmp_path):
     assert all(thumbnails.path_for(h).exists() for _, h in items)
     assert thumbnails.path_for(items[0][1]).stat().st_mtime_ns == before
     assert thumbnails.make_all(items, 2).total == 0  # all made: nothing to do
+
+
+def test_the_page_moves_or_links_the_copies_it_does_not_keep(tmp_path):
+    """The action chosen in the page's header: move to a folder the person types (the path below the
+    root kept), or hard links to the kept file (byte-identical copies only); each undone by one undo."""
+    from starlette.testclient import TestClient
+
+    from catalog.grouping.reference import find_groups
+    from catalog.review.thumbs import Thumbnails
+    from catalog.review.web import Review, build_app
+    from catalog.store import Catalog
+
+    env = environment(tmp_path)
+    files = photo_library(tmp_path / "lib")
+    shutil.copy2(files["canon"], tmp_path / "lib" / "canon" / "original copy.jpg")  # byte-identical
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(tmp_path / "lib"))
+    before = snapshot(tmp_path / "lib")
+    token = {"x-catalog-token": "t"}
+    with Catalog.open(f"sqlite:///{db}") as opened:
+        found = find_groups(opened, "phash")
+        review = Review(opened, found, Thumbnails(tmp_path / "thumbs"), "t", {"testserver"})
+        client = TestClient(build_app(review))
+        client.get("/?token=t")
+        number = {g[0].image.path: k for k, g in enumerate(found.groups, 1)}[str(files["canon"])]
+        kept = found.groups[number - 1][0].image.id
+        # Hard links: the byte-identical backup becomes a link; the re-encodes are skipped, said why.
+        linked = client.post(
+            f"/groups/{number}/keep", json={"keep": kept, "action": "hardlink"}, headers=token
+        ).json()
+        assert linked["done"] == [str(tmp_path / "lib" / "canon" / "original copy.jpg")]
+        assert len(linked["skipped"]) == 2 and linked["state"] == "open"
+        assert os.path.samefile(files["canon"], tmp_path / "lib" / "canon" / "original copy.jpg")
+        # Move, to a folder typed in the page: the copies go there, below their root's path.
+        aside = tmp_path / "aside"
+        moved = client.post(
+            f"/groups/{number}/keep", json={"keep": kept, "action": "move", "to": str(aside)}, headers=token
+        ).json()
+        assert sorted(moved["done"]) == [
+            str(tmp_path / "lib" / "canon" / n) for n in ("half.jpg", "resaved.jpg")
+        ]
+        assert (aside / "canon" / "half.jpg").exists() and moved["state"] == "settled"
+        # Each undo puts back one decision.
+        assert client.post("/undo", json={}, headers=token).json()["undone"] == "files"
+        assert client.post("/undo", json={}, headers=token).json()["undone"] == "files"
+    assert snapshot(tmp_path / "lib") == before
