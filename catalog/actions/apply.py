@@ -89,6 +89,7 @@ def make_plan(
     destination = os.path.abspath(os.path.expanduser(to)) if to else None
     real_roots = [os.path.realpath(r) for r in roots]
     plan = Plan(raw_pairs=raw_pairs)
+    folders: dict[str, _Folder] = {}
     for group in groups:
         order = policy.order(group) if policy is not None else list(range(len(group)))
         keep = group[order[0]]
@@ -105,7 +106,7 @@ def make_plan(
                 continue
             plan.steps.append(Step(action, image, keep, target))
             if action in ("trash", "move", "delete"):
-                for sidecar in sidecars(image.path):
+                for sidecar in sidecars(image.path, folders):
                     info = _file_info(sidecar)
                     if info is not None:
                         side_target = _target(action, info, keep, roots, destination)
@@ -113,23 +114,44 @@ def make_plan(
     return plan
 
 
-def sidecars(path: str) -> list[str]:
+def sidecars(path: str, folders: dict[str, _Folder] | None = None) -> list[str]:
     """The sidecar files that belong to the image at ``path`` alone: ``photo.jpg.xmp`` always, and
     ``photo.xmp`` / ``photo.aae`` unless another file of that name (the RAW of a RAW+JPEG pair) shares
-    them."""
+    them. ``folders`` keeps each folder's listing for the next image of the same folder (a plan's)."""
     folder, name = os.path.split(path)
+    found = folders.get(folder) if folders is not None else None
+    if found is None:
+        found = _Folder.read(folder)
+        if folders is not None:
+            folders[folder] = found
     stem = os.path.splitext(name)[0]
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
-    split = {n: os.path.splitext(n) for n in names}
-    side = {n for n, (_, ext) in split.items() if ext.lower() in SIDECAR_SUFFIXES}
-    own = sorted(n for n in side if split[n][0] == name)
-    shares = [n for n, (base, _) in split.items() if n != name and base == stem and n not in side]
+    own = sorted(found.sidecars.get(name, []))
+    shares = [n for n in found.names.get(stem, []) if n != name]
     if not shares:
-        own += sorted(n for n in side if split[n][0] == stem)
+        own += sorted(found.sidecars.get(stem, []))
     return [os.path.join(folder, n) for n in own]
+
+
+@dataclass
+class _Folder:
+    """A folder's file names by the name without their suffix: sidecars apart, the others apart."""
+
+    sidecars: dict[str, list[str]] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, folder: str) -> _Folder:
+        found = cls()
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return found
+        for n in names:
+            base, ext = os.path.splitext(n)
+            (found.sidecars if ext.lower() in SIDECAR_SUFFIXES else found.names).setdefault(base, []).append(
+                n
+            )
+        return found
 
 
 def _file_info(path: str) -> ImageInfo | None:

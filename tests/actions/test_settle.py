@@ -12,13 +12,11 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
-from tests.conftest import SHARED_DATA, wait_until
+from tests.conftest import SHARED_DATA
 from tests.helpers import run
 
 UKBENCH = SHARED_DATA / "ukbench-500"
@@ -112,58 +110,6 @@ def test_resolve_on_1000_copies_dry_run_and_apply_agree_and_undo_restores_every_
     assert status["journal"] == {"undone": len(applied["actions"])} and status["marks"] == 0
     again = json.loads(catalog(db, env, "dupes", "-f", "json").stdout)  # catalogued again by undo
     assert sum(len(g["images"]) - 1 for g in again["groups"]) == len(dry["actions"])
-
-
-@pytest.mark.interrupts
-def test_kill_9_at_20_random_moments_of_apply_then_undo_restores_every_byte(tmp_path):
-    env = environment(tmp_path)
-    root = library(tmp_path / "lib", originals=20, copies=10, seed=1)
-    db = tmp_path / "c.db"
-    catalog(db, env, "index", str(root))
-    before = snapshot(root)
-    total = len(
-        json.loads(catalog(db, env, "resolve", "--keep", "oldest", "--action", "trash", "-f", "json").stdout)[
-            "actions"
-        ]
-    )
-    rng = random.Random(20261125)
-    command = [
-        sys.executable,
-        "-m",
-        "catalog",
-        "--db",
-        str(db),
-        "resolve",
-        "--keep",
-        "oldest",
-        "--action",
-        "trash",
-        "--apply",
-    ]
-    killed = 0
-    for round_ in range(20):
-        entries = sum(journal_states(db).values())
-        moment = entries + rng.randint(1, total)
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def reached(process: subprocess.Popen[bytes] = process, moment: int = moment) -> bool:
-            return process.poll() is not None or sum(journal_states(db).values()) >= moment
-
-        wait_until(reached, 60)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            killed += 1
-        process.wait()
-        # The next command settles the half-done action: it either carries on, or undoes everything.
-        if round_ % 2 == 0:
-            catalog(db, env, "resolve", "--keep", "oldest", "--action", "trash", "--apply")
-        catalog(db, env, "undo", "--all")
-        states = journal_states(db)
-        assert not states.get("pending") and not states.get("undoing") and not states.get("done"), states
-        assert snapshot(root) == before, f"round {round_}"
-        assert trash_files(env) == []
-    print(f"{killed} of 20 kills landed while actions were under way")
-    assert killed >= 15  # most kills landed while actions were under way
 
 
 def test_only_files_as_catalogued_are_acted_on_and_never_the_last_copy(tmp_path, photo, pics):

@@ -68,7 +68,7 @@ def test_a_thousand_groups_settled_by_folder_rules_in_a_few_clicks(tmp_path, bro
     root = tmp_path / "lib"
     counts = thousand_groups(root)
     db = tmp_path / "c.db"
-    catalog(db, env, "index", "--methods", "phash", str(root))
+    catalog(db, env, "index", "--methods", "exact", str(root))  # byte copies: exact finds them all
     before = snapshot(root)
     server, url = start_review(db, env, "--method", "exact")
     clicks = 0
