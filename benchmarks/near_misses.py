@@ -47,7 +47,9 @@ def load_truth(root: Path) -> dict[str, dict[str, str]]:
         return {str(root / row["file"]): row for row in csv.DictReader(handle)}
 
 
-def score(groups: list[list[str]], truth: dict[str, dict[str, str]]) -> dict[str, object]:
+def score(
+    groups: list[list[str]], truth: dict[str, dict[str, str]], roles: list[str] = ROLES
+) -> dict[str, object]:
     family_size = Counter(row["family"] for row in truth.values())
     true_pairs = sum(n * (n - 1) // 2 for n in family_size.values())
     hits = reported = mixed = excess = 0
@@ -62,7 +64,7 @@ def score(groups: list[list[str]], truth: dict[str, dict[str, str]]) -> dict[str
             group_of[p] = g
     reference = {row["family"]: p for p, row in truth.items() if row["role"] == "reference"}
     per_role = {}
-    for role in ROLES:
+    for role in roles:
         copies = [p for p, row in truth.items() if row["role"] == role]
         found = sum(
             1 for p in copies if p in group_of and group_of.get(reference[truth[p]["family"]]) == group_of[p]

@@ -179,8 +179,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 #: A border row or column differs from the corners' colour by at most this much (0-255) on 99 % of
-#: its pixels; a trim that would keep less than half the picture is not made.
+#: its pixels; a trim that would keep less than half the picture is not made, unless it takes bars off
+#: two opposite sides only (a screenshot's): then down to this share.
 BORDER_TOLERANCE = 12
+LETTERBOX = 0.15
 
 
 #: Side of the (squashed) view a picture's border is measured on when indexing.
@@ -223,6 +225,11 @@ def content_box(gray: Image.Image) -> tuple[int, int, int, int] | None:
         return None
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     height, width = pixels.shape
-    if (bottom - top) * (right - left) < height * width // 2 or (bottom - top, right - left) == pixels.shape:
+    if (bottom - top, right - left) == pixels.shape:
+        return None
+    # Bars on two opposite sides only (a phone's screenshot of a picture, a letterbox) may hold most of
+    # the frame; a frame all around must leave half the picture (a dark photo is not cut to its lights).
+    bars = (left, right) == (0, width) or (top, bottom) == (0, height)
+    if (bottom - top) * (right - left) < height * width * (LETTERBOX if bars else 0.5):
         return None
     return left, top, right, bottom

@@ -51,7 +51,7 @@ BATCH = 8
 #: Vectors in a signature: the upright (mirror-averaged) feature, then the picture turned 90 and 180 degrees.
 VIEWS = 3
 #: What the features are computed from (part of the version: another recipe recomputes them).
-RECIPE = "luma-trim-flipavg-rot"
+RECIPE = "luma-trim2-flipavg-rot"
 DEFAULT_MODEL = "efficientnet-lite0"
 
 

@@ -6,7 +6,8 @@ same points in the same places, up to the edits a copy goes through (scaling, cr
 mirroring, turning by a multiple of 90 degrees). The signature keeps ORB keypoints (OpenCV) of the
 picture's luminance, scaled to :data:`SIDE` pixels on its long side, and of its mirror image; a pair
 is verified when enough matches fit one similarity transform (RANSAC) whose angle is a multiple of
-90 degrees, and enough of them fit it tightly (:func:`verify`). Measured in BENCHMARKS.md ("Groups a
+90 degrees, or a few degrees off one (a straightened copy: more matches, fitting more tightly), and
+enough of them fit it tightly (:func:`verify`). Measured in BENCHMARKS.md ("Groups a
 person can trust").
 """
 
@@ -31,8 +32,14 @@ RATIO = 0.8
 #: RANSAC reprojection limit, and the tighter limit "fits tightly" means, as shares of the long side.
 LOOSE = 0.01
 TIGHT = 0.003
-#: How far (degrees) the fitted rotation may be from a multiple of 90.
+#: How far (degrees) the fitted rotation may be from a multiple of 90 (a turned copy).
 ANGLE = 3.0
+#: A straightened copy (turned by a few degrees, its corners cropped) is further from a multiple of 90,
+#: up to this; other views of one object are too, so such a pair needs more keypoints that fit, and
+#: half of them tightly (measured in BENCHMARKS.md, "Copies through a chain of edits").
+STRAIGHT = 10.0
+STRAIGHT_INLIERS = 60
+STRAIGHT_SHARE = 0.5
 #: A pair is verified with this many inliers (at least), of which this share fit tightly.
 INLIERS = 40
 TIGHT_SHARE = 0.4
@@ -51,7 +58,7 @@ def _cv2() -> Any:
 @register
 class OrbFeatures(Method):
     name = "orb"
-    version = f"opencv-orb-{FEATURES}-{SIDE}-mirror"
+    version = f"opencv-orb-{FEATURES}-{SIDE}-mirror-trim"
     kind = "local"
     default_threshold = INLIERS
     higher_is_similar = True
@@ -64,7 +71,9 @@ class OrbFeatures(Method):
         import numpy as np
         from PIL import Image
 
-        luma = image.luma
+        from catalog.ingest.imaging import trim_border
+
+        luma = trim_border(image.luma)  # a frame or a screenshot's bars hold no keypoints worth a place
         scale = SIDE / max(luma.size)
         size = (max(1, round(luma.width * scale)), max(1, round(luma.height * scale)))
         pixels = np.asarray(luma.resize(size, Image.Resampling.BILINEAR))
@@ -146,11 +155,15 @@ def verify_score(a: bytes, b: bytes) -> int:
         if transform is None:
             continue
         angle = np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))
-        if abs((angle + 45) % 90 - 45) > ANGLE:
+        off = abs((angle + 45) % 90 - 45)
+        if off > STRAIGHT:
             continue
         kept = inliers.ravel() == 1
         errors = np.linalg.norm(source[kept] @ transform[:, :2].T + transform[:, 2] - target[kept], axis=1)
         count = int(kept.sum())
-        if (errors < TIGHT * limit).sum() >= TIGHT_SHARE * count:
+        tight = int((errors < TIGHT * limit).sum())
+        if off > ANGLE and (count < STRAIGHT_INLIERS or tight < STRAIGHT_SHARE * count):
+            continue
+        if tight >= TIGHT_SHARE * count:
             best = max(best, count)
     return best
