@@ -40,15 +40,15 @@ def fill_catalogue(url: str, method: str, signatures: Sequence[bytes], batch: in
                 conn.execute(text(f"SELECT setval({sequence}, max(id)) FROM images"))
 
 
-def run_catalog(*args: str) -> tuple[float, float, str]:
-    """Run ``catalog ARGS`` as a whole process: (seconds, peak RSS in MB, stdout).
+def run_catalog(*args: str, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run ``catalog ARGS`` as a whole process (in ``env``): (seconds, peak RSS in MB, stdout).
 
     The peak comes from /usr/bin/time: read inside a child of a large process, ``ru_maxrss`` would
     start from the parent's own high-water mark.
     """
     command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "catalog", *args]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"catalog {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
     seconds = time.perf_counter() - started

@@ -107,3 +107,45 @@ def original_share(groups: list[dict[str, object]], originals: list[Path]) -> tu
     holding = [g for g in groups if any(im["path"] in wanted for im in g["images"])]  # type: ignore[attr-defined]
     wrong = [str(g["reference"]) for g in holding if g["reference"] not in wanted]
     return len(holding) - len(wrong), len(holding), wrong
+
+
+def folder_rules_library(data: Path, root: Path, pictures: int = 1000) -> dict[str, int]:
+    """A library to settle by folder rules: ``pictures`` real pictures (two crops of each UKBench photo),
+    each a group of byte copies. All but 15 in ``Camera/``, each with a copy in ``Backup/Camera/`` and
+    every third also in ``WhatsApp/Media/``; then 10 only in ``Backup/Old/`` and ``WhatsApp/Media/`` (an
+    avoid rule decides them) and 5 only in two WhatsApp folders (left undecided). Returns how many of
+    each."""
+    sources = sorted((data / "ukbench-500").glob("*.jpg"))
+    counts = {"camera": 0, "backup_whatsapp": 0, "whatsapp_only": 0}
+    made = 0
+    total = pictures
+    for n, source in enumerate(sources):
+        if made >= total:
+            break
+        with Image.open(source) as img:
+            img.load()
+            width, height = img.size
+            halves = [img.crop((0, 0, width * 3 // 5, height)), img.crop((width * 2 // 5, 0, width, height))]
+        for k, half in enumerate(halves):
+            if made >= total:
+                break
+            made += 1
+            if made <= pictures - 15:
+                places = ["Camera", "Backup/Camera"] + (["WhatsApp/Media"] if made % 3 == 0 else [])
+                counts["camera"] += 1
+            elif made <= pictures - 5:
+                places = ["Backup/Old", "WhatsApp/Media"]
+                counts["backup_whatsapp"] += 1
+            else:
+                places = ["WhatsApp/Media", "WhatsApp/Sent"]
+                counts["whatsapp_only"] += 1
+            name = f"IMG_{n:04d}{k}.jpg"
+            first = root / places[0] / name
+            first.parent.mkdir(parents=True, exist_ok=True)
+            half.save(first, quality=88)
+            for place in places[1:]:
+                (root / place).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(first, root / place / name)
+    if made < total:
+        raise UsageError(f"{data / 'ukbench-500'} holds too few photos for {pictures} pictures")
+    return counts

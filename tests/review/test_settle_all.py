@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.actions.test_settle import UKBENCH, catalog, environment, snapshot, trash_files
-from tests.conftest import PHOTOS
+from catalog.evaluation.originals import folder_rules_library
+from tests.actions.test_settle import catalog, environment, snapshot, trash_files
+from tests.conftest import PHOTOS, SHARED_DATA
 from tests.review.test_review import browser, start_review  # noqa: F401 - a fixture
 
 #: Where the README's screenshot of the compare view is written (when set).
@@ -28,45 +29,11 @@ SCROLL_SETTLED = """() => new Promise(done => {
 })"""
 
 
-def thousand_groups(root: Path) -> dict[str, int]:
-    """1,000 real pictures (two crops of each UKBench photo), each in ``Camera/`` with a byte copy in
-    ``Backup/Camera/``; every third also in ``WhatsApp/``. Then 10 pictures only in ``Backup/`` and
-    ``WhatsApp/`` (the avoid rule decides them), and 5 only in two ``WhatsApp/`` folders (left
-    undecided)."""
-    sources = sorted(UKBENCH.glob("*.jpg"))[:500]
-    made = 0
-    counts = {"camera": 0, "backup_whatsapp": 0, "whatsapp_only": 0}
-    for n, source in enumerate(sources):
-        with Image.open(source) as img:
-            img.load()
-            width, height = img.size
-            halves = [img.crop((0, 0, width * 3 // 5, height)), img.crop((width * 2 // 5, 0, width, height))]
-        for k, half in enumerate(halves):
-            name = f"IMG_{n:04d}{k}.jpg"
-            made += 1
-            if made <= 985:
-                places = ["Camera", "Backup/Camera"] + (["WhatsApp/Media"] if made % 3 == 0 else [])
-                counts["camera"] += 1
-            elif made <= 995:
-                places = ["Backup/Old", "WhatsApp/Media"]
-                counts["backup_whatsapp"] += 1
-            else:
-                places = ["WhatsApp/Media", "WhatsApp/Sent"]
-                counts["whatsapp_only"] += 1
-            first = root / places[0] / name
-            first.parent.mkdir(parents=True, exist_ok=True)
-            half.save(first, quality=88)
-            for place in places[1:]:
-                (root / place).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(first, root / place / name)
-    return counts
-
-
 @pytest.mark.slow
 def test_a_thousand_groups_settled_by_folder_rules_in_a_few_clicks(tmp_path, browser):  # noqa: F811
     env = environment(tmp_path)
     root = tmp_path / "lib"
-    counts = thousand_groups(root)
+    counts = folder_rules_library(SHARED_DATA, root, 1000)
     db = tmp_path / "c.db"
     catalog(db, env, "index", "--methods", "exact", str(root))  # byte copies: exact finds them all
     before = snapshot(root)
