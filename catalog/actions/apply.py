@@ -88,6 +88,13 @@ def make_plan(
         raise UsageError("--to applies to --action move only")
     destination = os.path.abspath(os.path.expanduser(to)) if to else None
     real_roots = [os.path.realpath(r) for r in roots]
+    if destination is not None:
+        inside = _root_of(os.path.realpath(destination) + os.sep, real_roots)
+        if inside is not None or os.path.realpath(destination) in real_roots:
+            raise UsageError(
+                f"{to} is inside the catalogued folder {inside or destination}: moved copies would stay "
+                "catalogued and be grouped again; move them to a folder outside it"
+            )
     plan = Plan(raw_pairs=raw_pairs)
     folders: dict[str, _Folder] = {}
     for group in groups:

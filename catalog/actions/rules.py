@@ -87,6 +87,8 @@ def decide(group: Sequence[ImageInfo], rules: FolderRules, others: bool = False)
     keep = min(range(len(group)), key=lambda k: (places[k], k))
     act = [k for k in range(len(group)) if k != keep and places[k] != PREFER]
     protected = [k for k in range(len(group)) if k != keep and places[k] == PREFER]
+    if not act:
+        return Decided(None, protected=protected, reason="every other copy is in a folder you prefer")
     return Decided(keep, act, protected, reason="rule")
 
 

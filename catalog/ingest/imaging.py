@@ -203,15 +203,19 @@ def content_size(decoded: Decoded) -> tuple[int, int]:
 
 
 def trim_border(gray: Image.Image) -> Image.Image:
-    """``gray`` (mode "L") without a uniform frame around it (see :func:`content_box`)."""
-    box = content_box(gray)
+    """``gray`` (mode "L") without a uniform frame or bars around it, for signatures (see
+    :func:`content_box`, with letterbox bars)."""
+    box = content_box(gray, letterbox=True)
     return gray if box is None else gray.crop(box)
 
 
-def content_box(gray: Image.Image) -> tuple[int, int, int, int] | None:
+def content_box(gray: Image.Image, letterbox: bool = False) -> tuple[int, int, int, int] | None:
     """(left, top, right, bottom) of ``gray`` (mode "L") inside a uniform frame: the rows and columns at
     the edges whose pixels nearly all have the corners' colour (a white or black border someone added);
-    None when there is no frame, or trimming it would keep less than half the picture."""
+    None when there is no frame, or trimming it would keep less than half the picture. With
+    ``letterbox``, bars on both of two opposite sides only, about as wide as each other (a phone's
+    screenshot of a picture), may keep down to :data:`LETTERBOX` of it: for signatures, which compare a
+    picture with its copies; never for the picture's size, which a dark photo's lights would shrink."""
     import numpy as np
 
     pixels = np.asarray(gray, dtype=np.int16)
@@ -227,9 +231,19 @@ def content_box(gray: Image.Image) -> tuple[int, int, int, int] | None:
     height, width = pixels.shape
     if (bottom - top, right - left) == pixels.shape:
         return None
-    # Bars on two opposite sides only (a phone's screenshot of a picture, a letterbox) may hold most of
-    # the frame; a frame all around must leave half the picture (a dark photo is not cut to its lights).
-    bars = (left, right) == (0, width) or (top, bottom) == (0, height)
-    if (bottom - top) * (right - left) < height * width * (LETTERBOX if bars else 0.5):
+    if (bottom - top) * (right - left) < height * width * (
+        LETTERBOX if letterbox and _bars((left, top, right, bottom), width, height) else 0.5
+    ):
         return None
     return left, top, right, bottom
+
+
+def _bars(box: tuple[int, int, int, int], width: int, height: int) -> bool:
+    """Whether ``box`` leaves bars on both of two opposite sides only, within a tenth of the side of
+    each other (a screenshot's: the picture centred on the screen)."""
+    left, top, right, bottom = box
+    if (left, right) == (0, width) and top > 0 and bottom < height:
+        return abs(top - (height - bottom)) <= height / 10
+    if (top, bottom) == (0, height) and left > 0 and right < width:
+        return abs(left - (width - right)) <= width / 10
+    return False

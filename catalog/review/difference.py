@@ -56,7 +56,7 @@ def difference(first: np.ndarray, second: np.ndarray) -> Difference:
     """How ``second`` (an RGB array) differs from ``first``, each shown at its own size."""
     from skimage.transform import AffineTransform, warp
 
-    a, b = _small(first), _small(second)
+    a, b = _small(_three(first)), _small(_three(second))
     ga, gb = _gray(a), _gray(b)
     to_first = _align(ga, gb)  # maps points of the second onto the first
     aligned = to_first is not None
@@ -75,6 +75,15 @@ def difference(first: np.ndarray, second: np.ndarray) -> Difference:
     result.second = _margins(~seen_b, "added") + _regions(changed_b, "changed")
     result.said = _said(a, b, seen_a, seen_b, changed_a, to_first if aligned else None)
     return result
+
+
+def _three(pixels: np.ndarray) -> np.ndarray:
+    """Any picture array as three channels: gray repeated, an alpha channel dropped."""
+    if pixels.ndim == 2:
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    if pixels.shape[2] == 1:
+        return np.repeat(pixels, 3, axis=2)
+    return pixels[:, :, :3]
 
 
 def _small(rgb: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ thin over this; nothing here knows HTTP."""
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import unicodedata
@@ -14,7 +15,7 @@ import numpy as np
 
 from catalog.actions import settle
 from catalog.actions.apply import ACTIONS, UNDOABLE, Outcome
-from catalog.actions.rules import FolderRules, RulePlan, folder_of
+from catalog.actions.rules import PREFER, FolderRules, RulePlan, folder_of
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError
 from catalog.grouping.keep import why_kept
@@ -43,6 +44,19 @@ def shown(text: str) -> str:
         ch if unicodedata.category(ch)[0] != "C" else ch.encode("unicode_escape").decode("ascii")
         for ch in raw
     )
+
+
+def folder_token(path: str) -> str:
+    """A folder's path as the page carries it: its bytes in URL-safe base64, so a name that is not
+    UTF-8, or holds characters :func:`shown` escapes, comes back as it is."""
+    return base64.urlsafe_b64encode(os.fsencode(path)).decode("ascii")
+
+
+def folder_of_token(token: str) -> str:
+    try:
+        return os.fsdecode(base64.urlsafe_b64decode(token.encode("ascii")))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise Refused(400, "not a folder of this page") from exc
 
 
 @dataclass
@@ -90,7 +104,10 @@ class Disposal:
         if action == "move":
             if not isinstance(to, str) or not to.strip():
                 raise Refused(400, "moving needs a folder to move to")
-            return cls(action, os.path.abspath(os.path.expanduser(to.strip())))
+            folder = os.path.expanduser(to.strip())
+            if not os.path.isabs(folder):
+                raise Refused(400, f"type the folder's full path (from /), not {to.strip()!r}")
+            return cls(action, os.path.normpath(folder))
         return cls(action)
 
 
@@ -193,12 +210,16 @@ class Review:
             others = [
                 fresh[m.image.id] for m in group.members if m.image.id != keep_id and m.image.id in fresh
             ]
+            rules = self.rules()  # a folder the person prefers is never acted on (as Apply to every group)
+            kept_too = [im for im in others if rules.place(im.path) == PREFER]
+            others = [im for im in others if rules.place(im.path) != PREFER]
             try:
                 outcome = settle.act_on_group(
                     self.catalog, fresh[keep_id], others, disposal.action, disposal.to
                 )
             except UsageError as exc:
                 raise Refused(400, str(exc)) from exc
+            outcome.skipped.extend((im.path, "in a folder you prefer: kept") for im in kept_too)
             before = [(group, list(group.members), group.state)]
             if outcome.done:
                 self.history.append(Decision("files", before, entries=[e for _, _, e in outcome.done]))
@@ -280,7 +301,9 @@ class Review:
                     if image is not None:
                         members.append(Member(image, member.score))
                         self.served.add(image.id)
-                group.members, group.state = members, state
+                group.members = members
+                if group.state != "skipped":  # skipped since (skips are not undone): it stays so
+                    group.state = state
                 group.notes = [f for f in failed if any(f.startswith(shown(m.image.path)) for m in before)]
                 restored += 1
             return {"undone": decision.action, "groups": restored, "failed": failed}
@@ -290,22 +313,26 @@ class Review:
     def rules(self) -> FolderRules:
         return FolderRules.of(self.catalog.folder_rules())
 
-    def set_rule(self, folder: str, rule: str | None) -> list[dict[str, str]]:
-        """Give ``folder`` a rule (``prefer``, ``avoid``), or none; the rules as the page lists them."""
+    def set_rule(self, token: str, rule: str | None) -> list[dict[str, str]]:
+        """Give the folder of ``token`` (:func:`folder_token`) a rule (``prefer``, ``avoid``), or none;
+        the rules as the page lists them."""
+        if rule not in (None, "prefer", "avoid"):
+            raise Refused(400, f"unknown rule {rule!r}: use prefer or avoid")
         try:
-            path = folder_of(folder)
+            path = folder_of(folder_of_token(token))
         except UsageError as exc:
             raise Refused(400, str(exc)) from exc
-        if rule is None:
-            self.catalog.remove_folder_rule(path)
-        elif rule in ("prefer", "avoid"):
-            self.catalog.set_folder_rule(path, rule)
-        else:
-            raise Refused(400, f"unknown rule {rule!r}: use prefer or avoid")
+        with self.lock:  # not while every group is being settled
+            if rule is None:
+                self.catalog.remove_folder_rule(path)
+            else:
+                self.catalog.set_folder_rule(path, rule)
         return self.rule_rows()
 
     def rule_rows(self) -> list[dict[str, str]]:
-        return [{"folder": shown(f), "path": f, "rule": r} for f, r in self.catalog.folder_rules()]
+        return [
+            {"folder": shown(f), "token": folder_token(f), "rule": r} for f, r in self.catalog.folder_rules()
+        ]
 
     def _open_all(self) -> list[_Open]:
         """Every open group, with its images as the catalogue knows them now (those no longer
@@ -338,15 +365,21 @@ class Review:
         return groups, ruled, outcome
 
     def preview_all(self, disposal: Disposal, others: bool) -> dict[str, Any]:
-        """What "Apply to every group" would do now: files, bytes, groups decided and left undecided."""
+        """What "Apply to every group" would do now: files, bytes, groups decided and left undecided,
+        and the plan's digest, which :meth:`apply_all` checks."""
         with self.lock:
             groups, ruled, _ = self._settle_all(disposal, others, apply=False)
             return _summary(ruled, disposal, len(groups))
 
-    def apply_all(self, disposal: Disposal, others: bool) -> dict[str, Any]:
+    def apply_all(self, disposal: Disposal, others: bool, expect: str | None = None) -> dict[str, Any]:
         """Settle every open group the folder rules decide (and with ``others``, the rest by the keep
-        order), as one batch that one undo puts back."""
+        order), as one batch that one undo puts back; refused when ``expect`` (the preview's digest) is
+        not the plan's now: rules or files changed since the person read the preview."""
         with self.lock:
+            if expect is not None:
+                _, planned, _ = self._settle_all(disposal, others, apply=False)
+                if _digest(planned) != expect:
+                    raise Refused(409, "rules or files changed since the preview: look at it again")
             groups, ruled, applied = self._settle_all(disposal, others, apply=True)
             outcome = applied or Outcome()
             before = [(g, list(g.members), g.state) for g, _ in groups]
@@ -383,4 +416,14 @@ def _summary(ruled: RulePlan, disposal: Disposal, groups: int) -> dict[str, Any]
         "skipped_now": len(ruled.plan.skipped),
         "action": disposal.action,
         "where": verb.get(disposal.action, disposal.action),
+        "plan": _digest(ruled),
     }
+
+
+def _digest(ruled: RulePlan) -> str:
+    """The plan's steps (action, file, file kept, target) as a short digest."""
+    import hashlib
+
+    steps = sorted(f"{s.action}\0{s.image.path}\0{s.keep.path}\0{s.target}" for s in ruled.plan.steps)
+    text = "\n".join(steps).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(text).hexdigest()[:16]

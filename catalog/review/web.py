@@ -5,7 +5,9 @@ Security: the server binds 127.0.0.1 unless told otherwise. Every request needs 
 printed URL (kept in a same-site cookie after the first visit) and a Host header naming this server (a
 DNS-rebinding page cannot reach it); every action is a POST that must also carry the token in a header,
 which no cross-site form or image can send. Images are served by catalogue id, only those of the groups
-on the page, from the path the catalogue holds: nothing in a request is ever used as a path.
+on the page, from the path the catalogue holds. The one path a request names is the folder a person
+types to move copies to (refused inside a catalogued folder); folder rules name folders by a token of
+their path, compared with catalogued paths, never opened.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -33,7 +36,7 @@ from catalog.actions.rules import FolderRules, decide
 from catalog.grouping.table import Member
 from catalog.ingest.formats import PhotoFacts, file_facts
 from catalog.methods import get_method
-from catalog.review.state import PAGE_ACTIONS, Disposal, Refused, Review, ReviewGroup, shown
+from catalog.review.state import PAGE_ACTIONS, Disposal, Refused, Review, ReviewGroup, folder_token, shown
 from catalog.store import ImageInfo
 from catalog.text import human_size
 
@@ -150,10 +153,12 @@ def _crumbs(folder: str, roots: list[str]) -> list[dict[str, str]]:
     root = max(inside, key=len) if inside else os.sep
     crumbs, at = [], root
     if root != os.sep:
-        crumbs.append({"label": shown(os.path.basename(root) or root), "path": shown(root)})
+        crumbs.append(
+            {"label": shown(os.path.basename(root) or root), "path": shown(root), "token": folder_token(root)}
+        )
     for part in os.path.relpath(folder, root).split(os.sep) if folder != root else []:
         at = os.path.join(at, part)
-        crumbs.append({"label": shown(part), "path": shown(at)})
+        crumbs.append({"label": shown(part), "path": shown(at), "token": folder_token(at)})
     return crumbs
 
 
@@ -258,7 +263,7 @@ def build_app(review: Review) -> Starlette:
         keys = [(im.path, im.size, im.mtime_ns) for im in images]
         try:
             found = await _threaded(_difference, *keys)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
             return JSONResponse({"error": f"cannot be compared: {exc}"}, status_code=410)
         return JSONResponse(found)
 
@@ -327,7 +332,10 @@ def build_app(review: Review) -> Starlette:
 
         def make(body: dict[str, Any]) -> dict[str, Any]:
             disposal, others = Disposal.of(body), bool(body.get("others"))
-            return review.apply_all(disposal, others) if apply else review.preview_all(disposal, others)
+            if not apply:
+                return review.preview_all(disposal, others)
+            expect = body.get("plan")
+            return review.apply_all(disposal, others, None if expect is None else str(expect))
 
         return await decide(request, make)
 

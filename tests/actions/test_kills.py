@@ -19,7 +19,7 @@ from tests.conftest import wait_until
 @pytest.mark.interrupts
 def test_kill_9_at_20_random_moments_of_apply_then_undo_restores_every_byte(tmp_path):
     env = environment(tmp_path)
-    root = library(tmp_path / "lib", originals=12, copies=8, seed=1)
+    root = library(tmp_path / "lib", originals=20, copies=10, seed=1)
     db = tmp_path / "c.db"
     catalog(db, env, "index", str(root))
     before = snapshot(root)

@@ -27,6 +27,9 @@ def test_the_deepest_rule_holds_and_preferred_copies_are_never_acted_on():
     assert decide([_image("/p/WhatsApp/a.jpg"), _image("/p/WhatsApp/b.jpg")], rules).keep is None
     assert decide([_image("/x/a.jpg"), _image("/y/a.jpg")], rules).reason == "no folder rule reaches it"
     assert decide([_image("/x/a.jpg"), _image("/y/a.jpg")], rules, others=True).keep == 0
+    # Every other copy in a preferred folder: nothing to do, and the group says so.
+    both = decide([_image("/p/a.jpg"), _image("/keep/a.jpg")], rules)
+    assert both.keep is None and both.reason == "every other copy is in a folder you prefer"
 
 
 def library(root: Path) -> None:
@@ -72,3 +75,9 @@ def test_rules_are_remembered_and_resolve_follows_them(tmp_path):
     assert catalog(db, env, "rules").stdout.split() == ["avoid", str(root / "WhatsApp")]
     missing = catalog(db, env, "rules", "--remove", str(root / "Backup"), check=False)
     assert missing.returncode == 2 and "no rule for" in missing.stderr
+    # Moving copies into the library would catalogue them again: refused, nothing moved.
+    inside = catalog(
+        db, env, "resolve", "--action", "move", "--to", str(root / "Dupes"), "--apply", check=False
+    )
+    assert inside.returncode == 2 and "inside the catalogued folder" in inside.stderr
+    assert snapshot(root) == before

@@ -250,3 +250,25 @@ def test_sidecars_go_along_and_a_raw_and_its_own_jpeg_are_kept(tmp_path):
         catalog(db, env, "resolve", "--keep", "raw", "--action", "trash", "--raw-pairs", "-f", "json").stdout
     )
     assert sorted(Path(a["path"]).name for a in out["actions"]) == ["copy.jpg", "copy.jpg.xmp", "shot.jpg"]
+
+
+def test_a_screenshots_bars_are_trimmed_for_signatures_but_a_dark_photo_keeps_its_size():
+    """Bars above and below a picture (a phone's screenshot) come off for the signatures, down to 15 %
+    of the frame; the picture's size (the keep order's first fact) still needs half of it, so a night
+    photo with a lit band is not measured as its band."""
+    import numpy as np
+    from PIL import Image
+
+    from catalog.ingest.imaging import content_box, trim_border
+
+    with Image.open(PHOTOS / "Canon_EOS_20D_(1).jpg") as img:
+        picture = img.convert("L").resize((400, 267))
+    screen = Image.new("L", (400, 866), 12)
+    screen.paste(picture, (0, 300))
+    assert content_box(screen, letterbox=True) == (0, 300, 400, 567)
+    assert content_box(screen) is None
+    assert trim_border(screen).size == (400, 267)
+    night = np.full((900, 1200), 5, dtype=np.uint8)
+    night[700:880] = np.random.default_rng(0).integers(60, 200, (180, 1200))  # lights near the bottom
+    assert content_box(Image.fromarray(night), letterbox=True) is None  # not bars of about one width
+    assert content_box(Image.fromarray(night)) is None

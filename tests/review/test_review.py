@@ -102,12 +102,21 @@ def test_page_security_and_escaping(tmp_path):
         assert compared.status_code == 200 and set(compared.json()) >= {"first", "second", "said"}
         # Rules and settling every group need the header too; their answers escape what they echo.
         for url in ("/rules", "/settle/preview", "/settle/apply"):
-            assert client.post(url, json={"folder": "/x", "rule": "prefer"}).status_code == 403
+            assert client.post(url, json={"folder": "L3g=", "rule": "prefer"}).status_code == 403
         token = {"x-catalog-token": "secret-token"}
         assert client.post("/settle/other", json={}, headers=token).status_code == 404
         assert client.post("/settle/preview", json={"action": "delete"}, headers=token).status_code == 400
         assert client.post("/settle/preview", json={"action": "move"}, headers=token).status_code == 400
-        assert client.post("/rules", json={"folder": "/x", "rule": "nuke"}, headers=token).status_code == 400
+        assert (
+            client.post("/rules", json={"folder": "L3g=", "rule": "nuke"}, headers=token).status_code == 400
+        )
+        assert client.post("/rules", json={"folder": "!!", "rule": "avoid"}, headers=token).status_code == 400
+        # A move needs a full path, outside every catalogued folder (moved copies would be grouped again).
+        lib = str(tmp_path / "lib")
+        for to in ("moved", lib, lib + "/canon/dupes"):
+            move = {"action": "move", "to": to}
+            answer = client.post("/settle/preview", json=move, headers=token)
+            assert answer.status_code == 400, to
         assert client.post("/rules", content=b"[1]", headers=token).status_code == 400
         preview = client.post("/settle/preview", json={"others": True}, headers=token).json()
         assert preview["by_order"] == len(found.groups) and preview["files"] > 0
@@ -419,3 +428,61 @@ def test_the_page_moves_or_links_the_copies_it_does_not_keep(tmp_path):
         assert client.post("/undo", json={}, headers=token).json()["undone"] == "files"
         assert client.post("/undo", json={}, headers=token).json()["undone"] == "files"
     assert snapshot(tmp_path / "lib") == before
+
+
+def test_apply_to_every_group_is_the_plan_previewed_and_preferred_copies_stay(tmp_path):
+    """Apply refuses when rules changed since the preview; a page decision never acts on a file in a
+    preferred folder; undoing Apply leaves a group skipped since as it is."""
+    from starlette.testclient import TestClient
+
+    from catalog.grouping.reference import find_groups
+    from catalog.review.state import folder_token
+    from catalog.review.thumbs import Thumbnails
+    from catalog.review.web import Review, build_app
+    from catalog.store import Catalog
+
+    env = environment(tmp_path)
+    lib = tmp_path / "lib"
+    files = photo_library(lib)
+    (lib / "Camera").mkdir()
+    shutil.copy2(files["canon"], lib / "Camera" / "IMG_0001.jpg")
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(lib))
+    before = snapshot(lib)
+    token = {"x-catalog-token": "t"}
+    with Catalog.open(f"sqlite:///{db}") as opened:
+        found = find_groups(opened, "phash")
+        review = Review(opened, found, Thumbnails(tmp_path / "thumbs"), "t", {"testserver"})
+        client = TestClient(build_app(review))
+        client.get("/?token=t")
+
+        def rule(folder: Path, kind: str | None) -> None:
+            answer = client.post(
+                "/rules", json={"folder": folder_token(str(folder)), "rule": kind}, headers=token
+            )
+            assert answer.status_code == 200
+
+        rule(lib / "Camera", "prefer")
+        plan = client.post("/settle/preview", json={}, headers=token).json()
+        assert plan["by_rule"] == 1 and plan["files"] == 3
+        rule(lib / "canon", "prefer")  # meanwhile, from another tab: the canon copies are kept now
+        stale = client.post("/settle/apply", json={"plan": plan["plan"]}, headers=token)
+        assert stale.status_code == 409 and "since the preview" in stale.json()["error"]
+        assert snapshot(lib) == before
+        again = client.post("/settle/preview", json={}, headers=token).json()
+        assert again["by_rule"] == 0 and any("folder you prefer" in r for r in again["reasons"])
+        rule(lib / "canon", None)
+        plan = client.post("/settle/preview", json={}, headers=token).json()
+        applied = client.post("/settle/apply", json={"plan": plan["plan"]}, headers=token).json()
+        assert applied["done"] == 3 and not (lib / "canon" / "half.jpg").exists()
+        rule(lib / "nikon", "prefer")
+        # A page decision on Nikon's group keeps its copies too: they are in a preferred folder.
+        number = {g[0].image.path: k for k, g in enumerate(found.groups, 1)}[str(files["nikon"])]
+        kept = found.groups[number - 1][0].image.id
+        decision = client.post(f"/groups/{number}/keep", json={"keep": kept}, headers=token).json()
+        assert decision["done"] == [] and all("folder you prefer" in s["reason"] for s in decision["skipped"])
+        skipped = {g[0].image.path: k for k, g in enumerate(found.groups, 1)}[str(files["sony"])]
+        assert client.post(f"/groups/{skipped}/skip", json={}, headers=token).json()["state"] == "skipped"
+        assert client.post("/undo", json={}, headers=token).json()["groups"] == 3
+        assert review.group(skipped).state == "skipped"  # type: ignore[union-attr]
+    assert snapshot(lib) == before

@@ -115,7 +115,7 @@ disposalSelect.addEventListener("change", () => {
 const folderMenu = document.getElementById("folder-menu");
 function openFolderMenu(crumb) {
   folderMenu.dataset.folder = crumb.dataset.folder;
-  folderMenu.querySelector(".folder-name").textContent = crumb.dataset.folder;
+  folderMenu.querySelector(".folder-name").textContent = crumb.dataset.path;
   const box = crumb.getBoundingClientRect();
   folderMenu.style.left = `${Math.min(box.left, window.innerWidth - 330)}px`;
   folderMenu.style.top = `${box.bottom + 4}px`;
@@ -139,10 +139,12 @@ document.getElementById("rules").addEventListener("click", (event) => {
 
 // Every group at once, by the folder rules: a preview first, then one batch that one undo puts back.
 const preview = document.getElementById("preview");
+let previewed = null;  // the digest of the plan the person read: Apply refuses another
 function settleBody() { return { ...disposal(), others: document.getElementById("others").checked }; }
 document.getElementById("settle-all").addEventListener("click", async () => {
   try {
     const plan = await post("settle/preview", settleBody());
+    previewed = plan.plan;
     const decided = plan.by_rule + plan.by_order;
     preview.querySelector(".plan").textContent =
       `${plan.files} files (${plan.size}) ${plan.where}, from ${decided} of ${plan.groups} groups: ` +
@@ -160,7 +162,7 @@ document.getElementById("preview-apply").addEventListener("click", async () => {
   const button = document.getElementById("preview-apply");
   button.disabled = true;
   try {
-    const result = await post("settle/apply", settleBody());
+    const result = await post("settle/apply", { ...settleBody(), plan: previewed });
     preview.hidden = true;
     sessionStorage.setItem("catalog-toast", `${result.done} files ${PAST[result.action]} from ${result.by_rule + result.by_order} groups` +
       (result.skipped.length ? `; ${result.skipped.length} skipped` : ""));
