@@ -213,9 +213,9 @@ def content_box(gray: Image.Image, letterbox: bool = False) -> tuple[int, int, i
     """(left, top, right, bottom) of ``gray`` (mode "L") inside a uniform frame: the rows and columns at
     the edges whose pixels nearly all have the corners' colour (a white or black border someone added);
     None when there is no frame, or trimming it would keep less than half the picture. With
-    ``letterbox``, bars on both of two opposite sides only, about as wide as each other (a phone's
-    screenshot of a picture), may keep down to :data:`LETTERBOX` of it: for signatures, which compare a
-    picture with its copies; never for the picture's size, which a dark photo's lights would shrink."""
+    ``letterbox``, bars on opposite sides only (a phone's screenshot of a picture) may keep down to
+    :data:`LETTERBOX` of it: for signatures, which compare a picture with its copies (a dark photo and
+    its copies are cut alike); never for the picture's size, which a dark photo's lights would shrink."""
     import numpy as np
 
     pixels = np.asarray(gray, dtype=np.int16)
@@ -239,11 +239,7 @@ def content_box(gray: Image.Image, letterbox: bool = False) -> tuple[int, int, i
 
 
 def _bars(box: tuple[int, int, int, int], width: int, height: int) -> bool:
-    """Whether ``box`` leaves bars on both of two opposite sides only, within a tenth of the side of
-    each other (a screenshot's: the picture centred on the screen)."""
+    """Whether ``box`` leaves bars on opposite sides only: the picture spans the other direction whole
+    (a screenshot's bars above and below; a letterbox)."""
     left, top, right, bottom = box
-    if (left, right) == (0, width) and top > 0 and bottom < height:
-        return abs(top - (height - bottom)) <= height / 10
-    if (top, bottom) == (0, height) and left > 0 and right < width:
-        return abs(left - (width - right)) <= width / 10
-    return False
+    return (left, right) == (0, width) or (top, bottom) == (0, height)

@@ -270,5 +270,5 @@ def test_a_screenshots_bars_are_trimmed_for_signatures_but_a_dark_photo_keeps_it
     assert trim_border(screen).size == (400, 267)
     night = np.full((900, 1200), 5, dtype=np.uint8)
     night[700:880] = np.random.default_rng(0).integers(60, 200, (180, 1200))  # lights near the bottom
-    assert content_box(Image.fromarray(night), letterbox=True) is None  # not bars of about one width
-    assert content_box(Image.fromarray(night)) is None
+    assert content_box(Image.fromarray(night)) is None  # its size: the whole frame
+    assert content_box(Image.fromarray(night), letterbox=True) == (0, 700, 1200, 880)  # its signatures
