@@ -78,6 +78,25 @@ class Decoded:
             self._views[side] = self.luma.resize((side, side), Image.Resampling.BOX)
         return self._views[side]
 
+    def picture_gray(self, side: int) -> Image.Image:
+        """:meth:`gray` of the picture inside any uniform frame or bars (:func:`content_box` with
+        letterbox bars, measured on the :data:`CONTENT_VIEW` view), cached: a frame someone added, or a
+        screenshot's bars, are not the picture, and would otherwise make most of a small code."""
+        key = ("picture", side)
+        if key not in self._views:
+            box = content_box(self.gray(CONTENT_VIEW), letterbox=True)
+            if box is None:
+                self._views[key] = self.gray(side)
+            else:
+                width, height = self.luma.size
+                scale = (width, height, width, height)
+                left, top, right, bottom = (
+                    round(v * n / CONTENT_VIEW) for v, n in zip(box, scale, strict=True)
+                )
+                picture = self.luma.crop((left, top, right, bottom))
+                self._views[key] = picture.resize((side, side), Image.Resampling.BOX)
+        return self._views[key]
+
 
 def decode(data: bytes, color: bool = True, suffix: str = "") -> Decoded:
     """Decode image bytes, or raise :class:`ImageError` with a one-line reason.

@@ -113,7 +113,7 @@ class ImageHashMethod(Method):
         return int(threshold)
 
     def prepare(self, image: Decoded) -> bytes:
-        return b"".join(pack_bits(bits) for bits in self.dihedral_bits(image.gray(64)))
+        return b"".join(pack_bits(bits) for bits in self.dihedral_bits(image.picture_gray(64)))
 
     def dihedral_bits(self, view: Image.Image) -> list[np.ndarray]:
         """The 8x8 bits of the view and of its turns and mirror-turns, in DIHEDRAL order.
@@ -168,7 +168,7 @@ def _imagehash(name: str) -> Callable[..., Any]:
 @register
 class AverageHash(ImageHashMethod):
     name = "ahash"
-    version = "imagehash-4-ahash-8-y64-d8"
+    version = "imagehash-4-ahash-8-y64-d8-trim"
     default_threshold = 0
     description = "average hash: 8x8 grayscale, one bit per pixel above/below the mean"
     hash_function = staticmethod(_imagehash("average_hash"))
@@ -177,7 +177,7 @@ class AverageHash(ImageHashMethod):
 @register
 class PerceptualHash(ImageHashMethod):
     name = "phash"
-    version = "imagehash-4-phash-8-y64-d8"
+    version = "imagehash-4-phash-8-y64-d8-trim"
     default_threshold = 6
     description = "perceptual hash: low frequencies of a 32x32 DCT"
     hash_function = staticmethod(_imagehash("phash"))
@@ -232,7 +232,7 @@ def _dct_basis() -> np.ndarray:
 @register
 class DifferenceHash(ImageHashMethod):
     name = "dhash"
-    version = "imagehash-4-dhash-8-y64-d8"
+    version = "imagehash-4-dhash-8-y64-d8-trim"
     default_threshold = 3
     description = "difference hash: horizontal gradients of a 9x8 grayscale"
     hash_function = staticmethod(_imagehash("dhash"))
@@ -255,7 +255,7 @@ class DifferenceHash(ImageHashMethod):
 @register
 class WaveletHash(ImageHashMethod):
     name = "whash"
-    version = "imagehash-4-whash-haar-8-y64-d8"
+    version = "imagehash-4-whash-haar-8-y64-d8-trim"
     default_threshold = 1
     description = "wavelet hash: Haar wavelet of a 64x64 grayscale"
     hash_function = staticmethod(_imagehash("whash"))

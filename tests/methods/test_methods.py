@@ -25,13 +25,13 @@ SAMPLES = sorted((SHARED_DATA / "ukbench-500").glob("*.jpg"))[:120] + sorted(
     ],
 )
 def test_signatures_equal_imagehash_on_the_shared_view(method, reference):
-    """Each method is imagehash's function applied to the shared 64x64 grayscale view (for phash, a
-    NumPy DCT)."""
+    """Each method is imagehash's function applied to the shared 64x64 grayscale view of the picture
+    inside any frame (for phash, a NumPy DCT)."""
     mismatches = 0
     for path in SAMPLES:
         decoded = decode(path.read_bytes())
         ours = get_method(method).compute([decoded])[0][:8]  # the upright code
-        mismatches += ours != pack_bits(reference(decoded.gray(64)).hash)
+        mismatches += ours != pack_bits(reference(decoded.picture_gray(64)).hash)
     assert mismatches == 0
 
 
@@ -47,7 +47,7 @@ def test_turned_codes_are_the_codes_of_the_turned_picture(method):
     hasher = get_method(method)
     worst, total, count = 0, 0, 0
     for path in SAMPLES[::4]:
-        view = decode(path.read_bytes()).gray(64)
+        view = decode(path.read_bytes()).picture_gray(64)
         codes = hasher.compute([decode(path.read_bytes())])[0]
         assert len(codes) == 8 * len(DIHEDRAL)
         for k, (name, _) in enumerate(DIHEDRAL):
