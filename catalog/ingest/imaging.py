@@ -202,6 +202,7 @@ def _one_line(exc: BaseException) -> str:
 #: two opposite sides only (a screenshot's): then down to this share.
 BORDER_TOLERANCE = 12
 LETTERBOX = 0.15
+THINNEST = 0.02
 
 
 #: Side of the (squashed) view a picture's border is measured on when indexing.
@@ -248,7 +249,13 @@ def content_box(gray: Image.Image, letterbox: bool = False) -> tuple[int, int, i
         return None
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     height, width = pixels.shape
-    if (bottom - top, right - left) == pixels.shape:
+    # A frame is at least THINNEST of a side (both sides together): a camera's dark line along one edge,
+    # which a resized copy blurs away, is not one, and would set the picture's view apart from the copy's.
+    if top + height - bottom < THINNEST * height and left + width - right < THINNEST * width:
+        return None
+    # A frame or bars are on two sides or more: a plain strip on one side is a sky or a wall, which a
+    # re-encode's noise makes uniform enough or not (a picture would hash apart from its own copy).
+    if (top > 0) + (bottom < height) + (left > 0) + (right < width) < 2:
         return None
     if (bottom - top) * (right - left) < height * width * (
         LETTERBOX if letterbox and _bars((left, top, right, bottom), width, height) else 0.5

@@ -432,7 +432,8 @@ def test_the_page_moves_or_links_the_copies_it_does_not_keep(tmp_path):
 
 def test_apply_to_every_group_is_the_plan_previewed_and_preferred_copies_stay(tmp_path):
     """Apply refuses when rules changed since the preview; a page decision never acts on a file in a
-    preferred folder; undoing Apply leaves a group skipped since as it is."""
+    preferred folder; undoing Apply leaves a group skipped since as it is. The copies are moved aside:
+    this page runs in the test's process, whose desktop trash is the user's."""
     from starlette.testclient import TestClient
 
     from catalog.grouping.reference import find_groups
@@ -450,6 +451,7 @@ def test_apply_to_every_group_is_the_plan_previewed_and_preferred_copies_stay(tm
     catalog(db, env, "index", str(lib))
     before = snapshot(lib)
     token = {"x-catalog-token": "t"}
+    aside = {"action": "move", "to": str(tmp_path / "aside")}
     with Catalog.open(f"sqlite:///{db}") as opened:
         found = find_groups(opened, "phash")
         review = Review(opened, found, Thumbnails(tmp_path / "thumbs"), "t", {"testserver"})
@@ -463,23 +465,23 @@ def test_apply_to_every_group_is_the_plan_previewed_and_preferred_copies_stay(tm
             assert answer.status_code == 200
 
         rule(lib / "Camera", "prefer")
-        plan = client.post("/settle/preview", json={}, headers=token).json()
+        plan = client.post("/settle/preview", json=aside, headers=token).json()
         assert plan["by_rule"] == 1 and plan["files"] == 3
         rule(lib / "canon", "prefer")  # meanwhile, from another tab: the canon copies are kept now
-        stale = client.post("/settle/apply", json={"plan": plan["plan"]}, headers=token)
+        stale = client.post("/settle/apply", json={**aside, "plan": plan["plan"]}, headers=token)
         assert stale.status_code == 409 and "since the preview" in stale.json()["error"]
         assert snapshot(lib) == before
-        again = client.post("/settle/preview", json={}, headers=token).json()
+        again = client.post("/settle/preview", json=aside, headers=token).json()
         assert again["by_rule"] == 0 and any("folder you prefer" in r for r in again["reasons"])
         rule(lib / "canon", None)
-        plan = client.post("/settle/preview", json={}, headers=token).json()
-        applied = client.post("/settle/apply", json={"plan": plan["plan"]}, headers=token).json()
+        plan = client.post("/settle/preview", json=aside, headers=token).json()
+        applied = client.post("/settle/apply", json={**aside, "plan": plan["plan"]}, headers=token).json()
         assert applied["done"] == 3 and not (lib / "canon" / "half.jpg").exists()
         rule(lib / "nikon", "prefer")
         # A page decision on Nikon's group keeps its copies too: they are in a preferred folder.
         number = {g[0].image.path: k for k, g in enumerate(found.groups, 1)}[str(files["nikon"])]
         kept = found.groups[number - 1][0].image.id
-        decision = client.post(f"/groups/{number}/keep", json={"keep": kept}, headers=token).json()
+        decision = client.post(f"/groups/{number}/keep", json={"keep": kept, **aside}, headers=token).json()
         assert decision["done"] == [] and all("folder you prefer" in s["reason"] for s in decision["skipped"])
         skipped = {g[0].image.path: k for k, g in enumerate(found.groups, 1)}[str(files["sony"])]
         assert client.post(f"/groups/{skipped}/skip", json={}, headers=token).json()["state"] == "skipped"
