@@ -176,6 +176,10 @@ def test_a_signal_at_any_moment_of_a_search_is_one_line(tmp_path):
         process = start(db, "dupes", "-m", "euclidean")
         os.killpg(process.pid, sig)  # straight away: wherever the command is
         _, err = process.communicate(timeout=30)
+        if process.returncode == 1 and "init_import_site" in err:
+            # The interrupt landed while Python itself was still importing ``site``, before any code of
+            # catalog's runs: Python's own start-up reports it (seen once in a full suite on 2 cores).
+            continue
         # 0: done before the signal; -sig: killed by it while still starting (quietly, the default
         # action, which a shell reports as 128 + sig too); 128 + sig: interrupted.
         assert process.returncode in (0, -sig, 128 + sig), err
