@@ -114,3 +114,27 @@ def postgres_url():  # type: ignore[no-untyped-def]
         except Unavailable as reason:
             pytest.skip(str(reason))
         yield url
+
+
+#: The test files that take longest (tens of seconds each, on this 2-core machine), longest first. The
+#: runner keeps a file on one worker (``--dist loadfile``) and hands files out in the order collected:
+#: starting the long ones first keeps one worker from running a long file alone at the end.
+LONGEST_FIRST = (
+    "tests/actions/test_kills.py",
+    "tests/ingest/test_formats.py",
+    "tests/review/test_settle_all.py",
+    "tests/review/test_review.py",
+    "tests/actions/test_settle.py",
+    "tests/sync/test_watch.py",
+    "tests/cli/test_interrupts.py",
+    "tests/sync/test_ray.py",
+    "tests/search/test_pairs.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file, and among the others, is kept

@@ -15,9 +15,13 @@ import pytest
 from tests.actions.test_settle import catalog, environment, journal_states, library, snapshot, trash_files
 from tests.conftest import wait_until
 
+#: Kills per run (the moments are drawn from a fixed seed: the same ones every run). 12, not the 20 of
+#: BENCHMARKS.md's record: each round is about 4 s of processes, and the suite has 6 minutes.
+ROUNDS = 12
+
 
 @pytest.mark.interrupts
-def test_kill_9_at_20_random_moments_of_apply_then_undo_restores_every_byte(tmp_path):
+def test_kill_9_at_12_random_moments_of_apply_then_undo_restores_every_byte(tmp_path):
     env = environment(tmp_path)
     root = library(tmp_path / "lib", originals=20, copies=10, seed=1)
     db = tmp_path / "c.db"
@@ -43,7 +47,7 @@ def test_kill_9_at_20_random_moments_of_apply_then_undo_restores_every_byte(tmp_
         "--apply",
     ]
     killed = 0
-    for round_ in range(20):
+    for round_ in range(ROUNDS):
         entries = sum(journal_states(db).values())
         moment = entries + rng.randint(1, total)
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -64,5 +68,5 @@ def test_kill_9_at_20_random_moments_of_apply_then_undo_restores_every_byte(tmp_
         assert not states.get("pending") and not states.get("undoing") and not states.get("done"), states
         assert snapshot(root) == before, f"round {round_}"
         assert trash_files(env) == []
-    print(f"{killed} of 20 kills landed while actions were under way")
-    assert killed >= 15  # most kills landed while actions were under way
+    print(f"{killed} of {ROUNDS} kills landed while actions were under way")
+    assert killed >= ROUNDS * 3 // 4  # most kills landed while actions were under way
