@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from near_misses import DATA, load_truth, score  # noqa: E402
+from near_misses import DATA, indexed_library, score  # noqa: E402
 
 from catalog.evaluation.compound import EDITS, make_compound_mixture  # noqa: E402
 from catalog.grouping.options import Options  # noqa: E402
 from catalog.grouping.reference import find_groups  # noqa: E402
-from catalog.store import Catalog  # noqa: E402
-from catalog.sync.indexer import index  # noqa: E402
 
 
 def main() -> None:
@@ -45,42 +42,31 @@ def main() -> None:
         method, _, value = given.partition("=")
         thresholds.append((method, float(value)))
     roles = list(EDITS)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.keep or Path(tmp)
-        root = work / "compound"
-        if not (root / "truth.csv").exists():
-            make_compound_mixture(args.data, root)
-        truth = load_truth(root)
-        with Catalog.open(f"sqlite:///{work}/compound.db") as catalog:
-            started = time.perf_counter()
-            report = index(catalog, [str(root)], methods=methods)
+    make = partial(make_compound_mixture, args.data)
+    with indexed_library(args.keep, "compound", make, methods) as (_, truth, catalog):
+        head = ["method", "threshold", "precision", "recall", "mixed groups", *roles]
+        if args.format == "markdown":
+            print("| " + " | ".join(head) + " |")
+            print("|" + "---|" * len(head))
+        else:
+            print("  ".join(head))
+        for method, threshold in thresholds:
+            found = find_groups(catalog, method, threshold, Options())
+            result = score([[m.image.path for m in g] for g in found.groups], truth, roles)
+            per = result["per_alteration"]
+            assert isinstance(per, dict)
+            cells = [
+                method,
+                f"{found.threshold:g}{', verified' if found.verified else ''}",
+                f"{result['precision']:.3f}",
+                f"{result['recall']:.3f}",
+                str(result["mixed"]),
+                *(f"{per[r]:.2f}" for r in roles),
+            ]
             print(
-                f"{len(truth)} files, {report.added} indexed in {time.perf_counter() - started:.1f} s",
-                file=sys.stderr,
+                ("| " + " | ".join(cells) + " |") if args.format == "markdown" else "  ".join(cells),
+                flush=True,
             )
-            head = ["method", "threshold", "precision", "recall", "mixed groups", *roles]
-            if args.format == "markdown":
-                print("| " + " | ".join(head) + " |")
-                print("|" + "---|" * len(head))
-            else:
-                print("  ".join(head))
-            for method, threshold in thresholds:
-                found = find_groups(catalog, method, threshold, Options())
-                result = score([[m.image.path for m in g] for g in found.groups], truth, roles)
-                per = result["per_alteration"]
-                assert isinstance(per, dict)
-                cells = [
-                    method,
-                    f"{found.threshold:g}{', verified' if found.verified else ''}",
-                    f"{result['precision']:.3f}",
-                    f"{result['recall']:.3f}",
-                    str(result["mixed"]),
-                    *(f"{per[r]:.2f}" for r in roles),
-                ]
-                print(
-                    ("| " + " | ".join(cells) + " |") if args.format == "markdown" else "  ".join(cells),
-                    flush=True,
-                )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from catalog.evaluation.variants import ALTERATIONS, TRANSFORMS, make_mixture
@@ -80,6 +83,28 @@ def score(
     }
 
 
+@contextmanager
+def indexed_library(
+    keep: Path | None, name: str, make: Callable[[Path], object], methods: list[str]
+) -> Iterator[tuple[Path, dict[str, dict[str, str]], Catalog]]:
+    """The library ``name`` (made by ``make`` unless ``keep`` holds it already), indexed with
+    ``methods`` into its catalogue beside it: (its folder, its truth, the open catalogue)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = keep or Path(tmp)
+        root = work / name
+        if not (root / "truth.csv").exists():
+            make(root)
+        truth = load_truth(root)
+        with Catalog.open(f"sqlite:///{work}/{name}.db") as catalog:
+            started = time.perf_counter()
+            report = index(catalog, [str(root)], methods=methods)
+            print(
+                f"{len(truth)} files, {report.added} indexed in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
+            yield root, truth, catalog
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -89,44 +114,33 @@ def main() -> None:
     parser.add_argument("--format", choices=["text", "json"], default="text")
     args = parser.parse_args()
     methods = args.methods.split(",")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.keep or Path(tmp)
-        root = work / "mixture"
-        if not (root / "truth.csv").exists():
-            make_mixture(args.data, root)
-        truth = load_truth(root)
-        rows = []
-        with Catalog.open(f"sqlite:///{work}/mixture.db") as catalog:
-            started = time.perf_counter()
-            report = index(catalog, [str(root)], methods=methods)
-            print(
-                f"{len(truth)} files, {report.added} indexed in {time.perf_counter() - started:.1f} s",
-                file=sys.stderr,
-            )
-            for method in methods:
-                for threshold in SWEEPS[method]:
-                    for grouping, transforms, verify in itertools.product(
-                        args.groupings.split(","),
-                        (False, True),
-                        (False, True) if method == "cnn" else (False,),
-                    ):
-                        started = time.perf_counter()
-                        options = Options(grouping=grouping, transforms=transforms, verify=verify)
-                        found = find_groups(catalog, method, threshold, options)
-                        seconds = time.perf_counter() - started
-                        groups = [[m.image.path for m in g] for g in found.groups]
-                        row = {
-                            "method": method,
-                            "threshold": threshold,
-                            "grouping": grouping,
-                            "transforms": transforms,
-                            "verified": verify,
-                            "seconds": round(seconds, 3),
-                            **score(groups, truth),
-                        }
-                        rows.append(row)
-                        if args.format == "text":
-                            print(_line(row), flush=True)
+    rows = []
+    make = partial(make_mixture, args.data)
+    with indexed_library(args.keep, "mixture", make, methods) as (_, truth, catalog):
+        for method in methods:
+            for threshold in SWEEPS[method]:
+                for grouping, transforms, verify in itertools.product(
+                    args.groupings.split(","),
+                    (False, True),
+                    (False, True) if method == "cnn" else (False,),
+                ):
+                    started = time.perf_counter()
+                    options = Options(grouping=grouping, transforms=transforms, verify=verify)
+                    found = find_groups(catalog, method, threshold, options)
+                    seconds = time.perf_counter() - started
+                    groups = [[m.image.path for m in g] for g in found.groups]
+                    row = {
+                        "method": method,
+                        "threshold": threshold,
+                        "grouping": grouping,
+                        "transforms": transforms,
+                        "verified": verify,
+                        "seconds": round(seconds, 3),
+                        **score(groups, truth),
+                    }
+                    rows.append(row)
+                    if args.format == "text":
+                        print(_line(row), flush=True)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
 

@@ -89,10 +89,10 @@ def make_plan(
     destination = os.path.abspath(os.path.expanduser(to)) if to else None
     real_roots = [os.path.realpath(r) for r in roots]
     if destination is not None:
-        inside = _root_of(os.path.realpath(destination) + os.sep, real_roots)
-        if inside is not None or os.path.realpath(destination) in real_roots:
+        inside = _root_of(os.path.realpath(destination) + os.sep, real_roots)  # the root itself too
+        if inside is not None:
             raise UsageError(
-                f"{to} is inside the catalogued folder {inside or destination}: moved copies would stay "
+                f"{to} is inside the catalogued folder {inside}: moved copies would stay "
                 "catalogued and be grouped again; move them to a folder outside it"
             )
     plan = Plan(raw_pairs=raw_pairs)

@@ -78,6 +78,14 @@ class Decoded:
             self._views[side] = self.luma.resize((side, side), Image.Resampling.BOX)
         return self._views[side]
 
+    @property
+    def picture(self) -> Image.Image:
+        """:attr:`luma` without a uniform frame or bars around it (:func:`trim_border`), cached: the
+        cnn and orb signatures both look at it."""
+        if "picture" not in self._views:
+            self._views["picture"] = trim_border(self.luma)
+        return self._views["picture"]
+
     def picture_gray(self, side: int) -> Image.Image:
         """:meth:`gray` of the picture inside any uniform frame or bars (:func:`content_box` with
         letterbox bars, measured on the :data:`CONTENT_VIEW` view), cached: a frame someone added, or a

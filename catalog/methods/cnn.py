@@ -330,10 +330,8 @@ class CnnCosine(VectorMethod):
         import numpy as np
         from PIL import Image
 
-        from catalog.ingest.imaging import trim_border
-
         # The whole picture, squashed: a crop would drop what tells two near-duplicates apart.
-        luma = trim_border(image.luma).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
+        luma = image.picture.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
         return np.asarray(luma)
 
     def finish(self, prepared: list[Any]) -> list[bytes]:

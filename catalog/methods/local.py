@@ -71,9 +71,7 @@ class OrbFeatures(Method):
         import numpy as np
         from PIL import Image
 
-        from catalog.ingest.imaging import trim_border
-
-        luma = trim_border(image.luma)  # a frame or a screenshot's bars hold no keypoints worth a place
+        luma = image.picture  # a frame or a screenshot's bars hold no keypoints worth a place
         scale = SIDE / max(luma.size)
         size = (max(1, round(luma.width * scale)), max(1, round(luma.height * scale)))
         pixels = np.asarray(luma.resize(size, Image.Resampling.BILINEAR))

@@ -67,8 +67,9 @@ class ReviewGroup:
     state: str = "open"
     notes: list[str] = field(default_factory=list)
     #: Why the reference is the one to keep (:func:`catalog.grouping.keep.why_kept`), said of the
-    #: group as it was found: shown while its members are those (a decision changes them).
-    why: str = ""
+    #: group as it was found: shown while its members are those (a decision changes them). Made when
+    #: the group is first shown (:meth:`Review.why`): settling every group never needs it.
+    why: str | None = None
     found_ids: tuple[int, ...] = ()
 
     @property
@@ -152,13 +153,19 @@ class Review:
             return None
         made = self._made.get(group_id)
         if made is None:
-            table = self.found.table
-            begin, end = int(table.starts[group_id - 1]), int(table.starts[group_id])
-            why = why_kept(table.images, table.member[begin:end], np.asarray([0, end - begin]))[0]
-            members = table.group(group_id - 1)
+            members = self.found.table.group(group_id - 1)
             found = tuple(m.image.id for m in members)
-            made = self._made[group_id] = ReviewGroup(group_id, members, why=shown(why), found_ids=found)
+            made = self._made[group_id] = ReviewGroup(group_id, members, found_ids=found)
         return made
+
+    def why(self, group: ReviewGroup) -> str:
+        """Why the group's reference is kept, said of the group as found (made once)."""
+        if group.why is None:
+            table = self.found.table
+            begin, end = int(table.starts[group.id - 1]), int(table.starts[group.id])
+            said = why_kept(table.images, table.member[begin:end], np.asarray([0, end - begin]))[0]
+            group.why = shown(said)
+        return group.why
 
     def _open(self, group_id: int) -> bool:
         made = self._made.get(group_id)  # a group never asked for is as it was found: open, 2 or more
@@ -223,7 +230,7 @@ class Review:
             before = [(group, list(group.members), group.state)]
             if outcome.done:
                 self.history.append(Decision("files", before, entries=[e for _, _, e in outcome.done]))
-            self._follow(group, outcome, keep_id)
+            self._follow(group, *_done(outcome), keep_id)
             return {
                 "group": group.id,
                 "state": group.state,
@@ -233,16 +240,19 @@ class Review:
                 "batch": outcome.batch,
             }
 
-    def _follow(self, group: ReviewGroup, outcome: Outcome, keep_id: int, decided: bool = False) -> None:
-        """The group after a decision: what was acted on leaves it; what could not be is noted."""
-        done = {step.image.id for step, _, _ in outcome.done}
+    @staticmethod
+    def _follow(
+        group: ReviewGroup, done: set[int], skipped: dict[str, str], keep_id: int, decided: bool = False
+    ) -> None:
+        """The group after a decision (``done``: the ids acted on; ``skipped``: path -> why not): what
+        was acted on leaves it; what could not be is noted."""
         mine = {m.image.id for m in group.members}
         kept = [m for m in group.members if m.image.id == keep_id]
         rest = [m for m in group.members if m.image.id not in done and m.image.id != keep_id]
         group.members = [*kept, *rest]
-        skipped = [(p, r) for p, r in outcome.skipped if any(p == m.image.path for m in group.members)]
-        group.notes = [f"{shown(os.path.basename(p))}: {reason}" for p, reason in skipped]
-        settled = len(group.members) < 2 or (decided and not skipped and bool(done & mine))
+        notes = [(m.image.path, skipped[m.image.path]) for m in group.members if m.image.path in skipped]
+        group.notes = [f"{shown(os.path.basename(p))}: {reason}" for p, reason in notes]
+        settled = len(group.members) < 2 or (decided and not notes and bool(done & mine))
         group.state = "settled" if settled else "open"
 
     def not_duplicates(self, group_id: int, image_id: int | None) -> dict[str, Any]:
@@ -385,9 +395,10 @@ class Review:
             before = [(g, list(g.members), g.state) for g, _ in groups]
             if outcome.done:
                 self.history.append(Decision("files", before, entries=[e for _, _, e in outcome.done]))
+            done, skipped = _done(outcome)
             for (group, images), decided in zip(groups, ruled.decided, strict=True):
                 if decided.keep is not None:
-                    self._follow(group, outcome, images[decided.keep].id, decided=True)
+                    self._follow(group, done, skipped, images[decided.keep].id, decided=True)
             answer = _summary(ruled, disposal, len(groups))
             answer.update(
                 done=len([s for s, _, _ in outcome.done if s.sidecar_of is None]),
@@ -395,6 +406,11 @@ class Review:
                 batch=outcome.batch,
             )
             return answer
+
+
+def _done(outcome: Outcome) -> tuple[set[int], dict[str, str]]:
+    """What a decision did: the ids of the images acted on, and why each file skipped was."""
+    return {step.image.id for step, _, _ in outcome.done}, dict(outcome.skipped)
 
 
 def _summary(ruled: RulePlan, disposal: Disposal, groups: int) -> dict[str, Any]:
