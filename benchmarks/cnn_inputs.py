@@ -2,7 +2,8 @@
 
 On the near-miss mixture of benchmarks/near_misses.py (reused with ``--keep DIR``), every image is
 decoded as at indexing time and embedded under each recipe; all pairs are scored by cosine similarity
-(no grouping, no verification, no turned search: the features alone). For each recipe: the threshold
+(no grouping, no verification, no turned search: the features alone), all by PyTorch's float model (the
+int8 graph `catalog index` runs takes the luminance only). For each recipe: the threshold
 with the best recall at pair precision >= 0.99 over all pairs, recall of all copy pairs there, and the
 share of each alteration's copies whose pair with their original is within it.
 
@@ -90,7 +91,7 @@ def main() -> None:
     for name, arrays in inputs.items():
         views = len(arrays[0])
         started = time.perf_counter()
-        flat = embedder.embed([a for per_image in arrays for a in per_image])
+        flat = embedder.embed_rgb([a for per_image in arrays for a in per_image])
         ms = (time.perf_counter() - started) / len(arrays) * 1000
         features = flat.reshape(len(arrays), views, -1).sum(axis=1)
         features /= np.linalg.norm(features, axis=1, keepdims=True)

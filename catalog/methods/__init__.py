@@ -83,7 +83,7 @@ class Method(ABC):
         100 for identical pictures, SIMILAR (90) at the method's default threshold, 0 as unlike as the
         score goes; linear between (so that a pair matches at the default exactly when it is at 90 % or
         more; a method whose pairs another verifies answers by default at its ``verified_threshold``,
-        below 90 %: 76.6 % for cnn)."""
+        below 90 %: 67 % for cnn)."""
         import numpy as np
 
         far = self.unlike_score if self.unlike_score is not None else self.identical_score

@@ -55,7 +55,7 @@ def test_a_bad_value_is_one_line_and_exit_2(library, args, says):  # type: ignor
 def test_the_help_gives_the_thresholds_answers_use_and_lists_the_methods_that_answer():
     out = run("unused.db", "dupes", "--help").stdout
     flat = " ".join(out.replace("│", " ").split())
-    assert "cnn 0.94 (0.8 where orb verifies)" in flat
+    assert "cnn 0.94 (0.7 where orb verifies)" in flat
     listed = flat.split("One of:")[1].split(".")[0]
     assert "cnn" in listed and "orb" not in listed
 
