@@ -32,9 +32,15 @@ def fill_catalogue(url: str, method: str, signatures: Sequence[bytes], batch: in
                      "content_hash": f"{i:064x}", "indexed_at": indexed_at}
                     for i in chunk
                 ]  # fmt: skip
-                conn.execute(insert(Image), images)
                 rows = [{"image_id": i + 1, "method": method, "value": signatures[i]} for i in chunk]
-                conn.execute(insert(Signature), rows)
+                if conn.dialect.name == "postgresql":  # statements of 1,000 rows: the driver's
+                    # executemany sends one statement per row, and each fires the statement triggers
+                    for table, values in ((Image, images), (Signature, rows)):
+                        for at in range(0, len(values), 1000):
+                            conn.execute(insert(table).values(values[at : at + 1000]))
+                else:
+                    conn.execute(insert(Image), images)
+                    conn.execute(insert(Signature), rows)
             if conn.dialect.name == "postgresql":  # ids were given: the next image takes the one after
                 sequence = "pg_get_serial_sequence('images', 'id')"
                 conn.execute(text(f"SELECT setval({sequence}, max(id)) FROM images"))

@@ -367,7 +367,9 @@ REGROUP_DDL = {
 }
 
 
-#: The triggers that keep ``methods.changes`` counting, per database (the same text as migration 0005).
+#: The triggers that keep ``methods.changes`` counting, per database: SQLite's the text of migration
+#: 0005, a row trigger; PostgreSQL's the text of migration 0012, once per statement (a row trigger there
+#: made a transaction's writes cost the square of their number).
 CHANGE_COUNTER_DDL = {
     "sqlite": [
         f"CREATE TRIGGER signatures_{event.lower()}_counted AFTER {event} ON signatures BEGIN "
@@ -375,11 +377,17 @@ CHANGE_COUNTER_DDL = {
         for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
     ],
     "postgresql": [
-        "CREATE OR REPLACE FUNCTION catalog_count_signature_change() RETURNS trigger AS $$ BEGIN "
-        "UPDATE methods SET changes = changes + 1 WHERE name = COALESCE(NEW.method, OLD.method); "
+        "CREATE OR REPLACE FUNCTION catalog_count_signature_changes() RETURNS trigger AS $$ BEGIN "
+        "UPDATE methods SET changes = methods.changes + counted.n "
+        "FROM (SELECT method, count(*) AS n FROM changed GROUP BY method) AS counted "
+        "WHERE methods.name = counted.method; "
         "RETURN NULL; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER signatures_counted AFTER INSERT OR UPDATE OR DELETE ON signatures "
-        "FOR EACH ROW EXECUTE FUNCTION catalog_count_signature_change()",
+        *(
+            f"CREATE TRIGGER signatures_{event.lower()}_counted AFTER {event} ON signatures "
+            f"REFERENCING {table} TABLE AS changed "
+            "FOR EACH STATEMENT EXECUTE FUNCTION catalog_count_signature_changes()"
+            for event, table in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
+        ),
     ],
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 
 from catalog.grouping.copies import copy_counts
 from catalog.grouping.reference import find_groups
@@ -76,3 +77,72 @@ def test_folders_whose_names_are_like_patterns_are_told_apart_on_postgres(postgr
             report = index(catalog, [str(root)])
             assert (report.removed, report.unchanged) == (1, 0), root.name
         assert sorted(catalog.paths().values()) == sorted(str(r / "pic.png") for r in roots[1::2])
+
+
+def test_signature_changes_are_counted_once_per_statement_on_postgres(postgres_url):
+    """The change counter's trigger runs once per statement on PostgreSQL (migration 0012): a row trigger
+    updating one ``methods`` row per signature made a transaction's writes cost the square of their
+    number there. The totals are a row trigger's, and a migrated catalogue has the triggers and
+    functions a new one is created with."""
+    from sqlalchemy import create_engine, insert, text
+
+    from catalog.store.migrate import upgrade_to_head
+    from catalog.store.models import Image, Signature
+
+    with create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as server:
+        for name in ("counted_migrated", "counted_created"):
+            server.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+            server.execute(text(f"CREATE DATABASE {name}"))
+    migrated_url, created_url = (
+        postgres_url.replace("/postgres?", f"/{name}?") for name in ("counted_migrated", "counted_created")
+    )
+    migrated = create_engine(migrated_url)
+    upgrade_to_head(migrated)
+    with Catalog.open(created_url) as catalog:
+        shapes = []
+        for engine in (migrated, catalog.engine):
+            with engine.connect() as conn:
+                triggers = conn.execute(
+                    text("SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal")
+                )
+                functions = conn.execute(
+                    text("SELECT proname, prosrc FROM pg_proc WHERE proname LIKE 'catalog_%'")
+                )
+                shapes.append((sorted(triggers.all()), sorted(functions.all())))
+        assert shapes[0] == shapes[1]
+        assert ("signatures_insert_counted",) in {(name,) for name, _ in shapes[0][0]}
+        assert not any(name == "signatures_counted" for name, _ in shapes[0][0])  # 0005's row trigger
+
+        counted = [d for name, d in shapes[0][0] if name.startswith("signatures_") and "_counted" in name]
+        assert len(counted) == 3 and all("FOR EACH STATEMENT" in d for d in counted)
+
+        now = datetime(2026, 12, 7)
+        catalog.set_method("phash", "v1")
+        catalog.set_method("dhash", "v1")
+        counts = [catalog.signature_stamp("phash"), catalog.signature_stamp("dhash")]
+        assert counts == ["0@v1", "0@v1"]
+        with catalog.engine.begin() as conn:
+            conn.execute(
+                insert(Image),
+                [
+                    {
+                        "id": i,
+                        "path": f"/p/{i}.jpg",
+                        "size": 1,
+                        "mtime_ns": 0,
+                        "content_hash": f"{i:064x}",
+                        "indexed_at": now,
+                    }
+                    for i in range(1, 6)
+                ],
+            )
+            rows = [{"image_id": i, "method": "phash", "value": b"\0" * 64} for i in range(1, 6)]
+            conn.execute(insert(Signature), [*rows, {"image_id": 1, "method": "dhash", "value": b"\0" * 64}])
+        assert [catalog.signature_stamp(m) for m in ("phash", "dhash")] == ["5@v1", "1@v1"]
+        with catalog.engine.begin() as conn:
+            conn.execute(text("UPDATE signatures SET value = :v WHERE image_id <= 2"), {"v": b"\1" * 64})
+        assert [catalog.signature_stamp(m) for m in ("phash", "dhash")] == ["7@v1", "2@v1"]
+        with catalog.engine.begin() as conn:
+            conn.execute(text("DELETE FROM signatures WHERE image_id = 5"))
+        assert [catalog.signature_stamp(m) for m in ("phash", "dhash")] == ["8@v1", "2@v1"]
+    migrated.dispose()
