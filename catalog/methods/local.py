@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from catalog.errors import CatalogError
-from catalog.methods import Method, register
+from catalog.methods import Method, get_method, register
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,6 +43,12 @@ STRAIGHT_SHARE = 0.5
 #: A pair is verified with this many inliers (at least), of which this share fit tightly.
 INLIERS = 40
 TIGHT_SHARE = 0.4
+#: A picture under this many pixels on its short side holds too few real keypoints for ORB (a 50-pixel
+#: copy of a 100-pixel picture: 0-21 inliers of the 40 needed). A pair with such a picture is also
+#: confirmed when the two pictures' phash codes, of any turn, are at most this many bits apart
+#: (measured in BENCHMARKS.md, "A second signal for small pictures").
+SMALL = 128
+SMALL_BITS = 4
 
 
 def _cv2() -> Any:
@@ -58,7 +64,7 @@ def _cv2() -> Any:
 @register
 class OrbFeatures(Method):
     name = "orb"
-    version = f"opencv-orb-{FEATURES}-{SIDE}-mirror-trim"
+    version = f"opencv-orb-{FEATURES}-{SIDE}-mirror-trim-small{SMALL}"
     kind = "local"
     default_threshold = INLIERS
     higher_is_similar = True
@@ -75,10 +81,16 @@ class OrbFeatures(Method):
         scale = SIDE / max(luma.size)
         size = (max(1, round(luma.width * scale)), max(1, round(luma.height * scale)))
         pixels = np.asarray(luma.resize(size, Image.Resampling.BILINEAR))
-        return pack([_keypoints(pixels), _keypoints(np.ascontiguousarray(pixels[:, ::-1]))], size)
+        sides = [_keypoints(pixels), _keypoints(np.ascontiguousarray(pixels[:, ::-1]))]
+        return pack(sides, size) + pack_small(min(luma.size), get_method("phash").prepare(image))
 
     def score(self, a: bytes, b: bytes) -> float:
         return float(verify_score(a, b))
+
+    def confirms(self, a: bytes, b: bytes) -> bool:
+        """Enough keypoints fit one copy transform or, where a picture is too small for keypoints,
+        the pictures' phash codes agree (:data:`SMALL`)."""
+        return super().confirms(a, b) or small_alike(a, b)
 
     def warm_up(self) -> None:
         _cv2()
@@ -105,6 +117,30 @@ def pack(sides: list[tuple[np.ndarray, np.ndarray]], size: tuple[int, int]) -> b
         parts.append(np.round(points * 64).astype("<u2").tobytes())
         parts.append(np.ascontiguousarray(descriptors, dtype=np.uint8).tobytes())
     return b"".join(parts)
+
+
+def pack_small(side: int, codes: bytes) -> bytes:
+    """The picture's short side in pixels (uint16) and its phash signature (8 codes: its turns)."""
+    import numpy as np
+
+    return np.asarray([min(side, 65535)], dtype="<u2").tobytes() + codes
+
+
+def small_alike(a: bytes, b: bytes) -> bool:
+    """Whether one of two pictures is under :data:`SMALL` pixels on its short side and their phash
+    codes of any turn are at most :data:`SMALL_BITS` apart."""
+    (side_a, codes_a), (side_b, codes_b) = (_small(v) for v in (a, b))
+    if min(side_a, side_b) >= SMALL:
+        return False
+    return get_method("phash").turned_score(codes_a, codes_b) <= SMALL_BITS  # type: ignore[attr-defined, no-any-return]
+
+
+def _small(value: bytes) -> tuple[int, bytes]:
+    """(short side, phash signature) from the end of a signature (the last 66 bytes)."""
+    import numpy as np
+
+    tail = value[-66:]
+    return int(np.frombuffer(tail[:2], dtype="<u2")[0]), tail[2:]
 
 
 def unpack(value: bytes) -> tuple[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]]:

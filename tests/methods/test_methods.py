@@ -124,3 +124,37 @@ def test_a_uniform_border_is_trimmed_and_a_picture_without_one_is_left_whole():
     assert abs(right - (24 + luma.width)) <= 1 and abs(bottom - (24 + luma.height)) <= 1
     assert content_box(luma) is None and trim_border(luma) is luma
     assert content_box(ImageOps.expand(luma.resize((20, 20)), border=40, fill=0)) is None  # mostly frame
+
+
+def test_a_small_pictures_copy_is_confirmed_by_its_codes_where_keypoints_fail(tmp_path):
+    """A 50-pixel copy of a 100-pixel Fruits-360 picture holds no keypoints ORB can match, so the
+    verifier also takes the pictures' phash codes (of any turn) where one picture is small; another shot
+    of the same fruit, and two large pictures, are not confirmed that way."""
+    import io
+
+    from PIL import Image
+
+    from catalog.evaluation.variants import ALTERATIONS
+    from catalog.methods.local import INLIERS, SMALL, small_alike
+
+    orb = get_method("orb")
+
+    def signed(path, alteration=None):  # type: ignore[no-untyped-def]
+        with Image.open(path) as img:
+            if alteration is None:
+                return orb.prepare(decode(path.read_bytes()))
+            altered, quality = ALTERATIONS[alteration]
+            out = io.BytesIO()
+            altered(img.convert("RGB")).save(out, "JPEG", quality=quality)
+            return orb.prepare(decode(out.getvalue()))
+
+    fruit = SHARED_DATA / "fruits360-96"
+    original, copy = signed(fruit / "012.jpg"), signed(fruit / "012.jpg", "resize-jpeg")
+    assert orb.score(original, copy) < INLIERS and orb.score(copy, original) < INLIERS
+    assert orb.confirms(original, copy) and orb.confirms(copy, original)
+    other_shot = signed(fruit / "013.jpg", "resize-jpeg")  # the next frame of the same fruit turning
+    assert not orb.confirms(original, other_shot) and not orb.confirms(other_shot, original)
+    photo = SHARED_DATA / "photos" / "Canon_IXUS.jpg"
+    big, smaller = signed(photo), signed(photo, "resize-jpeg")
+    assert min(Image.open(photo).size) // 2 >= SMALL and not small_alike(big, smaller)
+    assert orb.confirms(big, smaller)  # large enough for keypoints
