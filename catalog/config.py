@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from catalog.errors import UsageError
+
 #: Methods computed when a new catalogue is indexed without ``--methods``. ``exact`` (the content hash)
 #: is always available: every image row carries its hash.
 DEFAULT_METHODS: tuple[str, ...] = ("ahash", "phash", "dhash", "whash")
@@ -94,9 +96,15 @@ class Settings:
     ) -> Settings:
         """Command-line options first, then ``CATALOG_DB``, ``CATALOG_CNN_MODEL``, ``CATALOG_CNN_WEIGHTS``
         and ``CATALOG_CNN_BACKEND``, then the defaults."""
+        backend = environ.get("CATALOG_CNN_BACKEND") or None
+        if backend not in (None, "torch"):
+            raise UsageError(
+                f"CATALOG_CNN_BACKEND={backend!r}: leave it unset (the int8 graph in ONNX Runtime) or set "
+                "it to 'torch' (PyTorch's float model)"
+            )
         cnn = CnnChoice(
             model=cnn_model or environ.get("CATALOG_CNN_MODEL") or None,
             weights=cnn_weights or environ.get("CATALOG_CNN_WEIGHTS") or None,
-            backend=environ.get("CATALOG_CNN_BACKEND") or None,
+            backend=backend,
         )
         return cls(resolve_db_url(db, environ), cnn)

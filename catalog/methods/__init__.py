@@ -293,6 +293,12 @@ def check_stored_version(method: Method, stored: Mapping[str, str]) -> None:
                 f"this catalogue's {name} signatures come from an earlier catalog ({stored[name]}, now "
                 f"{method.version}): run `catalog index` to recompute them"
             )
+        if stored[name].split("/int8")[0] == method.version.split("/int8")[0]:  # one model, run two ways
+            raise UsageError(
+                f"this catalogue's {name} signatures come from {stored[name]}, not {method.version}: run the "
+                "model as they were (CATALOG_CNN_BACKEND unset: the int8 graph in ONNX Runtime; 'torch': "
+                "PyTorch's float model), or run `catalog index` to recompute them"
+            )
         raise UsageError(
             f"this catalogue's {name} signatures come from {stored[name]}, not {method.version}: "
             f"choose that model, or run `catalog index` with this one to recompute them"

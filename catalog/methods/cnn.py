@@ -177,19 +177,34 @@ class Embedder:
             return model(self._rgb_inputs(arrays)).softmax(dim=1).cpu().numpy()
 
 
-def runs_int8(backend: str | None) -> bool:
-    """Whether features come from the quantised ONNX graph: ONNX Runtime is installed and PyTorch was
-    not asked for."""
-    import importlib.util
+#: The ways the model can run (``CATALOG_CNN_BACKEND``): None, the int8 graph in ONNX Runtime (the
+#: default); "torch", PyTorch's float model (on a GPU where there is one). Each is a method version of
+#: its own, decided by the settings and not by what a machine has installed, so that every machine (a
+#: Ray worker, a second computer on a PostgreSQL catalogue) signs alike or refuses.
+BACKENDS = (None, "torch")
 
-    return backend != "torch" and importlib.util.find_spec("onnxruntime") is not None
+
+def runs_int8(backend: str | None) -> bool:
+    """Whether features come from the quantised ONNX graph (every backend but PyTorch's)."""
+    return backend != "torch"
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise CatalogError(
+            "the cnn methods run the model in ONNX Runtime: pip install onnxruntime onnx (both come with "
+            "catalog[cnn]), or set CATALOG_CNN_BACKEND=torch to run PyTorch's float model (another "
+            "version of the features: a catalogue recomputes them)"
+        ) from None
+    return onnxruntime
 
 
 def _onnx_session(spec: ModelSpec, weights: str | None) -> Any:
     """An ONNX Runtime session for the quantised feature extractor, exporting and quantising the graph
     on first use."""
-    import onnxruntime
-
+    onnxruntime = _onnxruntime()
     cache = user_cache_dir() / "models"
     path = cache / (_version(spec, weights, True).replace("/", "-").replace("@", "-") + ".onnx")
     if not path.exists():
@@ -220,6 +235,12 @@ def _export_onnx(spec: ModelSpec, weights: str | None, path: Path) -> None:
     except ImportError:
         raise CatalogError("the cnn methods need PyTorch: pip install torch, then catalog[cnn]") from None
     import numpy as np
+
+    _onnxruntime()
+    try:
+        import onnx  # noqa: F401 - torch.onnx.export and the quantiser need it
+    except ImportError:
+        raise CatalogError("exporting the model needs the package onnx: pip install onnx") from None
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -318,8 +339,9 @@ def _load(spec: ModelSpec, weights: str | None) -> Any:
 @cache
 def _version(spec: ModelSpec, weights: str | None, int8: bool) -> str:
     """Model name, weights identity (hash of the file), input size, recipe and whether the graph is
-    quantised (``/int8``)."""
-    quantised = "/int8" if int8 else ""
+    quantised (``/int8-`` and the calibration strip's identity)."""
+    # The int8 graph's version names what it was calibrated on (another strip is another graph).
+    quantised = f"/int8-{_file_id(str(CALIBRATION))[:8]}" if int8 else ""
     if weights is None and spec.name == "efficientnet-b0":
         return f"{spec.name}@pretrained/{INPUT_SIZE}/{RECIPE}{quantised}"
     return f"{spec.name}@{_file_id(weights or _lite0_weights())}/{INPUT_SIZE}/{RECIPE}{quantised}"

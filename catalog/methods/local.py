@@ -64,7 +64,6 @@ def _cv2() -> Any:
 @register
 class OrbFeatures(Method):
     name = "orb"
-    version = f"opencv-orb-{FEATURES}-{SIDE}-mirror-trim-small{SMALL}"
     kind = "local"
     default_threshold = INLIERS
     higher_is_similar = True
@@ -72,6 +71,11 @@ class OrbFeatures(Method):
     needs_color = False
     score_kind = "keypoints that fit one copy transform"
     description = "ORB keypoints of the picture and its mirror image: verify other methods' pairs"
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        """Its own settings and the version of the phash codes it keeps for small pictures."""
+        return f"opencv-orb-{FEATURES}-{SIDE}-mirror-trim-small{SMALL}+{get_method('phash').version}"
 
     def prepare(self, image: Decoded) -> bytes:
         import numpy as np
@@ -82,7 +86,10 @@ class OrbFeatures(Method):
         size = (max(1, round(luma.width * scale)), max(1, round(luma.height * scale)))
         pixels = np.asarray(luma.resize(size, Image.Resampling.BILINEAR))
         sides = [_keypoints(pixels), _keypoints(np.ascontiguousarray(pixels[:, ::-1]))]
-        return pack(sides, size) + pack_small(min(luma.size), get_method("phash").prepare(image))
+        # The picture's short side in the file's own pixels: decoding may have reduced a large or wide
+        # picture (a panorama) to a working copy, whose short side says nothing of the file's.
+        side = round(min(luma.size) * image.width / max(1, image.luma.width))
+        return pack(sides, size) + pack_small(side, get_method("phash").prepare(image))
 
     def score(self, a: bytes, b: bytes) -> float:
         return float(verify_score(a, b))
@@ -130,17 +137,31 @@ def small_alike(a: bytes, b: bytes) -> bool:
     """Whether one of two pictures is under :data:`SMALL` pixels on its short side and their phash
     codes of any turn are at most :data:`SMALL_BITS` apart."""
     (side_a, codes_a), (side_b, codes_b) = (_small(v) for v in (a, b))
-    if min(side_a, side_b) >= SMALL:
+    if min(side_a, side_b) >= SMALL or not codes_a or not codes_b:
         return False
     return get_method("phash").turned_score(codes_a, codes_b) <= SMALL_BITS  # type: ignore[attr-defined, no-any-return]
 
 
 def _small(value: bytes) -> tuple[int, bytes]:
-    """(short side, phash signature) from the end of a signature (the last 66 bytes)."""
+    """(short side, phash signature) kept after the keypoints; (65535, b"") for a signature without them
+    (made before this field: never small)."""
     import numpy as np
 
-    tail = value[-66:]
+    tail = value[_keypoints_end(value) :]
+    if len(tail) != 66:
+        return 65535, b""
     return int(np.frombuffer(tail[:2], dtype="<u2")[0]), tail[2:]
+
+
+def _keypoints_end(value: bytes) -> int:
+    """Where the keypoints of both sides end in a signature."""
+    import numpy as np
+
+    at = 4
+    for _ in range(2):
+        (count,) = np.frombuffer(value[at : at + 2], dtype="<u2").tolist()
+        at += 2 + 36 * count
+    return at
 
 
 def unpack(value: bytes) -> tuple[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]]:

@@ -188,15 +188,15 @@ def test_onnx_runtime_runs_an_int8_graph_close_to_the_pytorch_model(tmp_path, mo
     lumas = [get_method("cnn").prepare(decode((PHOTOS / n).read_bytes())) for n in names]
     onnx = Embedder(MODELS["efficientnet-lite0"], None)
     (graph,) = (tmp_path / "cache" / "catalog" / "models").glob("*.onnx")
-    assert onnx.session is not None and graph.name.endswith("-int8.onnx")
+    assert onnx.session is not None and "-int8-" in graph.name
     assert not list(graph.parent.glob(".export-*"))  # the work files are gone
     reference = Embedder(MODELS["efficientnet-lite0"], None, backend="torch")
     assert reference.session is None
     quantised, exact = onnx.embed(lumas), reference.embed(lumas)
     assert np.all(np.sum(quantised * exact, axis=1) > 0.95)  # each picture's feature hardly moves
     assert np.abs(quantised @ quantised.T - exact @ exact.T).max() < 0.1  # nor do their similarities
-    assert CnnCosine(CnnChoice()).version.endswith("/int8")
-    assert not CnnCosine(CnnChoice(backend="torch")).version.endswith("/int8")
+    assert "/int8-" in CnnCosine(CnnChoice()).version
+    assert "/int8" not in CnnCosine(CnnChoice(backend="torch")).version
 
 
 def test_default_cnn_groups_turned_and_edited_copies_but_not_other_views(catalog, pics):

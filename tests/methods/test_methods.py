@@ -98,6 +98,24 @@ def test_settings_come_from_the_options_then_the_environment():
     assert from_options.cnn == CnnChoice("efficientnet-lite0", "/w.pth", "torch")
 
 
+def test_how_the_cnn_runs_is_a_setting_not_what_a_machine_has():
+    """The int8 graph and PyTorch's float model give features of two versions, chosen by the settings
+    (so a Ray worker or a second machine signs as the first or refuses); a mismatch says how to match."""
+    from catalog.config import CnnChoice, Settings
+    from catalog.errors import UsageError
+    from catalog.methods import check_stored_version
+    from catalog.methods.cnn import CnnCosine
+
+    with pytest.raises(UsageError, match="CATALOG_CNN_BACKEND='cuda'.*'torch'"):
+        Settings.from_options(environ={"CATALOG_CNN_BACKEND": "cuda"})
+    quantised, float_model = CnnCosine(CnnChoice()), CnnCosine(CnnChoice(backend="torch"))
+    assert "/int8-" in quantised.version and "/int8" not in float_model.version
+    with pytest.raises(UsageError, match="CATALOG_CNN_BACKEND unset.*recompute"):
+        check_stored_version(float_model, {"cnn": quantised.version})
+    with pytest.raises(UsageError, match="choose that model"):
+        check_stored_version(quantised, {"cnn": "efficientnet-b0@pretrained/192/luma/int8-0"})
+
+
 def test_the_catalogues_cnn_model_is_returned_not_adopted():
     from catalog.config import CnnChoice
     from catalog.methods import resolve_cnn
@@ -135,7 +153,7 @@ def test_a_small_pictures_copy_is_confirmed_by_its_codes_where_keypoints_fail(tm
     from PIL import Image
 
     from catalog.evaluation.variants import ALTERATIONS
-    from catalog.methods.local import INLIERS, SMALL, small_alike
+    from catalog.methods.local import INLIERS, SMALL, _small, small_alike
 
     orb = get_method("orb")
 
@@ -158,3 +176,12 @@ def test_a_small_pictures_copy_is_confirmed_by_its_codes_where_keypoints_fail(tm
     big, smaller = signed(photo), signed(photo, "resize-jpeg")
     assert min(Image.open(photo).size) // 2 >= SMALL and not small_alike(big, smaller)
     assert orb.confirms(big, smaller)  # large enough for keypoints
+    # The short side is the file's own: a panorama decoded to a reduced working copy is not small.
+    with Image.open(photo) as img:
+        strip = img.convert("RGB").crop((0, 0, img.width, img.width // 6))
+    out = io.BytesIO()
+    strip.resize((3000, 500)).save(out, "JPEG", quality=90)
+    wide = decode(out.getvalue())
+    assert min(wide.luma.size) < SMALL <= 500
+    assert _small(orb.prepare(wide))[0] == 500
+    assert _small(original)[0] == 100 and _small(copy)[0] == 50
