@@ -163,7 +163,16 @@ FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output for
 ReportFormatOption = Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
-MethodOption = Annotated[str, typer.Option("--method", "-m", help=f"One of: {', '.join(answering_names())}.")]
+def methods_help(names: list[str]) -> str:
+    """The methods, each with what it finds (at its default, among look-alikes: the README's table)."""
+    listed = "; ".join(f"{n} ({get_method(n).finds})" if get_method(n).finds else n for n in names)
+    return (
+        f"One of: {listed}. Shares: of 2,079 altered copies of 189 photos, those found in their "
+        "original's group at the default, among 495 look-alikes (README, Methods)."
+    )
+
+
+MethodOption = Annotated[str, typer.Option("--method", "-m", help=methods_help(answering_names()))]
 
 
 class GroupingChoice(StrEnum):

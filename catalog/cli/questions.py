@@ -27,6 +27,7 @@ from catalog.cli.base import (
     VerifyOption,
     answer_options,
     app,
+    methods_help,
     similar_of,
     threshold_of,
 )
@@ -179,9 +180,7 @@ def compare_command(
     ctx: typer.Context,
     a: Annotated[str, typer.Argument(metavar="A", help="An image file.")],
     b: Annotated[str, typer.Argument(metavar="B", help="Another image file.")],
-    method: Annotated[
-        str | None, typer.Option("--method", "-m", help=f"One of: {', '.join(method_names())}.")
-    ] = None,
+    method: Annotated[str | None, typer.Option("--method", "-m", help=methods_help(method_names()))] = None,
     all_methods: Annotated[bool, typer.Option("--all", help="Every method (the default).")] = False,
     fmt: FormatOption = Format.text,
 ) -> None:

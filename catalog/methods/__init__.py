@@ -47,6 +47,8 @@ class Method(ABC):
     #: False for methods that look at grayscale only (JPEGs can then skip decoding colour).
     needs_color: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    #: What it finds, for ``--help`` (measured on the near-miss mixture: README, "Methods").
+    finds: ClassVar[str] = ""
     #: The method whose stored signatures this one scores (``cnn-euclidean`` reads ``cnn``'s features).
     stored_as: ClassVar[str | None] = None
     #: The method is built for a :class:`~catalog.config.CnnChoice` (its model), passed to its constructor.

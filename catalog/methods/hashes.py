@@ -28,6 +28,7 @@ class ExactMethod(Method):
     score_kind = "equal (0) or not (1)"
     needs_pixels = False
     description = "byte-identical files (SHA-256 of the content)"
+    finds = "byte-identical files only"
     from_content_hash = True
     unlike_score = 1.0
     whole_scores = True
@@ -171,6 +172,7 @@ class AverageHash(ImageHashMethod):
     version = "imagehash-4-ahash-8-y64-d8-trim"
     default_threshold = 0
     description = "average hash: 8x8 grayscale, one bit per pixel above/below the mean"
+    finds = "grayscale and resized copies: 23 % of copies"
     hash_function = staticmethod(_imagehash("average_hash"))
 
 
@@ -180,6 +182,7 @@ class PerceptualHash(ImageHashMethod):
     version = "imagehash-4-phash-8-y64-d8-trim"
     default_threshold = 6
     description = "perceptual hash: low frequencies of a 32x32 DCT"
+    finds = "re-encoded, resized, grayscale and framed copies: 43 % of copies; not crops, turns, mirrors"
     hash_function = staticmethod(_imagehash("phash"))
 
     def bits(self, view: Image.Image) -> np.ndarray:
@@ -235,6 +238,7 @@ class DifferenceHash(ImageHashMethod):
     version = "imagehash-4-dhash-8-y64-d8-trim"
     default_threshold = 3
     description = "difference hash: horizontal gradients of a 9x8 grayscale"
+    finds = "as phash: 39 % of copies"
     hash_function = staticmethod(_imagehash("dhash"))
 
     def dihedral_bits(self, view: Image.Image) -> list[np.ndarray]:
@@ -258,6 +262,7 @@ class WaveletHash(ImageHashMethod):
     version = "imagehash-4-whash-haar-8-y64-d8-trim"
     default_threshold = 1
     description = "wavelet hash: Haar wavelet of a 64x64 grayscale"
+    finds = "grayscale and resized copies: 29 % of copies"
     hash_function = staticmethod(_imagehash("whash"))
     libraries = ("pywt",)
     # A fixed scale: imagehash's default derives it from the decoded size, which would make the

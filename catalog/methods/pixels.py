@@ -70,6 +70,7 @@ class PixelEuclidean(ThumbnailMethod):
     unlike_score = 1.0
     score_kind = "RMS pixel difference of 16x16 thumbnails (0 = same, 1 = black vs white)"
     description = "pixel Euclidean distance (root mean square) on 16x16 RGB thumbnails"
+    finds = "re-encoded and resized copies; not crops, borders, mirrors or grayscale"
 
     def score(self, a: bytes, b: bytes) -> float:
         return float(self.score_pairs([a], [b])[0])
@@ -109,6 +110,7 @@ class PixelCosine(ThumbnailMethod):
     identical_score, unlike_score = 1.0, 0.0
     score_kind = "cosine similarity of 16x16 thumbnails' pixels (1 = same)"
     description = "pixel cosine similarity on 16x16 RGB thumbnails"
+    finds = "re-encoded and resized copies; not crops, borders, mirrors or grayscale"
 
     def score(self, a: bytes, b: bytes) -> float:
         return float(self.score_pairs([a], [b])[0])
@@ -159,6 +161,7 @@ class Ssim(VectorMethod):
     identical_score, unlike_score = 1.0, 0.0
     score_kind = "SSIM of 32x32 grayscale thumbnails (1 = same)"
     description = "structural similarity (SSIM) on 32x32 grayscale thumbnails"
+    finds = "re-encoded and resized copies; not crops, borders, mirrors or grayscale"
     version = f"gray{SSIM_SIDE}-y/w{SSIM_WINDOW}"
 
     def prepare(self, image: Decoded) -> bytes:

@@ -56,8 +56,9 @@ def test_the_help_gives_the_thresholds_answers_use_and_lists_the_methods_that_an
     out = run("unused.db", "dupes", "--help").stdout
     flat = " ".join(out.replace("│", " ").split())
     assert "cnn 0.94 (0.7 where orb verifies)" in flat
-    listed = flat.split("One of:")[1].split(".")[0]
-    assert "cnn" in listed and "orb" not in listed
+    listed = flat.split("One of:")[1].split("--threshold")[0]
+    assert "cnn (copies through edits" in listed and "orb" not in listed
+    assert "phash (re-encoded, resized, grayscale and framed copies: 43 % of copies" in listed
 
 
 def test_a_folder_given_as_the_catalogue_is_named_as_one(tmp_path):
