@@ -42,7 +42,9 @@ class GroupsMixin(StoreBase):
 
     def group_references(self, method: str, ids: Sequence[int]) -> list[int]:
         """The references of the stored groups of ``method`` that hold any of ``ids``."""
-        sql = "SELECT DISTINCT reference_id FROM group_members WHERE method = {}"
+        # No DISTINCT: with it SQLite walks the (method, reference) index through every member to skip
+        # sorting, 0.19 s for 1,000 ids at a million images, instead of 1,000 seeks by primary key (3 ms).
+        sql = "SELECT reference_id FROM group_members WHERE method = {}"
         with self.session() as s:
             return sorted({r[0] for r in _raw_in(s, sql, method, "image_id", ids)})
 

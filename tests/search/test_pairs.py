@@ -269,3 +269,30 @@ def test_rows_of_codes_no_image_has_are_dropped_once_they_are_a_tenth(tmp_path):
         _, settled = catalog.settled_codes("phash")
     assert set(settled.tolist()) == set(codes.tolist()) and len(settled) < before
     assert assert_stored_equal_search(db, ("phash",)) > 0
+
+
+def test_the_saved_index_is_read_once_per_file_and_again_when_it_changes(tmp_path):
+    """An index run loads the stored pairs' saved index twice (for the pairs, then for the groups): the
+    second load reuses the tables the first built from the same file, and a file rewritten since is
+    read again; either way the rows written after it come as the tail."""
+    from catalog.search.pairs import Settled, cache_path
+
+    root, db = tmp_path / "lib", tmp_path / "c.db"
+    add_photos(root, 0, 24, seed=3)
+    run(db, "index", str(root), "--methods", "phash")
+    method = get_method("phash")
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        key, limit = pairs_key(method), int(stored_threshold(method) or 0)
+        first = Settled.load(catalog, "phash", key, limit)
+        again = Settled.load(catalog, "phash", key, limit)
+        assert again.index is first.index and len(first.codes) > 0 and not len(again.tail_codes)
+        first.save(catalog, "phash", key)  # rewritten (another modification time): what it wrote is kept
+        assert Settled.load(catalog, "phash", key, limit).index is first.index
+        os.utime(cache_path(catalog, "phash"), ns=(1, 1))  # changed behind this process's back
+        reread = Settled.load(catalog, "phash", key, limit)
+        assert reread.index is not first.index and np.array_equal(reread.codes, first.codes)
+    add_photos(root, 24, 6, seed=4)
+    run(db, "index", str(root), "--methods", "phash")
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        grown = Settled.load(catalog, "phash", key, limit)
+        assert len(grown.codes) + len(grown.tail_codes) > len(first.codes)
