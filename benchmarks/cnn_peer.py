@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import run_catalog  # benchmarks/ is the script's folder: first on sys.path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FASTDUP = (
@@ -22,6 +23,7 @@ FASTDUP = (
 
 
 def timed(command: list[str]) -> float:
+    """Seconds of a peer's whole process (catalog's own runs go through ``common.run_catalog``)."""
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
@@ -44,21 +46,7 @@ def main() -> None:
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory() as tmp:
                 db = Path(tmp) / "c.db"
-                ours.append(
-                    timed(
-                        [
-                            sys.executable,
-                            "-m",
-                            "catalog",
-                            "--db",
-                            str(db),
-                            "index",
-                            "--methods",
-                            "cnn",
-                            str(source),
-                        ]
-                    )
-                )
+                ours.append(run_catalog("--db", str(db), "index", "--methods", "cnn", str(source))[0])
                 theirs.append(
                     timed([args.fastdup_python, "-c", FASTDUP, str(Path(tmp) / "fastdup"), str(source)])
                 )

@@ -56,6 +56,13 @@ def sqlite_file(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
+#: The ways the cnn model can run (``CATALOG_CNN_BACKEND``): None, the int8 graph in ONNX Runtime (the
+#: default); "torch", PyTorch's float model (on a GPU where there is one). Each is a method version of
+#: its own, decided by the settings and not by what a machine has installed, so that every machine (a
+#: Ray worker, a second computer on a PostgreSQL catalogue) signs alike or refuses.
+CNN_BACKENDS = (None, "torch")
+
+
 @dataclass(frozen=True)
 class CnnChoice:
     """Which model computes the cnn features, and how it runs.
@@ -97,7 +104,7 @@ class Settings:
         """Command-line options first, then ``CATALOG_DB``, ``CATALOG_CNN_MODEL``, ``CATALOG_CNN_WEIGHTS``
         and ``CATALOG_CNN_BACKEND``, then the defaults."""
         backend = environ.get("CATALOG_CNN_BACKEND") or None
-        if backend not in (None, "torch"):
+        if backend not in CNN_BACKENDS:
             raise UsageError(
                 f"CATALOG_CNN_BACKEND={backend!r}: leave it unset (the int8 graph in ONNX Runtime) or set "
                 "it to 'torch' (PyTorch's float model)"

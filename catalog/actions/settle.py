@@ -97,15 +97,19 @@ def settle_by_rules(
     to: str | None,
     others: bool,
     apply: bool,
+    check: Callable[[RulePlan], None] | None = None,
 ) -> tuple[RulePlan, actions.Outcome | None]:
     """Settle every group (each in keep order) by the folder rules at once: one batch of the journal,
-    undone as one. Without ``apply``, the plan only: what a preview shows."""
+    undone as one. Without ``apply``, the plan only: what a preview shows. ``check`` sees the plan
+    about to be applied, under the lock, and may refuse it by raising."""
     roots = catalog.roots()
     if not apply:
         return plan_by_rules(groups, rules, action, roots, to, others), None
     with actions_lock(catalog.url):
         actions.recover(catalog)
         ruled = plan_by_rules(groups, rules, action, roots, to, others)
+        if check is not None:
+            check(ruled)
         outcome = actions.apply(catalog, ruled.plan, roots)
         refresh_all(catalog)
         return ruled, outcome

@@ -92,9 +92,8 @@ class Embedder:
     importing torch (2 s). The graph takes the luminance as it is (uint8, one channel) and normalises it
     itself. It is exported from the PyTorch model and quantised once per model and weights, into the
     user's cache; quantisation is calibrated on pictures that ship with catalog
-    (``data/calibration.jpg``), so every machine makes the same graph. Without ONNX Runtime, or with
-    ``backend="torch"``, PyTorch runs the float model (another method version: its features differ
-    slightly).
+    (``data/calibration.jpg``), so every machine makes the same graph. With ``backend="torch"``,
+    PyTorch runs the float model (another method version: its features differ slightly).
     """
 
     def __init__(self, spec: ModelSpec, weights: str | None, backend: str | None = None):
@@ -104,7 +103,7 @@ class Embedder:
         self.weights = weights
         self.mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
         self.std = np.asarray(spec.std, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
-        self.session = None if not runs_int8(backend) else _onnx_session(spec, weights)
+        self.session = _onnx_session(spec, weights) if runs_int8(backend) else None
 
     def embed(self, lumas: list[np.ndarray]) -> np.ndarray:
         """Features of uint8 luminance arrays (height x width) of one size, in batches."""
@@ -177,15 +176,9 @@ class Embedder:
             return model(self._rgb_inputs(arrays)).softmax(dim=1).cpu().numpy()
 
 
-#: The ways the model can run (``CATALOG_CNN_BACKEND``): None, the int8 graph in ONNX Runtime (the
-#: default); "torch", PyTorch's float model (on a GPU where there is one). Each is a method version of
-#: its own, decided by the settings and not by what a machine has installed, so that every machine (a
-#: Ray worker, a second computer on a PostgreSQL catalogue) signs alike or refuses.
-BACKENDS = (None, "torch")
-
-
 def runs_int8(backend: str | None) -> bool:
-    """Whether features come from the quantised ONNX graph (every backend but PyTorch's)."""
+    """Whether features come from the quantised ONNX graph (every backend but PyTorch's: see
+    :data:`catalog.config.CNN_BACKENDS`)."""
     return backend != "torch"
 
 
@@ -236,7 +229,6 @@ def _export_onnx(spec: ModelSpec, weights: str | None, path: Path) -> None:
         raise CatalogError("the cnn methods need PyTorch: pip install torch, then catalog[cnn]") from None
     import numpy as np
 
-    _onnxruntime()
     try:
         import onnx  # noqa: F401 - torch.onnx.export and the quantiser need it
     except ImportError:

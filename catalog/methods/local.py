@@ -142,29 +142,28 @@ def small_alike(a: bytes, b: bytes) -> bool:
     return get_method("phash").turned_score(codes_a, codes_b) <= SMALL_BITS  # type: ignore[attr-defined, no-any-return]
 
 
+#: Bytes :func:`pack_small` adds: the short side (uint16) and 8 phash codes of 8 bytes.
+SMALL_TAIL = 2 + 64
+
+
 def _small(value: bytes) -> tuple[int, bytes]:
     """(short side, phash signature) kept after the keypoints; (65535, b"") for a signature without them
     (made before this field: never small)."""
     import numpy as np
 
-    tail = value[_keypoints_end(value) :]
-    if len(tail) != 66:
+    tail = value[_unpacked(value)[2] :]
+    if len(tail) != SMALL_TAIL:
         return 65535, b""
     return int(np.frombuffer(tail[:2], dtype="<u2")[0]), tail[2:]
 
 
-def _keypoints_end(value: bytes) -> int:
-    """Where the keypoints of both sides end in a signature."""
-    import numpy as np
-
-    at = 4
-    for _ in range(2):
-        (count,) = np.frombuffer(value[at : at + 2], dtype="<u2").tolist()
-        at += 2 + 36 * count
-    return at
-
-
 def unpack(value: bytes) -> tuple[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]]:
+    size, sides, _ = _unpacked(value)
+    return size, sides
+
+
+def _unpacked(value: bytes) -> tuple[tuple[int, int], list[tuple[np.ndarray, np.ndarray]], int]:
+    """:func:`unpack`'s answer and where the keypoints end (what :func:`pack_small` added follows)."""
     import numpy as np
 
     width, height = np.frombuffer(value[:4], dtype="<u2").tolist()
@@ -177,7 +176,7 @@ def unpack(value: bytes) -> tuple[tuple[int, int], list[tuple[np.ndarray, np.nda
         descriptors = np.frombuffer(value[at : at + 32 * count], dtype=np.uint8).reshape(count, 32)
         at += 32 * count
         sides.append((points.astype(np.float32), descriptors))
-    return (width, height), sides
+    return (width, height), sides, at
 
 
 def verify_score(a: bytes, b: bytes) -> int:

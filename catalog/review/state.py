@@ -8,6 +8,7 @@ import base64
 import os
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,7 +358,11 @@ class Review:
         return found
 
     def _settle_all(
-        self, disposal: Disposal, others: bool, apply: bool
+        self,
+        disposal: Disposal,
+        others: bool,
+        apply: bool,
+        check: Callable[[RulePlan], None] | None = None,
     ) -> tuple[list[_Open], RulePlan, Outcome | None]:
         groups = self._open_all()
         try:
@@ -369,6 +374,7 @@ class Review:
                 disposal.to,
                 others,
                 apply,
+                check,
             )
         except UsageError as exc:
             raise Refused(400, str(exc)) from exc
@@ -385,12 +391,13 @@ class Review:
         """Settle every open group the folder rules decide (and with ``others``, the rest by the keep
         order), as one batch that one undo puts back; refused when ``expect`` (the preview's digest) is
         not the plan's now: rules or files changed since the person read the preview."""
+
+        def as_previewed(planned: RulePlan) -> None:
+            if expect is not None and _digest(planned) != expect:
+                raise Refused(409, "rules or files changed since the preview: look at it again")
+
         with self.lock:
-            if expect is not None:
-                _, planned, _ = self._settle_all(disposal, others, apply=False)
-                if _digest(planned) != expect:
-                    raise Refused(409, "rules or files changed since the preview: look at it again")
-            groups, ruled, applied = self._settle_all(disposal, others, apply=True)
+            groups, ruled, applied = self._settle_all(disposal, others, apply=True, check=as_previewed)
             outcome = applied or Outcome()
             before = [(g, list(g.members), g.state) for g, _ in groups]
             if outcome.done:
