@@ -77,13 +77,14 @@ def refresh(catalog: Catalog, method: Method, cancel: threading.Event | None = N
         return 0
     if cancel is not None and cancel.is_set():
         return 0
-    total = catalog.signature_count(name)
-    if stored != key or len(changed) > WHOLE_SHARE * max(total, 1):
+    # Counted no further than the answer needs: at or past this many, the changes are too few.
+    enough = int(len(changed) / WHOLE_SHARE) + 1
+    if stored != key or len(changed) > WHOLE_SHARE * max(catalog.signature_count(name, enough), 1):
         signed = _Signed(search, *search.signed(catalog))
         found = find_groups(catalog, name, None, Options())
         counts = _all_counts(catalog, method, signed)
         catalog.replace_groups(name, key, None, _rows(found.table), entries, None, counts)
-        return total
+        return catalog.signature_count(name)
     changed_ids = np.asarray(changed, dtype=np.int64)
     drop = catalog.group_references(name, changed)
     seeds = np.union1d(changed_ids, catalog.group_rows(name, drop)[0])

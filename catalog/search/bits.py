@@ -12,6 +12,7 @@ cost one code, not a million pairs.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from functools import cache
 from itertools import combinations
@@ -158,7 +159,13 @@ def _bucket_lookup(values: np.ndarray, order: np.ndarray, width: int):  # type: 
     if width <= 24:
         offsets = np.zeros((1 << width) + 1, dtype=np.int64)
         np.cumsum(np.bincount(values, minlength=1 << width), out=offsets[1:])
-        return lambda probes: (offsets[probes], offsets[probes + 1] - offsets[probes])
+
+        def dense(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            probes = probes.astype(np.intp, copy=False)  # 16-bit block values would wrap at + 1
+            first = offsets[probes]
+            return first, offsets[probes + 1] - first
+
+        return dense
     ordered = values[order]
 
     def lookup(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -320,6 +327,12 @@ class CodeIndex:
 
 
 def _block_values(codes: np.ndarray, low: int, width: int) -> np.ndarray:
+    """Bits ``low`` .. ``low + width`` of each code, as numbers. A block of 16 bits on a 16-bit boundary
+    is a strided view of the codes (no arithmetic, no copy: a saved index of a million codes is ready
+    at once); any other as int64."""
+    if width == 16 and low % 16 == 0 and codes.ndim == 1 and codes.dtype == np.uint64:
+        words = np.ascontiguousarray(codes).view(np.uint16)
+        return words[(low // 16 if sys.byteorder == "little" else 3 - low // 16) :: 4]
     return ((codes >> np.uint64(low)) & np.uint64((1 << width) - 1)).astype(np.int64)
 
 

@@ -564,7 +564,11 @@ def _remember(
 
 class NearCodes:
     """The codes within a threshold of given codes, among every code that has its row: the stored
-    pairs' index (:class:`Settled`, which holds every present code once no code waits for its pairs)."""
+    pairs' index (:class:`Settled`, which holds every present code once no code waits for its pairs).
+
+    A refresh of the stored groups asks about the same codes several times (the components, the
+    images whose copies are counted again, their neighbours): each code is searched once, and its
+    answer kept for the object's life (the index does not change under it)."""
 
     def __init__(self, catalog: Catalog, method: str, key: str, limit: int, threshold: int):
         settled = Settled.load(catalog, method, key, limit)
@@ -573,23 +577,39 @@ class NearCodes:
             (settled.tail_codes, CodeIndex(settled.tail_codes, limit)),
         ]
         self.threshold = threshold
+        # Every code searched so far (sorted, once), and the (code, found) pairs, sorted.
+        self._asked = np.zeros(0, dtype=np.uint64)
+        self._keys = np.zeros(0, dtype=np.uint64)
+        self._found = np.zeros(0, dtype=np.uint64)
 
     def pairs(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(query numbers, codes) of every code within the threshold of each query (itself included if
-        it has a row)."""
-        found_q, found_c = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.uint64)]
-        if len(queries):
-            for codes, index in self.parts:
-                for q, p, d in index.near(queries):
-                    within = d <= self.threshold
-                    found_q.append(q[within].astype(np.int64))
-                    found_c.append(codes[p[within]])
-        q, c = np.concatenate(found_q), np.concatenate(found_c)
-        order = np.lexsort((c, q))  # each pair once, should a code have two rows
-        q, c = q[order], c[order]
-        first = np.ones(len(q), dtype=bool)
-        first[1:] = (q[1:] != q[:-1]) | (c[1:] != c[:-1])
-        return q[first], c[first]
+        it has a row), sorted, each pair once."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint64)
+        self._search(np.setdiff1d(queries, self._asked))
+        begin = np.searchsorted(self._keys, queries, side="left")
+        counts = np.searchsorted(self._keys, queries, side="right") - begin
+        q = np.repeat(np.arange(len(queries), dtype=np.int64), counts)
+        at = np.repeat(begin - (np.cumsum(counts) - counts), counts) + np.arange(len(q))
+        return q, self._found[at]
+
+    def _search(self, new: np.ndarray) -> None:
+        """Search the codes ``new`` (sorted, once, none searched before) and keep their answers."""
+        if not len(new):
+            return
+        found_q, found_c = [self._keys], [self._found]
+        for codes, index in self.parts:
+            for q, p, d in index.near(new):
+                within = d <= self.threshold
+                found_q.append(new[q[within]])
+                found_c.append(codes[p[within]])
+        keys, found = np.concatenate(found_q), np.concatenate(found_c)
+        order = np.lexsort((found, keys))
+        keys, found = keys[order], found[order]
+        first = np.ones(len(keys), dtype=bool)  # each pair once, should a code have two rows
+        first[1:] = (keys[1:] != keys[:-1]) | (found[1:] != found[:-1])
+        self._keys, self._found = keys[first], found[first]
+        self._asked = np.union1d(self._asked, new)
 
     def codes(self, queries: np.ndarray) -> np.ndarray:
         """The codes within the threshold of any query, sorted, each once."""

@@ -74,14 +74,17 @@ class SignaturesMixin(StoreBase):
         with self.session() as s:
             return dict(s.execute(select(Signature.method, func.count()).group_by(Signature.method)).all())  # type: ignore[arg-type]
 
-    def signature_count(self, method: str) -> int:
-        """How many readable images have a ``method`` signature (``exact``: a content hash)."""
+    def signature_count(self, method: str, at_most: int | None = None) -> int:
+        """How many readable images have a ``method`` signature (``exact``: a content hash); with
+        ``at_most``, counted no further than that (a million rows take 0.1 s to count)."""
         with self.session() as s:
             if method == "exact":
-                query = select(func.count()).where(Image.error.is_(None), Image.content_hash.is_not(None))
+                query = select(Image.id).where(Image.error.is_(None), Image.content_hash.is_not(None))
             else:
-                query = select(func.count()).where(Signature.method == method)
-            return int(s.scalar(query) or 0)
+                query = select(Signature.image_id).where(Signature.method == method)
+            if at_most is not None:
+                query = query.limit(at_most)
+            return int(s.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
     def codes_of(self, method: str, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, first 64-bit code) of those of ``ids`` that have a ``method`` signature."""

@@ -296,3 +296,39 @@ def test_the_saved_index_is_read_once_per_file_and_again_when_it_changes(tmp_pat
     with Catalog.open(f"sqlite:///{db}") as catalog:
         grown = Settled.load(catalog, "phash", key, limit)
         assert len(grown.codes) + len(grown.tail_codes) > len(first.codes)
+
+
+def test_near_codes_answer_each_question_as_a_full_search_does_when_asked_again_and_again(tmp_path):
+    """A groups' refresh asks the stored pairs' index about overlapping sets of codes: each code is
+    searched once and kept, and every answer, first or kept, equals a search of every code (pairs with
+    their query numbers, sorted, a repeated query answered at each of its places)."""
+    from catalog.search.kinds import search_for
+
+    root, db = tmp_path / "lib", tmp_path / "c.db"
+    add_photos(root, 0, 40, seed=5)
+    run(db, "index", str(root), "--methods", "phash")
+    method = get_method("phash")
+    threshold = int(method.default_threshold)
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        near = search_for(method).near_codes(catalog)
+        _, codes = catalog.upright_codes("phash")
+    every = np.unique(codes)
+
+    def expected(queries: np.ndarray) -> tuple[list[int], list[int]]:
+        q, c = [], []
+        for n, code in enumerate(queries.tolist()):
+            hits = every[np.bitwise_count(every ^ np.uint64(code)) <= threshold]
+            q += [n] * len(hits)
+            c += sorted(hits.tolist())
+        return q, c
+
+    rng = np.random.default_rng(5)
+    outside = rng.integers(0, 2**63, size=3, dtype=np.uint64)  # codes no image has
+    asked = [every[:10], every[5:25], np.concatenate([every[20:], outside, every[:3]]), every, every[[3, 3]]]
+    near_ones = 0
+    for queries in asked:
+        q, c = near.pairs(queries)
+        assert (q.tolist(), c.tolist()) == expected(queries)
+        assert np.array_equal(near.codes(queries), np.unique(c))
+        near_ones += int(np.sum(np.bincount(q, minlength=len(queries)) > 1))
+    assert near_ones > 0  # some code has a neighbour other than itself

@@ -74,3 +74,32 @@ def test_codes_round_trip_and_nearest():
     order, distance = hamming_nearest(codes, 0b11, 3)
     assert order.tolist() == [1, 0, 2] and distance.tolist() == [1, 2, 2]
     assert hamming_pairs(codes, 0)[0].size == 0
+
+
+def test_16_bit_blocks_at_their_highest_values_find_every_pair():
+    """Four 16-bit blocks are read as views of the codes (uint16): a block of 0xFFFF must not wrap
+    when its bucket's end is looked up. Codes with every block near its top, searched both ways."""
+    from catalog.search.bits import CodeIndex
+
+    rng = np.random.default_rng(7)
+    top = np.uint64(2**64 - 1)
+    flips = rng.integers(0, 64, size=(400, 3))
+    noise = (np.uint64(1) << flips.astype(np.uint64)).astype(np.uint64)
+    near_top = top ^ np.bitwise_or.reduce(noise, axis=1)
+    codes = np.unique(np.concatenate([[top, top ^ np.uint64(1)], near_top, planted(600, 8, seed=3)]))
+    for threshold in (4, 6, 8):
+        expected = as_set(*_brute_force(codes, threshold))
+        assert (top_pairs := {p for p in expected if codes[p[1]] >= np.uint64(2**63)})
+        assert as_set(*_multi_index(codes, threshold, 4)) == expected
+        index = CodeIndex(codes, threshold, blocks=4)
+        earlier = {
+            (int(p), int(q)) for q, p, _ in index.earlier(0, len(codes)) for q, p in zip(q, p, strict=True)
+        }
+        assert earlier == expected and top_pairs <= earlier
+        found = {
+            (min(int(q), int(p)), max(int(q), int(p)))
+            for q, p, _ in index.near(codes)
+            for q, p in zip(q, p, strict=True)
+            if q != p
+        }
+        assert found == expected
