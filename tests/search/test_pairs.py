@@ -237,11 +237,18 @@ def test_the_saved_index_of_settled_codes_is_checked_and_rebuilt_when_it_does_no
     run(db, "index", str(root), "--methods", "phash")
     with Catalog.open(f"sqlite:///{db}") as catalog:
         saved = cache_path(catalog, "phash")
-    assert saved.exists() and not list(saved.parent.glob("*.tmp.npz"))
+    assert saved.exists() and not list(saved.parent.glob("*.tmp"))
+    whole = saved.read_bytes()
     saved.write_bytes(b"not an index")  # damaged: rebuilt from the table
     add_photos(root, 30, 20, seed=9)
     run(db, "index", str(root))
     assert assert_stored_equal_search(db, ("phash",)) > 0
+    saved.write_bytes(whole[: len(whole) * 2 // 3])  # cut short (a full disk): rebuilt as well
+    old_layout = saved.with_suffix(".npz")
+    old_layout.write_bytes(b"PK a zip of the layout before")  # left by an older catalog: removed
+    add_photos(root, 60, 10, seed=11)
+    run(db, "index", str(root))
+    assert assert_stored_equal_search(db, ("phash",)) > 0 and not old_layout.exists()
     # A saved index of another table (rows it names are gone): rebuilt, not trusted.
     stale = saved.read_bytes()
     with sqlite3.connect(db) as conn:
