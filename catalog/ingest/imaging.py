@@ -249,7 +249,8 @@ def content_box(gray: Image.Image, letterbox: bool = False) -> tuple[int, int, i
     pixels = np.asarray(gray, dtype=np.int16)
     if pixels.ndim != 2 or min(pixels.shape) < 8:
         return None
-    corners = np.median([pixels[0, 0], pixels[0, -1], pixels[-1, 0], pixels[-1, -1]])
+    four = np.sort([pixels[0, 0], pixels[0, -1], pixels[-1, 0], pixels[-1, -1]]).astype(np.float64)
+    corners = (four[1] + four[2]) / 2  # their median (np.median imports numpy.ma: 30 ms a worker)
     content = np.abs(pixels - corners) > BORDER_TOLERANCE
     rows = np.nonzero(content.mean(axis=1) > 0.01)[0]
     cols = np.nonzero(content.mean(axis=0) > 0.01)[0]
