@@ -14,7 +14,9 @@ Then, each as a whole process with its peak RSS (/usr/bin/time):
   code (``catalog.search.pairs``) and the groups (``catalog.grouping.stored``), as a catalogue made
   before them gets them;
 - ``index``: ``catalog index`` of 1,000 new real image files into the filled catalogue (and into an empty
-  one, for the throughput ratio);
+  one, for the throughput ratio); ``--rounds R`` (3) folders of 1,000 each, indexed one after another
+  into the filled catalogue and each into an empty one of its own: the median of each (this machine's
+  timings of one run wander by a quarter), every run listed beside it;
 - ``dupes, first``, ``copies, first``: the catalogue's first ``catalog dupes --method phash -f json``
   and ``catalog copies --method phash -f json`` after its first index (both also with the peak of all
   their processes: from 50,000 images on ``copies`` forks a reader and a formatter): ``dupes`` reads
@@ -122,6 +124,17 @@ def new_images(folder: Path, count: int, seed: int = 7) -> None:
         img.save(folder / f"new{k:04d}.jpg", quality=90)
 
 
+def _median_row(command: str, runs: list[tuple[float, float, str]]) -> dict[str, object]:
+    """A table row of several runs of one command: the median seconds, the largest peak, each run."""
+    seconds = sorted(run[0] for run in runs)
+    return {
+        "command": command,
+        "seconds": float(np.median(seconds)),
+        "peak_mb": max(run[1] for run in runs),
+        "runs": [round(run[0], 2) for run in runs],
+    }
+
+
 def check_stored_groups(url: str) -> None:
     """The stored groups, read as ``dupes`` reads them, equal the groups made from every image."""
     from catalog.grouping.options import Options
@@ -155,6 +168,7 @@ def main() -> None:
     parser.add_argument("--method", default="phash", choices=["phash"])
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.add_argument("--postgres", action="store_true", help="catalogues in a throwaway PostgreSQL server")
+    parser.add_argument("--rounds", type=int, default=3, help="folders of 1,000 new files indexed (median)")
     args = parser.parse_args()
     rng = np.random.default_rng(2026)
     real = np.load(args.codes).astype(np.uint64) if args.codes else sample_codes(args.crops)
@@ -168,19 +182,24 @@ def main() -> None:
             from tests.postgres_server import throwaway_server
 
             db = stack.enter_context(throwaway_server())
-            with create_engine(db, isolation_level="AUTOCOMMIT").connect() as server:
-                server.execute(text("CREATE DATABASE empty"))
-            empty = db.replace("/postgres?", "/empty?")
+            empty = db.replace("/postgres?", "/empty{}?")
         else:
-            db, empty = f"sqlite:///{work / 'big.db'}", f"sqlite:///{work / 'empty.db'}"
+            db, empty = f"sqlite:///{work / 'big.db'}", f"sqlite:///{work / 'empty{}.db'}"
         fill_catalogue(db, "phash", signatures(make_codes(real, args.n, args.bursts, rng)))
-        new_images(work / "new", 1000)
+        folders = [work / f"new{k}" for k in range(args.rounds)]
+        for k, folder in enumerate(folders):
+            new_images(folder, 1000, seed=7 + k)
         (work / "nothing").mkdir()
         # A catalogue made before stored pairs: its first index stores the pairs of every code.
         seconds, peak, _ = run_catalog("--db", db, "index", str(work / "nothing"), "--methods", "phash")
         rows.append({"command": "first index (stores every pair)", "seconds": seconds, "peak_mb": peak})
-        seconds, peak, _ = run_catalog("--db", empty, "index", str(work / "new"), "--methods", "phash")
-        rows.append({"command": "index (1,000 into an empty catalogue)", "seconds": seconds, "peak_mb": peak})
+        runs = []
+        for k, folder in enumerate(folders):
+            if args.postgres:
+                with create_engine(db, isolation_level="AUTOCOMMIT").connect() as server:
+                    server.execute(text(f"CREATE DATABASE empty{k}"))
+            runs.append(run_catalog("--db", empty.format(k), "index", str(folder), "--methods", "phash"))
+        rows.append(_median_row("index (1,000 into an empty catalogue)", runs))
         # The catalogue's first answers, after its first index.
         for command in ("dupes", "copies"):
             asked = ("--db", db, command, "--method", "phash", "-f", "json")
@@ -188,8 +207,8 @@ def main() -> None:
             rows.append(
                 {"command": f"{command}, first", "seconds": seconds, "peak_mb": peak, "tree_pss_mb": tree}
             )
-        seconds, peak, _ = run_catalog("--db", db, "index", str(work / "new"), "--methods", "phash")
-        rows.append({"command": "index", "seconds": seconds, "peak_mb": peak})
+        runs = [run_catalog("--db", db, "index", str(folder), "--methods", "phash") for folder in folders]
+        rows.append(_median_row("index", runs))
         # Asked again after the index, which brought the stored groups up to date.
         for command in ("dupes", "copies"):
             asked = ("--db", db, command, "--method", "phash", "-f", "json")
@@ -198,7 +217,7 @@ def main() -> None:
             if command == "dupes":
                 groups = json.loads(out)["groups"]
         check_stored_groups(db)
-        probe = str(work / "new" / "new0000.jpg")
+        probe = str(folders[0] / "new0000.jpg")
         seconds, peak, _ = run_catalog("--db", db, "query", probe, "--method", "phash")
         rows.append({"command": "query", "seconds": seconds, "peak_mb": peak})
         from catalog.search.query import nearest
@@ -209,7 +228,7 @@ def main() -> None:
             times = []
             for k in range(50):
                 started = time.perf_counter()
-                nearest(catalog, str(work / "new" / f"new{k:04d}.jpg"), "phash", 10)
+                nearest(catalog, str(folders[0] / f"new{k:04d}.jpg"), "phash", 10)
                 times.append(time.perf_counter() - started)
         p95 = float(np.percentile(times, 95))
     store = "postgresql" if args.postgres else "sqlite"
@@ -225,7 +244,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for row in rows:
         tree = f"{row['tree_pss_mb']:.0f}" if "tree_pss_mb" in row else ""
-        print(f"| {row['command']} | {row['seconds']:.2f} | {row['peak_mb']:.0f} | {tree} |")
+        runs = f" (median of {', '.join(map(str, row['runs']))})" if len(row.get("runs", ())) > 1 else ""
+        print(f"| {row['command']} | {row['seconds']:.2f}{runs} | {row['peak_mb']:.0f} | {tree} |")
     seconds = {row["command"]: row["seconds"] for row in rows}
     ratio = seconds["index (1,000 into an empty catalogue)"] / seconds["index"]
     print(f"index throughput into the filled catalogue vs an empty one: {ratio:.2f}")
