@@ -40,7 +40,7 @@ from catalog.methods import catalogue_method, check_threshold
 from catalog.search.bits import hamming_pairs
 from catalog.search.kinds import EqualCodes, Search, search_for
 from catalog.search.matches import Pairs
-from catalog.search.pairs import NearCodes
+from catalog.search.settled import NearCodes
 
 if TYPE_CHECKING:
     from catalog.methods import Method

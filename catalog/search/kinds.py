@@ -26,13 +26,13 @@ from catalog.search.bits import hamming_pairs
 from catalog.search.matches import Pairs, best_per_pair, class_pairs
 from catalog.search.pairs import (
     Lookup,
-    NearCodes,
     pairs_key,
     stored_pairs,
     stored_threshold,
     stored_vector_pairs,
     vector_pairs_cover,
 )
+from catalog.search.settled import NearCodes
 from catalog.search.vectors import (
     NEIGHBOURS,
     NEIGHBOURS_EF,

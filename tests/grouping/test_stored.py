@@ -130,7 +130,8 @@ def test_a_refresh_reads_the_stored_pairs_saved_index_as_the_pairs_left_it(tmp_p
     (``<catalogue>.phash.pairs.npy``): it asks for it by the pairs' key, so the file the pairs' refresh
     left is used as it is, not rebuilt from every code and saved under another key (then rebuilt again
     by the next index's pairs: a second at a million images, each time)."""
-    from catalog.search.pairs import _read_saved, cache_path, pairs_key
+    from catalog.search.pairs import pairs_key
+    from catalog.search.settled import _read_saved, cache_path
 
     root = library(tmp_path / "lib", objects=20, fruits=0)
     with Catalog.open(f"sqlite:///{tmp_path / 'c.db'}") as catalog:

@@ -230,7 +230,7 @@ def test_kill_9_at_20_random_moments_of_indexing_then_the_stored_pairs_equal_a_f
 
 
 def test_the_saved_index_of_settled_codes_is_checked_and_rebuilt_when_it_does_not_match(tmp_path):
-    from catalog.search.pairs import cache_path
+    from catalog.search.settled import cache_path
 
     root, db = tmp_path / "lib", tmp_path / "c.db"
     add_photos(root, 0, 30, seed=8)
@@ -282,7 +282,7 @@ def test_the_saved_index_is_read_once_per_file_and_again_when_it_changes(tmp_pat
     """An index run loads the stored pairs' saved index twice (for the pairs, then for the groups): the
     second load reuses the tables the first built from the same file, and a file rewritten since is
     read again; either way the rows written after it come as the tail."""
-    from catalog.search.pairs import Settled, cache_path
+    from catalog.search.settled import Settled, cache_path
 
     root, db = tmp_path / "lib", tmp_path / "c.db"
     add_photos(root, 0, 24, seed=3)
