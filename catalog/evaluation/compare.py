@@ -50,6 +50,11 @@ def compare_files(
                 or verifier.confirms(features_b, features_a)
             )
             duplicate = bool(method.is_match(score, method.verified_threshold) and confirmed)
+        elif not method.answers_alone:  # a verifier: whether it confirms the pair, as dupes asks it
+            first_side, second_side = first[name], second[name]
+            duplicate = bool(
+                method.confirms(first_side, second_side) or method.confirms(second_side, first_side)
+            )
         else:
             duplicate = bool(method.is_match(score, method.default_threshold))
         results.append(Comparison(name, score, method.score_kind, duplicate))

@@ -185,3 +185,24 @@ def test_a_small_pictures_copy_is_confirmed_by_its_codes_where_keypoints_fail(tm
     assert min(wide.luma.size) < SMALL <= 500
     assert _small(orb.prepare(wide))[0] == 500
     assert _small(original)[0] == 100 and _small(copy)[0] == 50
+
+
+def test_compare_says_the_verifier_confirms_a_small_pictures_copy(tmp_path):
+    """``catalog compare``'s orb line says what the verifier tells dupes: a 50-pixel copy of a 100-pixel
+    picture has too few keypoints, and is confirmed by its phash codes all the same."""
+    from PIL import Image
+
+    from catalog.evaluation.compare import compare_files
+    from catalog.methods.local import INLIERS
+
+    original = SHARED_DATA / "fruits360-96" / "012.jpg"
+    copy = tmp_path / "small copy.jpg"
+    with Image.open(original) as img:
+        img.convert("RGB").resize((img.width // 2, img.height // 2)).save(copy, quality=60)
+    (orb,) = compare_files(str(original), str(copy), ["orb"])
+    assert orb.score < INLIERS and orb.duplicate
+    other = tmp_path / "another fruit.jpg"
+    with Image.open(SHARED_DATA / "fruits360-96" / "040.jpg") as img:
+        img.convert("RGB").resize((img.width // 2, img.height // 2)).save(other, quality=60)
+    (orb,) = compare_files(str(original), str(other), ["orb"])
+    assert not orb.duplicate
