@@ -170,6 +170,8 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="catalogues in a throwaway PostgreSQL server")
     parser.add_argument("--rounds", type=int, default=3, help="folders of 1,000 new files indexed (median)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     rng = np.random.default_rng(2026)
     real = np.load(args.codes).astype(np.uint64) if args.codes else sample_codes(args.crops)
     work = Path(tempfile.mkdtemp(prefix="catalog-scale-"))
@@ -182,9 +184,15 @@ def main() -> None:
             from tests.postgres_server import throwaway_server
 
             db = stack.enter_context(throwaway_server())
-            empty = db.replace("/postgres?", "/empty{}?")
         else:
-            db, empty = f"sqlite:///{work / 'big.db'}", f"sqlite:///{work / 'empty{}.db'}"
+            db = f"sqlite:///{work / 'big.db'}"
+
+        def empty(k: int) -> str:
+            """An empty catalogue of its own for round ``k``."""
+            if args.postgres:
+                return db.replace("/postgres?", f"/empty{k}?")
+            return f"sqlite:///{work / f'empty{k}.db'}"
+
         fill_catalogue(db, "phash", signatures(make_codes(real, args.n, args.bursts, rng)))
         folders = [work / f"new{k}" for k in range(args.rounds)]
         for k, folder in enumerate(folders):
@@ -198,7 +206,7 @@ def main() -> None:
             if args.postgres:
                 with create_engine(db, isolation_level="AUTOCOMMIT").connect() as server:
                     server.execute(text(f"CREATE DATABASE empty{k}"))
-            runs.append(run_catalog("--db", empty.format(k), "index", str(folder), "--methods", "phash"))
+            runs.append(run_catalog("--db", empty(k), "index", str(folder), "--methods", "phash"))
         rows.append(_median_row("index (1,000 into an empty catalogue)", runs))
         # The catalogue's first answers, after its first index.
         for command in ("dupes", "copies"):

@@ -230,7 +230,10 @@ def test_kill_9_at_20_random_moments_of_indexing_then_the_stored_pairs_equal_a_f
 
 
 def test_the_saved_index_of_settled_codes_is_checked_and_rebuilt_when_it_does_not_match(tmp_path):
-    from catalog.search.settled import cache_path
+    from catalog.search.settled import Settled, cache_path
+
+    method = get_method("phash")
+    threshold = int(stored_threshold(method) or 0)
 
     root, db = tmp_path / "lib", tmp_path / "c.db"
     add_photos(root, 0, 30, seed=8)
@@ -243,6 +246,15 @@ def test_the_saved_index_of_settled_codes_is_checked_and_rebuilt_when_it_does_no
     add_photos(root, 30, 20, seed=9)
     run(db, "index", str(root))
     assert assert_stored_equal_search(db, ("phash",)) > 0
+    # Damaged in other ways: each rebuilt, never read as an index or raised.
+    flipped = bytearray(whole)
+    flipped[len(whole) // 2] ^= 0x10  # a bit inside the arrays: their CRC tells
+    huge = whole.replace(b"'shape': (", b"'shape': (99999999999", 1)  # a header asking for 800 GB
+    for damaged in (bytes(flipped), huge, b"PK\x03\x04" + bytes(200), b"PK\x05\x06" + bytes(200)):
+        saved.write_bytes(damaged)
+        with Catalog.open(f"sqlite:///{db}") as catalog:
+            rebuilt = Settled.load(catalog, "phash", pairs_key(method), threshold)
+        assert saved.read_bytes() != damaged and len(rebuilt.codes) > 0
     saved.write_bytes(whole[: len(whole) * 2 // 3])  # cut short (a full disk): rebuilt as well
     old_layout = saved.with_suffix(".npz")
     old_layout.write_bytes(b"PK a zip of the layout before")  # left by an older catalog: removed
@@ -332,6 +344,8 @@ def test_near_codes_answer_each_question_as_a_full_search_does_when_asked_again_
     rng = np.random.default_rng(5)
     outside = rng.integers(0, 2**63, size=3, dtype=np.uint64)  # codes no image has
     asked = [every[:10], every[5:25], np.concatenate([every[20:], outside, every[:3]]), every, every[[3, 3]]]
+    # A walk of small steps, as a component's frontier goes (each step kept as a level, merged).
+    asked += [every[k : k + 2] for k in range(0, len(every), 2)] + [every[::-1], every[7:9]]
     near_ones = 0
     for queries in asked:
         q, c = near.pairs(queries)
