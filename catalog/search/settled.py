@@ -5,6 +5,7 @@ stored groups asks). The rows themselves are written by ``catalog.search.pairs``
 
 from __future__ import annotations
 
+import glob
 import os
 import uuid
 import zlib
@@ -142,7 +143,8 @@ class Settled:
             with try_lock(path.with_name(path.name + ".lock")) as locked:
                 if not locked:
                     return
-                for stale in path.parent.glob(f"{path.name}.*.tmp"):  # a saver killed before its rename
+                # A saver killed before its rename (escaped: a "[" in the name is no pattern).
+                for stale in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
                     stale.unlink(missing_ok=True)
                 temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
                 with open(temporary, "wb") as file:

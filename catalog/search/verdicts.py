@@ -17,6 +17,7 @@ holds the lock or the disk refuses (it is only a cache).
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import inspect
 import os
@@ -87,7 +88,7 @@ class KeptVerdicts:
             with try_lock(self.path.with_name(self.path.name + ".lock")) as locked:
                 if not locked:
                     return
-                for stale in self.path.parent.glob(f"{self.path.name}.*.tmp.npz"):
+                for stale in self.path.parent.glob(f"{glob.escape(self.path.name)}.*.tmp.npz"):
                     stale.unlink(missing_ok=True)  # a killed saver's: saves happen under this lock
                 merged = {**self._read(), **self.new}
                 items = list(merged.items())[-LIMIT:]

@@ -353,3 +353,17 @@ def test_near_codes_answer_each_question_as_a_full_search_does_when_asked_again_
         assert np.array_equal(near.codes(queries), np.unique(c))
         near_ones += int(np.sum(np.bincount(q, minlength=len(queries)) > 1))
     assert near_ones > 0  # some code has a neighbour other than itself
+
+
+def test_a_save_removes_its_own_stale_temporary_files_and_no_other_catalogues(tmp_path):
+    """A saver killed before its rename leaves ``<index>.<id>.tmp``: the next save removes it, and only
+    its own: a "[1]" in a catalogue's name is not a pattern that takes another catalogue's file."""
+    root, db = tmp_path / "lib", tmp_path / "photos[1].db"
+    add_photos(root, 0, 6, seed=12)
+    own = tmp_path / "photos[1].db.phash.pairs.npy.0123.tmp"
+    other = tmp_path / "photos1.db.phash.pairs.npy.4567.tmp"  # another catalogue's save under way
+    own.write_bytes(b"killed")
+    other.write_bytes(b"being written")
+    run(db, "index", str(root), "--methods", "phash")
+    assert (tmp_path / "photos[1].db.phash.pairs.npy").exists()
+    assert not own.exists() and other.read_bytes() == b"being written"
