@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from catalog.store.base import StoreBase
 from catalog.store.models import CopyCount, GroupMember, MethodRecord, Regroup
@@ -175,4 +175,10 @@ class GroupsMixin(StoreBase):
             if entries:
                 s.execute(delete(Regroup).where(*within))
             s.execute(update(MethodRecord).where(MethodRecord.name == method).values(groups_key=key))
+        if drop is None and self.engine.dialect.name == "postgresql":
+            # Written all at once, the tables would keep no statistics until autovacuum comes by, and
+            # the planner would join the members to their images row by row: a nested loop over
+            # 80,000 members took 0.4 s where a hash join takes 0.1 s (``dupes`` at 100,000 images).
+            with self.session() as s:
+                s.execute(text("ANALYZE group_members, copy_counts"))
         return True
