@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.ingest.worker import Task, file_signatures, process  # noqa: F401 - compare signs files
-from catalog.methods import get_method, method_names
+from catalog.methods import Method, get_method, method_names
 
 
 @dataclass
@@ -43,19 +43,18 @@ def compare_files(
             score = round(float(method.score(first[name], second[name])), 6)
         if method.verified_by:
             verifier = get_method(method.verified_by)
-            features_a, features_b = first[verifier.name], second[verifier.name]
-            confirmed = (
-                method.is_match(score, method.verify_above)
-                or verifier.confirms(features_a, features_b)
-                or verifier.confirms(features_b, features_a)
-            )
+            confirmed = method.is_match(score, method.verify_above) or _confirms(verifier, first, second)
             duplicate = bool(method.is_match(score, method.verified_threshold) and confirmed)
         elif not method.answers_alone:  # a verifier: whether it confirms the pair, as dupes asks it
-            first_side, second_side = first[name], second[name]
-            duplicate = bool(
-                method.confirms(first_side, second_side) or method.confirms(second_side, first_side)
-            )
+            duplicate = _confirms(method, first, second)
         else:
             duplicate = bool(method.is_match(score, method.default_threshold))
         results.append(Comparison(name, score, method.score_kind, duplicate))
     return results
+
+
+def _confirms(verifier: Method, first: Mapping[str, bytes], second: Mapping[str, bytes]) -> bool:
+    """Whether ``verifier`` confirms the two files' pair, either way round (it is not symmetric; dupes
+    asks one way, by the images' places in its tables, which two files alone do not have)."""
+    a, b = first[verifier.name], second[verifier.name]
+    return bool(verifier.confirms(a, b) or verifier.confirms(b, a))

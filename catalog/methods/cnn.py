@@ -122,7 +122,7 @@ class Embedder:
         return features / np.linalg.norm(features, axis=1, keepdims=True)
 
     def _inputs(self, batch: np.ndarray) -> np.ndarray:
-        """The model's float input: the luminance in each of the 3 channels, normalised."""
+        """The model's float input: the channels normalised (the luminance, one channel, in each of 3)."""
         import numpy as np
 
         pixels = np.broadcast_to(batch.astype(np.float32), (len(batch), 3, *batch.shape[2:]))
@@ -139,19 +139,21 @@ class Embedder:
         model = _load(self.spec, self.weights).eval().to(memory_format=torch.channels_last).to(device)
         return torch, model, device
 
+    def _tensor(self, batch: np.ndarray) -> Any:
+        """:meth:`_inputs` of a batch (N, 1 or 3, H, W) as PyTorch wants it: channels last, on its device."""
+        torch, _, device = self._torch
+        pixels = torch.from_numpy(self._inputs(batch)).contiguous(memory_format=torch.channels_last)
+        return pixels.to(device)
+
     def _torch_features(self, batch: np.ndarray) -> np.ndarray:
-        torch, model, device = self._torch
+        torch, model, _ = self._torch
         with torch.inference_mode():
-            pixels = torch.from_numpy(self._inputs(batch)).contiguous(memory_format=torch.channels_last)
-            return model.extract_features(pixels.to(device)).mean(dim=(2, 3)).cpu().numpy()
+            return model.extract_features(self._tensor(batch)).mean(dim=(2, 3)).cpu().numpy()
 
     def _rgb_inputs(self, arrays: list[np.ndarray]) -> Any:
         import numpy as np
 
-        torch = self._torch[0]
-        batch = np.stack(arrays).astype(np.float32).transpose(0, 3, 1, 2)
-        pixels = torch.from_numpy(np.ascontiguousarray((batch - self.mean) / self.std))
-        return pixels.contiguous(memory_format=torch.channels_last).to(self._torch[2])
+        return self._tensor(np.stack(arrays).transpose(0, 3, 1, 2))
 
     def embed_rgb(self, arrays: list[np.ndarray]) -> np.ndarray:
         """Features of uint8 RGB arrays from the float PyTorch model (``benchmarks/cnn_inputs.py``

@@ -189,7 +189,6 @@ class PerceptualHash(ImageHashMethod):
         """imagehash.phash, bit for bit (tests compare them), with its two SciPy DCTs written as one
         8x32 matrix product: importing scipy.fftpack costs each worker process a quarter second, more
         than hashing a hundred photos."""
-
         low = self._low(view)
         return low > _median(low)  # type: ignore[no-any-return]
 

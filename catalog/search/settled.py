@@ -99,12 +99,7 @@ class Settled:
 
     def holds(self, codes: np.ndarray) -> np.ndarray:
         """Which of ``codes`` have their row."""
-        held = np.zeros(len(codes), dtype=bool)
-        for known in (self.sorted, np.sort(self.tail_codes)):
-            if len(known):
-                at = np.searchsorted(known, codes).clip(max=len(known) - 1)
-                held |= known[at] == codes
-        return held
+        return _among(codes, self.sorted) | _among(codes, np.sort(self.tail_codes))
 
     def extend(self, seqs: np.ndarray, codes: np.ndarray) -> None:
         self.tail_seqs = np.concatenate([self.tail_seqs, seqs])
