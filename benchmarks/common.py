@@ -50,9 +50,11 @@ def run_catalog(*args: str, env: dict[str, str] | None = None) -> tuple[float, f
     """Run ``catalog ARGS`` as a whole process (in ``env``): (seconds, peak RSS in MB, stdout).
 
     The peak comes from /usr/bin/time: read inside a child of a large process, ``ru_maxrss`` would
-    start from the parent's own high-water mark.
+    start from the parent's own high-water mark. ``-P``: the catalog imported is the one on
+    ``PYTHONPATH`` (a worktree of another commit) or installed, never a ``catalog`` folder in the
+    current directory, which ``-m`` would put first.
     """
-    command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "catalog", *args]
+    command = ["/usr/bin/time", "-f", "%M", sys.executable, "-P", "-m", "catalog", *args]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -75,7 +77,7 @@ def run_catalog_tree(
     before()
     seconds, peak, stdout = run_catalog(*args)
     before()
-    command = [sys.executable, "-m", "catalog", *args]
+    command = [sys.executable, "-P", "-m", "catalog", *args]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tree_peak = [0]
     done = threading.Event()

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CATALOG = [sys.executable, "-m", "catalog"]
+CATALOG = [sys.executable, "-P", "-m", "catalog"]
 
 
 def saved_index(db: Path) -> tuple[list[int], str]:

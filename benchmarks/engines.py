@@ -39,7 +39,7 @@ def timed_index(db: Path, folder: Path, *options: str) -> float:
     db.unlink(missing_ok=True)
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "catalog", "--db", str(db), "index", str(folder), *options],
+        [sys.executable, "-P", "-m", "catalog", "--db", str(db), "index", str(folder), *options],
         check=True,
         capture_output=True,
     )

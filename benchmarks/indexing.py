@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CATALOG = [sys.executable, "-m", "catalog"]
+CATALOG = [sys.executable, "-P", "-m", "catalog"]
 
 
 def floor(folder: str) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CATALOG = [sys.executable, "-m", "catalog"]
+CATALOG = [sys.executable, "-P", "-m", "catalog"]
 HANG = 2.0  # seconds from the signal to the exit beyond which a trial counts as a hang
 
 

@@ -48,7 +48,7 @@ def page_at_scale(work: Path, groups: int) -> dict[str, float]:
     indexed = time.perf_counter() - started
     started = time.perf_counter()
     server = subprocess.Popen(
-        [sys.executable, "-m", "catalog", "--db", str(db), "review", "-m", "phash", "--no-open"],
+        [sys.executable, "-P", "-m", "catalog", "--db", str(db), "review", "-m", "phash", "--no-open"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -36,7 +36,7 @@ def synthetic(seed: int, size: int) -> Image.Image:
 
 def start(db: Path, root: Path, *extra: str) -> subprocess.Popen[bytes]:
     log = db.with_name(db.name + f".{time.monotonic_ns()}.log")
-    command = [sys.executable, "-m", "catalog", "--db", str(db), "watch", str(root), *extra]
+    command = [sys.executable, "-P", "-m", "catalog", "--db", str(db), "watch", str(root), *extra]
     with open(log, "wb") as handle:
         process = subprocess.Popen(command, stderr=handle)
     while "reconciliation" not in log.read_text():

@@ -124,7 +124,7 @@ def make_library(root: Path, images: int) -> tuple[int, int]:
 
 
 def catalog_command(db: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "catalog", "--db", str(db), *args]
+    return [sys.executable, "-P", "-m", "catalog", "--db", str(db), *args]
 
 
 def start_watcher(db: Path, root: Path, log: Path, settle: float) -> subprocess.Popen[bytes]:

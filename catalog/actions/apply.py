@@ -1,8 +1,9 @@
 """Actions on a user's files: planned, checked, journaled, carried out, and undone.
 
 Every action is written to the catalogue's journal (``pending``) before the file is touched and marked
-``done`` after, in the transaction that makes the catalogue follow the file. A process killed between
-the two leaves a ``pending`` entry, which :func:`recover` settles from what is on disk before any later
+``done`` after, in the transaction that makes the catalogue follow the file (a batch of actions at a
+time: written together, carried out, marked together). A process killed between the two leaves
+``pending`` entries, which :func:`recover` settles from what is on disk before any later
 action or undo: the action happened (``done``) or it did not (``rolled-back``). Undo works the same way
 (``undoing`` -> ``undone``). Each file operation is one atomic step (a rename, a link renamed over the
 copy), so there is no half-done file to find.
@@ -18,46 +19,29 @@ Safety, before each file is touched:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from catalog.actions import trash
-from catalog.actions.policies import KeepPolicy
+from catalog.actions.plan import Plan, Step, check, file_hash, root_of
 from catalog.errors import UsageError
-from catalog.ingest.formats import RAW_SUFFIXES, SIDECAR_SUFFIXES
-from catalog.store import Catalog, ImageInfo, now
+from catalog.store import Acted, Catalog, now
 from catalog.store.models import JournalEntry
 
-ACTIONS = ("trash", "move", "hardlink", "symlink", "delete")
 #: Actions that ``undo`` can reverse (a deleted file is gone).
 UNDOABLE = ("trash", "move", "hardlink", "symlink")
 #: Prefix of the temporary names next to a file being replaced (hidden: indexing and watch skip them).
 TEMP = ".catalog-tmp-"
-
-
-@dataclass(frozen=True)
-class Step:
-    """One planned action: ``image``'s file gets ``action``; ``keep`` is the file kept instead;
-    ``target`` is where a moved file goes or what a link points to."""
-
-    action: str
-    image: ImageInfo
-    keep: ImageInfo
-    target: str | None = None
-    #: For a sidecar (an ``.xmp``, an ``.aae``) that goes along with its image: that image's path.
-    sidecar_of: str | None = None
-
-
-@dataclass
-class Plan:
-    steps: list[Step] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    #: Whether the RAW and the JPEG of one shot may be acted on as duplicates of each other.
-    raw_pairs: bool = False
+#: Steps journaled in one transaction, then carried out, then settled in one: two transactions per step
+#: made settling 1,000 copies take 5 s. A batch stops taking steps after ``BATCH_SECONDS`` (the rest go
+#: to the next), so a Ctrl-C, which waits for the batch in hand, is answered well within the 1.5 s
+#: ``catalog.interrupts`` allows.
+BATCH = 64
+BATCH_SECONDS = 0.25
 
 
 @dataclass
@@ -65,199 +49,6 @@ class Outcome:
     done: list[tuple[Step, str | None, int]] = field(default_factory=list)  # (step, target, journal id)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     batch: int | None = None
-
-
-def make_plan(
-    groups: Sequence[Sequence[ImageInfo]],
-    policy: KeepPolicy | None,
-    action: str,
-    roots: Sequence[str],
-    to: str | None = None,
-    verify_content: bool = False,
-    raw_pairs: bool = False,
-) -> Plan:
-    """What to do to each group (each in its own order, the reference first): keep the image the policy
-    puts first (the group's first without a policy), act on the others, and on their sidecars (trash,
-    move, delete). Every step is checked against the disk now (:func:`check`); :func:`apply` checks again
-    just before acting. The RAW and the JPEG of one shot are left alone unless ``raw_pairs``."""
-    if action not in ACTIONS:
-        raise UsageError(f"unknown action {action!r}: use {', '.join(ACTIONS)}")
-    if action == "move" and not to:
-        raise UsageError("--action move needs --to DIR")
-    if to and action != "move":
-        raise UsageError("--to applies to --action move only")
-    destination = os.path.abspath(os.path.expanduser(to)) if to else None
-    real_roots = [os.path.realpath(r) for r in roots]
-    if destination is not None:
-        inside = _root_of(os.path.realpath(destination) + os.sep, real_roots)  # the root itself too
-        if inside is not None:
-            raise UsageError(
-                f"{to} is inside the catalogued folder {inside}: moved copies would stay "
-                "catalogued and be grouped again; move them to a folder outside it"
-            )
-    plan = Plan(raw_pairs=raw_pairs)
-    folders: dict[str, _Folder] = {}
-    for group in groups:
-        order = policy.order(group) if policy is not None else list(range(len(group)))
-        keep = group[order[0]]
-        problem = unchanged(keep, False)
-        for k in order[1:]:
-            image = group[k]
-            if problem is not None:
-                plan.skipped.append((image.path, f"the file to keep, {keep.path}, {problem}"))
-                continue
-            target = _target(action, image, keep, roots, destination)
-            reason = check(Step(action, image, keep, target), real_roots, verify_content, raw_pairs)
-            if reason is not None:
-                plan.skipped.append((image.path, reason))
-                continue
-            plan.steps.append(Step(action, image, keep, target))
-            if action in ("trash", "move", "delete"):
-                for sidecar in sidecars(image.path, folders):
-                    info = _file_info(sidecar)
-                    if info is not None:
-                        side_target = _target(action, info, keep, roots, destination)
-                        plan.steps.append(Step(action, info, keep, side_target, sidecar_of=image.path))
-    return plan
-
-
-def sidecars(path: str, folders: dict[str, _Folder] | None = None) -> list[str]:
-    """The sidecar files that belong to the image at ``path`` alone: ``photo.jpg.xmp`` always, and
-    ``photo.xmp`` / ``photo.aae`` unless another file of that name (the RAW of a RAW+JPEG pair) shares
-    them. ``folders`` keeps each folder's listing for the next image of the same folder (a plan's)."""
-    folder, name = os.path.split(path)
-    found = folders.get(folder) if folders is not None else None
-    if found is None:
-        found = _Folder.read(folder)
-        if folders is not None:
-            folders[folder] = found
-    stem = os.path.splitext(name)[0]
-    own = sorted(found.sidecars.get(name, []))
-    shares = [n for n in found.names.get(stem, []) if n != name]
-    if not shares:
-        own += sorted(found.sidecars.get(stem, []))
-    return [os.path.join(folder, n) for n in own]
-
-
-@dataclass
-class _Folder:
-    """A folder's file names by the name without their suffix: sidecars apart, the others apart."""
-
-    sidecars: dict[str, list[str]] = field(default_factory=dict)
-    names: dict[str, list[str]] = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, folder: str) -> _Folder:
-        found = cls()
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            return found
-        for n in names:
-            base, ext = os.path.splitext(n)
-            (found.sidecars if ext.lower() in SIDECAR_SUFFIXES else found.names).setdefault(base, []).append(
-                n
-            )
-        return found
-
-
-def _file_info(path: str) -> ImageInfo | None:
-    """A sidecar as the steps see a file: its size, time and content hash now."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return ImageInfo(-1, path, st.st_size, None, None, "sidecar", file_hash(path), st.st_mtime_ns)
-
-
-def _shot_pair(a: str, b: str) -> bool:
-    """The RAW and the JPEG (or HEIC) of one shot: one folder, one name, one of them a RAW file."""
-    (folder_a, name_a), (folder_b, name_b) = os.path.split(a), os.path.split(b)
-    stem_a, ext_a = os.path.splitext(name_a)
-    stem_b, ext_b = os.path.splitext(name_b)
-    raw_a, raw_b = ext_a.lower() in RAW_SUFFIXES, ext_b.lower() in RAW_SUFFIXES
-    return folder_a == folder_b and stem_a.lower() == stem_b.lower() and raw_a != raw_b
-
-
-def _target(
-    action: str, image: ImageInfo, keep: ImageInfo, roots: Sequence[str], destination: str | None
-) -> str | None:
-    if action == "move" and destination is not None:
-        root = _root_of(image.path, roots)
-        below = os.path.relpath(image.path, root) if root else image.path.lstrip(os.sep)
-        return os.path.join(destination, below)
-    if action in ("hardlink", "symlink"):
-        return keep.path
-    return None
-
-
-def _root_of(path: str, roots: Sequence[str]) -> str | None:
-    inside = [r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)]
-    return max(inside, key=len) if inside else None
-
-
-def unchanged(image: ImageInfo, verify_content: bool) -> str | None:
-    """Why ``image``'s file is no longer the one the catalogue knows, or None."""
-    try:
-        st = os.lstat(image.path)
-    except FileNotFoundError:
-        return "is gone"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
-    if stat.S_ISLNK(st.st_mode):
-        return "is now a symlink"
-    if not stat.S_ISREG(st.st_mode):
-        return "is not a regular file"
-    if st.st_size != image.size or st.st_mtime_ns != image.mtime_ns:
-        return "changed since it was catalogued (run catalog index)"
-    if verify_content and file_hash(image.path) != image.content_hash:
-        return "has other content than catalogued (run catalog index)"
-    return None
-
-
-def check(step: Step, real_roots: Sequence[str], verify_content: bool, raw_pairs: bool = False) -> str | None:
-    """Why ``step`` must not happen now, or None."""
-    image, keep = step.image, step.keep
-    if image.path == keep.path:
-        return "is the file to keep"
-    if not raw_pairs and _shot_pair(image.path, keep.path):
-        return (
-            f"is the other half of a RAW+JPEG pair with {keep.path} (one shot): kept "
-            "(--raw-pairs treats them as duplicates)"
-        )
-    links = step.action in ("hardlink", "symlink")
-    problem = unchanged(keep, False)
-    if problem is not None:
-        return f"the file to keep, {keep.path}, {problem}"
-    problem = unchanged(image, verify_content or links)
-    if problem is not None:
-        return problem
-    real = os.path.realpath(image.path)
-    if real_roots and not any(real.startswith(r.rstrip(os.sep) + os.sep) for r in real_roots):
-        return f"leads out of the catalogued folders through a symlink (to {real})"
-    if links and image.content_hash != keep.content_hash:
-        return "is not byte-identical to the file to keep: a link would change the picture (trash or move it)"
-    if os.path.samefile(image.path, keep.path):
-        return "is the same file as the one to keep (a hard link)"
-    if step.action == "hardlink" and os.stat(image.path).st_dev != os.stat(keep.path).st_dev:
-        return "is on another file system than the file to keep: a hard link cannot cross"
-    if step.action == "move" and step.target is not None and os.path.lexists(step.target):
-        return f"the destination {step.target} exists"
-    return None
-
-
-def file_hash(path: str) -> str | None:
-    """SHA-256 of the file's bytes (as the catalogue's content hash), or None when unreadable."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 # -- carrying out --------------------------------------------------------------------------------------
@@ -270,52 +61,104 @@ def apply(
     verify_content: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:
-    """Carry out the plan's steps, each checked again, journaled first and marked done after. The caller
-    holds the actions lock (``catalog.lock.actions_lock``) and has run :func:`recover`."""
+    """Carry out the plan's steps, each checked again, journaled first and marked done after: in batches
+    of up to :data:`BATCH` steps, journaled in one transaction and settled in one. The caller holds the
+    actions lock (``catalog.lock.actions_lock``) and has run :func:`recover`."""
     outcome = Outcome(skipped=list(plan.skipped))
     if not plan.steps:
         return outcome
     real_roots = [os.path.realpath(r) for r in roots]
     outcome.batch = catalog.new_batch()
     acted: set[str] = set()
-    for n, step in enumerate(plan.steps, 1):
-        if step.sidecar_of is not None and step.sidecar_of not in acted:
-            outcome.skipped.append((step.image.path, "its image was not acted on"))
-            continue
-        reason = check(step, real_roots, verify_content, plan.raw_pairs)
-        if reason is not None:
-            outcome.skipped.append((step.image.path, reason))
-            continue
-        with catalog.shield():  # a Ctrl-C waits for the action in hand; kill -9 is left to recover()
-            entry_id = catalog.journal_add(
-                JournalEntry(
-                    batch=outcome.batch,
-                    created_at=now(),
-                    action=step.action,
-                    path=step.image.path,
-                    keep=step.keep.path,
-                    target=step.target,
-                    content_hash=step.image.content_hash or "",
-                    size=step.image.size,
-                    mtime_ns=step.image.mtime_ns,
-                    state="pending",
-                )
-            )
+    steps = plan.steps
+    begun = 0
+    left: list[tuple[int, Step]] = []  # checked, not begun: the next batch's first
+    while begun < len(steps) or left:
+        # Checked first (a Ctrl-C may stop this), up to BATCH safe steps or BATCH_SECONDS of checking.
+        batch = left
+        going = set().union(*(_busy(step) for _, step in batch))  # about to be acted on or moved to
+        started = time.monotonic()
+        while begun < len(steps) and len(batch) < BATCH and time.monotonic() - started < BATCH_SECONDS:
+            step = steps[begun]
+            begun += 1
+            if step.sidecar_of is not None and step.sidecar_of not in acted and step.sidecar_of not in going:
+                outcome.skipped.append((step.image.path, "its image was not acted on"))
+                continue
+            reason = check(step, real_roots, verify_content, plan.raw_pairs, going)
+            if reason is not None:
+                outcome.skipped.append((step.image.path, reason))
+                continue
+            batch.append((begun, step))
+            going |= _busy(step)
+        left = _carry_out_batch(catalog, batch, outcome, acted, roots, progress, len(steps)) if batch else []
+    return outcome
+
+
+def _busy(step: Step) -> set[str]:
+    """The paths a step acts on or moves a file to."""
+    return {step.image.path, step.target} if step.action == "move" and step.target else {step.image.path}
+
+
+def _carry_out_batch(
+    catalog: Catalog,
+    batch: list[tuple[int, Step]],
+    outcome: Outcome,
+    acted: set[str],
+    roots: Sequence[str],
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> list[tuple[int, Step]]:
+    """Journal the checked steps (number, step) in one transaction, carry them out, settle them in one;
+    returns those left for the next batch (none is begun after ``BATCH_SECONDS``: their entries leave
+    the journal, and their ids are the next batch's)."""
+    assert outcome.batch is not None
+    with catalog.shield():  # a Ctrl-C waits for the batch in hand; kill -9 is left to recover()
+        ids = catalog.journal_add_all([_entry(step, outcome.batch) for _, step in batch])
+        acted_now: list[Acted] = []
+        rolled_back: list[int] = []
+        dropped: list[int] = []
+        started = time.monotonic()
+        taken = 0
+        for (number, step), entry_id in zip(batch, ids, strict=True):
+            if taken and time.monotonic() - started > BATCH_SECONDS:
+                break
+            taken += 1
+            if step.sidecar_of is not None and step.sidecar_of not in acted:  # its image failed just now
+                outcome.skipped.append((step.image.path, "its image was not acted on"))
+                dropped.append(entry_id)
+                continue
             try:
                 target = _carry_out(step, entry_id)
             except OSError as exc:
-                catalog.journal_state(entry_id, "rolled-back")
+                rolled_back.append(entry_id)
                 outcome.skipped.append((step.image.path, f"{step.action} failed: {exc.strerror or exc}"))
                 continue
-            moved_to = target if step.action == "move" and _root_of(target or "", roots) else None
-            catalog.action_done(
-                entry_id, step.image.path, moved_to, target, restat=_restat(step.action, step.image.path)
-            )
-        outcome.done.append((step, target, entry_id))
-        acted.add(step.image.path)
-        if progress is not None:
-            progress(n, len(plan.steps))
-    return outcome
+            moved_to = target if step.action == "move" and root_of(target or "", roots) else None
+            restat = _restat(step.action, step.image.path)
+            acted_now.append(Acted(entry_id, step.image.path, moved_to, target, restat))
+            outcome.done.append((step, target, entry_id))
+            acted.add(step.image.path)
+            if progress is not None:
+                progress(number, total)
+        dropped.extend(ids[taken:])
+        catalog.actions_settled(acted_now, others={"rolled-back": rolled_back}, dropped=dropped)
+    return batch[taken:]
+
+
+def _entry(step: Step, batch: int) -> JournalEntry:
+    """The journal entry of a step, written before its file is touched."""
+    return JournalEntry(
+        batch=batch,
+        created_at=now(),
+        action=step.action,
+        path=step.image.path,
+        keep=step.keep.path,
+        target=step.target,
+        content_hash=step.image.content_hash or "",
+        size=step.image.size,
+        mtime_ns=step.image.mtime_ns,
+        state="pending",
+    )
 
 
 def _restat(action: str, path: str) -> tuple[int, int] | None:
@@ -334,9 +177,7 @@ def _carry_out(step: Step, entry_id: int) -> str | None:
     """Do one step to the file; returns where it went (trash file, moved-to path, link target)."""
     path = step.image.path
     if step.action == "trash":
-        trash.send(path)
-        found = [t for t in trash.locate(path) if os.path.exists(t.file)]
-        return found[0].file if found else None
+        return trash.send(path)
     if step.action == "delete":
         os.unlink(path)
         return None
@@ -502,29 +343,47 @@ def entries_to_undo(catalog: Catalog, which: str, ids: Sequence[int] = ()) -> li
 
 def undo(catalog: Catalog, entries: Sequence[JournalEntry]) -> UndoOutcome:
     """Put each entry's file back, byte for byte (the caller holds the actions lock and has run
-    :func:`recover`). A file that cannot be put back is reported, never forced."""
+    :func:`recover`). A file that cannot be put back is reported, never forced. In batches, as
+    :func:`apply`: marked ``undoing`` together, put back, settled together."""
     outcome = UndoOutcome()
+    todo = []
     for entry in entries:
-        if entry.action not in UNDOABLE:
+        if entry.action in UNDOABLE:
+            todo.append(entry)
+        else:
             outcome.failed.append((entry, "a deleted file cannot be restored"))
-            continue
-        reason = _undo_problem(entry)
-        if reason is not None:
-            outcome.failed.append((entry, reason))
-            continue
+    begun = 0
+    while begun < len(todo):
+        batch = todo[begun : begun + BATCH]
         with catalog.shield():
-            catalog.journal_state(entry.id, "undoing")
-            try:
-                _undo_one(entry)
-            except OSError as exc:
-                catalog.journal_state(entry.id, "done")
-                outcome.failed.append((entry, f"cannot put it back: {exc.strerror or exc}"))
-                continue
-            if entry.action == "move" and entry.target:
-                catalog.action_done(entry.id, entry.target, entry.path, None, state="undone")
-            else:
-                catalog.journal_state(entry.id, "undone")
-        outcome.restored.append(entry)
+            catalog.journal_states([e.id for e in batch], "undoing")
+            moved_back: list[Acted] = []
+            undone: list[int] = []
+            still_done: list[int] = []
+            started = time.monotonic()
+            taken = 0
+            for entry in batch:
+                if taken and time.monotonic() - started > BATCH_SECONDS:
+                    break
+                taken += 1
+                reason = _undo_problem(entry)
+                if reason is None:
+                    try:
+                        _undo_one(entry)
+                    except OSError as exc:
+                        reason = f"cannot put it back: {exc.strerror or exc}"
+                if reason is not None:
+                    outcome.failed.append((entry, reason))
+                    still_done.append(entry.id)
+                    continue
+                if entry.action == "move" and entry.target:
+                    moved_back.append(Acted(entry.id, entry.target, entry.path, None))
+                else:
+                    undone.append(entry.id)
+                outcome.restored.append(entry)
+            still_done.extend(e.id for e in batch[taken:])
+            catalog.actions_settled(moved_back, "undone", others={"undone": undone, "done": still_done})
+        begun += taken
     return outcome
 
 
@@ -532,7 +391,7 @@ def _undo_problem(entry: JournalEntry) -> str | None:
     if entry.action in ("trash", "move") and os.path.lexists(entry.path):
         return f"{entry.path} exists again: not overwritten"
     if entry.action == "trash":
-        if not [t for t in trash.locate(entry.path) if _trashed_is(entry, t.file)]:
+        if not _in_trash(entry):
             return "no longer in the trash"
     elif entry.action == "move":
         if not entry.target or file_hash(entry.target) != entry.content_hash:
@@ -545,6 +404,14 @@ def _undo_problem(entry: JournalEntry) -> str | None:
     return None
 
 
+def _in_trash(entry: JournalEntry) -> list[trash.Trashed]:
+    """Where a trashed entry's bytes are in the trash: the file it was sent to (its ``target``), else
+    any trashed file from its path with its bytes (the trash may have been tidied by hand)."""
+    if entry.target and _trashed_is(entry, entry.target):
+        return [trash.entry_of(entry.target)]
+    return [t for t in trash.locate(entry.path) if _trashed_is(entry, t.file)]
+
+
 def _trashed_is(entry: JournalEntry, file: str) -> bool:
     try:
         return os.path.getsize(file) == entry.size and file_hash(file) == entry.content_hash
@@ -554,8 +421,7 @@ def _trashed_is(entry: JournalEntry, file: str) -> bool:
 
 def _undo_one(entry: JournalEntry) -> None:
     if entry.action == "trash":
-        found = [t for t in trash.locate(entry.path) if _trashed_is(entry, t.file)]
-        trash.restore(found[0], entry.path)
+        trash.restore(_in_trash(entry)[0], entry.path)
     elif entry.action == "move":
         assert entry.target is not None
         _move(entry.target, entry.path, entry.id)

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from catalog.actions.apply import Plan, make_plan
+from catalog.actions.plan import Plan, make_plan
 from catalog.errors import UsageError
 from catalog.store import ImageInfo
 from catalog.store.rules import RULES
@@ -124,7 +124,7 @@ def plan_by_rules(
     raw_pairs: bool = False,
 ) -> RulePlan:
     """Plan ``action`` on every group as the folder rules decide it (each step checked against the disk
-    now, as :func:`catalog.actions.apply.make_plan` checks; ``apply`` checks again)."""
+    now, as :func:`catalog.actions.plan.make_plan` checks; ``apply`` checks again)."""
     decided = [decide(group, rules, others) for group in groups]
     chosen = [
         [group[d.keep], *(group[k] for k in d.act)]

@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from catalog.actions import apply as actions
+from catalog.actions.plan import Plan, file_hash, make_plan
 from catalog.actions.policies import KeepPolicy
 from catalog.actions.rules import FolderRules, RulePlan, plan_by_rules
 from catalog.config import CnnChoice
@@ -25,7 +26,7 @@ class Resolution:
     method: str
     threshold: float
     applied: bool
-    plan: actions.Plan
+    plan: Plan
     outcome: actions.Outcome | None = None
     notes: list[str] = field(default_factory=list)
     #: What the catalogue's folder rules decided (None: it has none, or they were not used).
@@ -63,7 +64,7 @@ def resolve(
             ruled = plan_by_rules(ordered, rules, action, roots, to, True, verify_content, raw_pairs)
             plan = ruled.plan
         else:
-            plan = actions.make_plan(groups, policy, action, roots, to, verify_content, raw_pairs)
+            plan = make_plan(groups, policy, action, roots, to, verify_content, raw_pairs)
         result = Resolution(found.method, found.threshold, apply, plan, notes=notes, rules=ruled)
         if apply:
             result.outcome = actions.apply(catalog, plan, roots, verify_content, progress)
@@ -83,7 +84,7 @@ def act_on_group(
     roots = catalog.roots()
     with actions_lock(catalog.url):
         actions.recover(catalog)
-        plan = actions.make_plan([[keep, *others]], None, action, roots, to)
+        plan = make_plan([[keep, *others]], None, action, roots, to)
         outcome = actions.apply(catalog, plan, roots)
         refresh_all(catalog)
         return outcome
@@ -157,7 +158,7 @@ def picture_hashes(catalog: Catalog, paths: Sequence[str]) -> dict[str, str]:
         if digest is None:
             if not os.path.isfile(path):
                 raise UsageError(f"no such file: {given}")
-            digest = actions.file_hash(path)
+            digest = file_hash(path)
             if digest is None:
                 raise UsageError(f"cannot read {given}")
         found[path] = digest

@@ -23,11 +23,57 @@ class Trashed:
     deleted: str  # its DeletionDate, as written (ISO, local time): sorts by time
 
 
-def send(path: str) -> None:
-    """Move ``path`` to the trash (raises OSError when that is impossible)."""
+def send(path: str) -> str | None:
+    """Move ``path`` to the trash (raises OSError when that is impossible); returns where the file is in
+    the trash, None if it cannot be found there.
+
+    send2trash names the file after the original, or ``stem N.ext`` with the first free N; the name it
+    will choose is worked out beforehand in each trash that may take the file and checked after, so
+    finding the file costs a few ``stat`` calls instead of reading the trash (:func:`locate`, the way
+    back when another process took that name meanwhile)."""
     from send2trash import send2trash
 
+    wanted = os.fsencode(os.path.abspath(path))
+    free = [
+        (trash, top, _free_name(trash, os.fsencode(os.path.basename(path))))
+        for trash, top in _trash_dirs(path)
+    ]
     send2trash(path)
+    for trash, top, name in free:
+        original, _ = _read_info(os.path.join(os.fsencode(trash), b"info", name + b".trashinfo"))
+        file = os.path.join(os.fsencode(trash), b"files", name)
+        if original is not None and _is_path(original, top, wanted) and os.path.exists(file):
+            return os.fsdecode(file)
+    found = [t for t in locate(path) if os.path.exists(t.file)]
+    return found[0].file if found else None
+
+
+def _free_name(trash: str, name: bytes) -> bytes:
+    """The name send2trash gives a file called ``name`` in ``trash`` now: ``name``, else ``stem N.ext``
+    with the first N whose file and info file are both free."""
+    files, info = os.path.join(os.fsencode(trash), b"files"), os.path.join(os.fsencode(trash), b"info")
+    stem, ext = os.path.splitext(name)
+    chosen, counter = name, 0
+    while os.path.exists(os.path.join(files, chosen)) or os.path.exists(
+        os.path.join(info, chosen + b".trashinfo")
+    ):
+        counter += 1
+        chosen = stem + b" " + str(counter).encode("ascii") + ext
+    return chosen
+
+
+def _is_path(original: bytes, top: str, wanted: bytes) -> bool:
+    """Whether an info file's ``Path=`` (absolute, or relative to the trash's top folder) is ``wanted``."""
+    if not original.startswith(b"/"):
+        original = os.path.join(os.fsencode(top), original)
+    return os.path.normpath(original) == wanted
+
+
+def entry_of(file: str) -> Trashed:
+    """The trash entry of a file in a trash's ``files`` folder (its info file beside, in ``info``)."""
+    trash = os.path.dirname(os.path.dirname(file))
+    info = os.path.join(trash, "info", os.path.basename(file) + ".trashinfo")
+    return Trashed(file, info, _read_info(os.fsencode(info))[1])
 
 
 def _trash_dirs(path: str) -> list[tuple[str, str]]:
@@ -60,11 +106,7 @@ def locate(path: str) -> list[Trashed]:
             if not entry.name.startswith(stem) or not entry.name.endswith(b".trashinfo"):
                 continue
             original, deleted = _read_info(entry.path)
-            if original is None:
-                continue
-            if not original.startswith(b"/"):
-                original = os.path.join(os.fsencode(top), original)
-            if os.path.normpath(original) != wanted:
+            if original is None or not _is_path(original, top, wanted):
                 continue
             file = os.path.join(os.fsencode(trash), b"files", entry.name[: -len(b".trashinfo")])
             found.append(Trashed(os.fsdecode(file), os.fsdecode(entry.path), deleted))

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from catalog.actions import settle
-from catalog.actions.apply import ACTIONS, UNDOABLE, Outcome
+from catalog.actions.apply import UNDOABLE, Outcome
+from catalog.actions.plan import ACTIONS
 from catalog.actions.rules import PREFER, FolderRules, RulePlan, folder_of
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import UsageError

@@ -31,7 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from catalog.actions.apply import unchanged
+from catalog.actions.plan import unchanged
 from catalog.actions.rules import FolderRules, decide
 from catalog.grouping.table import Member
 from catalog.ingest.formats import PhotoFacts, file_facts

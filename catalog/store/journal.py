@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from catalog.store.base import StoreBase
 from catalog.store.models import Image, JournalEntry
-from catalog.store.sql import _delete_images, now
-
-if TYPE_CHECKING:
-    pass
+from catalog.store.records import Acted
+from catalog.store.sql import _delete_images, chunked, now
 
 
 class JournalMixin(StoreBase):
@@ -22,13 +20,6 @@ class JournalMixin(StoreBase):
         """A number for a new run of actions (callers hold the actions lock)."""
         with self.session() as s:
             return int(s.scalar(select(func.max(JournalEntry.batch))) or 0) + 1
-
-    def journal_add(self, entry: JournalEntry) -> int:
-        """Write an action before it happens (state ``pending``); returns its id."""
-        with self.session() as s:
-            s.add(entry)
-            s.flush()
-            return entry.id
 
     def journal(
         self, states: Iterable[str] | None = None, ids: Iterable[int] | None = None
@@ -52,15 +43,24 @@ class JournalMixin(StoreBase):
 
     def journal_state(self, entry_id: int, state: str, target: str | None = None) -> None:
         """Move an entry to ``state`` (``target``: where the file went, when that is known now)."""
-        values: dict[str, object] = {"state": state}
+        values = _stamped(state)
         if target is not None:
             values["target"] = target
-        if state == "done":
-            values["done_at"] = now()
-        if state == "undone":
-            values["undone_at"] = now()
         with self.session() as s:
             s.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(**values))
+
+    def journal_states(self, ids: Sequence[int], state: str) -> None:
+        """Move entries to ``state``, in one transaction."""
+        with self.session() as s:
+            _set_states(s, ids, state)
+
+    def journal_add_all(self, entries: Sequence[JournalEntry]) -> list[int]:
+        """Write actions before they happen (state ``pending``), in one transaction; returns their ids in
+        order."""
+        with self.session() as s:
+            s.add_all(entries)
+            s.flush()
+            return [entry.id for entry in entries]
 
     def action_done(
         self,
@@ -74,19 +74,74 @@ class JournalMixin(StoreBase):
         """In one transaction: the entry is ``state`` and the catalogue follows the file: its row moves
         to ``moved_to`` when that is still catalogued ground, takes a new (size, mtime) with ``restat``
         (a hard link to identical bytes), else it leaves."""
-        values: dict[str, object] = {"state": state}
-        if target is not None:
-            values["target"] = target
-        values["done_at" if state == "done" else "undone_at"] = now()
+        self.actions_settled([Acted(entry_id, path, moved_to, target, restat)], state=state)
+
+    def actions_settled(
+        self,
+        done: Sequence[Acted],
+        state: str = "done",
+        others: Mapping[str, Sequence[int]] | None = None,
+        dropped: Sequence[int] = (),
+    ) -> None:
+        """In one transaction, a batch of actions (or of undos) after their files were acted on: each of
+        ``done`` is ``state`` and the catalogue follows its file (as :meth:`action_done`); ``others``
+        moves more entries to other states (``rolled-back``: failed before touching their file;
+        ``undone``; back to ``done``: their undo did not happen, and they keep their date); the
+        ``dropped`` entries were never begun (their step was found unsafe, or left for the next batch)
+        and leave the journal."""
+        stamp = now()
         with self.session() as s:
-            s.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(**values))
-            ids = list(s.scalars(select(Image.id).where(Image.path == path)))
-            if restat is not None:
-                size, mtime_ns = restat
-                s.execute(update(Image).where(Image.id.in_(ids)).values(size=size, mtime_ns=mtime_ns))
-            elif moved_to is not None and ids:
-                stale = list(s.scalars(select(Image.id).where(Image.path == moved_to)))
-                _delete_images(s, stale)
-                s.execute(update(Image).where(Image.id.in_(ids)).values(path=moved_to))
-            else:
-                _delete_images(s, ids)
+            for chunk in chunked(list(dropped)):
+                s.execute(delete(JournalEntry).where(JournalEntry.id.in_(chunk)))
+            for other, entries in (others or {}).items():
+                _set_states(s, entries, other, dated=other != "done")
+            if not done:
+                return
+            stamped = "done_at" if state == "done" else "undone_at"
+            changes = []
+            for d in done:
+                change: dict[str, object] = {"id": d.entry_id, "state": state, stamped: stamp}
+                if d.target is not None:
+                    change["target"] = d.target
+                changes.append(change)
+            s.execute(update(JournalEntry), changes)  # by primary key, many rows at once
+            if any(d.moved_to is not None or d.restat is not None for d in done):
+                for d in done:  # one after another: a row moved may be the next one's
+                    _follow(s, d)
+                return
+            # Every file left: their rows go, found in bulk.
+            gone: list[int] = []
+            for part in chunked(sorted({d.path for d in done})):
+                gone.extend(s.scalars(select(Image.id).where(Image.path.in_(part))))
+            _delete_images(s, gone)
+
+
+def _follow(session: Session, acted: Acted) -> None:
+    """The catalogue follows one acted-on file: its row moves to ``moved_to`` (any row there before is
+    stale), takes the new (size, mtime) of ``restat``, or leaves."""
+    ids = list(session.scalars(select(Image.id).where(Image.path == acted.path)))
+    if acted.restat is not None:
+        size, mtime_ns = acted.restat
+        session.execute(update(Image).where(Image.id.in_(ids)).values(size=size, mtime_ns=mtime_ns))
+    elif acted.moved_to is not None and ids:
+        stale = list(session.scalars(select(Image.id).where(Image.path == acted.moved_to)))
+        _delete_images(session, stale)
+        session.execute(update(Image).where(Image.id.in_(ids)).values(path=acted.moved_to))
+    else:
+        _delete_images(session, ids)
+
+
+def _stamped(state: str) -> dict[str, object]:
+    """The values that move an entry to ``state``: entering ``done`` or ``undone`` is dated."""
+    values: dict[str, object] = {"state": state}
+    if state == "done":
+        values["done_at"] = now()
+    if state == "undone":
+        values["undone_at"] = now()
+    return values
+
+
+def _set_states(session: Session, ids: Sequence[int], state: str, dated: bool = True) -> None:
+    values = _stamped(state) if dated else {"state": state}
+    for chunk in chunked(list(ids)):
+        session.execute(update(JournalEntry).where(JournalEntry.id.in_(chunk)).values(**values))

@@ -4,7 +4,7 @@ catalogue, a scope of folders and files."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from catalog.store.models import Image
 from catalog.store.sql import chunked, under
@@ -89,3 +89,15 @@ class KnownFile:
     content_hash: str | None
     error: str | None
     has_exif: bool | None = False  # None: indexed before photo facts were read
+
+
+class Acted(NamedTuple):
+    """An action that reached the disk: its journal entry, the acted-on path, where the catalogue row
+    goes (``moved_to``: a move within catalogued ground), where the file went or what it links to
+    (``target``), and a hard link's new (size, mtime) (``restat``)."""
+
+    entry_id: int
+    path: str
+    moved_to: str | None
+    target: str | None
+    restat: tuple[int, int] | None = None

@@ -1,0 +1,107 @@
+"""Files of one name sent to a desktop trash that already holds others of that name (someone else's,
+with a gap where one was restored): each journal entry names the trashed file that holds its bytes,
+undo puts each back byte for byte, and the others' entries stay. A real trash in a temporary home."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote
+
+from PIL import Image
+
+from tests.actions.test_settle import (
+    UKBENCH,
+    catalog,
+    environment,
+    journal_states,
+    library,
+    snapshot,
+    trash_files,
+)
+from tests.conftest import wait_until
+
+
+def _info_path(trash: Path, file: str) -> str:
+    info = (trash / "info" / (Path(file).name + ".trashinfo")).read_text()
+    return unquote(next(line[5:] for line in info.splitlines() if line.startswith("Path=")))
+
+
+def test_same_named_files_each_land_where_the_journal_says_and_come_back(tmp_path):
+    env = environment(tmp_path)
+    trash = Path(env["XDG_DATA_HOME"]) / "Trash"
+    (trash / "files").mkdir(parents=True)
+    (trash / "info").mkdir()
+    # Someone else's trash: IMG_0001.jpg and "IMG_0001 2.jpg" (the " 1" was restored: a gap).
+    for name in ("IMG_0001.jpg", "IMG_0001 2.jpg"):
+        (trash / "files" / name).write_bytes(b"not ours " + name.encode())
+        (trash / "info" / f"{name}.trashinfo").write_text(
+            f"[Trash Info]\nPath=/elsewhere/{name}\nDeletionDate=2026-01-01T00:00:00\n"
+        )
+    root = tmp_path / "lib"
+    sources = sorted(UKBENCH.glob("*.jpg"))[:12:4]
+    for n, source in enumerate(sources):
+        for k in range(4):  # an original and three copies, every one called IMG_0001.jpg
+            folder = root / f"set{n}" / f"card{k}"
+            folder.mkdir(parents=True)
+            if k % 2:
+                with Image.open(source) as img:
+                    img.save(folder / "IMG_0001.jpg", quality=90)
+            else:
+                shutil.copyfile(source, folder / "IMG_0001.jpg")
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(root))
+    before = snapshot(root)
+    digests = {str(root / name): digest for name, digest in before.items()}
+    applied = json.loads(
+        catalog(db, env, "resolve", "--keep", "oldest", "--action", "trash", "--apply", "-f", "json").stdout
+    )
+    actions = applied["actions"]
+    assert len(actions) == 9 and applied["skipped"] == []
+    targets = [a["target"] for a in actions]
+    assert len(set(targets)) == 9
+    for action in actions:
+        target = Path(action["target"])
+        assert target.parent == trash / "files"
+        assert hashlib.sha256(target.read_bytes()).hexdigest() == digests[action["path"]]
+        assert _info_path(trash, action["target"]) == action["path"]
+    assert "IMG_0001 1.jpg" in {Path(t).name for t in targets}  # the gap was filled
+    undone = json.loads(catalog(db, env, "undo", "--all", "-f", "json").stdout)
+    assert len(undone["restored"]) == 9 and undone["failed"] == []
+    assert snapshot(root) == before
+    assert trash_files(env) == ["IMG_0001 2.jpg", "IMG_0001.jpg"]
+    assert sorted(p.name for p in (trash / "info").iterdir()) == [
+        "IMG_0001 2.jpg.trashinfo",
+        "IMG_0001.jpg.trashinfo",
+    ]
+
+
+def test_ctrl_c_during_apply_leaves_nothing_pending_and_undo_restores_every_byte(tmp_path):
+    env = environment(tmp_path)
+    root = library(tmp_path / "lib", originals=20, copies=10, seed=3)
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(root))
+    before = snapshot(root)
+    command = [sys.executable, "-m", "catalog", "--db", str(db), "resolve", "--keep", "oldest"]
+    process = subprocess.Popen(
+        [*command, "--action", "trash", "--apply"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    wait_until(lambda: process.poll() is not None or sum(journal_states(db).values()) > 0, 60)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr.decode()
+    if process.returncode != 0:  # stopped: one line, the shell's code for Ctrl-C
+        assert process.returncode == 130 and len(stderr.decode().strip().splitlines()) == 1, stderr
+    states = journal_states(db)
+    assert set(states) <= {"done"}, states  # no entry left pending: each batch is settled before exit
+    done = json.loads(catalog(db, env, "journal", "-f", "json").stdout)["entries"]
+    assert len(done) == states.get("done", 0) == len(trash_files(env))
+    assert all(not (Path(e["path"])).exists() and Path(e["target"]).exists() for e in done)
+    catalog(db, env, "undo", "--all")
+    assert snapshot(root) == before
+    assert trash_files(env) == []
