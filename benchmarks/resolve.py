@@ -28,7 +28,10 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def run(db: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-P", "-m", "catalog", "--db", str(db), *args], capture_output=True, text=True, env=env
+        [sys.executable, "-P", "-m", "catalog", "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if done.returncode != 0:
         raise SystemExit(done.stderr)

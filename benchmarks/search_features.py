@@ -60,8 +60,10 @@ def inputs(kind: str, size: int, files: list[Path]) -> list[np.ndarray]:
     for path in files:
         decoded = decode(path.read_bytes())
         if kind == "luma":
-            luma = cnn.prepare(decoded) if size == 192 else np.asarray(
-                decoded.picture.resize((size, size), Image.Resampling.BILINEAR)
+            luma = (
+                cnn.prepare(decoded)
+                if size == 192
+                else np.asarray(decoded.picture.resize((size, size), Image.Resampling.BILINEAR))
             )
             out.append(np.repeat(luma[:, :, None], 3, axis=2))
             continue
@@ -71,7 +73,9 @@ def inputs(kind: str, size: int, files: list[Path]) -> list[np.ndarray]:
         else:
             w, h = rgb.size
             scale = size / min(w, h)
-            rgb = rgb.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
+            rgb = rgb.resize(
+                (max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR
+            )
             left, top = (rgb.width - size) // 2, (rgb.height - size) // 2
             out.append(np.asarray(rgb.crop((left, top, left + size, top + size))))
     return out
@@ -81,7 +85,9 @@ def main() -> None:
     import efficientnet_lite_pytorch
     import torch
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default="0,1,2")
     parser.add_argument("--sizes", default="192,224,240")
     parser.add_argument("--inputs", default="luma,colour,colour-crop")
@@ -122,7 +128,11 @@ def main() -> None:
                     up, mirrored = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in pooled[name])
                     cells += [precision_at_3(up, groups, dataset.references)]
                     cells += [precision_at_3(up + mirrored, groups, dataset.references)]
-                print(f"| efficientnet-lite{n} | {kind} | {size} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+                print(
+                    f"| efficientnet-lite{n} | {kind} | {size} | "
+                    + " | ".join(f"{c:.2f}" for c in cells)
+                    + " |"
+                )
                 sys.stdout.flush()
 
 
