@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from catalog.actions import trash
-from catalog.actions.plan import Plan, Step, check, file_hash, root_of
+from catalog.actions.plan import Plan, Step, check, file_hash, recheck, root_of
 from catalog.errors import UsageError
 from catalog.store import Acted, Catalog, now
 from catalog.store.models import JournalEntry
@@ -39,9 +39,9 @@ TEMP = ".catalog-tmp-"
 #: Steps journaled in one transaction, then carried out, then settled in one: two transactions per step
 #: made settling 1,000 copies take 5 s. A batch stops taking steps after ``BATCH_SECONDS`` (the rest go
 #: to the next), so a Ctrl-C, which waits for the batch in hand, is answered well within the 1.5 s
-#: ``catalog.interrupts`` allows.
+#: ``catalog.interrupts`` allows, and few files are acted on after it.
 BATCH = 64
-BATCH_SECONDS = 0.25
+BATCH_SECONDS = 0.1
 
 
 @dataclass
@@ -108,9 +108,9 @@ def _carry_out_batch(
     progress: Callable[[int, int], None] | None,
     total: int,
 ) -> list[tuple[int, Step]]:
-    """Journal the checked steps (number, step) in one transaction, carry them out, settle them in one;
-    returns those left for the next batch (none is begun after ``BATCH_SECONDS``: their entries leave
-    the journal, and their ids are the next batch's)."""
+    """Journal the checked steps (number, step) in one transaction, carry them out (each checked again
+    just before: :func:`catalog.actions.plan.recheck`), settle them in one; returns those left for the
+    next batch (none is begun after ``BATCH_SECONDS``: their entries leave the journal)."""
     assert outcome.batch is not None
     with catalog.shield():  # a Ctrl-C waits for the batch in hand; kill -9 is left to recover()
         ids = catalog.journal_add_all([_entry(step, outcome.batch) for _, step in batch])
@@ -125,6 +125,11 @@ def _carry_out_batch(
             taken += 1
             if step.sidecar_of is not None and step.sidecar_of not in acted:  # its image failed just now
                 outcome.skipped.append((step.image.path, "its image was not acted on"))
+                dropped.append(entry_id)
+                continue
+            reason = recheck(step)  # since it was checked, a moment ago
+            if reason is not None:
+                outcome.skipped.append((step.image.path, reason))
                 dropped.append(entry_id)
                 continue
             try:
@@ -310,8 +315,8 @@ def _undo_happened(entry: JournalEntry) -> bool:
         return not _is_link_to_keep(entry) and file_hash(entry.path) == entry.content_hash
     if file_hash(entry.path) != entry.content_hash:
         return False
-    if entry.action == "move" and entry.target and os.path.lexists(entry.target):
-        os.unlink(entry.target)
+    if entry.action == "move" and entry.target and file_hash(entry.target) == entry.content_hash:
+        os.unlink(entry.target)  # copied back, not yet removed (a file changed since is left alone)
     return True
 
 
@@ -344,7 +349,8 @@ def entries_to_undo(catalog: Catalog, which: str, ids: Sequence[int] = ()) -> li
 def undo(catalog: Catalog, entries: Sequence[JournalEntry]) -> UndoOutcome:
     """Put each entry's file back, byte for byte (the caller holds the actions lock and has run
     :func:`recover`). A file that cannot be put back is reported, never forced. In batches, as
-    :func:`apply`: marked ``undoing`` together, put back, settled together."""
+    :func:`apply`: checked, the entries that may be undone marked ``undoing`` together, put back,
+    settled together."""
     outcome = UndoOutcome()
     todo = []
     for entry in entries:
@@ -353,45 +359,62 @@ def undo(catalog: Catalog, entries: Sequence[JournalEntry]) -> UndoOutcome:
         else:
             outcome.failed.append((entry, "a deleted file cannot be restored"))
     begun = 0
-    while begun < len(todo):
-        batch = todo[begun : begun + BATCH]
-        with catalog.shield():
-            catalog.journal_states([e.id for e in batch], "undoing")
-            moved_back: list[Acted] = []
-            undone: list[int] = []
-            still_done: list[int] = []
-            started = time.monotonic()
-            taken = 0
-            for entry in batch:
-                if taken and time.monotonic() - started > BATCH_SECONDS:
-                    break
-                taken += 1
-                reason = _undo_problem(entry)
-                if reason is None:
-                    try:
-                        _undo_one(entry)
-                    except OSError as exc:
-                        reason = f"cannot put it back: {exc.strerror or exc}"
-                if reason is not None:
-                    outcome.failed.append((entry, reason))
-                    still_done.append(entry.id)
-                    continue
-                if entry.action == "move" and entry.target:
-                    moved_back.append(Acted(entry.id, entry.target, entry.path, None))
-                else:
-                    undone.append(entry.id)
-                outcome.restored.append(entry)
-            still_done.extend(e.id for e in batch[taken:])
-            catalog.actions_settled(moved_back, "undone", others={"undone": undone, "done": still_done})
-        begun += taken
+    left: list[tuple[JournalEntry, list[trash.Trashed]]] = []  # checked, not begun
+    while begun < len(todo) or left:
+        batch = left
+        started = time.monotonic()
+        while begun < len(todo) and len(batch) < BATCH and time.monotonic() - started < BATCH_SECONDS:
+            entry = todo[begun]
+            begun += 1
+            found = _in_trash(entry) if entry.action == "trash" else []
+            reason = _undo_problem(entry, found)
+            if reason is None:
+                batch.append((entry, found))
+            else:
+                outcome.failed.append((entry, reason))
+        left = _undo_batch(catalog, batch, outcome) if batch else []
     return outcome
 
 
-def _undo_problem(entry: JournalEntry) -> str | None:
+def _undo_batch(
+    catalog: Catalog, batch: list[tuple[JournalEntry, list[trash.Trashed]]], outcome: UndoOutcome
+) -> list[tuple[JournalEntry, list[trash.Trashed]]]:
+    """Mark the checked entries ``undoing`` in one transaction, put their files back, settle them in
+    one; returns those left for the next batch (none is begun after ``BATCH_SECONDS``)."""
+    with catalog.shield():
+        catalog.journal_states([entry.id for entry, _ in batch], "undoing")
+        moved_back: list[Acted] = []
+        undone: list[int] = []
+        still_done: list[int] = []
+        started = time.monotonic()
+        taken = 0
+        for entry, found in batch:
+            if taken and time.monotonic() - started > BATCH_SECONDS:
+                break
+            taken += 1
+            try:
+                _undo_one(entry, found)
+            except OSError as exc:
+                outcome.failed.append((entry, f"cannot put it back: {exc.strerror or exc}"))
+                still_done.append(entry.id)
+                continue
+            if entry.action == "move" and entry.target:
+                moved_back.append(Acted(entry.id, entry.target, entry.path, None))
+            else:
+                undone.append(entry.id)
+            outcome.restored.append(entry)
+        still_done.extend(entry.id for entry, _ in batch[taken:])
+        catalog.actions_settled(moved_back, "undone", others={"undone": undone, "done": still_done})
+    return batch[taken:]
+
+
+def _undo_problem(entry: JournalEntry, found: list[trash.Trashed]) -> str | None:
+    """Why ``entry`` cannot be undone now, or None (``found``: where a trashed entry's bytes are in the
+    trash, :func:`_in_trash`)."""
     if entry.action in ("trash", "move") and os.path.lexists(entry.path):
         return f"{entry.path} exists again: not overwritten"
     if entry.action == "trash":
-        if not _in_trash(entry):
+        if not found:
             return "no longer in the trash"
     elif entry.action == "move":
         if not entry.target or file_hash(entry.target) != entry.content_hash:
@@ -405,10 +428,11 @@ def _undo_problem(entry: JournalEntry) -> str | None:
 
 
 def _in_trash(entry: JournalEntry) -> list[trash.Trashed]:
-    """Where a trashed entry's bytes are in the trash: the file it was sent to (its ``target``), else
-    any trashed file from its path with its bytes (the trash may have been tidied by hand)."""
-    if entry.target and _trashed_is(entry, entry.target):
-        return [trash.entry_of(entry.target)]
+    """Where a trashed entry's bytes are in the trash: the file it was sent to (its ``target``, when
+    that still holds its bytes and its info file still names its path), else any trashed file from its
+    path with its bytes (the trash may have been tidied by hand)."""
+    if entry.target and (sent := trash.entry_of(entry.target, entry.path)) and _trashed_is(entry, sent.file):
+        return [sent]
     return [t for t in trash.locate(entry.path) if _trashed_is(entry, t.file)]
 
 
@@ -419,9 +443,9 @@ def _trashed_is(entry: JournalEntry, file: str) -> bool:
         return False
 
 
-def _undo_one(entry: JournalEntry) -> None:
+def _undo_one(entry: JournalEntry, found: list[trash.Trashed]) -> None:
     if entry.action == "trash":
-        trash.restore(_in_trash(entry)[0], entry.path)
+        trash.restore(found[0], entry.path)
     elif entry.action == "move":
         assert entry.target is not None
         _move(entry.target, entry.path, entry.id)

@@ -1,6 +1,6 @@
 """Plans of actions on duplicates: which file of each group is acted on, how, and where it goes (with
-the sidecars that go along), from the catalogue's facts, before anything is checked on disk or touched
-(:mod:`catalog.actions.apply` checks each step again and carries it out)."""
+the sidecars that go along), each step checked against the disk (:func:`check`); nothing is touched
+here (:mod:`catalog.actions.apply` checks each step again and carries it out)."""
 
 from __future__ import annotations
 
@@ -245,3 +245,17 @@ def file_hash(path: str) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
+
+
+def recheck(step: Step) -> str | None:
+    """The quick part of :func:`check` again, just before the file is touched: the file to keep and the
+    file are still as catalogued (size and modified time), and a move's destination is still free."""
+    problem = unchanged(step.keep, False)
+    if problem is not None:
+        return f"the file to keep, {step.keep.path}, {problem}"
+    problem = unchanged(step.image, False)
+    if problem is not None:
+        return problem
+    if step.action == "move" and step.target is not None and os.path.lexists(step.target):
+        return f"the destination {step.target} exists"
+    return None

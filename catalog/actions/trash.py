@@ -69,11 +69,17 @@ def _is_path(original: bytes, top: str, wanted: bytes) -> bool:
     return os.path.normpath(original) == wanted
 
 
-def entry_of(file: str) -> Trashed:
-    """The trash entry of a file in a trash's ``files`` folder (its info file beside, in ``info``)."""
+def entry_of(file: str, path: str) -> Trashed | None:
+    """The trash entry of ``file`` (in a trash's ``files`` folder) if its info file names ``path`` as
+    where it came from, else None."""
     trash = os.path.dirname(os.path.dirname(file))
     info = os.path.join(trash, "info", os.path.basename(file) + ".trashinfo")
-    return Trashed(file, info, _read_info(os.fsencode(info))[1])
+    original, deleted = _read_info(os.fsencode(info))
+    tops = [top for folder, top in _trash_dirs(path) if os.path.realpath(folder) == os.path.realpath(trash)]
+    wanted = os.fsencode(os.path.abspath(path))
+    if original is None or not any(_is_path(original, top, wanted) for top in tops):
+        return None
+    return Trashed(file, info, deleted)
 
 
 def _trash_dirs(path: str) -> list[tuple[str, str]]:

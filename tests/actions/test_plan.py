@@ -1,5 +1,6 @@
-"""A step is checked against the steps checked before it in the same batch, which the disk does not show
-yet: the file to keep, the file acted on and a move's destination. Real files."""
+"""The moments between a check and an action: a step is checked against the steps checked before it in
+the same batch, which the disk does not show yet, and again just before its file is touched; recovery
+after a kill leaves a file changed meanwhile. Real files, a real catalogue."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import os
 import shutil
 from pathlib import Path
 
-from catalog.actions.plan import Step, check, file_hash
-from catalog.store import ImageInfo
+from catalog.actions.apply import apply, recover
+from catalog.actions.plan import Plan, Step, check, file_hash
+from catalog.store import Catalog, ImageInfo, now
+from catalog.store.models import JournalEntry
 from tests.actions.test_settle import UKBENCH
 
 
@@ -30,3 +33,67 @@ def test_a_step_sees_what_the_steps_before_it_will_do(tmp_path):
     assert check(step, roots, False, busy={a.path}) == f"the file to keep, {a.path}, is acted on by this run"
     assert check(step, roots, False, busy={b.path}) == "is acted on by this run already"
     assert check(Step("trash", c, a), roots, False, busy={b.path, moved}) is None
+
+
+def test_a_kept_file_gone_between_the_check_and_the_action_stops_the_step(tmp_path):
+    """The second group's kept file disappears (a sync client, a person) after the batch was checked:
+    its copy is not moved, and the catalogue and journal hold nothing of it."""
+    source = sorted(UKBENCH.glob("*.jpg"))[0]
+    lib = tmp_path / "lib"
+    for group in ("x", "y"):
+        (lib / group).mkdir(parents=True)
+        for name in ("keep.jpg", "copy.jpg"):
+            shutil.copyfile(source, lib / group / name)
+    steps = [
+        Step(
+            "move", _info(lib / g / "copy.jpg"), _info(lib / g / "keep.jpg"), target=str(tmp_path / "out" / g)
+        )
+        for g in ("x", "y")
+    ]
+
+    def progress(done: int, _total: int) -> None:
+        if done == 1:
+            os.unlink(lib / "y" / "keep.jpg")
+
+    with Catalog.open(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
+        outcome = apply(catalog, Plan(steps=steps), [str(lib)], progress=progress)
+        assert [step.image.path for step, _, _ in outcome.done] == [str(lib / "x" / "copy.jpg")]
+        assert outcome.skipped == [
+            (str(lib / "y" / "copy.jpg"), f"the file to keep, {lib / 'y' / 'keep.jpg'}, is gone")
+        ]
+        assert [(e.path, e.state) for e in catalog.journal()] == [(str(lib / "x" / "copy.jpg"), "done")]
+    assert (lib / "y" / "copy.jpg").exists() and (tmp_path / "out" / "x").exists()
+
+
+def test_a_moved_file_edited_after_it_was_copied_back_is_left_by_recovery(tmp_path):
+    """An undo of a move killed after copying the file back and before removing the moved one: recovery
+    finishes it by removing the moved file, unless that file changed meanwhile."""
+    source = sorted(UKBENCH.glob("*.jpg"))[0]
+    path, target = tmp_path / "lib" / "photo.jpg", tmp_path / "out" / "photo.jpg"
+    target.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True)
+    shutil.copyfile(source, target)
+    shutil.copyfile(source, path)  # copied back
+    with open(target, "ab") as moved:
+        moved.write(b"an edit")  # and the moved file edited since
+    st = os.stat(path)
+    with Catalog.open(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
+        (entry,) = catalog.journal_add_all(
+            [
+                JournalEntry(
+                    batch=1,
+                    created_at=now(),
+                    action="move",
+                    path=str(path),
+                    keep=str(path),
+                    target=str(target),
+                    content_hash=file_hash(str(path)),
+                    size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                    state="undoing",
+                )
+            ]
+        )
+        assert recover(catalog) == [f"finished undoing move of {path} (interrupted)"]
+        assert [e.state for e in catalog.journal(ids=[entry])] == ["undone"]
+    assert target.exists() and target.read_bytes().endswith(b"an edit")

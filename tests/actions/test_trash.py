@@ -105,3 +105,40 @@ def test_ctrl_c_during_apply_leaves_nothing_pending_and_undo_restores_every_byte
     catalog(db, env, "undo", "--all")
     assert snapshot(root) == before
     assert trash_files(env) == []
+
+
+def test_undo_takes_only_its_own_trash_item_when_an_identical_one_took_its_name(tmp_path):
+    """A copy is trashed, the trash emptied by hand, then a byte-identical copy of the same name is
+    trashed under the same trash name: undoing the first finds it gone; the second comes back."""
+    env = environment(tmp_path)
+    root = tmp_path / "lib"
+    (root / "a").mkdir(parents=True)
+    source = sorted(UKBENCH.glob("*.jpg"))[0]
+    shutil.copyfile(source, root / "keep.jpg")
+    shutil.copyfile(source, root / "a" / "IMG.jpg")
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(root))
+    policy = ["--keep", "oldest", "--action", "trash", "--apply", "-f", "json"]
+    (first,) = json.loads(catalog(db, env, "resolve", *policy).stdout)["actions"]
+    assert first["path"] == str(root / "a" / "IMG.jpg")
+    trash = Path(env["XDG_DATA_HOME"]) / "Trash"
+    for folder in ("files", "info"):  # the trash emptied by hand
+        for item in (trash / folder).iterdir():
+            item.unlink()
+    (root / "b").mkdir()
+    shutil.copyfile(source, root / "b" / "IMG.jpg")
+    catalog(db, env, "index", str(root))
+    (second,) = json.loads(catalog(db, env, "resolve", *policy).stdout)["actions"]
+    assert second["path"] == str(root / "b" / "IMG.jpg") and second["target"] == first["target"]
+    ids = {
+        e["path"]: e["id"] for e in json.loads(catalog(db, env, "journal", "-f", "json").stdout)["entries"]
+    }
+    refused = catalog(db, env, "undo", str(ids[first["path"]]), "-f", "json", check=False)
+    assert refused.returncode == 1, refused.stderr
+    undone = json.loads(refused.stdout)
+    assert undone["restored"] == [] and [f["reason"] for f in undone["failed"]] == ["no longer in the trash"]
+    assert not (root / "a" / "IMG.jpg").exists() and Path(second["target"]).exists()
+    undone = json.loads(catalog(db, env, "undo", str(ids[second["path"]]), "-f", "json").stdout)
+    assert [r["path"] for r in undone["restored"]] == [second["path"]]
+    assert (root / "b" / "IMG.jpg").read_bytes() == source.read_bytes()
+    assert trash_files(env) == []
