@@ -229,14 +229,17 @@ def _move(source: str, target: str, entry_id: int) -> None:
 
 def recover(catalog: Catalog) -> list[str]:
     """Settle the actions a killed process left ``pending`` or ``undoing``, from what is on disk.
-    Returns one line per settled entry (for the user), and re-catalogues nothing: files put back are
-    listed by :func:`restored_paths` for the caller to index."""
+    Returns one line per settled entry (for the user), and catalogues nothing: a file whose undo it
+    finishes is catalogued by the next ``index`` (or a running ``watch``)."""
     notes = []
-    for entry in catalog.journal(states=("pending", "undoing")):
+    entries = catalog.journal(states=("pending", "undoing"))
+    roots = catalog.roots() if entries else []
+    for entry in entries:
         if entry.state == "pending":
             happened, target = _pending_happened(entry)
             if happened:
-                moved_to = target if entry.action == "move" else None
+                # The row follows a file moved within the catalogued folders, as apply has it.
+                moved_to = target if entry.action == "move" and root_of(target or "", roots) else None
                 restat = _restat(entry.action, entry.path)
                 catalog.action_done(entry.id, entry.path, moved_to, target, restat=restat)
                 notes.append(f"finished {entry.action} of {entry.path} (interrupted)")

@@ -8,11 +8,12 @@ import os
 import shutil
 from pathlib import Path
 
-from catalog.actions.apply import apply, recover
+from catalog.actions.apply import _entry, apply, recover
 from catalog.actions.plan import Plan, Step, check, file_hash
 from catalog.store import Catalog, ImageInfo, now
 from catalog.store.models import JournalEntry
 from tests.actions.test_settle import UKBENCH
+from tests.helpers import run
 
 
 def _info(path: Path) -> ImageInfo:
@@ -97,3 +98,25 @@ def test_a_moved_file_edited_after_it_was_copied_back_is_left_by_recovery(tmp_pa
         assert recover(catalog) == [f"finished undoing move of {path} (interrupted)"]
         assert [e.state for e in catalog.journal(ids=[entry])] == ["undone"]
     assert target.exists() and target.read_bytes().endswith(b"an edit")
+
+
+def test_a_move_out_of_the_catalogued_folders_finished_by_recovery_leaves_the_catalogue(tmp_path):
+    """A move to a folder outside the catalogued ones, killed after the file moved: recovery finishes it
+    and the catalogue forgets the file (as ``resolve --apply`` does), instead of following it out."""
+    source = sorted(UKBENCH.glob("*.jpg"))[0]
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    out.mkdir()
+    shutil.copyfile(source, lib / "keep.jpg")
+    shutil.copyfile(source, lib / "copy.jpg")
+    db = tmp_path / "c.db"
+    run(db, "index", str(lib))
+    copy = _info(lib / "copy.jpg")
+    os.rename(lib / "copy.jpg", out / "copy.jpg")  # moved; then the process was killed
+    with Catalog.open(f"sqlite:///{db}") as catalog:
+        step = Step("move", copy, _info(lib / "keep.jpg"), target=str(out / "copy.jpg"))
+        catalog.journal_add_all([_entry(step, 1)])
+        assert recover(catalog) == [f"finished move of {copy.path} (interrupted)"]
+        assert [e.state for e in catalog.journal()] == ["done"]
+        assert catalog.image_at(copy.path) is None and catalog.image_at(str(out / "copy.jpg")) is None
+        assert catalog.image_at(str(lib / "keep.jpg")) is not None
