@@ -1,5 +1,6 @@
 """The image table read early, by a forked process of its own, while the command reads the stored
-pairs: both cores on one answer from 50,000 images on (``find_groups``, ``copy_counts``)."""
+pairs: both cores on one answer from 50,000 images on (``find_groups``, ``copy_counts``); or the
+stored groups' or copy counts' rows read by it while the command reads the table (``stored``)."""
 
 from __future__ import annotations
 
@@ -33,15 +34,16 @@ class EarlyReads:
         self._first_unread = False  # the reader's first result is still in the pipe
         self._reader: Forked | None = None
 
-    def start(self, first: Callable[[Catalog], object] | None = None) -> None:
+    def start(self, first: Callable[[Catalog], object] | None = None, table: bool = True) -> None:
         """Start reading (in the background if asked for and the catalogue is large; else nothing
-        happens until :meth:`table`)."""
+        happens until :meth:`table`). Without ``table``, the reader reads ``first`` only (this process
+        reads the table meanwhile)."""
         from catalog.background import Forked, can_fork
 
         if self.background and can_fork() and self.catalog.highest_image_id() >= self.background_from:
             url = self.catalog.url
             self._first_unread = first is not None
-            self._reader = Forked(lambda: _reads(url, first))
+            self._reader = Forked(lambda: _reads(url, first, table))
 
     def first(self) -> object | None:
         """What ``first`` gave in the reader (asked once; None: read it here)."""
@@ -73,11 +75,12 @@ class EarlyReads:
         self.close()
 
 
-def _reads(url: str, first: Callable[[Catalog], object] | None) -> Iterator[bytes]:
+def _reads(url: str, first: Callable[[Catalog], object] | None, table: bool = True) -> Iterator[bytes]:
     """In the reader process (a connection of its own to the catalogue at ``url``): ``first``'s answer,
-    then the image table, pickled."""
+    then (with ``table``) the image table, pickled."""
 
     with Catalog.open(url, create=False) as catalog:
         if first is not None:
             yield pickle.dumps(first(catalog), protocol=pickle.HIGHEST_PROTOCOL)
-        yield pickle.dumps(catalog.image_table(), protocol=pickle.HIGHEST_PROTOCOL)
+        if table:
+            yield pickle.dumps(catalog.image_table(), protocol=pickle.HIGHEST_PROTOCOL)

@@ -214,6 +214,11 @@ def test_image_table_read_in_background_equals_the_table_read_here(catalog):
     with EarlyReads(catalog, background_from=0) as reads:  # the first read never asked for
         reads.start(lambda opened: opened.upright_codes("phash"))
         _same_tables(reads.table(), here)
+    with EarlyReads(catalog, background_from=0) as reads:  # the first read only: the table is read here
+        reads.start(lambda opened: opened.upright_codes("phash"), table=False)
+        first = reads.first()
+        assert isinstance(first, tuple) and all(map(np.array_equal, first, codes))
+        assert reads._reader is not None and reads._reader.next() is None  # it sent nothing more
     with EarlyReads(catalog, background_from=10**9) as reads:  # a small catalogue: read here
         reads.start(lambda opened: opened.upright_codes("phash"))
         assert reads._reader is None and reads.first() is None
