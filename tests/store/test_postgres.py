@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime
+
+from sqlalchemy import create_engine, text
 
 from catalog.grouping.copies import copy_counts
 from catalog.grouping.reference import find_groups
@@ -146,3 +149,39 @@ def test_signature_changes_are_counted_once_per_statement_on_postgres(postgres_u
             conn.execute(text("DELETE FROM signatures WHERE image_id = 5"))
         assert [catalog.signature_stamp(m) for m in ("phash", "dhash")] == ["8@v1", "2@v1"]
     migrated.dispose()
+
+
+def test_resolve_and_undo_in_batches_on_postgres(postgres_url, tmp_path):
+    """Actions journaled and settled in batches (bulk updates by primary key, rows deleted in bulk, a move
+    back row by row) on PostgreSQL: 70 files to the trash (two batches) and back, then moved out of the
+    catalogued folders and back; every byte as before, and the catalogue follows."""
+    from tests.actions.test_settle import environment, library, snapshot, trash_files
+    from tests.helpers import run
+
+    with create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as server:
+        server.execute(text("DROP DATABASE IF EXISTS settled"))
+        server.execute(text("CREATE DATABASE settled"))
+    url = postgres_url.replace("/postgres?", "/settled?")
+    env = environment(tmp_path)
+    root = library(tmp_path / "lib", originals=7, copies=10)
+    run(url, "index", str(root), env=env)
+    before = snapshot(root)
+    policy = ["--keep", "oldest", "--apply", "-f", "json"]
+    trashed = json.loads(run(url, "resolve", *policy, "--action", "trash", env=env).stdout)["actions"]
+    assert len(trashed) == 70 and len(trash_files(env)) == 70
+    assert json.loads(run(url, "dupes", "-f", "json", env=env).stdout)["groups"] == []
+    restored = json.loads(run(url, "undo", "--all", "-f", "json", env=env).stdout)["restored"]
+    assert len(restored) == 70 and snapshot(root) == before and trash_files(env) == []
+    groups = json.loads(run(url, "dupes", "-f", "json", env=env).stdout)["groups"]
+    assert len(groups) == 7
+    move = ["--action", "move", "--to", str(tmp_path / "moved")]
+    moved = json.loads(run(url, "resolve", *policy, *move, env=env).stdout)["actions"]
+    assert len(moved) == 70
+    with Catalog.open(url) as catalog:  # out of the catalogued folders: their rows left
+        paths = set(catalog.paths().values())
+    assert len(paths) == 7 and not {a["path"] for a in moved} & paths
+    run(url, "undo", "--all", env=env)
+    assert snapshot(root) == before
+    with Catalog.open(url) as catalog:  # and came back with them
+        paths = set(catalog.paths().values())
+    assert {a["path"] for a in moved} <= paths and not {a["target"] for a in moved} & paths
