@@ -251,7 +251,7 @@ def recover(catalog: Catalog) -> list[str]:
                 catalog.journal_state(entry.id, "undone")
                 notes.append(f"finished undoing {entry.action} of {entry.path} (interrupted)")
             else:
-                catalog.journal_state(entry.id, "done")
+                catalog.journal_state(entry.id, "done", dated=False)  # done when it was done
                 notes.append(f"undo of {entry.action} of {entry.path} had not begun (interrupted)")
     return notes
 
