@@ -116,7 +116,6 @@ def _carry_out_batch(
         ids = catalog.journal_add_all([_entry(step, outcome.batch) for _, step in batch])
         acted_now: list[Acted] = []
         rolled_back: list[int] = []
-        dropped: list[int] = []
         started = time.monotonic()
         taken = 0
         for (number, step), entry_id in zip(batch, ids, strict=True):
@@ -124,13 +123,14 @@ def _carry_out_batch(
                 break
             taken += 1
             if step.sidecar_of is not None and step.sidecar_of not in acted:  # its image failed just now
-                outcome.skipped.append((step.image.path, "its image was not acted on"))
-                dropped.append(entry_id)
-                continue
-            reason = recheck(step)  # since it was checked, a moment ago
+                reason: str | None = "its image was not acted on"
+            else:
+                reason = recheck(step)  # since it was checked, a moment ago
             if reason is not None:
                 outcome.skipped.append((step.image.path, reason))
-                dropped.append(entry_id)
+                # Out of the journal at once: after a kill, recovery would judge a step not begun from
+                # a disk that differs from its entry (which is why it is not begun) as a step done.
+                catalog.actions_settled([], dropped=[entry_id])
                 continue
             try:
                 target = _carry_out(step, entry_id)
@@ -145,8 +145,7 @@ def _carry_out_batch(
             acted.add(step.image.path)
             if progress is not None:
                 progress(number, total)
-        dropped.extend(ids[taken:])
-        catalog.actions_settled(acted_now, others={"rolled-back": rolled_back}, dropped=dropped)
+        catalog.actions_settled(acted_now, others={"rolled-back": rolled_back}, dropped=ids[taken:])
     return batch[taken:]
 
 
@@ -368,9 +367,11 @@ def undo(catalog: Catalog, entries: Sequence[JournalEntry]) -> UndoOutcome:
         started = time.monotonic()
         while begun < len(todo) and len(batch) < BATCH and time.monotonic() - started < BATCH_SECONDS:
             entry = todo[begun]
-            begun += 1
             found = _in_trash(entry) if entry.action == "trash" else []
             reason = _undo_problem(entry, found)
+            if reason is not None and batch:
+                break  # checked again once the newer entries before it are undone (they may be why)
+            begun += 1
             if reason is None:
                 batch.append((entry, found))
             else:
@@ -395,10 +396,14 @@ def _undo_batch(
             if taken and time.monotonic() - started > BATCH_SECONDS:
                 break
             taken += 1
-            try:
-                _undo_one(entry, found)
-            except OSError as exc:
-                outcome.failed.append((entry, f"cannot put it back: {exc.strerror or exc}"))
+            reason = _undo_recheck(entry)  # since it was checked, a moment ago
+            if reason is None:
+                try:
+                    _undo_one(entry, found)
+                except OSError as exc:
+                    reason = f"cannot put it back: {exc.strerror or exc}"
+            if reason is not None:
+                outcome.failed.append((entry, reason))
                 still_done.append(entry.id)
                 continue
             if entry.action == "move" and entry.target:
@@ -428,6 +433,14 @@ def _undo_problem(entry: JournalEntry, found: list[trash.Trashed]) -> str | None
         if file_hash(entry.keep) != entry.content_hash:
             return f"the kept file {entry.keep} is gone or changed: the copy's bytes cannot be rebuilt"
     return None
+
+
+def _undo_recheck(entry: JournalEntry) -> str | None:
+    """The quick part of :func:`_undo_problem` again, just before the file is put back: nothing at its
+    path again, or the link catalog made still there (a file saved over it is never replaced)."""
+    if entry.action in ("trash", "move"):
+        return f"{entry.path} exists again: not overwritten" if os.path.lexists(entry.path) else None
+    return None if _is_link_to_keep(entry) else f"{entry.path} is no longer the link catalog made"
 
 
 def _in_trash(entry: JournalEntry) -> list[trash.Trashed]:

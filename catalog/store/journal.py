@@ -41,12 +41,10 @@ class JournalMixin(StoreBase):
         with self.session() as s:
             return {state: n for state, n in s.execute(query)}
 
-    def journal_state(self, entry_id: int, state: str, target: str | None = None, dated: bool = True) -> None:
-        """Move an entry to ``state`` (``target``: where the file went, when that is known now; without
-        ``dated``, its dates stay: back to ``done`` from an undo that did not happen)."""
+    def journal_state(self, entry_id: int, state: str, dated: bool = True) -> None:
+        """Move an entry to ``state`` (without ``dated``, its dates stay: back to ``done`` from an undo
+        that did not happen)."""
         values = _stamped(state) if dated else {"state": state}
-        if target is not None:
-            values["target"] = target
         with self.session() as s:
             s.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(**values))
 

@@ -120,3 +120,34 @@ def test_a_move_out_of_the_catalogued_folders_finished_by_recovery_leaves_the_ca
         assert [e.state for e in catalog.journal()] == ["done"]
         assert catalog.image_at(copy.path) is None and catalog.image_at(str(out / "copy.jpg")) is None
         assert catalog.image_at(str(lib / "keep.jpg")) is not None
+
+
+def test_a_step_found_unsafe_just_before_leaves_the_journal_at_once(tmp_path):
+    """A step the second look refuses is out of the journal before the next step is taken: a kill
+    then would leave recovery nothing to judge from a disk that no longer matches its entry."""
+    source = sorted(UKBENCH.glob("*.jpg"))[0]
+    lib = tmp_path / "lib"
+    for group in ("x", "y", "z"):
+        (lib / group).mkdir(parents=True)
+        for name in ("keep.jpg", "copy.jpg"):
+            shutil.copyfile(source, lib / group / name)
+    steps = [
+        Step(
+            "move", _info(lib / g / "copy.jpg"), _info(lib / g / "keep.jpg"), target=str(tmp_path / "out" / g)
+        )
+        for g in ("x", "y", "z")
+    ]
+    seen: list[list[tuple[str, str]]] = []
+    with Catalog.open(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
+
+        def progress(done: int, _total: int) -> None:
+            if done == 1:
+                with open(lib / "y" / "copy.jpg", "ab") as edited:  # y's copy edited meanwhile
+                    edited.write(b"an edit")
+            else:
+                seen.append([(e.path, e.state) for e in catalog.journal()])
+
+        outcome = apply(catalog, Plan(steps=steps), [str(lib)], progress=progress)
+        assert [p for p, _ in outcome.skipped] == [str(lib / "y" / "copy.jpg")]
+    assert seen == [[(str(lib / "x" / "copy.jpg"), "pending"), (str(lib / "z" / "copy.jpg"), "pending")]]
+    assert (lib / "y" / "copy.jpg").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -83,7 +84,7 @@ def test_same_named_files_each_land_where_the_journal_says_and_come_back(tmp_pat
 
 def test_ctrl_c_during_apply_leaves_nothing_pending_and_undo_restores_every_byte(tmp_path):
     env = environment(tmp_path)
-    root = library(tmp_path / "lib", originals=20, copies=10, seed=3)
+    root = library(tmp_path / "lib", originals=8, copies=10, seed=3)  # two batches
     db = tmp_path / "c.db"
     catalog(db, env, "index", str(root))
     before = snapshot(root)
@@ -142,3 +143,31 @@ def test_undo_takes_only_its_own_trash_item_when_an_identical_one_took_its_name(
     assert [r["path"] for r in undone["restored"]] == [second["path"]]
     assert (root / "b" / "IMG.jpg").read_bytes() == source.read_bytes()
     assert trash_files(env) == []
+
+
+def test_undo_all_puts_back_a_link_whose_file_a_later_action_trashed(tmp_path):
+    """A copy made a hard link to the file kept, then that file and the link trashed by a later run
+    (keeping a re-encode): undoing all brings the two files back first, then the copy's own bytes."""
+    env = environment(tmp_path)
+    root = tmp_path / "lib"
+    root.mkdir()
+    source = sorted(UKBENCH.glob("*.jpg"))[0]
+    shutil.copyfile(source, root / "x.jpg")
+    shutil.copyfile(source, root / "y.jpg")
+    with Image.open(source) as img:
+        img.save(root / "z.jpg", quality=90)
+    for age, name in enumerate(("x.jpg", "y.jpg", "z.jpg")):  # x the oldest, z the newest
+        os.utime(root / name, (1_600_000_000 + age * 1000, 1_600_000_000 + age * 1000))
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(root))
+    before = snapshot(root)
+    apply = ["--apply", "-f", "json"]
+    (linked,) = json.loads(
+        catalog(db, env, "resolve", "--keep", "oldest", "--action", "hardlink", *apply).stdout
+    )["actions"]
+    assert linked["path"] == str(root / "y.jpg") and os.path.samefile(root / "x.jpg", root / "y.jpg")
+    trashed = json.loads(catalog(db, env, "resolve", "--keep", "newest", "--action", "trash", *apply).stdout)
+    assert sorted(a["path"] for a in trashed["actions"]) == [str(root / "x.jpg"), str(root / "y.jpg")]
+    undone = json.loads(catalog(db, env, "undo", "--all", "-f", "json").stdout)
+    assert undone["failed"] == [] and len(undone["restored"]) == 3
+    assert snapshot(root) == before and not os.path.samefile(root / "x.jpg", root / "y.jpg")
