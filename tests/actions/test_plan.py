@@ -21,6 +21,20 @@ def _info(path: Path) -> ImageInfo:
     return ImageInfo(-1, str(path), st.st_size, None, None, "JPEG", file_hash(str(path)), st.st_mtime_ns)
 
 
+def _moves(tmp_path: Path, groups: tuple[str, ...]) -> tuple[Path, list[Step]]:
+    """A library of groups of a kept file and a byte copy, and a step moving each copy out of it."""
+    source = sorted(UKBENCH.glob("*.jpg"))[0]
+    lib = tmp_path / "lib"
+    for group in groups:
+        (lib / group).mkdir(parents=True)
+        for name in ("keep.jpg", "copy.jpg"):
+            shutil.copyfile(source, lib / group / name)
+    out = tmp_path / "out"
+    return lib, [
+        Step("move", _info(lib / g / "copy.jpg"), _info(lib / g / "keep.jpg"), str(out / g)) for g in groups
+    ]
+
+
 def test_a_step_sees_what_the_steps_before_it_will_do(tmp_path):
     source = sorted(UKBENCH.glob("*.jpg"))[0]
     for name in ("a.jpg", "b.jpg", "c.jpg"):
@@ -39,18 +53,7 @@ def test_a_step_sees_what_the_steps_before_it_will_do(tmp_path):
 def test_a_kept_file_gone_between_the_check_and_the_action_stops_the_step(tmp_path):
     """The second group's kept file disappears (a sync client, a person) after the batch was checked:
     its copy is not moved, and the catalogue and journal hold nothing of it."""
-    source = sorted(UKBENCH.glob("*.jpg"))[0]
-    lib = tmp_path / "lib"
-    for group in ("x", "y"):
-        (lib / group).mkdir(parents=True)
-        for name in ("keep.jpg", "copy.jpg"):
-            shutil.copyfile(source, lib / group / name)
-    steps = [
-        Step(
-            "move", _info(lib / g / "copy.jpg"), _info(lib / g / "keep.jpg"), target=str(tmp_path / "out" / g)
-        )
-        for g in ("x", "y")
-    ]
+    lib, steps = _moves(tmp_path, ("x", "y"))
 
     def progress(done: int, _total: int) -> None:
         if done == 1:
@@ -125,18 +128,7 @@ def test_a_move_out_of_the_catalogued_folders_finished_by_recovery_leaves_the_ca
 def test_a_step_found_unsafe_just_before_leaves_the_journal_at_once(tmp_path):
     """A step the second look refuses is out of the journal before the next step is taken: a kill
     then would leave recovery nothing to judge from a disk that no longer matches its entry."""
-    source = sorted(UKBENCH.glob("*.jpg"))[0]
-    lib = tmp_path / "lib"
-    for group in ("x", "y", "z"):
-        (lib / group).mkdir(parents=True)
-        for name in ("keep.jpg", "copy.jpg"):
-            shutil.copyfile(source, lib / group / name)
-    steps = [
-        Step(
-            "move", _info(lib / g / "copy.jpg"), _info(lib / g / "keep.jpg"), target=str(tmp_path / "out" / g)
-        )
-        for g in ("x", "y", "z")
-    ]
+    lib, steps = _moves(tmp_path, ("x", "y", "z"))
     seen: list[list[tuple[str, str]]] = []
     with Catalog.open(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
 
