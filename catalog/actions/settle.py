@@ -141,7 +141,7 @@ def reindex(catalog: Catalog, paths: Sequence[str], cnn: CnnChoice, notes: list[
 
     try:
         with writer_lock(catalog.url, "catalog undo"):
-            index_paths(catalog, paths, cnn=cnn)
+            index_paths(catalog, paths, cnn=cnn, workers=os.cpu_count() or 1)  # a process per core
     except BusyError:
         notes.append("another process is writing the catalogue: it catalogues the files put back")
         return False

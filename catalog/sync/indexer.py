@@ -212,10 +212,13 @@ def index_paths(
     fresh_after_ns: int | None = None,
     cancel: threading.Event | None = None,
     cnn: CnnChoice = DEFAULT_CNN,
+    workers: int = 1,
 ) -> IndexReport:
     """Bring the catalogue in line with exactly these paths: files or folders, present or vanished
     (what a watcher saw change, or its whole roots when it reconciles). The same planning and writing
     as :func:`index`; every change is listed in ``report.changes``; ``cancel`` as for :func:`index`.
+    Files are read in ``pool``, else in a pool of ``workers`` processes started when there is enough
+    work (one: in this process).
 
     ``settling``: files still being written, neither read nor dropped this time. Files found with a
     modification time after ``fresh_after_ns`` are treated the same and listed in ``report.deferred``.
@@ -240,7 +243,8 @@ def index_paths(
         report.deferred = sorted(p for p, (_, mtime) in found.files.items() if mtime > fresh_after_ns)
     keep = settling | frozenset(report.deferred)
     found.files = {p: v for p, v in found.files.items() if p not in keep}
-    runner = _Runner(None, pool.workers if pool else 1, pixel_methods(report.methods), cnn, pool, cancel)
+    read_with = pixel_methods(report.methods)
+    runner = _Runner(None, pool.workers if pool else workers, read_with, cnn, pool, cancel)
     with _interruptible(runner, report):
         _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
     changed = report.added or report.updated or report.backfilled or report.removed or report.moved
