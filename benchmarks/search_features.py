@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from catalog.evaluation.bench import load_dataset  # noqa: E402
-from catalog.ingest.imaging import decode  # noqa: E402
+from catalog.ingest.imaging import Decoded, decode  # noqa: E402
 from catalog.methods import get_method  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -51,14 +51,13 @@ def precision_at_3(features: np.ndarray, groups: np.ndarray, references: list[in
     return 100.0 * hits / (3 * len(references))
 
 
-def inputs(kind: str, size: int, files: list[Path]) -> list[np.ndarray]:
+def inputs(kind: str, size: int, pictures: list[Decoded]) -> list[np.ndarray]:
     """uint8 arrays (H, W, 3) of each picture as ``kind`` feeds it."""
     from PIL import Image
 
     cnn = get_method("cnn")
     out = []
-    for path in files:
-        decoded = decode(path.read_bytes())
+    for decoded in pictures:
         if kind == "luma":
             luma = (
                 cnn.prepare(decoded)
@@ -95,7 +94,8 @@ def main() -> None:
     torch.set_num_threads(2)
     dataset = load_dataset(DATA / "ukbench-500")
     groups = np.asarray(dataset.groups)
-    files = [Path(f) for f in dataset.files]
+    pictures = [decode(Path(f).read_bytes()) for f in dataset.files]  # decoded once, for every row
+    made: dict[tuple[str, int], list[np.ndarray]] = {}
     print("| model | input | size | avg | avg+mirror | gem | gem+mirror |")
     print("|---|---|---|---|---|---|---|")
     for n in (int(m) for m in args.models.split(",")):
@@ -108,7 +108,9 @@ def main() -> None:
         model.eval()
         for kind in args.inputs.split(","):
             for size in (int(s) for s in args.sizes.split(",")):
-                arrays = inputs(kind, size, files)
+                if (kind, size) not in made:
+                    made[kind, size] = inputs(kind, size, pictures)
+                arrays = made[kind, size]
                 pooled: dict[str, list[np.ndarray]] = {"avg": [], "gem": []}
                 with torch.inference_mode():
                     for mirror in (False, True):

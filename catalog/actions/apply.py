@@ -138,8 +138,7 @@ def _carry_out_batch(
                 rolled_back.append(entry_id)
                 outcome.skipped.append((step.image.path, f"{step.action} failed: {exc.strerror or exc}"))
                 continue
-            moved_to = target if step.action == "move" and root_of(target or "", roots) else None
-            restat = _restat(step.action, step.image.path)
+            moved_to, restat = _moved_to(step.action, target, roots), _restat(step.action, step.image.path)
             acted_now.append(Acted(entry_id, step.image.path, moved_to, target, restat))
             outcome.done.append((step, target, entry_id))
             acted.add(step.image.path)
@@ -163,6 +162,12 @@ def _entry(step: Step, batch: int) -> JournalEntry:
         mtime_ns=step.image.mtime_ns,
         state="pending",
     )
+
+
+def _moved_to(action: str, target: str | None, roots: Sequence[str]) -> str | None:
+    """Where the catalogue row of a file acted on goes: with a file moved within the catalogued folders
+    (elsewhere, or for any other action, the row leaves)."""
+    return target if action == "move" and target and root_of(target, roots) else None
 
 
 def _restat(action: str, path: str) -> tuple[int, int] | None:
@@ -237,8 +242,7 @@ def recover(catalog: Catalog) -> list[str]:
         if entry.state == "pending":
             happened, target = _pending_happened(entry)
             if happened:
-                # The row follows a file moved within the catalogued folders, as apply has it.
-                moved_to = target if entry.action == "move" and root_of(target or "", roots) else None
+                moved_to = _moved_to(entry.action, target, roots)
                 restat = _restat(entry.action, entry.path)
                 catalog.action_done(entry.id, entry.path, moved_to, target, restat=restat)
                 notes.append(f"finished {entry.action} of {entry.path} (interrupted)")

@@ -137,15 +137,11 @@ def reindex(catalog: Catalog, paths: Sequence[str], cnn: CnnChoice, notes: list[
     ``watch`` sees them arrive, or the next ``index`` finds them)."""
     if not paths:
         return True
-    from catalog.background import can_fork
     from catalog.sync.indexer import index_paths
 
-    # A process per core, from the main thread only (the review page undoes from a server thread,
-    # which must not fork: see ``can_fork``).
-    workers = (os.cpu_count() or 1) if can_fork() else 1
     try:
         with writer_lock(catalog.url, "catalog undo"):
-            index_paths(catalog, paths, cnn=cnn, workers=workers)
+            index_paths(catalog, paths, cnn=cnn, workers=os.cpu_count() or 1)  # a process per core
     except BusyError:
         notes.append("another process is writing the catalogue: it catalogues the files put back")
         return False

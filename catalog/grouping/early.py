@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from catalog.store import Catalog
 from catalog.store.columns import ImageTable
@@ -14,6 +14,8 @@ from catalog.store.columns import ImageTable
 if TYPE_CHECKING:
     from catalog.background import Forked
 
+
+T = TypeVar("T")
 
 #: From this many images on (by the highest image id), :class:`EarlyReads` reads in a process of its
 #: own; below, the reads take a small fraction of a second here.
@@ -84,3 +86,15 @@ def _reads(url: str, first: Callable[[Catalog], object] | None, table: bool = Tr
             yield pickle.dumps(first(catalog), protocol=pickle.HIGHEST_PROTOCOL)
         if table:
             yield pickle.dumps(catalog.image_table(), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def beside_table(
+    catalog: Catalog, rows: Callable[[Catalog], T], table: Callable[[], ImageTable]
+) -> tuple[ImageTable, T]:
+    """``table()`` read here while a forked reader reads ``rows(catalogue)`` (:class:`EarlyReads`, from
+    ``BACKGROUND_FROM`` images on); ``rows`` read here after the table when there is no reader."""
+    with EarlyReads(catalog) as early:
+        early.start(rows, table=False)
+        read = table()
+        sent = early.first()
+    return read, cast(T, sent) if sent is not None else rows(catalog)

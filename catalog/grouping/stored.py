@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from catalog.grouping.copies import CopyCounts, copy_counts
-from catalog.grouping.early import EarlyReads
+from catalog.grouping.early import beside_table
 from catalog.grouping.keep import KEEP_ORDER_VERSION
 from catalog.grouping.options import Options
 from catalog.grouping.reference import find_groups, regroup
@@ -287,12 +287,9 @@ def stored_grouping(
     if not _answers_stored(catalog, method, threshold, options):
         return None
     name = method.name
-    with EarlyReads(catalog) as early:  # the members' rows read beside the table, from 50,000 images on
-        early.start(lambda opened: opened.group_rows(name), table=False)
-        table = catalog.image_table(grouped_by=name)
-        rows = early.first()
-    members = cast("tuple[np.ndarray, ...] | None", rows) or catalog.group_rows(name)
-    image, reference, rank, score = members
+    table, (image, reference, rank, score) = beside_table(
+        catalog, lambda opened: opened.group_rows(name), lambda: catalog.image_table(grouped_by=name)
+    )
     position = table.positions(image)
     if len(position) and position.min() < 0:  # an image gone without its entry: answer from the pairs
         return None
@@ -334,11 +331,9 @@ def stored_copies(
     if not _answers_stored(catalog, method, threshold, options):
         return None
     name = method.name
-    with EarlyReads(catalog) as early:  # the counts read beside the table, from 50,000 images on
-        early.start(lambda opened: opened.copy_rows(name), table=False)
-        table = catalog.image_table()
-        rows = early.first()
-    ids, _, copies = cast("tuple[np.ndarray, ...] | None", rows) or catalog.copy_rows(name)
+    table, (ids, _, copies) = beside_table(
+        catalog, lambda opened: opened.copy_rows(name), catalog.image_table
+    )
     position = table.positions(ids)
     if len(position) and position.min() < 0:
         return None

@@ -44,9 +44,8 @@ class JournalMixin(StoreBase):
     def journal_state(self, entry_id: int, state: str, dated: bool = True) -> None:
         """Move an entry to ``state`` (without ``dated``, its dates stay: back to ``done`` from an undo
         that did not happen)."""
-        values = _stamped(state) if dated else {"state": state}
         with self.session() as s:
-            s.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(**values))
+            _set_states(s, [entry_id], state, dated)
 
     def journal_states(self, ids: Sequence[int], state: str) -> None:
         """Move entries to ``state``, in one transaction."""
@@ -88,7 +87,6 @@ class JournalMixin(StoreBase):
         ``undone``; back to ``done``: their undo did not happen, and they keep their date); the
         ``dropped`` entries were never begun (their step was found unsafe, or left for the next batch)
         and leave the journal."""
-        stamp = now()
         with self.session() as s:
             for chunk in chunked(list(dropped)):
                 s.execute(delete(JournalEntry).where(JournalEntry.id.in_(chunk)))
@@ -96,10 +94,10 @@ class JournalMixin(StoreBase):
                 _set_states(s, entries, other, dated=other != "done")
             if not done:
                 return
-            stamped = "done_at" if state == "done" else "undone_at"
+            values = _stamped(state)
             changes = []
             for d in done:
-                change: dict[str, object] = {"id": d.entry_id, "state": state, stamped: stamp}
+                change = {"id": d.entry_id, **values}
                 if d.target is not None:
                     change["target"] = d.target
                 changes.append(change)
@@ -130,17 +128,16 @@ def _follow(session: Session, acted: Acted) -> None:
         _delete_images(session, ids)
 
 
-def _stamped(state: str) -> dict[str, object]:
-    """The values that move an entry to ``state``: entering ``done`` or ``undone`` is dated."""
+def _stamped(state: str, dated: bool = True) -> dict[str, object]:
+    """The values that move an entry to ``state``: entering ``done`` or ``undone`` is dated (unless not
+    ``dated``)."""
     values: dict[str, object] = {"state": state}
-    if state == "done":
-        values["done_at"] = now()
-    if state == "undone":
-        values["undone_at"] = now()
+    if dated and state in ("done", "undone"):
+        values[f"{state}_at"] = now()
     return values
 
 
 def _set_states(session: Session, ids: Sequence[int], state: str, dated: bool = True) -> None:
-    values = _stamped(state) if dated else {"state": state}
+    values = _stamped(state, dated)
     for chunk in chunked(list(ids)):
         session.execute(update(JournalEntry).where(JournalEntry.id.in_(chunk)).values(**values))

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from catalog.background import can_fork
 from catalog.config import DEFAULT_CNN, DEFAULT_METHODS, WRITE_BATCH, CnnChoice
 from catalog.errors import Interrupted
 from catalog.grouping import stored
@@ -308,8 +309,8 @@ class _Runner:
         if run is not None and set(run.tasks) == set(tasks):
             self._preload()
             return run.results  # the very work the plan asks for, already under way
-        if self.pool is None and (self.workers <= 1 or len(tasks) < 4):
-            return map(process, tasks)
+        if self.pool is None and (self.workers <= 1 or len(tasks) < 4 or not can_fork()):
+            return map(process, tasks)  # (a server's worker thread must not fork: see ``can_fork``)
         if self.pool is None:
             self.pool = self.owned = WorkerPool(self.workers, self.methods)
         self._preload()
