@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from catalog.ingest.worker import FileResult, Task
 
 
+#: Files of one size handed to a worker together, at most (see ``WorkerPool.map``).
+ALIKE = 8
 #: Seconds ``WorkerPool.terminate`` gives the pool's own clean-up before it kills the workers itself.
 TERMINATE_WAIT = 0.5
 
@@ -53,12 +55,14 @@ class WorkerPool:
 
     def map(self, tasks: list[Task]) -> Iterator[FileResult]:
         """Results in completion order. Largest files go first, so that no worker is left with a
-        big photo at the end while the others idle."""
-        from catalog.ingest.worker import process
+        big photo at the end while the others idle; files of one size go to one worker together, so
+        that byte-identical ones are decoded once (``catalog.ingest.worker.process_alike``)."""
+        from catalog.ingest.worker import alike_batches, process_alike
 
-        ordered = sorted(tasks, key=lambda task: task.size, reverse=True)
-        chunksize = max(1, min(16, len(tasks) // (self.workers * 16)))
-        return self._pool.imap_unordered(process, ordered, chunksize=chunksize)
+        batches = alike_batches(tasks, ALIKE)
+        chunksize = max(1, min(16, len(batches) // (self.workers * 16)))
+        done = self._pool.imap_unordered(process_alike, batches, chunksize=chunksize)
+        return (result for batch in done for result in batch)
 
     def close(self) -> None:
         self._pool.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,8 @@ class FileResult:
     #: The file was gone by the time it was read (deleted or renamed since the scan): nothing to record;
     #: the next run (or the watcher's next event) sees where it went.
     vanished: bool = False
+    #: Byte-identical to a file decoded before it in this run, whose facts and signatures it took.
+    twin: bool = False
 
 
 def content_hash(data: bytes) -> str:
@@ -53,8 +56,12 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def process(task: Task) -> FileResult:
-    """Never raises for a bad file: the reason is returned in ``error``."""
+def process(task: Task, twins: dict[tuple[str, tuple[str, ...]], FileResult] | None = None) -> FileResult:
+    """Never raises for a bad file: the reason is returned in ``error``.
+
+    ``twins``: content hash and methods -> a result already decoded in this run. A byte-identical file
+    (a backup beside its original) takes its picture's facts and signatures instead of being decoded
+    again; a file decoded here is added to it."""
     result = FileResult(task.path, task.size, task.mtime_ns)
     try:
         with open(task.path, "rb") as handle:
@@ -70,6 +77,9 @@ def process(task: Task) -> FileResult:
     if result.content_hash in task.known_hashes:
         result.known_content = True
         return result
+    twin = twins.get((result.content_hash, task.methods)) if twins is not None else None
+    if twin is not None:
+        return _as_twin(result, twin)
     from catalog.ingest.imaging import content_size, decode  # Pillow loads only where files are decoded
 
     try:
@@ -88,7 +98,48 @@ def process(task: Task) -> FileResult:
     except ImageError as exc:
         result.error = str(exc)
         result.signatures.clear()
+    if twins is not None and result.error is None:
+        twins[(result.content_hash, task.methods)] = result
     return result
+
+
+def _as_twin(result: FileResult, twin: FileResult) -> FileResult:
+    """``result`` (read and hashed) given what decoding its byte-identical ``twin`` found."""
+    for name in ("width", "height", "format", "content_width", "content_height", "facts"):
+        setattr(result, name, getattr(twin, name))
+    result.signatures = dict(twin.signatures)  # prepared values are only read by the batched step
+    result.twin = True
+    return result
+
+
+def process_alike(tasks: list[Task]) -> list[FileResult]:
+    """Files of one size, read by one worker: each distinct content among them is decoded once."""
+    twins: dict[tuple[str, tuple[str, ...]], FileResult] = {}
+    return [process(task, twins) for task in tasks]
+
+
+def process_in_turn(tasks: list[Task]) -> Iterator[FileResult]:
+    """Each task in this process, in order; byte-identical files decoded once (files of a size no other
+    task has are never kept for it)."""
+    sizes = Counter(task.size for task in tasks)
+    twins: dict[tuple[str, tuple[str, ...]], FileResult] = {}
+    for task in tasks:
+        yield process(task, twins if sizes[task.size] > 1 else None)
+
+
+def alike_batches(tasks: list[Task], most: int) -> list[list[Task]]:
+    """``tasks``, largest files first, in batches for :func:`process_alike`: files of one size together
+    (byte-identical files always have one size), at most ``most`` a batch so that a folder of
+    uncompressed pictures of one size still spreads over the workers; every other file alone."""
+    ordered = sorted(tasks, key=lambda task: task.size, reverse=True)
+    batches: list[list[Task]] = []
+    for task in ordered:
+        last = batches[-1] if batches else None
+        if last is not None and last[0].size == task.size and len(last) < most:
+            last.append(task)
+        else:
+            batches.append([task])
+    return batches
 
 
 def finish_signatures(results: list[FileResult], cnn: CnnChoice) -> None:

@@ -107,6 +107,23 @@ class ImagesMixin(StoreBase):
                 )
         return known
 
+    def hashes_catalogued(self, hashes: Iterable[str], methods: Iterable[str]) -> set[str]:
+        """Of ``hashes``, those a readable image has along with a signature of each of ``methods``
+        (a file with that content can take its row: ``Writes.copy``)."""
+        wanted = sorted(set(methods))
+        found: set[str] = set()
+        with self.session() as s:
+            for chunk in chunked(sorted(set(hashes))):
+                query = select(Image.content_hash).where(Image.content_hash.in_(chunk), Image.error.is_(None))
+                if wanted:
+                    query = (
+                        query.join(Signature, (Signature.image_id == Image.id) & Signature.method.in_(wanted))
+                        .group_by(Image.id, Image.content_hash)
+                        .having(func.count(Signature.method) == len(wanted))
+                    )
+                found.update(s.scalars(query))
+        return found
+
     def ids_lacking(self, scope: Scope, methods: Iterable[str]) -> dict[int, list[str]]:
         """Readable images in ``scope`` that lack a signature of some of ``methods`` -> the missing ones.
 

@@ -3,10 +3,10 @@ one transaction (``Catalog.writing``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -42,11 +42,31 @@ class ImageRow:
         return {**asdict(self), "indexed_at": now()}
 
 
+#: What a byte-identical copy takes from the catalogued image (``Writes.copy``): every fact read from
+#: the picture; size, dates of the file and path are its own.
+TWIN_FACTS = (
+    "width",
+    "height",
+    "format",
+    "content_width",
+    "content_height",
+    "taken",
+    "camera_make",
+    "camera_model",
+    "orientation",
+    "has_gps",
+    "has_exif",
+)
+
+
 class Writes:
     """The statements of one indexing transaction (``Catalog.writing``)."""
 
     def __init__(self, session: Session):
         self.session = session
+        self._twins: dict[
+            tuple[str, frozenset[str]], tuple[dict[str, Any], list[tuple[str, bytes]]] | None
+        ] = {}
 
     @cached_property
     def _methods(self) -> list[str]:
@@ -88,29 +108,40 @@ class Writes:
             update(Image).where(Image.id == image_id).values(path=path, size=size, mtime_ns=mtime_ns)
         )
 
-    def copy(self, path: str, row: ImageRow) -> bool:
-        """A new file byte-identical to a catalogued image: a row with that image's dimensions and
-        signatures (nothing decoded). False when no readable image has ``row.content_hash``."""
-        source = self.session.scalars(
-            select(Image).where(Image.content_hash == row.content_hash, Image.error.is_(None)).limit(1)
-        ).first()
-        if source is None:
+    def copy(self, path: str, row: ImageRow, methods: Collection[str]) -> bool:
+        """A new file byte-identical to a catalogued image: a row with that image's facts and
+        signatures (nothing decoded). False when no readable image has ``row.content_hash`` and a
+        signature of each of ``methods``."""
+        twin = self._twin(row.content_hash or "", frozenset(methods))
+        if twin is None:
             return False
-        copied = replace(
-            row,
-            width=source.width,
-            height=source.height,
-            format=source.format,
-            content_width=source.content_width,
-            content_height=source.content_height,
-            taken=source.taken,
-            camera_make=source.camera_make,
-            camera_model=source.camera_model,
-            orientation=source.orientation,
-            has_gps=source.has_gps,
-            has_exif=source.has_exif,
-        )
-        image = Image(path=path, **copied.values())
-        image.signatures = [Signature(method=s.method, value=s.value) for s in source.signatures]
+        facts, signatures = twin
+        image = Image(path=path, **replace(row, **facts).values())
+        image.signatures = [Signature(method=m, value=v) for m, v in signatures]
         self.session.add(image)
         return True
+
+    def _twin(
+        self, content_hash: str, methods: frozenset[str]
+    ) -> tuple[dict[str, Any], list[tuple[str, bytes]]] | None:
+        """The facts and signatures of a catalogued readable image with this content and every one of
+        ``methods``, asked once per transaction (ten copies of one photo put back ask once)."""
+        key = (content_hash, methods)
+        if key not in self._twins:
+            self._twins[key] = None
+            with self.session.no_autoflush:  # catalogued before this transaction: nothing to flush
+                for found in self.session.execute(
+                    select(Image.id, *(getattr(Image, name) for name in TWIN_FACTS)).where(
+                        Image.content_hash == content_hash, Image.error.is_(None)
+                    )
+                ):
+                    signatures = [
+                        (method, value)
+                        for method, value in self.session.execute(
+                            select(Signature.method, Signature.value).where(Signature.image_id == found[0])
+                        )
+                    ]
+                    if methods <= {method for method, _ in signatures}:
+                        self._twins[key] = (dict(zip(TWIN_FACTS, found[1:], strict=True)), signatures)
+                        break
+        return self._twins[key]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ from catalog.errors import Interrupted
 from catalog.grouping import stored
 from catalog.ingest.pool import EarlyStart, WorkerPool
 from catalog.ingest.scan import ScanResult, image_suffix, normalise_roots, scan
-from catalog.ingest.worker import FileResult, Task, finish_signatures, process
+from catalog.ingest.worker import FileResult, Task, finish_signatures, process, process_in_turn
 from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
 from catalog.search import pairs
 from catalog.store import Catalog, ImageRow, KnownFile, Scope, Writes
@@ -43,6 +43,9 @@ class IndexReport:
     removed: int = 0
     unchanged: int = 0
     backfilled: int = 0
+    #: New files byte-identical to one read in this run or catalogued: they took its facts and
+    #: signatures, nothing decoded (among ``added``).
+    identical: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # files that could not be read
     problems: list[tuple[str, str]] = field(default_factory=list)  # folders, links
     methods: list[str] = field(default_factory=list)
@@ -74,6 +77,7 @@ class IndexReport:
             "removed": self.removed,
             "unchanged": self.unchanged,
             "backfilled": self.backfilled,
+            "identical": self.identical,
             "methods": self.methods,
             "notes": self.notes,
             "errors": [{"path": p, "error": e} for p, e in self.errors],
@@ -214,12 +218,16 @@ def index_paths(
     cancel: threading.Event | None = None,
     cnn: CnnChoice = DEFAULT_CNN,
     workers: int = 1,
+    put_back: Mapping[str, str] | None = None,
 ) -> IndexReport:
     """Bring the catalogue in line with exactly these paths: files or folders, present or vanished
     (what a watcher saw change, or its whole roots when it reconciles). The same planning and writing
     as :func:`index`; every change is listed in ``report.changes``; ``cancel`` as for :func:`index`.
     Files are read in ``pool``, else in a pool of ``workers`` processes started when there is enough
     work (one: in this process).
+
+    ``put_back``: path -> the content hash the file had when it left (undo knows it). A file that
+    still has it, while a catalogued image has it too, takes that image's row instead of being decoded.
 
     ``settling``: files still being written, neither read nor dropped this time. Files found with a
     modification time after ``fresh_after_ns`` are treated the same and listed in ``report.deferred``.
@@ -246,8 +254,9 @@ def index_paths(
     found.files = {p: v for p, v in found.files.items() if p not in keep}
     read_with = pixel_methods(report.methods)
     runner = _Runner(None, pool.workers if pool else workers, read_with, cnn, pool, cancel)
+    scope = Scope(tuple(folders), tuple(files))
     with _interruptible(runner, report):
-        _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
+        _index_scope(catalog, scope, found, runner, None, report, None, keep, put_back=put_back)
     changed = report.added or report.updated or report.backfilled or report.removed or report.moved
     if not report.cancelled and changed:
         _store_pairs(catalog, report, cancel, cnn)
@@ -310,7 +319,7 @@ class _Runner:
             self._preload()
             return run.results  # the very work the plan asks for, already under way
         if self.pool is None and (self.workers <= 1 or len(tasks) < 4 or not can_fork()):
-            return map(process, tasks)  # (a server's worker thread must not fork: see ``can_fork``)
+            return process_in_turn(tasks)  # (a server's worker thread must not fork: see ``can_fork``)
         if self.pool is None:
             self.pool = self.owned = WorkerPool(self.workers, self.methods)
         self._preload()
@@ -349,6 +358,7 @@ def _plan(
     report: IndexReport,
     keep: frozenset[str] = frozenset(),
     elsewhere: dict[str, KnownFile] | None = None,
+    put_back: Mapping[str, str] | None = None,
 ) -> _Plan:
     known = catalog.known_files(scope)
     elsewhere = {} if elsewhere is None else elsewhere
@@ -363,12 +373,30 @@ def _plan(
     for info in [*missing.values(), *elsewhere.values()]:
         if info.content_hash and info.error is None:
             hashes_by_size.setdefault(info.size, set()).add(info.content_hash)
+    # A new file byte-identical to an unchanged image of the scope (a backup copied beside its
+    # original, a file put back from the trash) takes that image's row instead of being decoded.
+    new_sizes = {size for path, (size, _) in found.files.items() if path not in known}
+    if new_sizes:
+        for path, info in known.items():
+            if (
+                info.size in new_sizes
+                and info.content_hash
+                and info.error is None
+                and info.id not in lacking
+                and found.files.get(path) == (info.size, info.mtime_ns)
+            ):
+                hashes_by_size.setdefault(info.size, set()).add(info.content_hash)
 
+    expected = {p: h for p, h in (put_back or {}).items() if p in found.files and p not in known}
+    twinned = catalog.hashes_catalogued(expected.values(), methods) if expected else set()
     tasks = []
     for path, (size, mtime_ns) in found.files.items():
         old = known.get(path)
         if old is None:
-            tasks.append(Task(path, size, mtime_ns, methods, frozenset(hashes_by_size.get(size, ()))))
+            alike = hashes_by_size.get(size, set())
+            if expected.get(path) in twinned:
+                alike = alike | {expected[path]}
+            tasks.append(Task(path, size, mtime_ns, methods, frozenset(alike)))
         elif (old.size, old.mtime_ns) != (size, mtime_ns):
             reusable = old.content_hash if old.error is None and old.id not in lacking else None
             tasks.append(Task(path, size, mtime_ns, methods, frozenset([reusable] if reusable else [])))
@@ -393,11 +421,13 @@ def _index_scope(
     root: str | None,
     keep: frozenset[str] = frozenset(),
     elsewhere: dict[str, KnownFile] | None = None,
+    put_back: Mapping[str, str] | None = None,
 ) -> None:
     """Plan, process and write one scope; ``root`` names the early-started work that may serve it;
-    ``elsewhere``: files of absent roots that may have moved here."""
+    ``elsewhere``: files of absent roots that may have moved here; ``put_back`` as for
+    :func:`index_paths`."""
     report.problems.extend(found.problems)
-    plan = _plan(catalog, scope, found, runner.methods, report, keep, elsewhere)
+    plan = _plan(catalog, scope, found, runner.methods, report, keep, elsewhere, put_back)
     writer = _Writer(catalog, plan, report, runner.cnn)
     for done, result in enumerate(runner.run(root, plan.tasks), 1):
         writer.add(result)
@@ -479,6 +509,7 @@ class _Writer:
         elif old is None:
             writes.add(r.path, _row(r), r.signatures)
             self.report.added += 1
+            self.report.identical += r.twin
             self.report.log("added", r.path)
         else:
             writes.replace(old.id, _row(r), r.signatures)
@@ -493,12 +524,14 @@ class _Writer:
 
     def _copy(self, writes: Writes, r: FileResult) -> None:
         """A new byte-identical copy of a file that moved away in this run: reuse the signatures."""
-        if not writes.copy(r.path, _row(r)):  # the source vanished meanwhile: decode after all
+        if not writes.copy(r.path, _row(r), pixel_methods(self.report.methods)):
+            # the source vanished or changed meanwhile: decode after all
             result = process(Task(r.path, r.size, r.mtime_ns, pixel_methods(self.report.methods)))
             finish_signatures([result], self.cnn)
             self._apply(writes, result)
             return
         self.report.added += 1
+        self.report.identical += 1
         self.report.log("added", r.path)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from catalog.errors import CatalogError
 from catalog.ingest.scan import ScanResult, scan
-from catalog.ingest.worker import FileResult, Task, process
+from catalog.ingest.worker import FileResult, Task, process_in_turn
 
 #: Files per Ray task: enough to outweigh a task's overhead (a few milliseconds), few enough to spread.
 BATCH = 16
@@ -31,7 +31,7 @@ def _process_batch(tasks: list[Task], cnn: Any) -> list[FileResult]:
     own cores, its model loaded once per worker process)."""
     from catalog.ingest.worker import finish_signatures
 
-    results = [process(task) for task in tasks]
+    results = list(process_in_turn(tasks))
     finish_signatures(results, cnn)
     return results
 

@@ -169,3 +169,82 @@ def test_exif_rotated_photo_reports_rotated_size(catalog, photo, pics):
     index(catalog, [str(pics)])
     image = rows(catalog)[str(path)]
     assert (image.width, image.height) == (1932, 2576)
+
+
+def _facts_and_signatures(catalog: Catalog) -> dict[str, tuple[object, ...]]:
+    """path -> what decoding the file gave: its facts and every signature."""
+    signatures: dict[int, set[tuple[str, bytes]]] = {}
+    for image_id, method, value in signature_rows(catalog):
+        signatures.setdefault(image_id, set()).add((method, value))
+    return {
+        path: (
+            im.width,
+            im.height,
+            im.format,
+            im.content_width,
+            im.content_height,
+            im.taken,
+            im.camera_make,
+            im.camera_model,
+            im.orientation,
+            im.has_gps,
+            im.has_exif,
+            im.error,
+            frozenset(signatures.get(im.id, ())),
+        )
+        for path, im in rows(catalog).items()
+    }
+
+
+def test_byte_identical_files_are_decoded_once_and_take_the_same_facts(catalog, photo, pics, make_image):
+    """A backup beside its originals: each content is decoded once, in a pool and in this process alike;
+    files of one size with other contents are each decoded."""
+    names = ["Canon_IXUS.jpg", "Nikon_E950.jpg", "Apple_iPhone_6.jpg"]
+    for name in names:
+        photo(name, f"Camera/{name}")
+        photo(name, f"Backup/{name}")
+        photo(name, f"Backup/old/{name}")
+    # Uncompressed pictures of one size: same file size, different contents.
+    make_image("Scans/a.bmp", seed=1)
+    make_image("Scans/b.bmp", seed=2)
+    assert (pics / "Scans/a.bmp").stat().st_size == (pics / "Scans/b.bmp").stat().st_size
+    report = index(catalog, [str(pics)], workers=2)
+    assert (report.added, report.identical, report.errors) == (11, 6, [])
+    found = _facts_and_signatures(catalog)
+    for name in names:
+        camera = found[str(pics / "Camera" / name)]
+        assert camera[0] and len(camera[-1]) == 4
+        assert found[str(pics / "Backup" / name)] == camera == found[str(pics / "Backup" / "old" / name)]
+    assert found[str(pics / "Scans/a.bmp")][-1] != found[str(pics / "Scans/b.bmp")][-1]
+
+    # Copies made later, one at a time in this process: they take the catalogued image's row.
+    photo("Canon_IXUS.jpg", "Later/Canon_IXUS.jpg")
+    shutil.copyfile(pics / "Scans/a.bmp", pics / "Later/a.bmp")
+    report = index(catalog, [str(pics)], workers=1)
+    assert (report.added, report.identical, report.unchanged) == (2, 2, 11)
+    found = _facts_and_signatures(catalog)
+    assert found[str(pics / "Later/Canon_IXUS.jpg")] == found[str(pics / "Camera/Canon_IXUS.jpg")]
+    assert found[str(pics / "Later/a.bmp")] == found[str(pics / "Scans/a.bmp")]
+
+
+def test_a_file_put_back_takes_the_row_of_its_catalogued_twin_only_if_it_is_unchanged(catalog, photo, pics):
+    from catalog.sync.indexer import index_paths
+
+    kept = photo("Canon_IXUS.jpg", "kept.jpg")
+    copy = photo("Canon_IXUS.jpg", "copy.jpg")
+    other = photo("Nikon_E950.jpg", "other.jpg")
+    index(catalog, [str(pics)])
+    content = rows(catalog)[str(copy)].content_hash or ""
+    copy.unlink()  # to the trash, and its row with it
+    other.unlink()
+    index(catalog, [str(pics)])
+    assert set(rows(catalog)) == {str(kept)}
+
+    shutil.copyfile(kept, copy)  # put back as it left
+    photo("Olympus_C960.jpg", "other.jpg")  # put back, but not the file that left
+    put_back = {str(copy): content, str(other): "0" * 64}
+    report = index_paths(catalog, list(put_back), put_back=put_back)
+    assert (report.added, report.identical) == (2, 1)
+    found = _facts_and_signatures(catalog)
+    assert found[str(copy)] == found[str(kept)]
+    assert found[str(other)][:2] == (640, 480) and found[str(other)] != found[str(kept)]
