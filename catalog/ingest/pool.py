@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 #: Files of one size handed to a worker together, at most (see ``WorkerPool.map``).
-ALIKE = 8
+ALIKE = 4
 #: Seconds ``WorkerPool.terminate`` gives the pool's own clean-up before it kills the workers itself.
 TERMINATE_WAIT = 0.5
 
@@ -60,7 +60,8 @@ class WorkerPool:
         from catalog.ingest.worker import alike_batches, process_alike
 
         batches = alike_batches(tasks, ALIKE)
-        chunksize = max(1, min(16, len(batches) // (self.workers * 16)))
+        # at most 16 files a message, as when every file went alone
+        chunksize = max(1, min(16 // ALIKE, len(batches) // (self.workers * 16)))
         done = self._pool.imap_unordered(process_alike, batches, chunksize=chunksize)
         return (result for batch in done for result in batch)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,12 +55,22 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def process(task: Task, twins: dict[tuple[str, tuple[str, ...]], FileResult] | None = None) -> FileResult:
+#: What a decode depends on besides the bytes: the content hash, the file's ending (it chooses the
+#: decoder: a RAW file's bytes read as a TIFF give another picture) and the methods.
+TwinKey = tuple[str, str, tuple[str, ...]]
+
+
+def ending(path: str) -> str:
+    """The lower-cased ending that chooses a file's decoder (``.jpg``; ``""`` when it has none)."""
+    return os.path.splitext(path)[1].lower()
+
+
+def process(task: Task, twins: dict[TwinKey, FileResult] | None = None) -> FileResult:
     """Never raises for a bad file: the reason is returned in ``error``.
 
-    ``twins``: content hash and methods -> a result already decoded in this run. A byte-identical file
-    (a backup beside its original) takes its picture's facts and signatures instead of being decoded
-    again; a file decoded here is added to it."""
+    ``twins``: content hash, ending and methods -> a result already decoded in this run. A
+    byte-identical file of the same ending (a backup beside its original) takes its picture's facts and
+    signatures instead of being decoded again; a file decoded here is added to it."""
     result = FileResult(task.path, task.size, task.mtime_ns)
     try:
         with open(task.path, "rb") as handle:
@@ -77,15 +86,15 @@ def process(task: Task, twins: dict[tuple[str, tuple[str, ...]], FileResult] | N
     if result.content_hash in task.known_hashes:
         result.known_content = True
         return result
-    twin = twins.get((result.content_hash, task.methods)) if twins is not None else None
+    key = (result.content_hash, ending(task.path), task.methods)
+    twin = twins.get(key) if twins is not None else None
     if twin is not None:
         return _as_twin(result, twin)
     from catalog.ingest.imaging import content_size, decode  # Pillow loads only where files are decoded
 
     try:
-        suffix = os.path.splitext(task.path)[1].lower()
         decoded = decode(
-            data, color=any(get_method(name).needs_color for name in task.methods), suffix=suffix
+            data, color=any(get_method(name).needs_color for name in task.methods), suffix=key[1]
         )
         del data
         result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
@@ -99,7 +108,7 @@ def process(task: Task, twins: dict[tuple[str, tuple[str, ...]], FileResult] | N
         result.error = str(exc)
         result.signatures.clear()
     if twins is not None and result.error is None:
-        twins[(result.content_hash, task.methods)] = result
+        twins[key] = result
     return result
 
 
@@ -114,17 +123,20 @@ def _as_twin(result: FileResult, twin: FileResult) -> FileResult:
 
 def process_alike(tasks: list[Task]) -> list[FileResult]:
     """Files of one size, read by one worker: each distinct content among them is decoded once."""
-    twins: dict[tuple[str, tuple[str, ...]], FileResult] = {}
+    twins: dict[TwinKey, FileResult] = {}
     return [process(task, twins) for task in tasks]
 
 
 def process_in_turn(tasks: list[Task]) -> Iterator[FileResult]:
-    """Each task in this process, in order; byte-identical files decoded once (files of a size no other
-    task has are never kept for it)."""
-    sizes = Counter(task.size for task in tasks)
-    twins: dict[tuple[str, tuple[str, ...]], FileResult] = {}
-    for task in tasks:
-        yield process(task, twins if sizes[task.size] > 1 else None)
+    """Each task in this process, largest files first; byte-identical files decoded once (what was
+    decoded is kept only while files of its size come)."""
+    twins: dict[TwinKey, FileResult] = {}
+    size = None
+    for task in sorted(tasks, key=lambda task: task.size, reverse=True):
+        if task.size != size:
+            twins.clear()
+            size = task.size
+        yield process(task, twins)
 
 
 def alike_batches(tasks: list[Task], most: int) -> list[list[Task]]:

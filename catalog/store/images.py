@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -107,22 +108,29 @@ class ImagesMixin(StoreBase):
                 )
         return known
 
-    def hashes_catalogued(self, hashes: Iterable[str], methods: Iterable[str]) -> set[str]:
-        """Of ``hashes``, those a readable image has along with a signature of each of ``methods``
-        (a file with that content can take its row: ``Writes.copy``)."""
-        wanted = sorted(set(methods))
-        found: set[str] = set()
+    def hashes_catalogued(
+        self, wanted: Iterable[tuple[str, str]], methods: Iterable[str]
+    ) -> set[tuple[str, str]]:
+        """Of ``wanted`` (content hash, lower-cased file ending), those a readable image has, with that
+        ending and a signature of each of ``methods``: a file of that content and ending can take its
+        row (``Writes.copy``)."""
+        wanted = set(wanted)
+        names = sorted(set(methods))
+        found: set[tuple[str, str]] = set()
         with self.session() as s:
-            for chunk in chunked(sorted(set(hashes))):
-                query = select(Image.content_hash).where(Image.content_hash.in_(chunk), Image.error.is_(None))
-                if wanted:
+            for chunk in chunked(sorted({content for content, _ in wanted})):
+                query = select(Image.content_hash, Image.path).where(
+                    Image.content_hash.in_(chunk), Image.error.is_(None)
+                )
+                if names:
                     query = (
-                        query.join(Signature, (Signature.image_id == Image.id) & Signature.method.in_(wanted))
-                        .group_by(Image.id, Image.content_hash)
-                        .having(func.count(Signature.method) == len(wanted))
+                        query.join(Signature, (Signature.image_id == Image.id) & Signature.method.in_(names))
+                        .group_by(Image.id, Image.content_hash, Image.path)
+                        .having(func.count(Signature.method) == len(names))
                     )
-                found.update(s.scalars(query))
-        return found
+                for content, path in s.execute(query):
+                    found.add((content or "", os.path.splitext(path)[1].lower()))
+        return found & wanted
 
     def ids_lacking(self, scope: Scope, methods: Iterable[str]) -> dict[int, list[str]]:
         """Readable images in ``scope`` that lack a signature of some of ``methods`` -> the missing ones.

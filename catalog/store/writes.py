@@ -3,6 +3,7 @@ one transaction (``Catalog.writing``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
@@ -65,7 +66,7 @@ class Writes:
     def __init__(self, session: Session):
         self.session = session
         self._twins: dict[
-            tuple[str, frozenset[str]], tuple[dict[str, Any], list[tuple[str, bytes]]] | None
+            tuple[str, str, frozenset[str]], tuple[dict[str, Any], list[tuple[str, bytes]]] | None
         ] = {}
 
     @cached_property
@@ -109,10 +110,11 @@ class Writes:
         )
 
     def copy(self, path: str, row: ImageRow, methods: Collection[str]) -> bool:
-        """A new file byte-identical to a catalogued image: a row with that image's facts and
-        signatures (nothing decoded). False when no readable image has ``row.content_hash`` and a
-        signature of each of ``methods``."""
-        twin = self._twin(row.content_hash or "", frozenset(methods))
+        """A new file byte-identical to a catalogued image with the same ending (it chooses the decoder):
+        a row with that image's facts and signatures, nothing decoded. One with a signature of each of
+        ``methods`` is preferred; one with fewer leaves the rest to the next run (as it would a moved
+        file). False when no readable image has ``row.content_hash`` and that ending."""
+        twin = self._twin(row.content_hash or "", os.path.splitext(path)[1].lower(), frozenset(methods))
         if twin is None:
             return False
         facts, signatures = twin
@@ -122,26 +124,31 @@ class Writes:
         return True
 
     def _twin(
-        self, content_hash: str, methods: frozenset[str]
+        self, content_hash: str, ending: str, methods: frozenset[str]
     ) -> tuple[dict[str, Any], list[tuple[str, bytes]]] | None:
-        """The facts and signatures of a catalogued readable image with this content and every one of
-        ``methods``, asked once per transaction (ten copies of one photo put back ask once)."""
-        key = (content_hash, methods)
+        """The facts and signatures of a catalogued readable image with this content and ending, asked
+        once per transaction (ten copies of one photo put back ask once)."""
+        key = (content_hash, ending, methods)
         if key not in self._twins:
-            self._twins[key] = None
+            best: tuple[dict[str, Any], list[tuple[str, bytes]]] | None = None
             with self.session.no_autoflush:  # catalogued before this transaction: nothing to flush
                 for found in self.session.execute(
-                    select(Image.id, *(getattr(Image, name) for name in TWIN_FACTS)).where(
+                    select(Image.id, Image.path, *(getattr(Image, name) for name in TWIN_FACTS)).where(
                         Image.content_hash == content_hash, Image.error.is_(None)
                     )
                 ):
+                    if os.path.splitext(found[1])[1].lower() != ending:
+                        continue
                     signatures = [
                         (method, value)
                         for method, value in self.session.execute(
                             select(Signature.method, Signature.value).where(Signature.image_id == found[0])
                         )
                     ]
+                    candidate = (dict(zip(TWIN_FACTS, found[2:], strict=True)), signatures)
                     if methods <= {method for method, _ in signatures}:
-                        self._twins[key] = (dict(zip(TWIN_FACTS, found[1:], strict=True)), signatures)
+                        best = candidate
                         break
+                    best = best or candidate
+            self._twins[key] = best
         return self._twins[key]

@@ -24,7 +24,7 @@ from catalog.errors import Interrupted
 from catalog.grouping import stored
 from catalog.ingest.pool import EarlyStart, WorkerPool
 from catalog.ingest.scan import ScanResult, image_suffix, normalise_roots, scan
-from catalog.ingest.worker import FileResult, Task, finish_signatures, process, process_in_turn
+from catalog.ingest.worker import FileResult, Task, ending, finish_signatures, process, process_in_turn
 from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
 from catalog.search import pairs
 from catalog.store import Catalog, ImageRow, KnownFile, Scope, Writes
@@ -350,6 +350,11 @@ class _Plan:
     missing: dict[str, KnownFile]  # vanished paths, still candidates for a move
 
 
+#: A new file is offered the catalogued twins of its size and ending only when at most this many
+#: images have them (see ``_plan``).
+MOST_TWINS = 8
+
+
 def _plan(
     catalog: Catalog,
     scope: Scope,
@@ -373,30 +378,43 @@ def _plan(
     for info in [*missing.values(), *elsewhere.values()]:
         if info.content_hash and info.error is None:
             hashes_by_size.setdefault(info.size, set()).add(info.content_hash)
-    # A new file byte-identical to an unchanged image of the scope (a backup copied beside its
-    # original, a file put back from the trash) takes that image's row instead of being decoded.
-    new_sizes = {size for path, (size, _) in found.files.items() if path not in known}
-    if new_sizes:
+    # A new file byte-identical to an unchanged image of the scope with the same ending (a backup
+    # copied beside its original, a file put back from the trash) takes that image's row instead of
+    # being decoded. Sizes many images share (uncompressed scans, RAW files) are left out: each file
+    # would carry all their hashes to the workers.
+    new_kinds = {(size, ending(path)) for path, (size, _) in found.files.items() if path not in known}
+    twins: dict[tuple[int, str], set[str]] = {}
+    if new_kinds:
         for path, info in known.items():
+            kind = (info.size, ending(path))
             if (
-                info.size in new_sizes
+                kind in new_kinds
                 and info.content_hash
                 and info.error is None
                 and info.id not in lacking
                 and found.files.get(path) == (info.size, info.mtime_ns)
             ):
-                hashes_by_size.setdefault(info.size, set()).add(info.content_hash)
-
+                twins.setdefault(kind, set()).add(info.content_hash)
+    offered: dict[tuple[int, str], frozenset[str]] = {}  # one set per kind, shared by its tasks
+    for size, suffix in new_kinds:
+        alike = twins.get((size, suffix), set())
+        offered[size, suffix] = frozenset(
+            hashes_by_size.get(size, set()) | (alike if len(alike) <= MOST_TWINS else set())
+        )
     expected = {p: h for p, h in (put_back or {}).items() if p in found.files and p not in known}
-    twinned = catalog.hashes_catalogued(expected.values(), methods) if expected else set()
+    twinned = (
+        catalog.hashes_catalogued({(h, ending(p)) for p, h in expected.items()}, methods)
+        if expected
+        else set()
+    )
     tasks = []
     for path, (size, mtime_ns) in found.files.items():
         old = known.get(path)
         if old is None:
-            alike = hashes_by_size.get(size, set())
-            if expected.get(path) in twinned:
-                alike = alike | {expected[path]}
-            tasks.append(Task(path, size, mtime_ns, methods, frozenset(alike)))
+            known_hashes = offered[size, ending(path)]
+            if (expected.get(path), ending(path)) in twinned:
+                known_hashes = known_hashes | {expected[path]}
+            tasks.append(Task(path, size, mtime_ns, methods, known_hashes))
         elif (old.size, old.mtime_ns) != (size, mtime_ns):
             reusable = old.content_hash if old.error is None and old.id not in lacking else None
             tasks.append(Task(path, size, mtime_ns, methods, frozenset([reusable] if reusable else [])))

@@ -63,7 +63,9 @@ class RayRunner:
 
     def run(self, root: str | None, tasks: list[Task]) -> Iterator[FileResult]:
         ray = self.ray
-        batches = [tasks[k : k + BATCH] for k in range(0, len(tasks), BATCH)]
+        # Largest first, files of one size side by side: byte-identical ones share a batch, decoded once.
+        ordered = sorted(tasks, key=lambda task: task.size, reverse=True)
+        batches = [ordered[k : k + BATCH] for k in range(0, len(ordered), BATCH)]
         window = max(1, int(ray.cluster_resources().get("CPU", 1)) * WINDOW)
         submitted = 0
         while submitted < len(batches) or self.pending:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from catalog.store import Catalog
 from catalog.store.models import Image, Signature
 from catalog.sync.indexer import index
+from tests.conftest import SHARED_DATA
 
 
 def rows(catalog: Catalog) -> dict[str, Image]:
@@ -208,21 +209,30 @@ def test_byte_identical_files_are_decoded_once_and_take_the_same_facts(catalog, 
     make_image("Scans/a.bmp", seed=1)
     make_image("Scans/b.bmp", seed=2)
     assert (pics / "Scans/a.bmp").stat().st_size == (pics / "Scans/b.bmp").stat().st_size
+    # The ending chooses the decoder: a NEF's bytes named .tif are another picture (its preview).
+    nef = SHARED_DATA / "formats" / "nef" / "Issue 247-1.nef"
+    for name in ("Raw/a.nef", "Raw/b.tif", "Raw/c.nef"):
+        (pics / name).parent.mkdir(exist_ok=True)
+        shutil.copyfile(nef, pics / name)
     report = index(catalog, [str(pics)], workers=2)
-    assert (report.added, report.identical, report.errors) == (11, 6, [])
+    assert (report.added, report.identical, report.errors) == (14, 7, [])
     found = _facts_and_signatures(catalog)
     for name in names:
         camera = found[str(pics / "Camera" / name)]
         assert camera[0] and len(camera[-1]) == 4
         assert found[str(pics / "Backup" / name)] == camera == found[str(pics / "Backup" / "old" / name)]
     assert found[str(pics / "Scans/a.bmp")][-1] != found[str(pics / "Scans/b.bmp")][-1]
+    assert found[str(pics / "Raw/c.nef")] == found[str(pics / "Raw/a.nef")]
+    assert found[str(pics / "Raw/a.nef")][2] == "NEF" and found[str(pics / "Raw/b.tif")][2] != "NEF"
 
     # Copies made later, one at a time in this process: they take the catalogued image's row.
     photo("Canon_IXUS.jpg", "Later/Canon_IXUS.jpg")
     shutil.copyfile(pics / "Scans/a.bmp", pics / "Later/a.bmp")
+    shutil.copyfile(nef, pics / "Later/d.tif")
     report = index(catalog, [str(pics)], workers=1)
-    assert (report.added, report.identical, report.unchanged) == (2, 2, 11)
+    assert (report.added, report.identical, report.unchanged) == (3, 3, 14)
     found = _facts_and_signatures(catalog)
+    assert found[str(pics / "Later/d.tif")] == found[str(pics / "Raw/b.tif")]
     assert found[str(pics / "Later/Canon_IXUS.jpg")] == found[str(pics / "Camera/Canon_IXUS.jpg")]
     assert found[str(pics / "Later/a.bmp")] == found[str(pics / "Scans/a.bmp")]
 
