@@ -203,6 +203,7 @@ def make_format_triples(
     triples = []
     for source in sources:
         with Image.open(source) as opened:
+            opened.draft("RGB", (side, side))  # a JPEG decoded at the smallest scale that is still larger
             img = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
         img.thumbnail((side, side))
         folder = out / source.stem

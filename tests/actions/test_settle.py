@@ -23,10 +23,24 @@ UKBENCH = SHARED_DATA / "ukbench-500"
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
-    """A home of the test's own: the desktop trash lands in it, never in the user's."""
+    """A home of the test's own: the desktop trash and the caches land in it, never in the user's. Only
+    the CNN's exported graph is shared with the user's cache (a link), as for the tests that run catalog
+    in this process: it is made once, not in every test (``tests/methods/test_cnn.py`` exports into a
+    fresh cache)."""
     home = tmp_path / "home"
     (home / ".local" / "share").mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share")}
+    models = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catalog" / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    cache = home / ".cache"
+    (cache / "catalog").mkdir(parents=True, exist_ok=True)
+    if not (cache / "catalog" / "models").exists():
+        (cache / "catalog" / "models").symlink_to(models, target_is_directory=True)
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_CACHE_HOME": str(cache),
+    }
 
 
 def catalog(

@@ -205,8 +205,8 @@ def test_a_command_stuck_past_the_deadline_is_ended_by_force(tmp_path):
         interrupts = Interrupts(deadline=0.3)
         worker = multiprocessing.get_context("fork").Process(target=threading.Event().wait)
         worker.start()
-        print(worker.pid, flush=True)
         with interrupts.requesting(lambda signum: None):  # asked to stop, and never does
+            print(worker.pid, flush=True)  # (only now: a signal before the block would raise)
             threading.Event().wait()
         """
     )
