@@ -24,10 +24,11 @@ from catalog.errors import Interrupted
 from catalog.grouping import stored
 from catalog.ingest.pool import EarlyStart, WorkerPool
 from catalog.ingest.scan import ScanResult, image_suffix, normalise_roots, scan
-from catalog.ingest.worker import FileResult, Task, ending, finish_signatures, process, process_in_turn
+from catalog.ingest.worker import FileResult, Task, finish_signatures, process, process_in_turn
 from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
 from catalog.search import pairs
 from catalog.store import Catalog, ImageRow, KnownFile, Scope, Writes
+from catalog.sync.plan import Plan, plan_scope
 
 if TYPE_CHECKING:
     from catalog.sync.ray_engine import RayRunner
@@ -340,95 +341,6 @@ class _Runner:
             owned.terminate() if abort or self.cancelled else owned.close()
 
 
-@dataclass
-class _Plan:
-    tasks: list[Task]
-    known: dict[str, KnownFile]
-    #: Files of roots that are gone from the disk: candidates for a move into this scope (a root moved
-    #: or renamed), shared by every scope of one run; claimed ones are popped.
-    elsewhere: dict[str, KnownFile]
-    missing: dict[str, KnownFile]  # vanished paths, still candidates for a move
-
-
-#: A new file is offered the catalogued twins of its size and ending only when at most this many
-#: images have them (see ``_plan``).
-MOST_TWINS = 8
-
-
-def _plan(
-    catalog: Catalog,
-    scope: Scope,
-    found: ScanResult,
-    methods: tuple[str, ...],
-    report: IndexReport,
-    keep: frozenset[str] = frozenset(),
-    elsewhere: dict[str, KnownFile] | None = None,
-    put_back: Mapping[str, str] | None = None,
-) -> _Plan:
-    known = catalog.known_files(scope)
-    elsewhere = {} if elsewhere is None else elsewhere
-    lacking = catalog.ids_lacking(scope, methods)
-    unknowable = tuple(folder.rstrip("/") + "/" for folder in found.unreadable)
-    missing = {
-        path: info
-        for path, info in known.items()
-        if path not in found.files and path not in keep and not path.startswith(unknowable)
-    }
-    hashes_by_size: dict[int, set[str]] = {}
-    for info in [*missing.values(), *elsewhere.values()]:
-        if info.content_hash and info.error is None:
-            hashes_by_size.setdefault(info.size, set()).add(info.content_hash)
-    # A new file byte-identical to an unchanged image of the scope with the same ending (a backup
-    # copied beside its original, a file put back from the trash) takes that image's row instead of
-    # being decoded. Sizes many images share (uncompressed scans, RAW files) are left out: each file
-    # would carry all their hashes to the workers.
-    new_kinds = {(size, ending(path)) for path, (size, _) in found.files.items() if path not in known}
-    twins: dict[tuple[int, str], set[str]] = {}
-    if new_kinds:
-        for path, info in known.items():
-            kind = (info.size, ending(path))
-            if (
-                kind in new_kinds
-                and info.content_hash
-                and info.error is None
-                and info.id not in lacking
-                and found.files.get(path) == (info.size, info.mtime_ns)
-            ):
-                twins.setdefault(kind, set()).add(info.content_hash)
-    offered: dict[tuple[int, str], frozenset[str]] = {}  # one set per kind, shared by its tasks
-    for size, suffix in new_kinds:
-        alike = twins.get((size, suffix), set())
-        offered[size, suffix] = frozenset(
-            hashes_by_size.get(size, set()) | (alike if len(alike) <= MOST_TWINS else set())
-        )
-    expected = {p: h for p, h in (put_back or {}).items() if p in found.files and p not in known}
-    twinned = (
-        catalog.hashes_catalogued({(h, ending(p)) for p, h in expected.items()}, methods)
-        if expected
-        else set()
-    )
-    tasks = []
-    for path, (size, mtime_ns) in found.files.items():
-        old = known.get(path)
-        if old is None:
-            known_hashes = offered[size, ending(path)]
-            if (expected.get(path), ending(path)) in twinned:
-                known_hashes = known_hashes | {expected[path]}
-            tasks.append(Task(path, size, mtime_ns, methods, known_hashes))
-        elif (old.size, old.mtime_ns) != (size, mtime_ns):
-            reusable = old.content_hash if old.error is None and old.id not in lacking else None
-            tasks.append(Task(path, size, mtime_ns, methods, frozenset([reusable] if reusable else [])))
-        elif old.id in lacking:
-            tasks.append(Task(path, size, mtime_ns, tuple(lacking[old.id])))
-            report.backfilled += 1
-        elif old.error is None and old.has_exif is None:  # catalogued before photo facts were read
-            tasks.append(Task(path, size, mtime_ns, ()))
-            report.backfilled += 1
-        else:
-            report.unchanged += 1
-    return _Plan(tasks, known, elsewhere, missing)
-
-
 def _index_scope(
     catalog: Catalog,
     scope: Scope,
@@ -445,7 +357,9 @@ def _index_scope(
     ``elsewhere``: files of absent roots that may have moved here; ``put_back`` as for
     :func:`index_paths`."""
     report.problems.extend(found.problems)
-    plan = _plan(catalog, scope, found, runner.methods, report, keep, elsewhere, put_back)
+    plan = plan_scope(catalog, scope, found, runner.methods, keep, elsewhere, put_back)
+    report.unchanged += plan.unchanged
+    report.backfilled += plan.backfilled
     writer = _Writer(catalog, plan, report, runner.cnn)
     for done, result in enumerate(runner.run(root, plan.tasks), 1):
         writer.add(result)
@@ -465,7 +379,7 @@ def _index_scope(
 class _Writer:
     """Applies results to the catalogue, WRITE_BATCH at a time, each batch one transaction."""
 
-    def __init__(self, catalog: Catalog, plan: _Plan, report: IndexReport, cnn: CnnChoice):
+    def __init__(self, catalog: Catalog, plan: Plan, report: IndexReport, cnn: CnnChoice):
         self.catalog = catalog
         self.cnn = cnn
         self.plan = plan

@@ -1,0 +1,111 @@
+"""What one scope of an index run must read: new files, changed ones, and catalogued ones lacking a
+method's signature or their photo facts; and, for each new file, the content hashes that make decoding
+it unnecessary (a file moved here, a byte-identical twin already catalogued, a file put back as it left).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from catalog.ingest.worker import Task, ending
+from catalog.store import Catalog, KnownFile, Scope
+
+if TYPE_CHECKING:
+    from catalog.ingest.scan import ScanResult
+
+
+@dataclass
+class Plan:
+    tasks: list[Task]
+    known: dict[str, KnownFile]
+    #: Files of roots that are gone from the disk: candidates for a move into this scope (a root moved
+    #: or renamed), shared by every scope of one run; claimed ones are popped.
+    elsewhere: dict[str, KnownFile]
+    missing: dict[str, KnownFile]  # vanished paths, still candidates for a move
+    unchanged: int = 0
+    #: Catalogued files read again for a method's signature or their photo facts only.
+    backfilled: int = 0
+
+
+#: A new file is offered the catalogued twins of its size and ending only when at most this many
+#: images have them (see :func:`plan_scope`).
+MOST_TWINS = 8
+
+
+def plan_scope(
+    catalog: Catalog,
+    scope: Scope,
+    found: ScanResult,
+    methods: tuple[str, ...],
+    keep: frozenset[str] = frozenset(),
+    elsewhere: dict[str, KnownFile] | None = None,
+    put_back: Mapping[str, str] | None = None,
+) -> Plan:
+    """Classify the files ``found`` in ``scope`` against the catalogue. ``keep``: paths neither read nor
+    dropped this time; ``elsewhere``: files of absent roots that may have moved here; ``put_back``: path
+    -> the content hash the file had when an action took it away (``catalog undo``)."""
+    known = catalog.known_files(scope)
+    elsewhere = {} if elsewhere is None else elsewhere
+    lacking = catalog.ids_lacking(scope, methods)
+    unknowable = tuple(folder.rstrip("/") + "/" for folder in found.unreadable)
+    missing = {
+        path: info
+        for path, info in known.items()
+        if path not in found.files and path not in keep and not path.startswith(unknowable)
+    }
+    hashes_by_size: dict[int, set[str]] = {}
+    for info in [*missing.values(), *elsewhere.values()]:
+        if info.content_hash and info.error is None:
+            hashes_by_size.setdefault(info.size, set()).add(info.content_hash)
+    # A new file byte-identical to an unchanged image of the scope with the same ending (a backup
+    # copied beside its original, a file put back from the trash) takes that image's row instead of
+    # being decoded. Sizes many images share (uncompressed scans, RAW files) are left out: each file
+    # would carry all their hashes to the workers.
+    new_kinds = {(size, ending(path)) for path, (size, _) in found.files.items() if path not in known}
+    twins: dict[tuple[int, str], set[str]] = {}
+    if new_kinds:
+        for path, info in known.items():
+            kind = (info.size, ending(path))
+            if (
+                kind in new_kinds
+                and info.content_hash
+                and info.error is None
+                and info.id not in lacking
+                and found.files.get(path) == (info.size, info.mtime_ns)
+            ):
+                twins.setdefault(kind, set()).add(info.content_hash)
+    offered: dict[tuple[int, str], frozenset[str]] = {}  # one set per kind, shared by its tasks
+    for size, suffix in new_kinds:
+        alike = twins.get((size, suffix), set())
+        offered[size, suffix] = frozenset(
+            hashes_by_size.get(size, set()) | (alike if len(alike) <= MOST_TWINS else set())
+        )
+    expected = {p: h for p, h in (put_back or {}).items() if p in found.files and p not in known}
+    twinned = (
+        catalog.hashes_catalogued({(h, ending(p)) for p, h in expected.items()}, methods)
+        if expected
+        else set()
+    )
+    tasks = []
+    unchanged = backfilled = 0
+    for path, (size, mtime_ns) in found.files.items():
+        old = known.get(path)
+        if old is None:
+            known_hashes = offered[size, ending(path)]
+            if (expected.get(path), ending(path)) in twinned:
+                known_hashes = known_hashes | {expected[path]}
+            tasks.append(Task(path, size, mtime_ns, methods, known_hashes))
+        elif (old.size, old.mtime_ns) != (size, mtime_ns):
+            reusable = old.content_hash if old.error is None and old.id not in lacking else None
+            tasks.append(Task(path, size, mtime_ns, methods, frozenset([reusable] if reusable else [])))
+        elif old.id in lacking:
+            tasks.append(Task(path, size, mtime_ns, tuple(lacking[old.id])))
+            backfilled += 1
+        elif old.error is None and old.has_exif is None:  # catalogued before photo facts were read
+            tasks.append(Task(path, size, mtime_ns, ()))
+            backfilled += 1
+        else:
+            unchanged += 1
+    return Plan(tasks, known, elsewhere, missing, unchanged, backfilled)
