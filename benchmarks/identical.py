@@ -3,6 +3,7 @@
 - ``catalog index`` of the 60 camera photos alone (``Camera/``), on a new catalogue;
 - the same with a byte-identical copy of every photo beside them (``Camera/`` and ``Backup/``);
 - ``Backup/`` copied into the library after ``Camera/`` was catalogued, then ``catalog index`` again;
+- the same backup as a root of its own (a backup drive), then ``catalog index DRIVE``;
 - imagededup's ``PHash`` on ``Camera/`` + ``Backup/`` (the peer, as in ``benchmarks/indexing.py``;
   needs ``scripts/bench-setup``; left out when imagededup is not installed).
 
@@ -86,6 +87,12 @@ def main() -> None:
             label = "Backup/ copied in later, index again"
             times.setdefault(label, []).append(seconds)
             identical[label] = json.loads(out).get("identical", "-")  # (older versions: not said)
+            drive = tmp / f"drive-{n}"  # a backup drive indexed as a root of its own
+            shutil.copytree(both / "Backup", drive)
+            seconds, out = run([*CATALOG, "--db", db, "index", str(drive), "-f", "json"])
+            label = "the same Backup/ as another root, index it"
+            times.setdefault(label, []).append(seconds)
+            identical[label] = json.loads(out).get("identical", "-")
             if peer:
                 seconds, _ = run([sys.executable, INDEXING, "_imagededup", str(flat)])
                 times.setdefault("imagededup PHash, Camera/ + Backup/", []).append(seconds)

@@ -4,7 +4,7 @@ page stay thin over these."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -128,22 +128,21 @@ def undo(catalog: Catalog, which: str, ids: Sequence[int], cnn: CnnChoice) -> Un
         notes = actions.recover(catalog)
         entries = actions.entries_to_undo(catalog, which, ids)
         outcome = actions.undo(catalog, entries)
-    put_back = {e.path: e.content_hash for e in outcome.restored}
-    return Undone(notes, outcome, reindex(catalog, put_back, cnn, notes))
+    paths = [e.path for e in outcome.restored]
+    return Undone(notes, outcome, reindex(catalog, paths, cnn, notes))
 
 
-def reindex(catalog: Catalog, put_back: Mapping[str, str], cnn: CnnChoice, notes: list[str]) -> bool:
-    """Catalogue files put back (path -> the content they left with), now if no other process is
-    writing the catalogue (else the running ``watch`` sees them arrive, or the next ``index`` finds
-    them). One byte-identical to a catalogued image (the copy kept) takes its row, not decoded again."""
-    if not put_back:
+def reindex(catalog: Catalog, paths: Sequence[str], cnn: CnnChoice, notes: list[str]) -> bool:
+    """Catalogue files put back, now if no other process is writing the catalogue (else the running
+    ``watch`` sees them arrive, or the next ``index`` finds them). One byte-identical to a catalogued
+    image (the copy kept) takes its row, not decoded again."""
+    if not paths:
         return True
     from catalog.sync.indexer import index_paths
 
     try:
         with writer_lock(catalog.url, "catalog undo"):
-            # a process per core
-            index_paths(catalog, list(put_back), cnn=cnn, workers=os.cpu_count() or 1, put_back=put_back)
+            index_paths(catalog, paths, cnn=cnn, workers=os.cpu_count() or 1)  # a process per core
     except BusyError:
         notes.append("another process is writing the catalogue: it catalogues the files put back")
         return False

@@ -108,29 +108,48 @@ class ImagesMixin(StoreBase):
                 )
         return known
 
-    def hashes_catalogued(
-        self, wanted: Iterable[tuple[str, str]], methods: Iterable[str]
-    ) -> set[tuple[str, str]]:
-        """Of ``wanted`` (content hash, lower-cased file ending), those a readable image has, with that
-        ending and a signature of each of ``methods``: a file of that content and ending can take its
-        row (``Writes.copy``)."""
-        wanted = set(wanted)
+    def twins(
+        self, sizes: Iterable[int], methods: Iterable[str], most: int
+    ) -> dict[tuple[int, str], set[str]]:
+        """(size, lower-cased file ending) -> the content hashes of readable images of that size and
+        ending with a signature of each of ``methods``: what a new file of that size may be a
+        byte-identical copy of (it then takes the image's row: ``Writes.copy``). Sizes more than
+        ``most`` images have (uncompressed pictures of one camera or scanner) are left out. Index seeks
+        by size, then the signatures of the few images found."""
         names = sorted(set(methods))
-        found: set[tuple[str, str]] = set()
+        candidates: dict[int, tuple[int, str, str]] = {}
         with self.session() as s:
-            for chunk in chunked(sorted({content for content, _ in wanted})):
-                query = select(Image.content_hash, Image.path).where(
-                    Image.content_hash.in_(chunk), Image.error.is_(None)
+            for chunk in chunked(sorted(set(sizes))):
+                counted = (
+                    select(Image.size)
+                    .where(Image.size.in_(chunk))
+                    .group_by(Image.size)
+                    .having(func.count() <= most)
                 )
-                if names:
-                    query = (
-                        query.join(Signature, (Signature.image_id == Image.id) & Signature.method.in_(names))
-                        .group_by(Image.id, Image.content_hash, Image.path)
+                few = list(s.scalars(counted))
+                if not few:
+                    continue
+                query = select(Image.id, Image.size, Image.content_hash, Image.path).where(
+                    Image.size.in_(few), Image.error.is_(None), Image.content_hash.is_not(None)
+                )
+                for image_id, size, content, path in s.execute(query):
+                    candidates[image_id] = (size, os.path.splitext(path)[1].lower(), content or "")
+            complete = set(candidates)
+            if names:
+                complete = set()
+                for ids in chunked(sorted(candidates)):
+                    counted = (
+                        select(Signature.image_id)
+                        .where(Signature.image_id.in_(ids), Signature.method.in_(names))
+                        .group_by(Signature.image_id)
                         .having(func.count(Signature.method) == len(names))
                     )
-                for content, path in s.execute(query):
-                    found.add((content or "", os.path.splitext(path)[1].lower()))
-        return found & wanted
+                    complete.update(s.scalars(counted))
+        found: dict[tuple[int, str], set[str]] = {}
+        for image_id in complete:
+            size, suffix, content = candidates[image_id]
+            found.setdefault((size, suffix), set()).add(content)
+        return found
 
     def ids_lacking(self, scope: Scope, methods: Iterable[str]) -> dict[int, list[str]]:
         """Readable images in ``scope`` that lack a signature of some of ``methods`` -> the missing ones.

@@ -72,7 +72,8 @@ class Image(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(PathText, unique=True)
-    size: Mapped[int] = mapped_column(BigInteger)
+    #: Indexed: a new file's byte-identical twins are looked up by size (``Catalog.twins``).
+    size: Mapped[int] = mapped_column(BigInteger, index=True)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     width: Mapped[int | None] = mapped_column(Integer)

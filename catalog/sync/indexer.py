@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -219,16 +219,12 @@ def index_paths(
     cancel: threading.Event | None = None,
     cnn: CnnChoice = DEFAULT_CNN,
     workers: int = 1,
-    put_back: Mapping[str, str] | None = None,
 ) -> IndexReport:
     """Bring the catalogue in line with exactly these paths: files or folders, present or vanished
     (what a watcher saw change, or its whole roots when it reconciles). The same planning and writing
     as :func:`index`; every change is listed in ``report.changes``; ``cancel`` as for :func:`index`.
     Files are read in ``pool``, else in a pool of ``workers`` processes started when there is enough
     work (one: in this process).
-
-    ``put_back``: path -> the content hash the file had when it left (undo knows it). A file that
-    still has it, while a catalogued image has it too, takes that image's row instead of being decoded.
 
     ``settling``: files still being written, neither read nor dropped this time. Files found with a
     modification time after ``fresh_after_ns`` are treated the same and listed in ``report.deferred``.
@@ -257,7 +253,7 @@ def index_paths(
     runner = _Runner(None, pool.workers if pool else workers, read_with, cnn, pool, cancel)
     scope = Scope(tuple(folders), tuple(files))
     with _interruptible(runner, report):
-        _index_scope(catalog, scope, found, runner, None, report, None, keep, put_back=put_back)
+        _index_scope(catalog, scope, found, runner, None, report, None, keep)
     changed = report.added or report.updated or report.backfilled or report.removed or report.moved
     if not report.cancelled and changed:
         _store_pairs(catalog, report, cancel, cnn)
@@ -277,6 +273,11 @@ def _interruptible(runner: _Runner | RayRunner, report: IndexReport) -> Iterator
             exc.files_done = report.committed
         raise
     runner.close()
+
+
+def _files(tasks: list[Task]) -> set[tuple[str, int, int, tuple[str, ...]]]:
+    """What a list of tasks reads, and for which methods (not which hashes it may skip decoding for)."""
+    return {(task.path, task.size, task.mtime_ns, task.methods) for task in tasks}
 
 
 def _merge(into: ScanResult, other: ScanResult) -> None:
@@ -316,9 +317,11 @@ class _Runner:
 
     def run(self, root: str | None, tasks: list[Task]) -> Iterator[FileResult]:
         run = self.early.roots.pop(root, None) if self.early and root else None
-        if run is not None and set(run.tasks) == set(tasks):
+        if run is not None and _files(run.tasks) == _files(tasks):
+            # The very files the plan asks for, already under way (decoded in full: twins the plan
+            # found in another root of this run make the same rows, only later).
             self._preload()
-            return run.results  # the very work the plan asks for, already under way
+            return run.results
         if self.pool is None and (self.workers <= 1 or len(tasks) < 4 or not can_fork()):
             return process_in_turn(tasks)  # (a server's worker thread must not fork: see ``can_fork``)
         if self.pool is None:
@@ -351,13 +354,11 @@ def _index_scope(
     root: str | None,
     keep: frozenset[str] = frozenset(),
     elsewhere: dict[str, KnownFile] | None = None,
-    put_back: Mapping[str, str] | None = None,
 ) -> None:
     """Plan, process and write one scope; ``root`` names the early-started work that may serve it;
-    ``elsewhere``: files of absent roots that may have moved here; ``put_back`` as for
-    :func:`index_paths`."""
+    ``elsewhere``: files of absent roots that may have moved here."""
     report.problems.extend(found.problems)
-    plan = plan_scope(catalog, scope, found, runner.methods, keep, elsewhere, put_back)
+    plan = plan_scope(catalog, scope, found, runner.methods, keep, elsewhere)
     report.unchanged += plan.unchanged
     report.backfilled += plan.backfilled
     writer = _Writer(catalog, plan, report, runner.cnn)

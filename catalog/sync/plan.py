@@ -1,11 +1,10 @@
 """What one scope of an index run must read: new files, changed ones, and catalogued ones lacking a
 method's signature or their photo facts; and, for each new file, the content hashes that make decoding
-it unnecessary (a file moved here, a byte-identical twin already catalogued, a file put back as it left).
+it unnecessary (a file moved here, a byte-identical twin already catalogued: a backup, a file put back).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,11 +40,9 @@ def plan_scope(
     methods: tuple[str, ...],
     keep: frozenset[str] = frozenset(),
     elsewhere: dict[str, KnownFile] | None = None,
-    put_back: Mapping[str, str] | None = None,
 ) -> Plan:
     """Classify the files ``found`` in ``scope`` against the catalogue. ``keep``: paths neither read nor
-    dropped this time; ``elsewhere``: files of absent roots that may have moved here; ``put_back``: path
-    -> the content hash the file had when an action took it away (``catalog undo``)."""
+    dropped this time; ``elsewhere``: files of absent roots that may have moved here."""
     known = catalog.known_files(scope)
     elsewhere = {} if elsewhere is None else elsewhere
     lacking = catalog.ids_lacking(scope, methods)
@@ -59,44 +56,24 @@ def plan_scope(
     for info in [*missing.values(), *elsewhere.values()]:
         if info.content_hash and info.error is None:
             hashes_by_size.setdefault(info.size, set()).add(info.content_hash)
-    # A new file byte-identical to an unchanged image of the scope with the same ending (a backup
-    # copied beside its original, a file put back from the trash) takes that image's row instead of
-    # being decoded. Sizes many images share (uncompressed scans, RAW files) are left out: each file
-    # would carry all their hashes to the workers.
+    # A new file byte-identical to a catalogued image with the same ending (a backup copied beside its
+    # original, a backup drive indexed beside the library) takes that image's row instead of being
+    # decoded. Sizes many images share (uncompressed scans, RAW files) are left out: each file would
+    # carry all their hashes to the workers.
     new_kinds = {(size, ending(path)) for path, (size, _) in found.files.items() if path not in known}
-    twins: dict[tuple[int, str], set[str]] = {}
-    if new_kinds:
-        for path, info in known.items():
-            kind = (info.size, ending(path))
-            if (
-                kind in new_kinds
-                and info.content_hash
-                and info.error is None
-                and info.id not in lacking
-                and found.files.get(path) == (info.size, info.mtime_ns)
-            ):
-                twins.setdefault(kind, set()).add(info.content_hash)
+    twins = catalog.twins({size for size, _ in new_kinds}, methods, MOST_TWINS) if new_kinds else {}
     offered: dict[tuple[int, str], frozenset[str]] = {}  # one set per kind, shared by its tasks
     for size, suffix in new_kinds:
         alike = twins.get((size, suffix), set())
         offered[size, suffix] = frozenset(
             hashes_by_size.get(size, set()) | (alike if len(alike) <= MOST_TWINS else set())
         )
-    expected = {p: h for p, h in (put_back or {}).items() if p in found.files and p not in known}
-    twinned = (
-        catalog.hashes_catalogued({(h, ending(p)) for p, h in expected.items()}, methods)
-        if expected
-        else set()
-    )
     tasks = []
     unchanged = backfilled = 0
     for path, (size, mtime_ns) in found.files.items():
         old = known.get(path)
         if old is None:
-            known_hashes = offered[size, ending(path)]
-            if (expected.get(path), ending(path)) in twinned:
-                known_hashes = known_hashes | {expected[path]}
-            tasks.append(Task(path, size, mtime_ns, methods, known_hashes))
+            tasks.append(Task(path, size, mtime_ns, methods, offered[size, ending(path)]))
         elif (old.size, old.mtime_ns) != (size, mtime_ns):
             reusable = old.content_hash if old.error is None and old.id not in lacking else None
             tasks.append(Task(path, size, mtime_ns, methods, frozenset([reusable] if reusable else [])))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from catalog.store import Catalog
 from catalog.store.models import Image, Signature
 from catalog.sync.indexer import index
-from tests.conftest import SHARED_DATA
+from tests.conftest import PHOTOS, SHARED_DATA
 
 
 def rows(catalog: Catalog) -> dict[str, Image]:
@@ -237,24 +237,36 @@ def test_byte_identical_files_are_decoded_once_and_take_the_same_facts(catalog, 
     assert found[str(pics / "Later/a.bmp")] == found[str(pics / "Scans/a.bmp")]
 
 
-def test_a_file_put_back_takes_the_row_of_its_catalogued_twin_only_if_it_is_unchanged(catalog, photo, pics):
+def test_a_file_put_back_or_on_another_root_takes_the_row_of_its_catalogued_twin(
+    catalog, photo, pics, tmp_path
+):
     from catalog.sync.indexer import index_paths
 
     kept = photo("Canon_IXUS.jpg", "kept.jpg")
     copy = photo("Canon_IXUS.jpg", "copy.jpg")
     other = photo("Nikon_E950.jpg", "other.jpg")
     index(catalog, [str(pics)])
-    content = rows(catalog)[str(copy)].content_hash or ""
     copy.unlink()  # to the trash, and its row with it
     other.unlink()
     index(catalog, [str(pics)])
     assert set(rows(catalog)) == {str(kept)}
 
-    shutil.copyfile(kept, copy)  # put back as it left
+    shutil.copyfile(kept, copy)  # put back as it left (undo catalogues exactly these paths)
     photo("Olympus_C960.jpg", "other.jpg")  # put back, but not the file that left
-    put_back = {str(copy): content, str(other): "0" * 64}
-    report = index_paths(catalog, list(put_back), put_back=put_back)
+    report = index_paths(catalog, [str(copy), str(other)])
     assert (report.added, report.identical) == (2, 1)
     found = _facts_and_signatures(catalog)
     assert found[str(copy)] == found[str(kept)]
     assert found[str(other)][:2] == (640, 480) and found[str(other)] != found[str(kept)]
+
+    # A backup drive, another root: its copies take the rows of the library's images.
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    for name in ("kept.jpg", "other.jpg"):
+        shutil.copyfile(pics / name, drive / name)
+    shutil.copyfile(PHOTOS / "Sony_DCR-PC110.jpg", drive / "sony.jpg")
+    report = index(catalog, [str(drive)], workers=2)
+    assert (report.added, report.identical) == (3, 2)
+    found = _facts_and_signatures(catalog)
+    assert found[str(drive / "kept.jpg")] == found[str(kept)]
+    assert found[str(drive / "other.jpg")] == found[str(other)]
