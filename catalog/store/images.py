@@ -110,14 +110,14 @@ class ImagesMixin(StoreBase):
 
     def twins(
         self, sizes: Iterable[int], methods: Iterable[str], most: int
-    ) -> dict[tuple[int, str], set[str]]:
-        """(size, lower-cased file ending) -> the content hashes of readable images of that size and
+    ) -> dict[tuple[int, str], set[tuple[str, str]]]:
+        """(size, lower-cased file ending) -> (content hash, path) of readable images of that size and
         ending with a signature of each of ``methods``: what a new file of that size may be a
         byte-identical copy of (it then takes the image's row: ``Writes.copy``). Sizes more than
         ``most`` images have (uncompressed pictures of one camera or scanner) are left out. Index seeks
         by size, then the signatures of the few images found."""
         names = sorted(set(methods))
-        candidates: dict[int, tuple[int, str, str]] = {}
+        candidates: dict[int, tuple[int, str, str]] = {}  # id -> size, path, content hash
         with self.session() as s:
             for chunk in chunked(sorted(set(sizes))):
                 counted = (
@@ -133,7 +133,7 @@ class ImagesMixin(StoreBase):
                     Image.size.in_(few), Image.error.is_(None), Image.content_hash.is_not(None)
                 )
                 for image_id, size, content, path in s.execute(query):
-                    candidates[image_id] = (size, os.path.splitext(path)[1].lower(), content or "")
+                    candidates[image_id] = (size, path, content or "")
             complete = set(candidates)
             if names:
                 complete = set()
@@ -145,10 +145,10 @@ class ImagesMixin(StoreBase):
                         .having(func.count(Signature.method) == len(names))
                     )
                     complete.update(s.scalars(counted))
-        found: dict[tuple[int, str], set[str]] = {}
+        found: dict[tuple[int, str], set[tuple[str, str]]] = {}
         for image_id in complete:
-            size, suffix, content = candidates[image_id]
-            found.setdefault((size, suffix), set()).add(content)
+            size, path, content = candidates[image_id]
+            found.setdefault((size, os.path.splitext(path)[1].lower()), set()).add((content, path))
         return found
 
     def ids_lacking(self, scope: Scope, methods: Iterable[str]) -> dict[int, list[str]]:

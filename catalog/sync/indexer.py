@@ -456,7 +456,9 @@ class _Writer:
         return paths.pop() if paths else None
 
     def _copy(self, writes: Writes, r: FileResult) -> None:
-        """A new byte-identical copy of a file that moved away in this run: reuse the signatures."""
+        """A new file byte-identical to a catalogued image of the same ending (a twin the plan offered,
+        or a file that moved away in this run and was copied too): its row takes the twin's facts and
+        signatures."""
         if not writes.copy(r.path, _row(r), pixel_methods(self.report.methods)):
             # the source vanished or changed meanwhile: decode after all
             result = process(Task(r.path, r.size, r.mtime_ns, pixel_methods(self.report.methods)))

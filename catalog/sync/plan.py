@@ -64,10 +64,14 @@ def plan_scope(
     twins = catalog.twins({size for size, _ in new_kinds}, methods, MOST_TWINS) if new_kinds else {}
     offered: dict[tuple[int, str], frozenset[str]] = {}  # one set per kind, shared by its tasks
     for size, suffix in new_kinds:
-        alike = twins.get((size, suffix), set())
-        offered[size, suffix] = frozenset(
-            hashes_by_size.get(size, set()) | (alike if len(alike) <= MOST_TWINS else set())
-        )
+        # Not a file of this scope changed or gone since: its row is rewritten or dropped in this run
+        # (a copy kept before its original was edited would find no twin, and be decoded after all).
+        alike = {
+            content
+            for content, path in twins.get((size, suffix), ())
+            if path not in known or found.files.get(path) == (known[path].size, known[path].mtime_ns)
+        }
+        offered[size, suffix] = frozenset(hashes_by_size.get(size, set()) | alike)
     tasks = []
     unchanged = backfilled = 0
     for path, (size, mtime_ns) in found.files.items():

@@ -270,3 +270,19 @@ def test_a_file_put_back_or_on_another_root_takes_the_row_of_its_catalogued_twin
     found = _facts_and_signatures(catalog)
     assert found[str(drive / "kept.jpg")] == found[str(kept)]
     assert found[str(drive / "other.jpg")] == found[str(other)]
+
+
+def test_a_copy_kept_before_its_original_was_edited_keeps_the_original_picture(catalog, photo, pics):
+    """``b.jpg`` is a copy of ``a.jpg`` made before ``a.jpg`` was edited in place: ``a.jpg``'s row is
+    rewritten in the same run, so ``b.jpg`` is not offered it as a twin, and is decoded for itself."""
+    original = photo("Canon_IXUS.jpg", "a.jpg")
+    index(catalog, [str(pics)])
+    before = _facts_and_signatures(catalog)[str(original)]
+    shutil.copyfile(original, pics / "b.jpg")
+    photo("Nikon_E950.jpg", "a.jpg")  # edited in place: other bytes at the same path
+    stat = original.stat()
+    os.utime(original, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    report = index(catalog, [str(pics)])
+    assert (report.added, report.updated, report.identical) == (1, 1, 0)
+    found = _facts_and_signatures(catalog)
+    assert found[str(pics / "b.jpg")] == before and found[str(original)] != before
