@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -108,16 +107,14 @@ class ImagesMixin(StoreBase):
                 )
         return known
 
-    def twins(
-        self, sizes: Iterable[int], methods: Iterable[str], most: int
-    ) -> dict[tuple[int, str], set[tuple[str, str]]]:
-        """(size, lower-cased file ending) -> (content hash, path) of readable images of that size and
-        ending with a signature of each of ``methods``: what a new file of that size may be a
-        byte-identical copy of (it then takes the image's row: ``Writes.copy``). Sizes more than
-        ``most`` images have (uncompressed pictures of one camera or scanner) are left out. Index seeks
-        by size, then the signatures of the few images found."""
+    def twins(self, sizes: Iterable[int], methods: Iterable[str], most: int) -> list[tuple[int, str, str]]:
+        """(size, path, content hash) of the readable images of these sizes with a signature of each of
+        ``methods``: what a new file of that size may be a byte-identical copy of (it then takes the
+        image's row: ``Writes.copy``). Sizes more than ``most`` images have (uncompressed pictures of
+        one camera or scanner) are left out. Index seeks by size, then the signatures of the few images
+        found."""
         names = sorted(set(methods))
-        candidates: dict[int, tuple[int, str, str]] = {}  # id -> size, path, content hash
+        candidates: dict[int, tuple[int, str, str]] = {}
         with self.session() as s:
             for chunk in chunked(sorted(set(sizes))):
                 counted = (
@@ -129,27 +126,23 @@ class ImagesMixin(StoreBase):
                 few = list(s.scalars(counted))
                 if not few:
                     continue
-                query = select(Image.id, Image.size, Image.content_hash, Image.path).where(
+                query = select(Image.id, Image.size, Image.path, Image.content_hash).where(
                     Image.size.in_(few), Image.error.is_(None), Image.content_hash.is_not(None)
                 )
-                for image_id, size, content, path in s.execute(query):
+                for image_id, size, path, content in s.execute(query):
                     candidates[image_id] = (size, path, content or "")
-            complete = set(candidates)
-            if names:
-                complete = set()
-                for ids in chunked(sorted(candidates)):
-                    counted = (
-                        select(Signature.image_id)
-                        .where(Signature.image_id.in_(ids), Signature.method.in_(names))
-                        .group_by(Signature.image_id)
-                        .having(func.count(Signature.method) == len(names))
-                    )
-                    complete.update(s.scalars(counted))
-        found: dict[tuple[int, str], set[tuple[str, str]]] = {}
-        for image_id in complete:
-            size, path, content = candidates[image_id]
-            found.setdefault((size, os.path.splitext(path)[1].lower()), set()).add((content, path))
-        return found
+            if not names:
+                return list(candidates.values())
+            complete: set[int] = set()
+            for ids in chunked(sorted(candidates)):
+                counted = (
+                    select(Signature.image_id)
+                    .where(Signature.image_id.in_(ids), Signature.method.in_(names))
+                    .group_by(Signature.image_id)
+                    .having(func.count(Signature.method) == len(names))
+                )
+                complete.update(s.scalars(counted))
+        return [candidates[i] for i in complete]
 
     def ids_lacking(self, scope: Scope, methods: Iterable[str]) -> dict[int, list[str]]:
         """Readable images in ``scope`` that lack a signature of some of ``methods`` -> the missing ones.

@@ -251,9 +251,8 @@ def index_paths(
     found.files = {p: v for p, v in found.files.items() if p not in keep}
     read_with = pixel_methods(report.methods)
     runner = _Runner(None, pool.workers if pool else workers, read_with, cnn, pool, cancel)
-    scope = Scope(tuple(folders), tuple(files))
     with _interruptible(runner, report):
-        _index_scope(catalog, scope, found, runner, None, report, None, keep)
+        _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
     changed = report.added or report.updated or report.backfilled or report.removed or report.moved
     if not report.cancelled and changed:
         _store_pairs(catalog, report, cancel, cnn)
@@ -459,9 +458,10 @@ class _Writer:
         """A new file byte-identical to a catalogued image of the same ending (a twin the plan offered,
         or a file that moved away in this run and was copied too): its row takes the twin's facts and
         signatures."""
-        if not writes.copy(r.path, _row(r), pixel_methods(self.report.methods)):
+        methods = pixel_methods(self.report.methods)
+        if not writes.copy(r.path, _row(r), methods):
             # the source vanished or changed meanwhile: decode after all
-            result = process(Task(r.path, r.size, r.mtime_ns, pixel_methods(self.report.methods)))
+            result = process(Task(r.path, r.size, r.mtime_ns, methods))
             finish_signatures([result], self.cnn)
             self._apply(writes, result)
             return

@@ -61,17 +61,17 @@ def plan_scope(
     # decoded. Sizes many images share (uncompressed scans, RAW files) are left out: each file would
     # carry all their hashes to the workers.
     new_kinds = {(size, ending(path)) for path, (size, _) in found.files.items() if path not in known}
-    twins = catalog.twins({size for size, _ in new_kinds}, methods, MOST_TWINS) if new_kinds else {}
-    offered: dict[tuple[int, str], frozenset[str]] = {}  # one set per kind, shared by its tasks
-    for size, suffix in new_kinds:
+    catalogued = catalog.twins({size for size, _ in new_kinds}, methods, MOST_TWINS) if new_kinds else []
+    twins: dict[tuple[int, str], set[str]] = {}
+    for size, path, content in catalogued:
         # Not a file of this scope changed or gone since: its row is rewritten or dropped in this run
         # (a copy kept before its original was edited would find no twin, and be decoded after all).
-        alike = {
-            content
-            for content, path in twins.get((size, suffix), ())
-            if path not in known or found.files.get(path) == (known[path].size, known[path].mtime_ns)
-        }
-        offered[size, suffix] = frozenset(hashes_by_size.get(size, set()) | alike)
+        if path not in known or found.files.get(path) == (known[path].size, known[path].mtime_ns):
+            twins.setdefault((size, ending(path)), set()).add(content)
+    offered = {  # one set per kind, shared by its tasks
+        (size, suffix): frozenset(hashes_by_size.get(size, set()) | twins.get((size, suffix), set()))
+        for size, suffix in new_kinds
+    }
     tasks = []
     unchanged = backfilled = 0
     for path, (size, mtime_ns) in found.files.items():
