@@ -22,7 +22,7 @@ def main() -> None:
         (grouping.class_bests, (ints, ints, facts)),
         (grouping._collect, (i64, ints, ints, floats, flags, flags, flags, flags, ints, floats, ints, ints)),
         (grouping.reference_groups, (ints, ints, ints, floats, flags, flags, flags, flags, ints, facts)),
-        (grouping.neighbours, (i64, ints, ints, floats)),
+        (grouping.neighbours, (i64, ints, ints, floats, boolean)),
         (grouping.components, (i64, ints, ints)),
         (grouping.segment_tiers, (ints, ints)),
         (search.best_per_pair, (i64, ints, ints, floats, boolean)),

@@ -16,6 +16,9 @@ from catalog.search.matches import Pairs
 from catalog.store import Catalog
 from catalog.store.columns import ImageTable
 
+#: Pairs counted per step (bounds the temporaries).
+PAIRS_PER_STEP = 1 << 21
+
 
 class CopyCounts(Mapping[str, int]):
     """How many other copies each listed image has: ``counts[k]`` for the image at ``listed[k]`` of
@@ -85,8 +88,12 @@ def copy_counts(
         reach = per_label[labels] if len(labels) else weight
     else:
         reach = weight.copy()
-        reach += np.bincount(pairs.left, weights=weight[pairs.right], minlength=n)[:n]
-        reach += np.bincount(pairs.right, weights=weight[pairs.left], minlength=n)[:n]
+        # In steps: the weights and indices bincount makes of each pair are 16 bytes, where codes crowd
+        # together more than the pairs themselves.
+        for at in range(0, len(pairs.left), PAIRS_PER_STEP):
+            left, right = pairs.left[at : at + PAIRS_PER_STEP], pairs.right[at : at + PAIRS_PER_STEP]
+            reach += np.bincount(left, weights=weight[right], minlength=n)[:n]
+            reach += np.bincount(right, weights=weight[left], minlength=n)[:n]
     counts = np.where(has, reach[class_at.clip(min=0)].astype(np.int64) - counted - within, 0)
     shown = np.flatnonzero(listed)
     shown = shown[np.lexsort((shown, -counts[shown]))]  # most copies first, then path (table order)

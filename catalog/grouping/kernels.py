@@ -159,11 +159,13 @@ def reference_groups(
 
 @njit(cache=True, nogil=True)
 def neighbours(
-    n: int, left: np.ndarray, right: np.ndarray, scores: np.ndarray
+    n: int, left: np.ndarray, right: np.ndarray, scores: np.ndarray, with_pairs: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Compressed rows of the pairs (``left[k]``, ``right[k]``) both ways, by a counting sort: each
-    of ``n`` classes' neighbours ``targets[starts[c]:starts[c + 1]]`` with their ``scores``, the
-    pair each edge comes from, and the two edges of each pair (``slots[k]``)."""
+    of ``n`` classes' neighbours ``targets[starts[c]:starts[c + 1]]`` with their ``scores``; with
+    ``with_pairs`` (what verification needs) also the pair each edge comes from and the two edges of
+    each pair (``slots[k]``), else those two are empty: 32 bytes a pair, most of the grouping's memory
+    where codes crowd together."""
     starts = np.zeros(n + 1, dtype=np.int64)
     for k in range(len(left)):
         starts[left[k] + 1] += 1
@@ -173,19 +175,21 @@ def neighbours(
     fill = starts[:-1].copy()
     targets = np.empty(2 * len(left), dtype=left.dtype)
     out = np.empty(2 * len(left), dtype=scores.dtype)
-    pair = np.empty(2 * len(left), dtype=np.int64)
-    slots = np.empty((len(left), 2), dtype=np.int64)
+    kept = len(left) if with_pairs else 0
+    pair = np.empty(2 * kept, dtype=np.int64)
+    slots = np.empty((kept, 2), dtype=np.int64)
     for k in range(len(left)):
         a, b = left[k], right[k]
         targets[fill[a]] = b
         out[fill[a]] = scores[k]
-        pair[fill[a]] = k
-        slots[k, 0] = fill[a]
-        fill[a] += 1
         targets[fill[b]] = a
         out[fill[b]] = scores[k]
-        pair[fill[b]] = k
-        slots[k, 1] = fill[b]
+        if with_pairs:
+            pair[fill[a]] = k
+            slots[k, 0] = fill[a]
+            pair[fill[b]] = k
+            slots[k, 1] = fill[b]
+        fill[a] += 1
         fill[b] += 1
     return starts, targets, out, pair, slots
 

@@ -158,7 +158,9 @@ def _plain_groups(
     # Each component of the graph of pairs in its own keep order (groups never reach across them).
     segment = components(n, pairs.left, pairs.right)[candidates]
     order = candidates[keep_order_columns(pixels[b], rank[b], segment)]
-    starts, targets, scores, pair, slots = reference.neighbours(n, pairs.left, pairs.right, pairs.scores)
+    starts, targets, scores, pair, slots = reference.neighbours(
+        n, pairs.left, pairs.right, pairs.scores, verification is not None
+    )
     usable = np.ones(len(targets), dtype=bool)
     pending = verification.asked[pair] if verification is not None else np.zeros(len(targets), dtype=bool)
     if verification is not None:  # verdicts of earlier answers: decided before the first round

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 
 #: Rows written per transaction (the refresh can be stopped between any two).
 ROWS_PER_WRITE = 20_000
-#: Stored pairs decoded per step when reading (bounds the temporaries).
-PAIRS_PER_STEP = 1 << 23
+#: Stored pairs decoded per step when reading (bounds the temporaries: about 40 bytes a pair).
+PAIRS_PER_STEP = 1 << 21
 
 
 def stored_threshold(method: Method) -> float | None:
@@ -342,10 +342,10 @@ def stored_pairs(
     # Each row's class (-1: no image has its code now), and each stored seq's class.
     position = np.searchsorted(unique, row_codes).clip(max=max(len(unique) - 1, 0))
     present = (unique[position] == row_codes) if len(unique) else np.zeros(len(row_codes), dtype=bool)
-    row_class = np.where(present, position, -1)
+    kind = np.int32 if len(unique) < 2**31 else np.int64
+    row_class = np.where(present, position, -1).astype(kind)
     lookup = Lookup(seqs, row_class)
     counts = np.fromiter((len(d) for d in distances), dtype=np.int64, count=len(distances))
-    kind = np.int32 if len(unique) < 2**31 else np.int64
     found_l, found_r, found_s = [], [], []
     # In parts of about PAIRS_PER_STEP pairs: a library with bursts stores hundreds of millions.
     ends = np.cumsum(counts)
@@ -363,11 +363,14 @@ def stored_pairs(
         targets = np.frombuffer(b"".join(near[begin:end]), dtype="<u4").astype(np.int64)
         score = np.frombuffer(b"".join(distances[begin:end]), dtype=np.uint8)
         target = lookup.of(targets)
+        del targets
         keep = (owner >= 0) & (target >= 0) & (score <= threshold)
-        found_l.append(owner[keep].astype(kind))
-        found_r.append(target[keep].astype(kind))
+        owner, target = owner[keep], target[keep]
+        found_l.append(np.minimum(owner, target))
+        found_r.append(np.maximum(owner, target))
         found_s.append(score[keep])
-    del counts
+        del owner, target, score, keep
+    del counts, near, distances
     # Codes without a row yet: searched here against every present code.
     settled = np.zeros(len(unique), dtype=bool)
     settled[position[present]] = True
@@ -375,13 +378,16 @@ def stored_pairs(
         ordered_classes = np.concatenate([np.nonzero(settled)[0], np.nonzero(~settled)[0]])
         index = CodeIndex(unique[ordered_classes], int(threshold))
         for q, p, d in index.earlier(int(settled.sum()), len(unique)):
-            found_l.append(ordered_classes[q].astype(kind))
-            found_r.append(ordered_classes[p].astype(kind))
+            left, right = ordered_classes[q].astype(kind), ordered_classes[p].astype(kind)
+            found_l.append(np.minimum(left, right))
+            found_r.append(np.maximum(left, right))
             found_s.append(d)
     if not found_l:
         empty = np.zeros(0, dtype=kind)
         return ids, inverse, empty, empty, np.zeros(0, dtype=np.uint8), unique
-    left, right = np.concatenate(found_l), np.concatenate(found_r)
-    del found_l, found_r
-    low, high = np.minimum(left, right), np.maximum(left, right)
+    # One list at a time: where codes crowd together the pairs are most of the memory.
+    low = np.concatenate(found_l)
+    del found_l
+    high = np.concatenate(found_r)
+    del found_r
     return ids, inverse, low, high, np.concatenate(found_s), unique
