@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, select, text, update
 
 from catalog.store.base import StoreBase
 from catalog.store.models import CopyCount, GroupMember, MethodRecord, Regroup
-from catalog.store.sql import _raw, _raw_in, _signed, chunked
+from catalog.store.sql import _insert_rows, _raw, _raw_in, _signed, chunked
 
 if TYPE_CHECKING:
     import numpy as np
@@ -148,8 +148,9 @@ class GroupsMixin(StoreBase):
                         delete(CopyCount).where(CopyCount.method == method, CopyCount.image_id.in_(chunk))
                     )
             if counts:
-                s.execute(
-                    insert(CopyCount),
+                _insert_rows(
+                    s,
+                    CopyCount,
                     [
                         {"method": method, "image_id": i, "code": _signed(c), "copies": n}
                         for i, c, n in counts
@@ -165,8 +166,9 @@ class GroupsMixin(StoreBase):
                         )
                     )
             if rows:
-                s.execute(
-                    insert(GroupMember),
+                _insert_rows(
+                    s,
+                    GroupMember,
                     [
                         {"method": method, "image_id": i, "reference_id": r, "rank": k, "score": v}
                         for i, r, k, v in rows

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from catalog.store.base import StoreBase
 from catalog.store.models import CodePairs, MethodRecord, Signature, Unpaired, VectorPairs
-from catalog.store.sql import _covers, _raw, _seqs_and_codes, _signed, chunked
+from catalog.store.sql import _covers, _insert_rows, _raw, _seqs_and_codes, _signed, chunked
 
 if TYPE_CHECKING:
     import numpy as np
@@ -126,8 +126,9 @@ class PairsMixin(StoreBase):
                     delete(VectorPairs).where(VectorPairs.method == method, VectorPairs.image_id.in_(chunk))
                 )
             if rows:
-                s.execute(
-                    insert(VectorPairs),
+                _insert_rows(
+                    s,
+                    VectorPairs,
                     [
                         {
                             "method": method,
@@ -190,8 +191,9 @@ class PairsMixin(StoreBase):
             if not _covers(s, method, key):
                 return False
             if rows:
-                s.execute(
-                    insert(CodePairs),
+                _insert_rows(
+                    s,
+                    CodePairs,
                     [
                         {"seq": q, "method": method, "code": _signed(c), "near": n, "distances": d}
                         for q, c, n, d in rows

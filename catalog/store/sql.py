@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import Delete, and_, delete, func, select
+from sqlalchemy import Delete, and_, delete, func, insert, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -92,6 +92,14 @@ def _raw(session: Session, sql: str, *params: object) -> list[tuple]:  # type: i
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def _insert_rows(session: Session, model: type, rows: list[dict[str, object]]) -> None:
+    """Insert ``rows`` into ``model``'s table as one Core ``executemany``: the ORM's bulk insert spends
+    about twice as long per row on its own bookkeeping (the stored groups, copy counts and pairs of a
+    first index are millions of rows)."""
+    if rows:
+        session.connection().execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
 
 
 def _raw_in(
