@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import TYPE_CHECKING
@@ -30,24 +30,33 @@ class ImagesMixin(StoreBase):
             return {r.name: r.version for r in s.scalars(select(MethodRecord))}
 
     def set_method(self, name: str, version: str) -> bool:
-        """Record a method; when its version changed, drop its old signatures. True if anything changed.
-        Another indexer recording it at the same moment (a server catalogue) is not an error."""
-        try:
-            return self._set_method(name, version)
-        except IntegrityError:
-            return self._set_method(name, version)
+        """Record a method; when its version changed, drop its old signatures. True if anything changed."""
+        return name in self.set_methods({name: version})
 
-    def _set_method(self, name: str, version: str) -> bool:
+    def set_methods(self, versions: Mapping[str, str]) -> set[str]:
+        """Record methods (name -> version) in one transaction, so that a run stopped meanwhile records
+        all of them or none; drop the old signatures of each whose version changed. Returns the names
+        recorded or changed. Another indexer recording them at the same moment (a server catalogue) is
+        not an error."""
+        try:
+            return self._set_methods(versions)
+        except IntegrityError:
+            return self._set_methods(versions)
+
+    def _set_methods(self, versions: Mapping[str, str]) -> set[str]:
+        changed = set()
         with self.session() as s:
-            record = s.get(MethodRecord, name)
-            if record is None:
-                s.add(MethodRecord(name=name, version=version))
-                return True
-            if record.version != version:
-                s.execute(delete(Signature).where(Signature.method == name))
-                record.version = version
-                return True
-            return False
+            for name, version in versions.items():
+                record = s.get(MethodRecord, name)
+                if record is None:
+                    s.add(MethodRecord(name=name, version=version))
+                    s.flush()
+                    changed.add(name)
+                elif record.version != version:
+                    s.execute(delete(Signature).where(Signature.method == name))
+                    record.version = version
+                    changed.add(name)
+        return changed
 
     def roots(self) -> list[str]:
         with self.session() as s:

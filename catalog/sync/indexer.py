@@ -104,10 +104,12 @@ def enable_methods(
     names = list(requested or []) or (list(current) if current else list(DEFAULT_METHODS))
     names = list(dict.fromkeys(get_method(name).signature_name for name in names))  # cnn-euclidean -> cnn
     names = list(dict.fromkeys(n for name in names for n in (name, *get_method(name).companions)))
-    for name in dict.fromkeys([*names, *current]):
-        new = get_method(name, cnn).version
-        if catalog.set_method(name, new) and name in current:
-            notes.append(f"{name} signatures recomputed: {current[name]} -> {new}")
+    # One transaction: a run stopped while they are recorded records every method chosen or none
+    # (the next run takes the recorded ones as the catalogue's own).
+    versions = {name: get_method(name, cnn).version for name in dict.fromkeys([*names, *current])}
+    changed = catalog.set_methods(versions)
+    for name in [n for n in versions if n in changed and n in current]:
+        notes.append(f"{name} signatures recomputed: {current[name]} -> {versions[name]}")
     return sorted(set(current) | set(names)), cnn
 
 

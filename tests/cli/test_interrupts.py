@@ -132,6 +132,47 @@ def test_ctrl_c_during_a_first_index_stops_at_once_and_the_next_run_completes(tm
     assert catalogue(db) == catalogue(reference)  # the same catalogue as an uninterrupted run
 
 
+def waits_for_a_lock(pid: int, db: Path) -> bool:
+    """Whether process ``pid`` has the catalogue ``db`` open and its main thread sleeps (SQLite's busy
+    handler waiting for the write lock another connection holds)."""
+    try:
+        opened = any(os.readlink(fd) == str(db) for fd in Path(f"/proc/{pid}/fd").iterdir())
+        return opened and Path(f"/proc/{pid}/task/{pid}/wchan").read_text() == "hrtimer_nanosleep"
+    except OSError:
+        return False
+
+
+def test_a_signal_while_a_new_catalogue_records_its_methods_records_all_or_none(tmp_path):
+    """The methods of a new catalogue are recorded in one transaction: a run stopped while they are
+    written leaves all of them or none, and the next run indexes with every default method (with one
+    transaction each, a stop after the first left a catalogue of ahash alone, for good)."""
+    from catalog.store import Catalog
+
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    make_tree(root, 20)
+    Catalog.open(f"sqlite:///{db}").close()  # the schema, no method yet
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the run's first write waits for this lock
+    process = start(db, "index", str(root))
+    try:
+        assert wait_until(lambda: waits_for_a_lock(process.pid, db) or process.poll() is not None, 60)
+        assert process.poll() is None, process.communicate()
+        os.killpg(process.pid, signal.SIGTERM)
+    finally:
+        holder.rollback()
+        holder.close()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Traceback" not in err, err
+    with sqlite3.connect(db) as conn:
+        recorded = {name for (name,) in conn.execute("SELECT name FROM methods")}
+    assert recorded in (set(), {"ahash", "phash", "dhash", "whash"})
+    again = subprocess.run(
+        [sys.executable, "-m", "catalog", "--db", str(db), "index", str(root)], capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    assert "methods: ahash, dhash, phash, whash" in again.stdout
+
+
 def test_sigterm_while_adding_a_method_to_an_existing_catalogue(tmp_path):
     root, db = tmp_path / "pics", tmp_path / "c.db"
     make_tree(root, 1200)
