@@ -78,6 +78,28 @@ def heif_problem(data: bytes) -> str | None:
     return None
 
 
+def isobmff_truncation(data: bytes) -> str | None:
+    """Why a HEIF or AVIF file (ISO base media boxes) is cut short, if it is: its top-level boxes
+    declare more bytes than the file holds. libheif decodes such a file without a word (the missing
+    tiles come out flat), and its embedded thumbnail, at the front, is whole: a copy cut off while
+    being copied would otherwise be catalogued as a good picture, and could be kept over its original."""
+    at = 0
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        if size == 1:  # a 64-bit size follows the type
+            if at + 16 > len(data):
+                break
+            size = int.from_bytes(data[at + 8 : at + 16], "big")
+        elif size == 0:  # the last box, to the end of the file: nothing declared to check
+            return None
+        if size < 8:
+            return f"damaged box at byte {at:,}"
+        at += size
+    if at > len(data):
+        return f"truncated: {len(data):,} bytes of the {at:,} its boxes declare"
+    return None
+
+
 @dataclass
 class Opened:
     image: Image.Image

@@ -23,7 +23,9 @@ from catalog.ingest.formats import (
     facts,
     heif_problem,
     heif_ready,
+    is_avif,
     is_heif,
+    isobmff_truncation,
     open_heif_or_explain,
     open_raw,
 )
@@ -121,6 +123,8 @@ def decode(data: bytes, color: bool = True, suffix: str = "") -> Decoded:
     except ImageError:
         raise
     except UnidentifiedImageError:
+        if (is_heif(data[:16]) or is_avif(data[:16])) and (cut := isobmff_truncation(data)):
+            raise ImageError(f"cannot decode: {cut}") from None
         if suffix in HEIF_SUFFIXES or is_heif(data[:16]):
             problem = heif_problem(data)
             if problem:
@@ -142,6 +146,8 @@ def _decode(data: bytes, color: bool, suffix: str = "") -> Decoded:
             heif_ready()  # HEIF content under another name is told by content too
         img0 = Image.open(io.BytesIO(data))
         opened = Opened(img0, img0.format or "unknown")
+        if opened.format in ("HEIF", "AVIF") and (cut := isobmff_truncation(data)):
+            raise ImageError(f"cannot decode: {cut}")
     img: Image.Image = opened.image
     fmt = opened.format
     width, height = img.size

@@ -273,3 +273,33 @@ def test_a_screenshots_bars_are_trimmed_for_signatures_but_a_dark_photo_keeps_it
     night[700:880] = np.random.default_rng(0).integers(60, 200, (180, 1200))  # lights near the bottom
     assert content_box(Image.fromarray(night)) is None  # its size: the whole frame
     assert content_box(Image.fromarray(night), letterbox=True) == (0, 700, 1200, 880)  # its signatures
+
+
+def test_a_heic_or_avif_cut_short_is_reported_never_catalogued_from_its_thumbnail(tmp_path):
+    """libheif decodes a cut-off HEIF without a word (the missing tiles come out flat) and its thumbnail,
+    at the front, is whole: such a file was catalogued as a good picture, and one beside its whole
+    original was kept over it (``resolve`` planned to trash the only good copy)."""
+    from catalog.errors import ImageError
+    from catalog.ingest.imaging import decode
+
+    samples = [
+        FORMATS / "heic" / "IMG_1034.heic",
+        FORMATS / "heic" / "exif-at-eof.heic",
+        FORMATS / "avif" / "Issue 649.avif",
+    ]
+    for path in samples:
+        data = path.read_bytes()
+        decode(data, suffix=path.suffix.lower())  # whole: a picture
+        for cut in (len(data) // 2, len(data) - 1):
+            with pytest.raises(ImageError, match="truncated"):
+                decode(data[:cut], suffix=path.suffix.lower())
+    lib = tmp_path / "lib"
+    (lib / "Backup").mkdir(parents=True)
+    data = samples[0].read_bytes()
+    (lib / "IMG_1034.heic").write_bytes(data[: len(data) // 2])
+    (lib / "Backup" / "IMG_1034.heic").write_bytes(data)
+    db, env = tmp_path / "c.db", environment(tmp_path)
+    out = catalog(db, env, "index", str(lib)).stdout
+    assert "IMG_1034.heic: cannot decode: truncated" in out
+    plan = catalog(db, env, "resolve", "--method", "phash").stdout
+    assert "Backup" not in plan and plan.startswith("0 files to trash")
