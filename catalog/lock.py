@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from catalog.config import sqlite_file, user_cache_dir
-from catalog.errors import BusyError
+from catalog.errors import BusyError, StoreError
 
 
 def lock_path(url: str) -> Path:
@@ -32,8 +32,14 @@ def lock_path(url: str) -> Path:
 def _exclusive(path: Path) -> Iterator[tuple[int, bool]]:
     """(file descriptor, whether an exclusive lock on ``path`` was taken at once); the file is created
     if needed, and closing it at the end releases the lock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write the catalogue's lock file {path}: {exc.strerror} (writing a catalogue needs "
+            "its folder to be writable)"
+        ) from None
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -97,8 +103,14 @@ def actions_lock(url: str) -> Iterator[None]:
     review page): one batch at a time, waiting for another to finish (they take milliseconds a file).
     Indexing does not take it: the journal is written in its own transactions."""
     path = actions_lock_path(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write the catalogue's lock file {path}: {exc.strerror} (writing a catalogue needs "
+            "its folder to be writable)"
+        ) from None
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX)
         yield

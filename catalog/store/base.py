@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.errors import StoreError
@@ -80,7 +80,7 @@ class StoreBase:
         catalog = cls(engine, url, shield)
         try:
             catalog._upgrade(create)
-        except OperationalError as exc:
+        except DatabaseError as exc:  # locked, read-only, or not a database at all
             raise StoreError(f"cannot open catalogue {url}: {exc.orig}") from None
         return catalog
 

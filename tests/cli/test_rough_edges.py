@@ -70,6 +70,26 @@ def test_a_folder_given_as_the_catalogue_is_named_as_one(tmp_path):
     )
 
 
+def test_a_file_that_is_no_catalogue_and_a_catalogue_that_cannot_be_written_are_one_line(tmp_path):
+    """Not a traceback: a --db file that is not a database, or one whose lock file cannot be made."""
+    garbage = tmp_path / "notes.db"
+    garbage.write_text("not a database\n")
+    for args in (("status",), ("dupes",), ("index", str(tmp_path))):
+        done = run(garbage, *args, check=False)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert (
+            done.stderr.strip()
+            == f"catalog: error: cannot open catalogue sqlite:///{garbage}: file is not a database"
+        )
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    done = run(blocked / "catalog.db", "index", str(tmp_path), check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(
+        f"catalog: error: cannot write the catalogue's lock file {blocked / 'catalog.db.lock'}"
+    )
+
+
 def test_a_catalogued_image_is_not_its_own_nearest(library):  # type: ignore[no-untyped-def]
     db, pictures = library
     asked = pictures / "Canon_IXUS.jpg"
