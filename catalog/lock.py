@@ -28,18 +28,23 @@ def lock_path(url: str) -> Path:
     return cache / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}.lock"
 
 
-@contextmanager
-def _exclusive(path: Path) -> Iterator[tuple[int, bool]]:
-    """(file descriptor, whether an exclusive lock on ``path`` was taken at once); the file is created
-    if needed, and closing it at the end releases the lock."""
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file ``path``, created if needed."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StoreError(
             f"cannot write the catalogue's lock file {path}: {exc.strerror} (writing a catalogue needs "
             "its folder to be writable)"
         ) from None
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[tuple[int, bool]]:
+    """(file descriptor, whether an exclusive lock on ``path`` was taken at once); the file is created
+    if needed, and closing it at the end releases the lock."""
+    fd = _open_lock_file(path)
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -103,14 +108,7 @@ def actions_lock(url: str) -> Iterator[None]:
     review page): one batch at a time, waiting for another to finish (they take milliseconds a file).
     Indexing does not take it: the journal is written in its own transactions."""
     path = actions_lock_path(url)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StoreError(
-            f"cannot write the catalogue's lock file {path}: {exc.strerror} (writing a catalogue needs "
-            "its folder to be writable)"
-        ) from None
+    fd = _open_lock_file(path)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX)
         yield
