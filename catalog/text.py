@@ -33,6 +33,20 @@ def groups_summary(
     )
 
 
+def shown(path: str) -> str:
+    """A file name as text output shows it: control characters (a newline, a terminal's escape
+    sequence) written as backslash escapes, so that a name can neither forge a line of the output nor
+    drive the terminal. JSON and CSV keep names exact."""
+    return path if path.isprintable() else path.translate(_CONTROLS)
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    0x09: "\\t",
+    0x0A: "\\n",
+    0x0D: "\\r",
+}
+
+
 def json_escaped(text: str) -> str:
     """A file name that is not UTF-8 holds lone surrogates (PEP 383): written as \\udcXX escapes, the
     JSON stays valid UTF-8, and json.loads + os.fsencode give back the name's bytes."""

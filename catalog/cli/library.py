@@ -15,6 +15,7 @@ from catalog.errors import CatalogError, Interrupted, UsageError
 from catalog.interrupts import Interrupts
 from catalog.methods import parse_method_list
 from catalog.text import plural as _plural
+from catalog.text import shown
 
 if TYPE_CHECKING:
     pass
@@ -152,7 +153,7 @@ def _print_index_report(report: dict[str, Any], fmt: ReportFormat, handed: bool 
                 f"{_plural(len(rows), title)} {'could not be read' if title == 'file' else 'skipped'}:"
             )
             for path, reason in rows:
-                typer.echo(f"  {path}: {reason}")
+                typer.echo(f"  {shown(path)}: {reason}")
 
 
 @app.command("roots")
@@ -168,7 +169,7 @@ def roots_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.tex
         return
     for root, images, errors, present in rows:
         state = "present" if present else "ABSENT"
-        typer.echo(f"{state:>7}  {images:7,d} images  {errors:4,d} unreadable  {root}")
+        typer.echo(f"{state:>7}  {images:7,d} images  {errors:4,d} unreadable  {shown(root)}")
 
 
 @app.command("forget")
@@ -187,7 +188,7 @@ def forget_command(
             raise UsageError(f"not a catalogued root: {', '.join(unknown)} (see `catalog roots`)")
         for root in wanted:
             dropped = catalog.forget_root(root)
-            typer.echo(f"forgot {root}: {_plural(dropped, 'file')} dropped from the catalogue")
+            typer.echo(f"forgot {shown(root)}: {_plural(dropped, 'file')} dropped from the catalogue")
         from catalog.grouping.stored import refresh_all
         from catalog.search.vectors import sync_saved_indexes
 
@@ -320,7 +321,7 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
         f"{photos['with_gps']} with GPS"
     )
     typer.echo(f"methods:   {', '.join(f'{k} ({v})' for k, v in data['methods'].items()) or '-'}")
-    typer.echo(f"roots:     {', '.join(data['roots']) or '-'}")
+    typer.echo(f"roots:     {', '.join(map(shown, data['roots'])) or '-'}")
     pairs = [
         f"{name} {p['rows']} rows within {str(p['covers']).split('@')[0]}"
         + (f" ({p['waiting']} new signatures wait for the next index)" if p["waiting"] else "")
@@ -338,4 +339,4 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
     typer.echo(f"actions:   {journal}; not-duplicate marks: {data['marks']}")
     typer.echo(f"errors:    {len(data['errors'])}")
     for row in data["errors"]:
-        typer.echo(f"  {row['path']}: {row['error']}")
+        typer.echo(f"  {shown(row['path'])}: {row['error']}")

@@ -18,7 +18,7 @@ import numpy as np
 from catalog.grouping.keep import why_kept
 from catalog.store import camera_name
 from catalog.store.columns import ImageTable
-from catalog.text import human_size
+from catalog.text import human_size, shown
 
 #: A method's scores to percentages on the one similarity scale (``Method.similarity``), or None.
 Similar = Callable[[np.ndarray], np.ndarray] | None
@@ -155,7 +155,7 @@ def group_lines(
     """The text lines of each group: a heading with why its reference is kept, then each image with its
     score (the reference marked). Groups are numbered from ``number``."""
     order, back = _table_order(member)
-    ordered_paths = [table.path[p] for p in member[order].tolist()]
+    ordered_paths = [shown(table.path[p]) for p in member[order].tolist()]
     paths = list(map(ordered_paths.__getitem__, back))
     del ordered_paths
     named: dict[int, str] = {}
@@ -227,7 +227,7 @@ def copies_json(table: ImageTable, listed: np.ndarray, counts: np.ndarray) -> li
 def copies_lines(table: ImageTable, listed: np.ndarray, counts: np.ndarray) -> list[str]:
     """``copies``' text: each listed image's number of copies, then its path."""
     paths = table.path
-    return [f"{n:6d}  {paths[p]}" for p, n in zip(listed.tolist(), counts.tolist(), strict=True)]
+    return [f"{n:6d}  {shown(paths[p])}" for p, n in zip(listed.tolist(), counts.tolist(), strict=True)]
 
 
 #: From this many listed images on, the second half of an answer's lines is made by a forked process

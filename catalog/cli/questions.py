@@ -9,7 +9,7 @@ import typer
 
 from catalog.errors import UsageError
 from catalog.methods import method_names
-from catalog.text import groups_summary
+from catalog.text import groups_summary, shown
 
 if TYPE_CHECKING:
     pass
@@ -168,11 +168,12 @@ def query_command(
         print_csv(["path", "score", "similarity", "match"], table)
     else:
         typer.echo(
-            f"{found.method} ({found.score_kind}, threshold {found.threshold:g}) nearest to {found.query}:"
+            f"{found.method} ({found.score_kind}, threshold {found.threshold:g}) nearest to "
+            f"{shown(found.query)}:"
         )
         for ((im, score), match), p in zip(rows, percents, strict=True):
-            shown = "" if p is None else f" {p:5.1f}%"
-            typer.echo(f"{score:8.3g}{shown}  {'match   ' if match else 'no match'}  {im.path}")
+            percent = "" if p is None else f" {p:5.1f}%"
+            typer.echo(f"{score:8.3g}{percent}  {'match   ' if match else 'no match'}  {shown(im.path)}")
 
 
 @app.command("compare")

@@ -11,6 +11,7 @@ import typer
 
 from catalog.errors import UsageError
 from catalog.text import plural as _plural
+from catalog.text import shown
 
 if TYPE_CHECKING:
     from catalog.actions.rules import RulePlan
@@ -244,9 +245,9 @@ def resolve_command(
     for act, path, kept, target in rows:
         verb = _PAST.get(act, "deleted") if apply else f"would {act}"
         where = f" -> {target}" if target and act == "move" else ""
-        typer.echo(f"{verb:>11}  {path}{where}  (keeping {kept})")
+        typer.echo(f"{verb:>11}  {shown(path)}{shown(where)}  (keeping {shown(kept)})")
     for path, reason in skipped:
-        typer.echo(f"{'skipped':>11}  {path}: {reason}")
+        typer.echo(f"{'skipped':>11}  {shown(path)}: {reason}")
     verb = _PAST.get(action.value, "deleted") if apply else "to " + action.value
     summary = f"{_plural(len(rows), 'file')} {verb}"
     if skipped:
@@ -319,7 +320,7 @@ def rules_command(
     if not rows:
         typer.echo("no folder rules (add one: catalog rules --prefer DIR, or --avoid DIR)")
     for folder, rule in rows:
-        typer.echo(f"{rule:>6}  {folder}")
+        typer.echo(f"{rule:>6}  {shown(folder)}")
 
 
 @app.command("undo")
@@ -354,9 +355,9 @@ def undo_command(
         )
     else:
         for e in restored:
-            typer.echo(f"restored  {e.path}  (was {_PAST.get(e.action, e.action)})")
+            typer.echo(f"restored  {shown(e.path)}  (was {_PAST.get(e.action, e.action)})")
         for e, reason in failed:
-            typer.echo(f"  failed  {e.path}: {reason}")
+            typer.echo(f"  failed  {shown(e.path)}: {reason}")
         typer.echo(f"{_plural(len(restored), 'file')} put back, {len(failed)} could not be")
     if failed:
         raise typer.Exit(1)
@@ -388,7 +389,7 @@ def journal_command(ctx: typer.Context, fmt: FormatOption = Format.text) -> None
         print_csv(header, rows)
     else:
         for r in rows:
-            typer.echo(f"{r[0]:6d}  run {r[1]:<4d} {r[2]}  {r[3]:<8} {r[4]:<11} {r[5]}")
+            typer.echo(f"{r[0]:6d}  run {r[1]:<4d} {r[2]}  {r[3]:<8} {r[4]:<11} {shown(str(r[5]))}")
 
 
 class MarkKind(StrEnum):
@@ -463,5 +464,5 @@ def marks_command(
         print_csv(["first", "first_paths", "second", "second_paths", "marked"], rows)
     else:
         for _, pa, _, pb, t in rows:
-            typer.echo(f"{t.isoformat(timespec='seconds')}  {pa}  <>  {pb}")
+            typer.echo(f"{t.isoformat(timespec='seconds')}  {shown(pa)}  <>  {shown(pb)}")
         typer.echo(f"{_plural(len(rows), 'mark')}")

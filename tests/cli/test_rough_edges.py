@@ -90,6 +90,27 @@ def test_a_file_that_is_no_catalogue_and_a_catalogue_that_cannot_be_written_are_
     )
 
 
+def test_control_characters_in_names_are_escaped_in_text_and_exact_in_json(tmp_path):
+    """A name with a newline cannot forge a line of the text output, nor an escape sequence drive the
+    terminal: text shows them as backslash escapes; JSON keeps the name exact."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    original = (PHOTOS / "Canon_IXUS.jpg").read_bytes()
+    (lib / "a.jpg").write_bytes(original)
+    hostile = lib / "b\x1b[2J\x1b[31mRED.jpg"
+    hostile.write_bytes(original)
+    (lib / "x.jpg\n   fake line: all good.jpg").write_bytes(b"junk")
+    db = tmp_path / "c.db"
+    indexed = run(db, "index", str(lib)).stdout
+    assert f"  {lib}/x.jpg\\n   fake line: all good.jpg: not an image" in indexed
+    dupes = run(db, "dupes", "--method", "exact").stdout
+    assert f"{lib}/b\\x1b[2J\\x1b[31mRED.jpg  (" in dupes and "\x1b" not in dupes
+    status = run(db, "status").stdout
+    assert "\\n   fake line" in status and "\n   fake line" not in status
+    listed = json.loads(run(db, "dupes", "--method", "exact", "-f", "json").stdout)
+    assert str(hostile) in {m["path"] for g in listed["groups"] for m in g["images"]}
+
+
 def test_a_catalogued_image_is_not_its_own_nearest(library):  # type: ignore[no-untyped-def]
     db, pictures = library
     asked = pictures / "Canon_IXUS.jpg"
