@@ -139,9 +139,12 @@ def index(
     started = time.perf_counter()
     known_roots = catalog.roots()
     absent = [r for r in known_roots if not os.path.exists(r)]
-    given = list(paths)
-    # A known root that is gone is reported (below), not an error; no path: every root present.
-    roots = normalise_roots([p for p in given if os.path.abspath(os.path.expanduser(p)) not in absent])
+    given = [os.path.abspath(os.path.expanduser(p)) for p in paths]
+    # A known root that is gone is reported (below), not an error; no path: every root present. Any
+    # other path that is gone (a file indexed on its own, a folder inside a root) has its catalogued
+    # files dropped, as vanished files are.
+    gone = [p for p in given if p not in absent and not os.path.exists(p)]
+    roots = normalise_roots([p for p in given if p not in absent and p not in gone])
     if not given:
         roots = [r for r in known_roots if r not in absent]
     report = IndexReport()
@@ -169,6 +172,10 @@ def index(
             _index_scope(
                 catalog, scope, runner.scan(root), runner, progress, report, root, elsewhere=elsewhere
             )
+        for path in gone:
+            if not runner.cancelled:
+                scope = Scope(folders=(path,), files=(path,))
+                _index_scope(catalog, scope, ScanResult(), runner, progress, report, None)
     if not report.cancelled:
         _settle_absent_roots(catalog, absent, prune, report)
         _store_pairs(catalog, report, cancel, cnn)

@@ -111,6 +111,28 @@ def test_control_characters_in_names_are_escaped_in_text_and_exact_in_json(tmp_p
     assert str(hostile) in {m["path"] for g in listed["groups"] for m in g["images"]}
 
 
+def test_a_file_or_folder_gone_since_it_was_indexed_is_dropped_by_naming_it(tmp_path):
+    """A file indexed on its own is no root: once deleted, naming it again drops it (it was an error, and
+    the row stayed for good); so does a deleted folder inside a root. A path never catalogued that does
+    not exist stays an error."""
+    lib = tmp_path / "lib"
+    (lib / "sub").mkdir(parents=True)
+    photo = (PHOTOS / "Canon_IXUS.jpg").read_bytes()
+    alone = tmp_path / "alone.jpg"
+    alone.write_bytes(photo)
+    (lib / "sub" / "inside.jpg").write_bytes(photo)
+    db = tmp_path / "c.db"
+    run(db, "index", str(alone))
+    run(db, "index", str(lib))
+    alone.unlink()
+    shutil.rmtree(lib / "sub")
+    assert "1 removed" in run(db, "index", str(alone)).stdout
+    assert "1 removed" in run(db, "index", str(lib / "sub")).stdout
+    assert json.loads(run(db, "status", "-f", "json").stdout)["images"] == 0
+    never = run(db, "index", str(tmp_path / "never.jpg"), check=False)
+    assert never.returncode == 2 and "no such file or folder" in never.stderr
+
+
 def test_a_catalogued_image_is_not_its_own_nearest(library):  # type: ignore[no-untyped-def]
     db, pictures = library
     asked = pictures / "Canon_IXUS.jpg"
