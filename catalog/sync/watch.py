@@ -36,6 +36,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import CatalogError
 from catalog.ingest.scan import image_suffix
+from catalog.text import shown
 
 if TYPE_CHECKING:
     from catalog.ingest.pool import WorkerPool
@@ -363,6 +364,8 @@ class Watcher:
         )
         for path in report.deferred:
             self.settler.note(time.monotonic(), path)
+        for path, reason in report.problems:  # an unreadable folder, a symlink: never skipped silently
+            log.warning("skipped %s: %s", shown(path), reason)
         self.totals.add(report)
         if report.added or report.updated or report.removed or report.errors:
             self.vectors_stale_since = time.monotonic()

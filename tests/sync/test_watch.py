@@ -592,3 +592,17 @@ def test_the_start_up_reconciliation_counts_the_unreadable_files_the_catalogue_h
         pass
     lines = [r.getMessage() for r in caplog.records if "start-up reconciliation" in r.getMessage()]
     assert lines and "3 unreadable (0 newly)" in lines[0], lines
+
+
+def test_a_folder_or_link_the_watcher_skips_is_logged(tmp_path, caplog):
+    """What a scan skips (an unreadable folder, a symbolic link) is a warning of the watcher, as
+    ``catalog index`` prints it: it was skipped without a word."""
+    import logging
+
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    write_image(root / "fine.png", 1)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    with caplog.at_level(logging.INFO, logger="catalog.sync.watch"), watching(db, root):
+        pass
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped ")]
+    assert skipped and skipped[0].startswith(f"skipped {root / 'loop'}: ") and "link" in skipped[0], skipped
