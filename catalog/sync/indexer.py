@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from catalog.background import can_fork
 from catalog.config import DEFAULT_CNN, DEFAULT_METHODS, WRITE_BATCH, CnnChoice
-from catalog.errors import Interrupted
+from catalog.errors import Interrupted, UsageError
 from catalog.grouping import stored
 from catalog.ingest.pool import EarlyStart, WorkerPool
 from catalog.ingest.scan import ScanResult, image_suffix, normalise_roots, scan
@@ -147,6 +147,7 @@ def index(
     roots = normalise_roots([p for p in given if p not in absent and p not in gone])
     if not given:
         roots = [r for r in known_roots if r not in absent]
+    _refuse_linked_twice(roots, [r for r in known_roots if r not in absent])
     report = IndexReport()
     report.methods, cnn = enable_methods(catalog, methods, report.notes, cnn)
     # The files of absent roots may reappear under a root of this run (a moved or renamed root).
@@ -195,6 +196,31 @@ def _store_pairs(
             stored.refresh(catalog, method, cancel)
 
 
+def _refuse_linked_twice(roots: list[str], known: list[str]) -> None:
+    """A root that is, holds or lies inside another root (catalogued or given) only through a symbolic
+    link would catalogue every file there a second time, as copies of themselves: refused."""
+    others = dict.fromkeys([*known, *roots])
+    for root in roots:
+        real = os.path.realpath(root)
+        for other in others:
+            other_real = os.path.realpath(other)
+            if (
+                other == root
+                or root.startswith(other.rstrip("/") + "/")
+                or other.startswith(root.rstrip("/") + "/")
+            ):
+                continue  # the same path, or nested as written: the scan sees each file once
+            if real == other_real or _under(real, other_real) or _under(other_real, real):
+                raise UsageError(
+                    f"{root} and the root {other} are the same folder, or one holds the other, through a "
+                    f"symbolic link ({real}): its files would be catalogued twice; index {other}"
+                )
+
+
+def _under(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip("/") + "/")
+
+
 def _images(n: int) -> str:
     return f"{n} image" if n == 1 else f"{n} images"
 
@@ -206,7 +232,10 @@ def _settle_absent_roots(catalog: Catalog, absent: list[str], prune: bool, repor
         left = catalog.count_under(root)
         if left == 0:
             catalog.forget_root(root)
-            report.notes.append(f"root {root} is gone; its images were found elsewhere and moved with it")
+            report.notes.append(
+                f"root {root} is gone and no image is catalogued under it any more (moved or removed in "
+                "this run): forgotten"
+            )
         elif prune:
             report.removed += catalog.forget_root(root)
             report.notes.append(f"root {root} is gone: its {_images(left)} were dropped (--prune)")

@@ -133,6 +133,24 @@ def test_a_file_or_folder_gone_since_it_was_indexed_is_dropped_by_naming_it(tmp_
     assert never.returncode == 2 and "no such file or folder" in never.stderr
 
 
+def test_a_root_reached_again_through_a_symbolic_link_is_refused(tmp_path):
+    """A link to a catalogued root (or to a folder inside it) indexed as a root of its own catalogued
+    every file a second time, as copies of themselves."""
+    lib = tmp_path / "lib"
+    (lib / "sub").mkdir(parents=True)
+    (lib / "sub" / "a.jpg").write_bytes((PHOTOS / "Canon_IXUS.jpg").read_bytes())
+    (tmp_path / "link").symlink_to(lib, target_is_directory=True)
+    (tmp_path / "sublink").symlink_to(lib / "sub", target_is_directory=True)
+    db = tmp_path / "c.db"
+    run(db, "index", str(lib))
+    for linked in ("link", "sublink"):
+        done = run(db, "index", str(tmp_path / linked), check=False)
+        assert done.returncode == 2 and "through a symbolic link" in done.stderr, done.stderr
+        assert f"index {lib}" in done.stderr
+    assert json.loads(run(db, "status", "-f", "json").stdout)["images"] == 1
+    run(db, "index", str(lib / "sub"))  # nested as written: the same files, once
+
+
 def test_a_catalogued_image_is_not_its_own_nearest(library):  # type: ignore[no-untyped-def]
     db, pictures = library
     asked = pictures / "Canon_IXUS.jpg"
