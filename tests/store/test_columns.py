@@ -24,7 +24,7 @@ from catalog.grouping.reference import _plain_groups, find_groups
 from catalog.methods import get_method
 from catalog.search.kinds import near_pairs
 from catalog.store.models import Image, Signature
-from catalog.text import human_size
+from catalog.text import human_size, shown
 
 
 def _iso_time(mtime_ns: int) -> str:
@@ -130,7 +130,7 @@ def test_dupes_json_and_text_are_the_per_image_formatting(catalog):
             mark = "reference" if m.score is None else f"{m.score:9.4g}"
             shape = f"{im.width}x{im.height}, " if im.width is not None else ""
             day = _iso_time(im.mtime_ns)[:10]
-            expected_lines.append(f"  {mark:>9}  {im.path}  ({shape}{human_size(im.size)}, {day})")
+            expected_lines.append(f"  {mark:>9}  {shown(im.path)}  ({shape}{human_size(im.size)}, {day})")
     assert lines == expected_lines
 
 
