@@ -20,6 +20,7 @@ the reconciliation at the next start makes it exact.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -51,6 +52,8 @@ TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", "
 BATCH = 2000
 #: Quiet seconds after a change before the HNSW indexes beside the catalogue are brought up to date.
 VECTOR_SYNC_DELAY = 5.0
+#: Seconds between two looks at whether each root is still the folder its watch began on.
+ROOT_CHECK = 2.0
 
 
 def ignored(path: str, roots: Iterable[str]) -> bool:
@@ -211,6 +214,9 @@ class Watcher:
         self.resync = threading.Event()
         #: When signatures last changed, until the vector indexes are synced (None: in step).
         self.vectors_stale_since: float | None = None
+        #: Each watched root's (device, inode) when its watch began: inotify follows the folder, not
+        #: the path, so a root renamed away would be watched where it went and its path left blind.
+        self._identity: dict[str, tuple[int, int]] = {}
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -236,7 +242,7 @@ class Watcher:
                 wake_at = min(next_reconcile, next_summary)
                 if self.vectors_stale_since is not None:
                     wake_at = min(wake_at, self.vectors_stale_since + self.vector_sync_delay)
-                wait = self.tick if busy else wake_at - now
+                wait = min(self.tick if busy else wake_at - now, ROOT_CHECK)
                 self._take_events(max(wait, 0.0))
                 self._check_observer(observer)
                 self._step()
@@ -423,6 +429,7 @@ class Watcher:
             if os.path.isdir(root) and not inside:
                 self.roots.append(root)
                 observer.schedule(self.inbox, root, recursive=True)
+                self._remember(root)
                 log.info("watching %s too (handed over by catalog index)", root)
         report = index(
             self.catalog,
@@ -465,11 +472,17 @@ class Watcher:
         observer = PollingObserver(timeout=self.poll_interval) if self.polling else Observer()
         for root in self.roots:
             observer.schedule(self.inbox, root, recursive=True)
+            self._remember(root)
         try:
             observer.start()
         except OSError as exc:
             raise CatalogError(_observer_error(exc)) from None
         return observer
+
+    def _remember(self, root: str) -> None:
+        with contextlib.suppress(OSError):  # a root that is gone: its images are kept (``_present``)
+            found = os.stat(root)
+            self._identity[root] = (found.st_dev, found.st_ino)
 
     def _stop_observer(self, observer: Any) -> None:
         observer.stop()
@@ -485,6 +498,19 @@ class Watcher:
                 "the filesystem observer stopped (a watched folder vanished, or the inotify watch limit "
                 "was reached as folders were added); restart catalog watch, or use --polling"
             )
+        for root, identity in self._identity.items():
+            try:
+                found = os.stat(root)
+            except OSError:
+                now = None
+            else:
+                now = (found.st_dev, found.st_ino)
+            if now != identity:
+                raise CatalogError(
+                    f"watched folder {shown(root)} is no longer the folder watched (renamed, moved, deleted "
+                    "or replaced); its images are kept: run `catalog index` (it follows a moved root), then "
+                    "start catalog watch again"
+                )
 
 
 class _OverflowAlarm(logging.Handler):

@@ -606,3 +606,21 @@ def test_a_folder_or_link_the_watcher_skips_is_logged(tmp_path, caplog):
         pass
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped ")]
     assert skipped and skipped[0].startswith(f"skipped {root / 'loop'}: ") and "link" in skipped[0], skipped
+
+
+def test_a_root_renamed_away_stops_the_watcher_with_a_message(tmp_path):
+    """inotify follows a folder, not its path: a root renamed away (``mv Pictures Pictures.old``) was
+    watched where it went, and a new folder at its path went unseen, without a word."""
+    root, db = tmp_path / "pics", tmp_path / "c.db"
+    write_image(root / "a.png", 1)
+    daemon = start_daemon(db, root, "--methods", "phash")
+    try:
+        os.rename(root, tmp_path / "pics.old")
+        root.mkdir()
+        assert daemon.wait(timeout=60) == 1
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    log = next(db.parent.glob("watch-*.log")).read_text()
+    assert f"watched folder {root} is no longer the folder watched" in log and "Traceback" not in log
+    assert set(catalogue_images(db)) == {str(root / "a.png")}  # kept: `catalog index` follows where it went
