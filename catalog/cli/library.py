@@ -300,6 +300,7 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
             "signatures": catalog.signature_counts(),
             "roots": catalog.roots(),
             "errors": [{"path": p, "error": e} for p, e in errors],
+            "skipped": [{"path": p, "problem": e} for p, e in catalog.skipped()],
             "formats": summary.formats,
             "photos": {
                 "with_exif": summary.with_exif,
@@ -342,3 +343,7 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
     typer.echo(f"errors:    {len(data['errors'])}")
     for row in data["errors"]:
         typer.echo(f"  {shown(row['path'])}: {row['error']}")
+    if data["skipped"]:  # folders that cannot be read, links: as the last scan over them found them
+        typer.echo(f"skipped:   {len(data['skipped'])}")
+        for row in data["skipped"]:
+            typer.echo(f"  {shown(row['path'])}: {row['problem']}")

@@ -3,8 +3,9 @@ files that have no ending).
 
 Rules: hidden files and folders (dot-names) are skipped; symlinked folders are followed unless they lead
 somewhere already walked (which also stops symlink loops); symlinked files are skipped, so a link never
-shows up as a copy of its target. A folder that cannot be read is reported, and the files the catalogue
-knows below it are kept (they may well still exist).
+shows up as a copy of its target (a link whose target is gone is reported: a picture may be lost). A
+folder that cannot be read is reported, and the files the catalogue knows below it are kept (they may
+well still exist).
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult) -> Non
             return
         suffix = image_suffix(entry.name)
         if suffix is None or entry.is_symlink() or not entry.is_file():
+            if suffix is not None and entry.is_symlink() and not os.path.exists(entry.path):
+                result.problems.append((entry.path, "a symbolic link to nothing: its target is gone"))
             return
         if suffix == "" and not _sniff(entry.path):
             return

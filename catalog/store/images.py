@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from catalog.store.base import StoreBase
-from catalog.store.models import Image, MethodRecord, Root, Signature, decode_path
+from catalog.store.models import Image, MethodRecord, Root, Signature, SkippedPath, decode_path
 from catalog.store.records import ImageInfo, ImageSummary, KnownFile, Scope
 from catalog.store.sql import WHOLE_TABLE, _delete_images, _raw, chunked, now, under
 from catalog.store.writes import Writes
@@ -89,8 +89,23 @@ class ImagesMixin(StoreBase):
         with self.session() as s:
             ids = list(s.scalars(select(Image.id).where((Image.path == root) | under(root))))
             _delete_images(s, ids)
+            s.execute(delete(SkippedPath).where(_skipped_in(Scope(folders=(root,)))))
             s.execute(delete(Root).where(Root.path == root))
         return len(ids)
+
+    def record_skipped(self, scope: Scope, problems: Sequence[tuple[str, str]]) -> None:
+        """What a complete scan of ``scope`` skipped (path, problem): replaces the rows in the scope."""
+        with self.session() as s:
+            s.execute(delete(SkippedPath).where(_skipped_in(scope)))
+            at = now()
+            for path, problem in dict(problems).items():
+                s.merge(SkippedPath(path=path, problem=problem, seen_at=at))
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """(path, problem) of every path the last scans skipped, by path."""
+        with self.session() as s:
+            rows = s.execute(select(SkippedPath.path, SkippedPath.problem).order_by(SkippedPath.path))
+            return [(path, problem) for path, problem in rows]
 
     def add_root(self, path: str) -> None:
         with self.session() as s:
@@ -367,3 +382,16 @@ class ImagesMixin(StoreBase):
         rolled back if it raises."""
         with self.session() as s:
             yield Writes(s)
+
+
+def _skipped_in(scope: Scope) -> ColumnElement[bool]:
+    """The skipped paths in ``scope``: its folders, anything below them, and its files."""
+    conditions = [
+        or_(
+            SkippedPath.path == folder, SkippedPath.path.startswith(folder.rstrip("/") + "/", autoescape=True)
+        )
+        for folder in scope.folders
+    ]
+    if scope.files:
+        conditions.append(SkippedPath.path.in_(scope.files))
+    return or_(false(), *conditions)

@@ -237,6 +237,18 @@ class NotDuplicate(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class SkippedPath(Base):
+    """A path the last scan over it skipped (a folder it cannot read, a symbolic link, a loop), as
+    ``index`` reported it: ``status`` lists them, so that nothing stays skipped silently once the run's
+    own report has scrolled away. Each scan replaces the rows under what it scanned."""
+
+    __tablename__ = "skipped_paths"
+
+    path: Mapped[str] = mapped_column(PathText, primary_key=True)
+    problem: Mapped[str] = mapped_column(Text)
+    seen_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class FolderRule(Base):
     """A person's rule for a folder when settling duplicates: ``prefer`` (keep what is in it, never act
     on it) or ``avoid`` (never keep from it while a copy lies elsewhere). The deepest rule over a path

@@ -412,6 +412,7 @@ def _index_scope(
     report.removed += catalog.remove(info.id for info in plan.missing.values())
     for path in plan.missing:
         report.log("removed", path)
+    catalog.record_skipped(scope, found.problems)  # for ``status``, once this report has scrolled away
 
 
 class _Writer:

@@ -151,6 +151,30 @@ def test_a_root_reached_again_through_a_symbolic_link_is_refused(tmp_path):
     run(db, "index", str(lib / "sub"))  # nested as written: the same files, once
 
 
+def test_status_lists_what_the_last_scans_skipped_until_it_is_mended(tmp_path):
+    """A folder that cannot be read, a symlink loop or a link whose target is gone is said by ``index``
+    and then kept for ``status``; a later scan that no longer meets it (or ``forget``) drops it."""
+    lib = tmp_path / "lib"
+    (lib / "sub").mkdir(parents=True)
+    (lib / "a.jpg").write_bytes((PHOTOS / "Canon_IXUS.jpg").read_bytes())
+    (lib / "sub" / "loop").symlink_to(lib, target_is_directory=True)
+    (lib / "lost.jpg").symlink_to(tmp_path / "gone.jpg")
+    db = tmp_path / "c.db"
+    assert "2 paths skipped" in run(db, "index", str(lib)).stdout
+    skipped = json.loads(run(db, "status", "-f", "json").stdout)["skipped"]
+    assert [s["path"] for s in skipped] == [str(lib / "lost.jpg"), str(lib / "sub" / "loop")]
+    assert "target is gone" in skipped[0]["problem"] and "loop" in skipped[1]["problem"]
+    text = run(db, "status").stdout
+    assert f"skipped:   2\n  {lib / 'lost.jpg'}: a symbolic link to nothing" in text
+    (lib / "lost.jpg").unlink()
+    run(db, "index", str(lib))
+    assert [s["path"] for s in json.loads(run(db, "status", "-f", "json").stdout)["skipped"]] == [
+        str(lib / "sub" / "loop")
+    ]
+    run(db, "forget", str(lib))
+    assert json.loads(run(db, "status", "-f", "json").stdout)["skipped"] == []
+
+
 def test_a_catalogued_image_is_not_its_own_nearest(library):  # type: ignore[no-untyped-def]
     db, pictures = library
     asked = pictures / "Canon_IXUS.jpg"
