@@ -133,7 +133,9 @@ class Settled:
         orders = [order.astype(np.int32) for order in self.index.orders()]
         arrays = [self.seqs, self.codes, self.sorted, *orders]
         try:
-            path.with_suffix(".npz").unlink(missing_ok=True)  # the layout before SAVED_LAYOUT
+            old = path.with_suffix(".npz")  # the layout before SAVED_LAYOUT, and its lock file
+            old.unlink(missing_ok=True)
+            old.with_name(old.name + ".lock").unlink(missing_ok=True)
             path.parent.mkdir(parents=True, exist_ok=True)
             with try_lock(path.with_name(path.name + ".lock")) as locked:
                 if not locked:

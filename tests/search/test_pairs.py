@@ -258,9 +258,12 @@ def test_the_saved_index_of_settled_codes_is_checked_and_rebuilt_when_it_does_no
     saved.write_bytes(whole[: len(whole) * 2 // 3])  # cut short (a full disk): rebuilt as well
     old_layout = saved.with_suffix(".npz")
     old_layout.write_bytes(b"PK a zip of the layout before")  # left by an older catalog: removed
+    old_lock = old_layout.with_name(old_layout.name + ".lock")
+    old_lock.write_bytes(b"")  # its lock file too
     add_photos(root, 60, 10, seed=11)
     run(db, "index", str(root))
-    assert assert_stored_equal_search(db, ("phash",)) > 0 and not old_layout.exists()
+    assert assert_stored_equal_search(db, ("phash",)) > 0
+    assert not old_layout.exists() and not old_lock.exists()
     # A saved index of another table (rows it names are gone): rebuilt, not trusted.
     stale = saved.read_bytes()
     with sqlite3.connect(db) as conn:
