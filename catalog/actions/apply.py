@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from catalog.actions import trash
-from catalog.actions.plan import Plan, Step, check, file_hash, recheck, root_of
+from catalog.actions.plan import Plan, Step, busy_paths, check, file_hash, recheck, root_of
 from catalog.errors import UsageError
 from catalog.store import Acted, Catalog, now
 from catalog.store.models import JournalEntry
@@ -76,7 +76,7 @@ def apply(
     while begun < len(steps) or left:
         # Checked first (a Ctrl-C may stop this), up to BATCH safe steps or BATCH_SECONDS of checking.
         batch = left
-        going = set().union(*(_busy(step) for _, step in batch))  # about to be acted on or moved to
+        going = set().union(*(busy_paths(step) for _, step in batch))  # about to be acted on or moved to
         started = time.monotonic()
         while begun < len(steps) and len(batch) < BATCH and time.monotonic() - started < BATCH_SECONDS:
             step = steps[begun]
@@ -89,14 +89,9 @@ def apply(
                 outcome.skipped.append((step.image.path, reason))
                 continue
             batch.append((begun, step))
-            going |= _busy(step)
+            going |= busy_paths(step)
         left = _carry_out_batch(catalog, batch, outcome, acted, roots, progress, len(steps)) if batch else []
     return outcome
-
-
-def _busy(step: Step) -> set[str]:
-    """The paths a step acts on or moves a file to."""
-    return {step.image.path, step.target} if step.action == "move" and step.target else {step.image.path}
 
 
 def _carry_out_batch(
@@ -212,20 +207,32 @@ def _move(source: str, target: str, entry_id: int) -> None:
         raise FileExistsError(0, "the destination exists", target)
     try:
         os.link(source, target)  # fails rather than overwrite; then drop the old name
-        os.unlink(source)
-        return
     except OSError as exc:
         if os.path.lexists(target) and os.path.samefile(source, target):
-            os.unlink(source)
+            _drop_source(source, target)
             return
         if exc.errno not in (18, 1, 95, 38):  # EXDEV, EPERM, EOPNOTSUPP, ENOSYS: no hard links here
             raise
+    else:
+        _drop_source(source, target)
+        return
     temp = _temp_beside(target, entry_id)
     shutil.copy2(source, temp)
     with open(temp, "rb") as f:
         os.fsync(f.fileno())
     os.rename(temp, target)
-    os.unlink(source)
+    _drop_source(source, target)
+
+
+def _drop_source(source: str, target: str) -> None:
+    """The last step of a move: remove the source, whose bytes are at ``target`` now. When the source
+    cannot go (a read-only folder), the new name goes instead: a failed move leaves no second copy
+    behind (its journal entry says it was rolled back)."""
+    try:
+        os.unlink(source)
+    except OSError:
+        os.unlink(target)
+        raise
 
 
 # -- recovery after a crash ---------------------------------------------------------------------------
@@ -346,9 +353,11 @@ def entries_to_undo(catalog: Catalog, which: str, ids: Sequence[int] = ()) -> li
         if unknown:
             raise UsageError(f"no journal entry {', '.join(map(str, unknown))} (see `catalog journal`)")
         done = [e for e in done if e.id in wanted]
-    elif which == "last" and done:
-        last = max(e.batch for e in done)
-        done = [e for e in done if e.batch == last]
+    else:  # a deleted file cannot come back: its runs are passed over, so that the runs before stay reachable
+        done = [e for e in done if e.action != "delete"]
+        if which == "last" and done:
+            last = max(e.batch for e in done)
+            done = [e for e in done if e.batch == last]
     return sorted(done, key=lambda e: e.id, reverse=True)
 
 

@@ -69,6 +69,7 @@ def make_plan(
             )
     plan = Plan(raw_pairs=raw_pairs)
     folders: dict[str, _Folder] = {}
+    going: set[str] = set()  # what the steps planned so far act on or move a file to, as apply counts
     for group in groups:
         order = policy.order(group) if policy is not None else list(range(len(group)))
         keep = group[order[0]]
@@ -78,19 +79,36 @@ def make_plan(
             if problem is not None:
                 plan.skipped.append((image.path, f"the file to keep, {keep.path}, {problem}"))
                 continue
-            target = _target(action, image, keep, roots, destination)
-            reason = check(Step(action, image, keep, target), real_roots, verify_content, raw_pairs)
+            step = Step(action, image, keep, _target(action, image, keep, roots, destination))
+            reason = check(step, real_roots, verify_content, raw_pairs, going)
             if reason is not None:
                 plan.skipped.append((image.path, reason))
                 continue
-            plan.steps.append(Step(action, image, keep, target))
+            steps = [step]
             if action in ("trash", "move", "delete"):
                 for sidecar in sidecars(image.path, folders):
                     info = _file_info(sidecar)
                     if info is not None:
                         side_target = _target(action, info, keep, roots, destination)
-                        plan.steps.append(Step(action, info, keep, side_target, sidecar_of=image.path))
+                        steps.append(Step(action, info, keep, side_target, sidecar_of=image.path))
+            # An image goes with its sidecars or not at all (a moved photo would leave its edits behind).
+            busy = going | busy_paths(step)
+            for side in steps[1:]:
+                reason = check(side, real_roots, False, raw_pairs, busy)
+                if reason is not None:
+                    break
+                busy |= busy_paths(side)
+            if reason is not None:
+                plan.skipped.append((image.path, f"its sidecar {side.image.path} cannot go along ({reason})"))
+                continue
+            plan.steps.extend(steps)
+            going = busy
     return plan
+
+
+def busy_paths(step: Step) -> set[str]:
+    """The paths a step acts on or moves a file to."""
+    return {step.image.path, step.target} if step.action == "move" and step.target else {step.image.path}
 
 
 def sidecars(path: str, folders: dict[str, _Folder] | None = None) -> list[str]:

@@ -252,7 +252,7 @@ def resolve_command(
     summary = f"{_plural(len(rows), 'file')} {verb}"
     if skipped:
         summary += f", {_plural(len(skipped), 'file')} skipped"
-    if apply and result.outcome and result.outcome.batch and action is not ActionChoice.delete:
+    if apply and rows and result.outcome and result.outcome.batch and action is not ActionChoice.delete:
         summary += " (undo: catalog undo --last, or catalog undo --all)"
     elif not apply:
         summary += " (a dry run: add --apply to carry it out)"

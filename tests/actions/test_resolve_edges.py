@@ -1,0 +1,103 @@
+"""Edges of ``resolve`` and ``undo`` a person trying the tool met: the dry run must say what the apply
+then does, a failed move must leave no second copy, and a delete run must not block ``undo``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.actions.test_settle import catalog, environment
+from tests.conftest import PHOTOS
+
+PHOTO = PHOTOS / "Canon_IXUS.jpg"
+#: Root without its power to pass over file permissions (tests here run as root).
+WITHOUT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+
+
+def files(*folders: Path) -> list[str]:
+    return sorted(str(p) for f in folders if f.exists() for p in f.rglob("*") if p.is_file())
+
+
+def acted_lines(out: str) -> list[str]:
+    """The per-file lines of resolve's text, with "would move" and "moved" alike."""
+    return [line.replace("would move", "moved").strip() for line in out.splitlines()[:-1]]
+
+
+def test_a_dry_run_says_what_the_apply_does_when_destinations_collide(tmp_path):
+    """Two copies moved to one --to path (a Backup/ folder in each of two roots), and a copy whose sidecar
+    cannot follow it: the dry run said "would move" for all, the apply moved one and skipped the others,
+    and moved an image without its sidecar."""
+    roots = [tmp_path / "A", tmp_path / "B"]
+    for root in roots:
+        (root / "Pictures").mkdir(parents=True)
+        (root / "Backup").mkdir()
+        shutil.copy2(PHOTO, root / "Pictures" / "IXUS.jpg")
+        shutil.copy2(PHOTO, root / "Backup" / "IXUS.jpg")
+    (roots[0] / "Backup" / "IXUS.jpg.xmp").write_text("<x:xmpmeta/>")
+    out = tmp_path / "out"
+    (out / "Backup").mkdir(parents=True)
+    (out / "Backup" / "IXUS.jpg.xmp").write_text("another picture's edits")
+    db, env = tmp_path / "c.db", environment(tmp_path)
+    catalog(db, env, "index", *map(str, roots), "--methods", "phash")
+    ask = ("resolve", "--method", "phash", "--action", "move", "--to", str(out))
+    dry = catalog(db, env, *ask).stdout
+    applied = catalog(db, env, *ask, "--apply").stdout
+    assert acted_lines(dry) == acted_lines(applied), (dry, applied)
+    assert f"its sidecar {roots[0] / 'Backup' / 'IXUS.jpg.xmp'} cannot go along" in dry
+    assert (roots[0] / "Backup" / "IXUS.jpg").exists() and (roots[0] / "Backup" / "IXUS.jpg.xmp").exists()
+    moved = [out / "Backup" / "IXUS.jpg", out / "Backup" / "IXUS.jpg.xmp", out / "Pictures" / "IXUS.jpg"]
+    assert files(out) == [str(p) for p in moved]  # B's Backup copy took the destination both wanted
+
+
+def test_a_move_that_cannot_remove_its_source_leaves_no_second_copy(tmp_path):
+    """The source folder is read-only: the hard link into --to was made, removing the source failed, and
+    the link stayed (a full copy across file systems) while the journal said "rolled-back"."""
+    lib = tmp_path / "lib"
+    (lib / "Pictures").mkdir(parents=True)
+    (lib / "Backup").mkdir()
+    shutil.copy2(PHOTO, lib / "Pictures" / "IXUS.jpg")
+    shutil.copy2(PHOTO, lib / "Backup" / "IXUS.jpg")
+    db, env = tmp_path / "c.db", environment(tmp_path)
+    catalog(db, env, "index", str(lib), "--methods", "phash")
+    (lib / "Backup").chmod(0o555)
+    try:
+        # Root passes over permissions: run without that power, as a user would.
+        done = subprocess.run(
+            [
+                *(WITHOUT_OVERRIDE if os.geteuid() == 0 else []),
+                sys.executable, "-m", "catalog", "--db", str(db),
+                "resolve", "--method", "phash", "--action", "move", "--to", str(tmp_path / "out"), "--apply",
+            ],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+    finally:
+        (lib / "Backup").chmod(0o755)
+    assert done.returncode == 0 and "move failed: Permission denied" in done.stdout, done
+    assert files(tmp_path / "out") == []
+    assert files(lib) == [str(lib / "Backup" / "IXUS.jpg"), str(lib / "Pictures" / "IXUS.jpg")]
+    assert "undo:" not in done.stdout  # nothing was done: nothing to undo
+    assert "rolled-back" in catalog(db, env, "journal").stdout
+
+
+def test_undo_passes_over_a_run_that_deleted_files(tmp_path):
+    """A trash run, then a delete run: plain ``undo`` picked the delete run every time ("a deleted file
+    cannot be restored") and never reached the trash run."""
+    lib = tmp_path / "lib"
+    for folder in ("P", "Backup", "Downloads"):
+        (lib / folder).mkdir(parents=True)
+    shutil.copy2(PHOTO, lib / "P" / "a.jpg")
+    shutil.copy2(PHOTO, lib / "Backup" / "a.jpg")
+    shutil.copy2(PHOTOS / "Canon_EOS_D60.jpg", lib / "P" / "b.jpg")
+    shutil.copy2(PHOTOS / "Canon_EOS_D60.jpg", lib / "Downloads" / "b.jpg")
+    db, env = tmp_path / "c.db", environment(tmp_path)
+    catalog(db, env, "index", str(lib), "--methods", "phash")
+    catalog(db, env, "resolve", "--method", "phash", "--in", str(lib / "Backup"), "--apply")
+    catalog(db, env, "resolve", "--method", "phash", "--in", str(lib / "Downloads"), "--action", "delete",
+            "--apply", "--yes-delete")  # fmt: skip
+    undone = catalog(db, env, "undo")
+    assert f"restored  {lib / 'Backup' / 'a.jpg'}  (was trashed)" in undone.stdout
+    assert (lib / "Backup" / "a.jpg").read_bytes() == PHOTO.read_bytes()
+    assert catalog(db, env, "undo", "--all").returncode == 0
