@@ -29,10 +29,15 @@ def lock_path(url: str) -> Path:
 
 
 def _open_lock_file(path: Path) -> int:
-    """A descriptor of the lock file ``path``, created if needed."""
+    """A descriptor of the lock file ``path``, created if needed (``OSError`` when it cannot be)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def _catalogue_lock_file(path: Path) -> int:
+    """The lock file of a writer of the catalogue: one that cannot be made is the user's to mend."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        return _open_lock_file(path)
     except OSError as exc:
         raise StoreError(
             f"cannot write the catalogue's lock file {path}: {exc.strerror} (writing a catalogue needs "
@@ -41,10 +46,11 @@ def _open_lock_file(path: Path) -> int:
 
 
 @contextmanager
-def _exclusive(path: Path) -> Iterator[tuple[int, bool]]:
+def _exclusive(path: Path, catalogue: bool = False) -> Iterator[tuple[int, bool]]:
     """(file descriptor, whether an exclusive lock on ``path`` was taken at once); the file is created
-    if needed, and closing it at the end releases the lock."""
-    fd = _open_lock_file(path)
+    if needed, and closing it at the end releases the lock. ``catalogue``: the writer's lock, whose file
+    must be made (a cache's lock file that cannot be made is an ``OSError``: its cache is skipped)."""
+    fd = _catalogue_lock_file(path) if catalogue else _open_lock_file(path)
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -59,7 +65,7 @@ def _exclusive(path: Path) -> Iterator[tuple[int, bool]]:
 @contextmanager
 def writer_lock(url: str, holder: str) -> Iterator[None]:
     """Hold the catalogue's writer lock, or raise :class:`BusyError` naming the process that has it."""
-    with _exclusive(lock_path(url)) as (fd, taken):
+    with _exclusive(lock_path(url), catalogue=True) as (fd, taken):
         if not taken:
             other = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             raise BusyError(
@@ -108,7 +114,7 @@ def actions_lock(url: str) -> Iterator[None]:
     review page): one batch at a time, waiting for another to finish (they take milliseconds a file).
     Indexing does not take it: the journal is written in its own transactions."""
     path = actions_lock_path(url)
-    fd = _open_lock_file(path)
+    fd = _catalogue_lock_file(path)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX)
         yield

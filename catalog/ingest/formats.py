@@ -79,25 +79,34 @@ def heif_problem(data: bytes) -> str | None:
 
 
 def isobmff_truncation(data: bytes) -> str | None:
-    """Why a HEIF or AVIF file (ISO base media boxes) is cut short, if it is: its top-level boxes
-    declare more bytes than the file holds. libheif decodes such a file without a word (the missing
-    tiles come out flat), and its embedded thumbnail, at the front, is whole: a copy cut off while
-    being copied would otherwise be catalogued as a good picture, and could be kept over its original."""
+    """Why a HEIF or AVIF file (ISO base media boxes) is cut short, if it is: one of its top-level boxes
+    that hold the picture (``ftyp``, ``meta``, ``mdat``, ``moov``) declares more bytes than the file
+    holds. libheif decodes such a file without a word (the missing tiles come out flat), and its
+    embedded thumbnail, at the front, is whole: a copy cut off while being copied would otherwise be
+    catalogued as a good picture, and could be kept over its original. Bytes after the last box that do
+    not read as a box (padding a camera or a tool left) are no truncation."""
     at = 0
     while at + 8 <= len(data):
         size = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        if not all(48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 32 for c in kind):
+            return None  # not a box: trailing bytes
         if size == 1:  # a 64-bit size follows the type
             if at + 16 > len(data):
-                break
+                return None
             size = int.from_bytes(data[at + 8 : at + 16], "big")
         elif size == 0:  # the last box, to the end of the file: nothing declared to check
             return None
         if size < 8:
-            return f"damaged box at byte {at:,}"
+            return None
+        if at + size > len(data) and kind in _PICTURE_BOXES:
+            return f"truncated: {len(data):,} bytes of the {at + size:,} its boxes declare"
         at += size
-    if at > len(data):
-        return f"truncated: {len(data):,} bytes of the {at:,} its boxes declare"
     return None
+
+
+#: The top-level boxes that hold a HEIF's picture: one cut short is a damaged file.
+_PICTURE_BOXES = {b"ftyp", b"meta", b"mdat", b"moov"}
 
 
 @dataclass

@@ -176,7 +176,10 @@ def _decode(data: bytes, color: bool, suffix: str = "") -> Decoded:
     img.load()
     factor = max(img.size) // WORK_SIZE
     if factor >= 2:  # large non-JPEG files (a JPEG draft is already small): integer box reduction
-        img = img.reduce(factor)
+        try:
+            img = img.reduce(factor)
+        except ValueError:  # a mode Pillow cannot reduce (palette, 1-bit, 16-bit gray): as RGB first
+            img = to_rgb(img).reduce(factor)
     img = ImageOps.exif_transpose(img) or img
     if opened.transpose is not None:
         img = img.transpose(opened.transpose)

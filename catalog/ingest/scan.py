@@ -116,7 +116,7 @@ def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult) -> Non
             return
         suffix = image_suffix(entry.name)
         if suffix is None or entry.is_symlink() or not entry.is_file():
-            if suffix is not None and entry.is_symlink() and not os.path.exists(entry.path):
+            if suffix and entry.is_symlink() and not os.path.exists(entry.path):
                 result.problems.append((entry.path, "a symbolic link to nothing: its target is gone"))
             return
         if suffix == "" and not _sniff(entry.path):

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from sqlalchemy import case, delete, false, func, or_, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -89,14 +89,28 @@ class ImagesMixin(StoreBase):
         with self.session() as s:
             ids = list(s.scalars(select(Image.id).where((Image.path == root) | under(root))))
             _delete_images(s, ids)
-            s.execute(delete(SkippedPath).where(_skipped_in(Scope(folders=(root,)))))
+            stale = [p for p in s.scalars(select(SkippedPath.path)) if _in_scope(p, Scope(folders=(root,)))]
+            for chunk in chunked(stale):
+                s.execute(delete(SkippedPath).where(SkippedPath.path.in_(chunk)))
             s.execute(delete(Root).where(Root.path == root))
         return len(ids)
 
     def record_skipped(self, scope: Scope, problems: Sequence[tuple[str, str]]) -> None:
-        """What a complete scan of ``scope`` skipped (path, problem): replaces the rows in the scope."""
+        """What a complete scan of ``scope`` skipped (path, problem): replaces the rows in the scope.
+        Another indexer recording the same path at the same moment (a server catalogue) is not an
+        error."""
+        try:
+            self._record_skipped(scope, problems)
+        except IntegrityError:
+            self._record_skipped(scope, problems)
+
+    def _record_skipped(self, scope: Scope, problems: Sequence[tuple[str, str]]) -> None:
         with self.session() as s:
-            s.execute(delete(SkippedPath).where(_skipped_in(scope)))
+            # The table is small (what scans could not read): matched here, byte for byte, rather
+            # than by a condition per folder of the scope (a watcher's batch names hundreds).
+            stale = [p for p in s.scalars(select(SkippedPath.path)) if _in_scope(p, scope)]
+            for chunk in chunked(stale):
+                s.execute(delete(SkippedPath).where(SkippedPath.path.in_(chunk)))
             at = now()
             for path, problem in dict(problems).items():
                 s.merge(SkippedPath(path=path, problem=problem, seen_at=at))
@@ -384,14 +398,8 @@ class ImagesMixin(StoreBase):
             yield Writes(s)
 
 
-def _skipped_in(scope: Scope) -> ColumnElement[bool]:
-    """The skipped paths in ``scope``: its folders, anything below them, and its files."""
-    conditions = [
-        or_(
-            SkippedPath.path == folder, SkippedPath.path.startswith(folder.rstrip("/") + "/", autoescape=True)
-        )
-        for folder in scope.folders
-    ]
-    if scope.files:
-        conditions.append(SkippedPath.path.in_(scope.files))
-    return or_(false(), *conditions)
+def _in_scope(path: str, scope: Scope) -> bool:
+    """Whether ``path`` is one of the scope's files, one of its folders, or below one."""
+    return path in scope.files or any(
+        path == folder or path.startswith(folder.rstrip("/") + "/") for folder in scope.folders
+    )

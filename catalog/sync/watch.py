@@ -222,6 +222,9 @@ class Watcher:
 
     def run(self, on_ready: Callable[[], None] | None = None) -> None:
         """Watch until :meth:`stop` (or SIGINT/SIGTERM when run in the main thread)."""
+        from catalog.sync.indexer import refuse_linked_twice
+
+        refuse_linked_twice(self.roots, self.catalog.roots())
         observer = self._start_observer()
         listener = None
         try:
@@ -336,19 +339,21 @@ class Watcher:
             count = self.catalog.rename(src, dest)
             if count:
                 self.totals.moved += count
-                log.info("moved %s -> %s%s", src, dest, f" ({count} images)" if count > 1 else "")
+                log.info(
+                    "moved %s -> %s%s", shown(src), shown(dest), f" ({count} images)" if count > 1 else ""
+                )
 
     def _index(self, paths: list[str], now: float) -> None:
         self.settler.take(paths)
         report = self._index_paths(self._present(paths), now, pool_for=len(paths), cancel=self.stop_requested)
         for action, path in report.changes or []:
-            log.info("%s %s", action, path)
+            log.info("%s %s", action, shown(path))
 
     def _present(self, paths: list[str]) -> list[str]:
         """``paths`` without watched roots that are gone: their images are kept (an unmounted drive)."""
         gone = [p for p in paths if p in self.roots and not os.path.isdir(p)]
         for root in gone:
-            log.warning("watched folder %s is gone; its images are kept until it is back", root)
+            log.warning("watched folder %s is gone; its images are kept until it is back", shown(root))
         return [p for p in paths if p not in gone]
 
     def _index_paths(
@@ -421,16 +426,17 @@ class Watcher:
         """``catalog index PATH`` run while this watcher writes: each folder becomes a watched root, and
         the paths are indexed now (a root moved away and found here is recognised as moved)."""
         from catalog.ingest.scan import normalise_roots
-        from catalog.sync.indexer import index
+        from catalog.sync.indexer import index, refuse_linked_twice
 
         roots = normalise_roots(request.paths)
+        refuse_linked_twice(roots, self.roots)  # before any is watched
         for root in roots:
             inside = any(root == r or root.startswith(r.rstrip("/") + "/") for r in self.roots)
             if os.path.isdir(root) and not inside:
                 self.roots.append(root)
                 observer.schedule(self.inbox, root, recursive=True)
                 self._remember(root)
-                log.info("watching %s too (handed over by catalog index)", root)
+                log.info("watching %s too (handed over by catalog index)", shown(root))
         report = index(
             self.catalog,
             roots,
@@ -441,7 +447,7 @@ class Watcher:
         )
         log.info(
             "indexed %s for catalog index: %d added, %d updated, %d moved, %d removed, %d unchanged",
-            ", ".join(roots),
+            ", ".join(map(shown, roots)),
             report.added,
             report.updated,
             report.moved,

@@ -131,6 +131,15 @@ def test_a_file_or_folder_gone_since_it_was_indexed_is_dropped_by_naming_it(tmp_
     assert json.loads(run(db, "status", "-f", "json").stdout)["images"] == 0
     never = run(db, "index", str(tmp_path / "never.jpg"), check=False)
     assert never.returncode == 2 and "no such file or folder" in never.stderr
+    # A folder on a drive not mounted is not gone: naming it keeps its images, as its root's are kept.
+    drive = tmp_path / "drive"
+    (drive / "2020").mkdir(parents=True)
+    (drive / "2020" / "a.jpg").write_bytes(photo)
+    run(db, "index", str(drive))
+    drive.rename(tmp_path / "unplugged")
+    kept = run(db, "index", str(drive / "2020"), check=False)
+    assert kept.returncode == 2 and "no such file or folder" in kept.stderr
+    assert json.loads(run(db, "status", "-f", "json").stdout)["images"] == 1
 
 
 def test_a_root_reached_again_through_a_symbolic_link_is_refused(tmp_path):

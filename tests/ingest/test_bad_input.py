@@ -188,3 +188,21 @@ def test_decode_errors_are_one_line(name):
             b"\x89PNG\r\n\x1a\n" + b"\x00" * 40 if name.endswith("png") else b"\xff\xd8\xff" + b"\x01" * 40
         )
     assert "\n" not in str(caught.value)
+
+
+def test_large_palette_one_bit_and_sixteen_bit_images_are_read():
+    """A large image is box-reduced before anything else; Pillow cannot reduce a palette, 1-bit or
+    16-bit gray image, and every such picture over about 1,000 px (any large GIF) was "cannot decode:
+    image has wrong mode"."""
+    from catalog.ingest.imaging import decode, to_rgb
+
+    picture = synthetic(12, size=(2000, 1500))
+    sixteen = Image.fromarray(np.asarray(picture.convert("L")).astype(np.uint16) * 257)  # full range
+    for mode, kind in (("P", "PNG"), ("P", "GIF"), ("1", "PNG"), ("I;16", "PNG")):
+        converted = {"P": picture.convert("P"), "1": picture.convert("1"), "I;16": sixteen}[mode]
+        buffer = io.BytesIO()
+        converted.save(buffer, kind)
+        decoded = decode(buffer.getvalue())
+        assert (decoded.width, decoded.height) == (2000, 1500), mode
+        small = to_rgb(decoded.source)
+        assert small.size == (667, 500) and np.asarray(small).std() > 10, (mode, kind)

@@ -290,6 +290,7 @@ def test_a_heic_or_avif_cut_short_is_reported_never_catalogued_from_its_thumbnai
     for path in samples:
         data = path.read_bytes()
         decode(data, suffix=path.suffix.lower())  # whole: a picture
+        decode(data + b"\xab" * 16, suffix=path.suffix.lower())  # and with bytes a tool left after it
         for cut in (len(data) // 2, len(data) - 1):
             with pytest.raises(ImageError, match="truncated"):
                 decode(data[:cut], suffix=path.suffix.lower())

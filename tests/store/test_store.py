@@ -113,3 +113,19 @@ def test_a_reader_waits_for_a_catalogue_being_created(db_path: Path):
         event.remove(Engine, "before_cursor_execute", on_query)
     creator.join()
     assert looked.is_set()
+
+
+def test_skipped_paths_are_replaced_within_a_scope_of_hundreds_of_folders_byte_for_byte(catalog):
+    """A watcher's batch names hundreds of vanished folders: one condition per folder made SQLite
+    refuse the query ("Expression tree is too large"), and LIKE matched /LIB as /lib."""
+    from catalog.store import Scope
+
+    catalog.record_skipped(
+        Scope(folders=("/lib",)), [("/lib/loop", "a loop"), ("/lib/x/locked", "cannot read")]
+    )
+    catalog.record_skipped(Scope(folders=("/LIB",)), [("/LIB/loop", "a loop")])
+    folders = tuple(f"/lib/gone{k:04d}" for k in range(1200)) + ("/lib/x",)
+    catalog.record_skipped(Scope(folders=folders, files=tuple(f"/lib/f{k}.jpg" for k in range(1200))), [])
+    assert catalog.skipped() == [("/LIB/loop", "a loop"), ("/lib/loop", "a loop")]
+    catalog.record_skipped(Scope(folders=("/lib",)), [])
+    assert catalog.skipped() == [("/LIB/loop", "a loop")]
