@@ -431,7 +431,12 @@ def marks_command(
     with ctx.obj.open() as catalog:
         if remove:
             removed = unmark(catalog, remove)
-            typer.echo(f"{_plural(removed, 'mark')} removed")
+            if fmt is Format.json:
+                print_json({"removed": removed})
+            elif fmt is Format.csv:
+                print_csv(["removed"], [(removed,)])
+            else:
+                typer.echo(f"{_plural(removed, 'mark')} removed")
             return
         marks = catalog.marks()
         paths = catalog.paths_by_hash([h for a, b, _ in marks for h in (a, b)])

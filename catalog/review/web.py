@@ -218,7 +218,9 @@ def build_app(review: Review) -> Starlette:
         try:
             after = int(request.query_params.get("after", "0"))
         except ValueError:
-            return Response("after must be a number", status_code=400)
+            after = -1
+        if after < 0:
+            return Response("after must be a group number (0 or more)", status_code=400)
         groups = review.open_groups(after, limit=PAGE + 1)
         rules = review.rules()
         context = {

@@ -294,7 +294,8 @@ def test_not_duplicate_marks_split_groups_and_survive_moves_and_reindexing(tmp_p
         not (Path(a["path"]).name == "renamed.jpg" and Path(a["keep"]).name == "o.jpg")
         for a in out["actions"]
     )
-    catalog(db, env, "marks", "--remove", str(pics / "renamed.jpg"))
+    removed = catalog(db, env, "marks", "--remove", str(pics / "renamed.jpg"), "-f", "json").stdout
+    assert json.loads(removed)["removed"] >= 1  # JSON when asked, as the listing is
     assert groups() == [{"o.jpg", "resaved.jpg", "renamed.jpg"}]
     same = catalog(db, env, "mark", "not-duplicate", str(pics / "o.jpg"), str(pics / "o.jpg"), check=False)
     assert same.returncode == 2

@@ -295,6 +295,8 @@ def test_groups_arrive_page_by_page_and_settling_shifts_none(tmp_path):
                 break
             after = int(more.group(1))
         assert seen == list(range(PAGE + 1, 31))
+        for bad in ("-5", "x"):  # a 400, not a server error
+            assert client.get(f"/groups?after={bad}").status_code == 400
 
 
 @pytest.mark.slow
