@@ -289,6 +289,8 @@ class Review:
             group = self.group(group_id)
             if group is None:
                 raise Refused(404, "no such group")
+            if group.state != "open":  # settled (its files acted on, or marked): Undo brings it back
+                raise Refused(409, "this group is already settled")
             group.state = "skipped"
             return {"group": group.id, "state": group.state}
 

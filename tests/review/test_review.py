@@ -283,6 +283,7 @@ def test_groups_arrive_page_by_page_and_settling_shifts_none(tmp_path):
         # Settle a group of the first page: the next page still starts right after the first one.
         headers = {"x-catalog-token": "t"}
         assert client.post("/groups/1/skip", headers=headers).json()["state"] == "skipped"
+        assert client.post("/groups/1/skip", headers=headers).status_code == 409  # settled already
         assert review.open_counts() == (29, redundant - (len(found.groups[0]) - 1))
         assert review.group(0) is None and review.group(31) is None
         seen = []
