@@ -389,7 +389,11 @@ def journal_command(ctx: typer.Context, fmt: FormatOption = Format.text) -> None
         print_csv(header, rows)
     else:
         for r in rows:
-            typer.echo(f"{r[0]:6d}  run {r[1]:<4d} {r[2]}  {r[3]:<8} {r[4]:<11} {shown(str(r[5]))}")
+            moved = f" -> {shown(str(r[7]))}" if r[3] == "move" and r[7] else ""
+            kept = f"  (keeping {shown(str(r[6]))})" if r[6] else ""
+            typer.echo(
+                f"{r[0]:6d}  run {r[1]:<4d} {r[2]}  {r[3]:<8} {r[4]:<11} {shown(str(r[5]))}{moved}{kept}"
+            )
 
 
 class MarkKind(StrEnum):
