@@ -308,6 +308,7 @@ class Review:
             else:
                 self.catalog.remove_marks(decision.marks)
             restored = 0
+            ids = []
             for group, before, state in decision.groups:
                 members = []
                 for member in before:  # a file put back was catalogued again, under a new id
@@ -320,7 +321,8 @@ class Review:
                     group.state = state
                 group.notes = [f for f in failed if any(f.startswith(shown(m.image.path)) for m in before)]
                 restored += 1
-            return {"undone": decision.action, "groups": restored, "failed": failed}
+                ids.append(group.id)
+            return {"undone": decision.action, "groups": restored, "ids": ids, "failed": failed}
 
     # Folder rules, and every group settled by them at once.
 

@@ -24,8 +24,12 @@ function toast(text, undoable) {
 
 async function undo() {
   try {
-    await post("undo");
-    location.reload();  // the group is back (what could not be put back is noted on it)
+    const answer = await post("undo");
+    // The page again, at the group that is back (what could not be put back is noted on it): the
+    // keys then act on the group in view, not on one the browser's restored scroll left off screen.
+    const back = (answer.ids || [])[0];
+    if (back) sessionStorage.setItem("catalog-focus", `group-${back}`);
+    location.reload();
   } catch (error) { toast(`nothing undone: ${error.message}`); }
 }
 
@@ -364,4 +368,14 @@ setInterval(() => checkPresence(groups().filter(s => {
   const box = s.getBoundingClientRect();
   return box.bottom > -200 && box.top < window.innerHeight + 200;
 })), 10000);
-focusGroup(groups()[0]);
+// The sticky header's height, which a group scrolled into view must clear (it grows on narrow screens).
+function headerHeight() {
+  const header = document.querySelector("header");
+  document.documentElement.style.setProperty("--header-height", `${header ? header.offsetHeight : 0}px`);
+}
+headerHeight();
+window.addEventListener("resize", headerHeight);
+history.scrollRestoration = "manual";
+const back = sessionStorage.getItem("catalog-focus");  // the group an undo brought back
+sessionStorage.removeItem("catalog-focus");
+focusGroup((back && document.getElementById(back)) || groups()[0]);
