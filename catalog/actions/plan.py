@@ -247,6 +247,11 @@ def check(
         return "is the same file as the one to keep (a hard link)"
     if step.action == "hardlink" and os.stat(image.path).st_dev != os.stat(keep.path).st_dev:
         return "is on another file system than the file to keep: a hard link cannot cross"
+    if step.action == "trash" and not os.access(image.path, os.W_OK):
+        return (
+            "is read-only: the desktop trash takes only files it may write (make it writable, or move "
+            "it with --action move)"
+        )
     target = step.target
     if step.action == "move" and target is not None and (target in busy or os.path.lexists(target)):
         return f"the destination {step.target} exists"

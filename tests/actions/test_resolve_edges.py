@@ -101,3 +101,22 @@ def test_undo_passes_over_a_run_that_deleted_files(tmp_path):
     assert f"restored  {lib / 'Backup' / 'a.jpg'}  (was trashed)" in undone.stdout
     assert (lib / "Backup" / "a.jpg").read_bytes() == PHOTO.read_bytes()
     assert catalog(db, env, "undo", "--all").returncode == 0
+
+
+def test_a_read_only_photo_is_skipped_by_the_dry_run_as_by_the_trash(tmp_path):
+    """The desktop trash (send2trash) refuses a file it may not write: photos copied with ``cp -p`` from a
+    read-only card are 0444. The dry run said "would trash", the apply "trash failed"."""
+    lib = tmp_path / "lib"
+    (lib / "Pictures").mkdir(parents=True)
+    (lib / "Backup").mkdir()
+    shutil.copy2(PHOTO, lib / "Pictures" / "IXUS.jpg")
+    shutil.copy2(PHOTO, lib / "Backup" / "IXUS.jpg")
+    (lib / "Backup" / "IXUS.jpg").chmod(0o444)
+    db, env = tmp_path / "c.db", environment(tmp_path)
+    catalog(db, env, "index", str(lib), "--methods", "phash")
+    prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
+    ask = [*prefix, sys.executable, "-m", "catalog", "--db", str(db), "resolve", "--method", "phash"]
+    dry = subprocess.run(ask, capture_output=True, text=True, env=env).stdout
+    applied = subprocess.run([*ask, "--apply"], capture_output=True, text=True, env=env).stdout
+    assert acted_lines(dry) == acted_lines(applied) and "is read-only" in dry, (dry, applied)
+    assert (lib / "Backup" / "IXUS.jpg").exists()
