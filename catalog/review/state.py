@@ -72,7 +72,8 @@ class ReviewGroup:
     #: group as it was found: shown while its members are those (a decision changes them). Made when
     #: the group is first shown (:meth:`Review.why`): settling every group never needs it.
     why: str | None = None
-    found_ids: tuple[int, ...] = ()
+    #: The paths of its members as found: an undo puts files back under new ids, the same paths.
+    found_paths: tuple[str, ...] = ()
 
     @property
     def reference(self) -> ImageInfo:
@@ -156,8 +157,8 @@ class Review:
         made = self._made.get(group_id)
         if made is None:
             members = self.found.table.group(group_id - 1)
-            found = tuple(m.image.id for m in members)
-            made = self._made[group_id] = ReviewGroup(group_id, members, found_ids=found)
+            found = tuple(m.image.path for m in members)
+            made = self._made[group_id] = ReviewGroup(group_id, members, found_paths=found)
         return made
 
     def why(self, group: ReviewGroup) -> str:

@@ -178,7 +178,7 @@ def _group_context(review: Review, group: ReviewGroup, rules: FolderRules) -> di
     if chosen is not None:
         cards[chosen]["keep"] = True
     # Said of the group as found: while it holds those images, its reference on disk and first.
-    same = tuple(m.image.id for m in group.members) == group.found_ids
+    same = tuple(m.image.path for m in group.members) == group.found_paths
     why = review.why(group) if same and cards and cards[0]["keep"] else ""
     if by_rule is not None and by_rule != 0:
         rule = rules.rule_of(group.members[by_rule].image.path)

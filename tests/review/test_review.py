@@ -338,6 +338,7 @@ def test_lazy_loading_in_a_real_browser(tmp_path, browser):
             page.locator("#toast button.undo").click()
         assert copy.read_bytes() == before
         assert page.locator("#group-3 figure").count() == 2
+        assert page.locator("#group-3 p.why").count() == 1  # why its reference is kept, again
         # Not duplicates, undone with the key u: the group is back, the mark gone.
         page.locator("#group-4 h2").click()
         page.keyboard.press("n")
