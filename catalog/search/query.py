@@ -47,11 +47,11 @@ def nearest(
         raise UsageError("-k must be at least 1")
     stored = catalog.methods()
     cnn = resolve_cnn(cnn, stored)
-    method = catalogue_method(method_name, cnn, stored, threshold)
-    if method.kind == "local":
+    if get_method(method_name, cnn).kind == "local":  # before asking whether the catalogue has it
         raise UsageError(
-            f"{method.name} only verifies the pairs of cnn and cnn-euclidean: choose another method"
+            f"{method_name} only verifies the pairs of cnn and cnn-euclidean: choose another method"
         )
+    method = catalogue_method(method_name, cnn, stored, threshold)
     absolute = os.path.abspath(path)
     verifier = method.verified_by if method.verified_by in stored else None
     signed = file_signatures(absolute, [method.name, *([verifier] if verifier else [])], cnn)

@@ -41,6 +41,8 @@ def library(tmp_path_factory):  # type: ignore[no-untyped-def]
         (["dupes", "--threshold"], "requires an argument"),
         (["resolve", "--action", "shred"], "Invalid value for '--action'"),
         (["nosuch"], "No such command 'nosuch'"),
+        # orb verifies cnn pairs, nothing more: said before "add orb to the catalogue", which led nowhere
+        (["query", str(PHOTOS / "Canon_IXUS.jpg"), "-m", "orb"], "orb only verifies the pairs of cnn"),
     ],
 )
 def test_a_bad_value_is_one_line_and_exit_2(library, args, says):  # type: ignore[no-untyped-def]
