@@ -95,7 +95,6 @@ def index_command(
         if engine is Engine.local
         else nullcontext() as early,
     ):
-        from catalog.store import Scope
         from catalog.sync.indexer import index
 
         with (
@@ -104,12 +103,6 @@ def index_command(
             progress_bar() as progress,
         ):
             interrupts = ctx.obj.interrupts
-            unknown = [p for p in paths if not os.path.exists(os.path.abspath(os.path.expanduser(p)))]
-            known_roots = set(catalog.roots())
-            for path in unknown:  # a path that is gone is an error, unless the catalogue holds it
-                gone = os.path.abspath(os.path.expanduser(path))
-                if gone not in known_roots and not catalog.known_files(Scope(folders=(gone,), files=(gone,))):
-                    raise UsageError(f"no such file or folder: {path}")
             report = index(
                 catalog,
                 paths,

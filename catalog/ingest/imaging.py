@@ -23,7 +23,6 @@ from catalog.ingest.formats import (
     facts,
     heif_problem,
     heif_ready,
-    is_avif,
     is_heif,
     isobmff_truncation,
     open_heif_or_explain,
@@ -123,8 +122,6 @@ def decode(data: bytes, color: bool = True, suffix: str = "") -> Decoded:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        if (is_heif(data[:16]) or is_avif(data[:16])) and (cut := isobmff_truncation(data)):
-            raise ImageError(f"cannot decode: {cut}") from None
         if suffix in HEIF_SUFFIXES or is_heif(data[:16]):
             problem = heif_problem(data)
             if problem:
@@ -144,10 +141,10 @@ def _decode(data: bytes, color: bool, suffix: str = "") -> Decoded:
             open_heif_or_explain()
         else:
             heif_ready()  # HEIF content under another name is told by content too
+        if data[4:8] == b"ftyp" and (cut := isobmff_truncation(data)):  # HEIF, AVIF: boxes
+            raise ImageError(f"cannot decode: {cut}")
         img0 = Image.open(io.BytesIO(data))
         opened = Opened(img0, img0.format or "unknown")
-        if opened.format in ("HEIF", "AVIF") and (cut := isobmff_truncation(data)):
-            raise ImageError(f"cannot decode: {cut}")
     img: Image.Image = opened.image
     fmt = opened.format
     width, height = img.size

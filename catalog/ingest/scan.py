@@ -115,9 +115,13 @@ def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult) -> Non
             stack.append(entry.path)
             return
         suffix = image_suffix(entry.name)
-        if suffix is None or entry.is_symlink() or not entry.is_file():
-            if suffix and entry.is_symlink() and not os.path.exists(entry.path):
+        if suffix is None:
+            return
+        if entry.is_symlink():
+            if suffix and not os.path.exists(entry.path):
                 result.problems.append((entry.path, "a symbolic link to nothing: its target is gone"))
+            return
+        if not entry.is_file():
             return
         if suffix == "" and not _sniff(entry.path):
             return

@@ -18,6 +18,8 @@ from catalog.store.sql import WHOLE_TABLE, _delete_images, _raw, chunked, now, u
 from catalog.store.writes import Writes
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from catalog.store.columns import ImageTable
 
 
@@ -50,7 +52,6 @@ class ImagesMixin(StoreBase):
                 record = s.get(MethodRecord, name)
                 if record is None:
                     s.add(MethodRecord(name=name, version=version))
-                    s.flush()
                     changed.add(name)
                 elif record.version != version:
                     s.execute(delete(Signature).where(Signature.method == name))
@@ -89,9 +90,7 @@ class ImagesMixin(StoreBase):
         with self.session() as s:
             ids = list(s.scalars(select(Image.id).where((Image.path == root) | under(root))))
             _delete_images(s, ids)
-            stale = [p for p in s.scalars(select(SkippedPath.path)) if _in_scope(p, Scope(folders=(root,)))]
-            for chunk in chunked(stale):
-                s.execute(delete(SkippedPath).where(SkippedPath.path.in_(chunk)))
+            _drop_skipped(s, Scope(folders=(root,)))
             s.execute(delete(Root).where(Root.path == root))
         return len(ids)
 
@@ -106,11 +105,7 @@ class ImagesMixin(StoreBase):
 
     def _record_skipped(self, scope: Scope, problems: Sequence[tuple[str, str]]) -> None:
         with self.session() as s:
-            # The table is small (what scans could not read): matched here, byte for byte, rather
-            # than by a condition per folder of the scope (a watcher's batch names hundreds).
-            stale = [p for p in s.scalars(select(SkippedPath.path)) if _in_scope(p, scope)]
-            for chunk in chunked(stale):
-                s.execute(delete(SkippedPath).where(SkippedPath.path.in_(chunk)))
+            _drop_skipped(s, scope)
             at = now()
             for path, problem in dict(problems).items():
                 s.merge(SkippedPath(path=path, problem=problem, seen_at=at))
@@ -396,6 +391,15 @@ class ImagesMixin(StoreBase):
         rolled back if it raises."""
         with self.session() as s:
             yield Writes(s)
+
+
+def _drop_skipped(session: Session, scope: Scope) -> None:
+    """Delete the skipped paths in ``scope``. The table is small (what scans could not read): matched
+    here, byte for byte, rather than by a condition per folder of the scope (a watcher's batch names
+    hundreds)."""
+    stale = [p for p in session.scalars(select(SkippedPath.path)) if _in_scope(p, scope)]
+    for chunk in chunked(stale):
+        session.execute(delete(SkippedPath).where(SkippedPath.path.in_(chunk)))
 
 
 def _in_scope(path: str, scope: Scope) -> bool:

@@ -145,6 +145,9 @@ def index(
     # other path that is gone (a file indexed on its own, a folder inside a root) has its catalogued
     # files dropped, as vanished files are.
     gone = [p for p in given if p not in absent and _gone(p, absent)]
+    for path in gone:  # gone, and never catalogued: a slip of the keyboard
+        if not catalog.known_files(Scope(folders=(path,), files=(path,))):
+            raise UsageError(f"no such file or folder: {shown(path)}")
     roots = normalise_roots([p for p in given if p not in absent and p not in gone])
     if not given:
         roots = [r for r in known_roots if r not in absent]
