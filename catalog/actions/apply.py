@@ -133,8 +133,7 @@ def _carry_out_batch(
                 rolled_back.append(entry_id)
                 outcome.skipped.append((step.image.path, f"{step.action} failed: {exc.strerror or exc}"))
                 continue
-            moved_to, restat = _moved_to(step.action, target, roots), _restat(step.action, step.image.path)
-            acted_now.append(Acted(entry_id, step.image.path, moved_to, target, restat))
+            acted_now.append(Acted(entry_id, step.image.path, _moved_to(step.action, target, roots), target))
             outcome.done.append((step, target, entry_id))
             acted.add(step.image.path)
             if progress is not None:
@@ -161,16 +160,9 @@ def _entry(step: Step, batch: int) -> JournalEntry:
 
 def _moved_to(action: str, target: str | None, roots: Sequence[str]) -> str | None:
     """Where the catalogue row of a file acted on goes: with a file moved within the catalogued folders
-    (elsewhere, or for any other action, the row leaves)."""
+    (elsewhere, or for any other action, the row leaves: a hard link is another name of the file kept,
+    which the catalogue holds once, ``catalog.ingest.scan.same_files``)."""
     return target if action == "move" and target and root_of(target, roots) else None
-
-
-def _restat(action: str, path: str) -> tuple[int, int] | None:
-    """A hard link keeps its catalogue row (same bytes at the same path): its new size and time."""
-    if action != "hardlink":
-        return None
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
 
 
 def _temp_beside(path: str, entry_id: int) -> str:
@@ -249,9 +241,7 @@ def recover(catalog: Catalog) -> list[str]:
         if entry.state == "pending":
             happened, target = _pending_happened(entry)
             if happened:
-                moved_to = _moved_to(entry.action, target, roots)
-                restat = _restat(entry.action, entry.path)
-                catalog.action_done(entry.id, entry.path, moved_to, target, restat=restat)
+                catalog.action_done(entry.id, entry.path, _moved_to(entry.action, target, roots), target)
                 notes.append(f"finished {entry.action} of {entry.path} (interrupted)")
             else:
                 catalog.journal_state(entry.id, "rolled-back")

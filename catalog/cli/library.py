@@ -148,7 +148,7 @@ def _print_index_report(report: dict[str, Any], fmt: ReportFormat, handed: bool 
                 f"{_plural(len(rows), title)} {'could not be read' if title == 'file' else 'skipped'}:"
             )
             for path, reason in rows:
-                typer.echo(f"  {shown(path)}: {reason}")
+                typer.echo(f"  {shown(path)}: {shown(reason)}")
 
 
 @app.command("roots")
@@ -339,4 +339,4 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
     if data["skipped"]:  # folders that cannot be read, links: as the last scan over them found them
         typer.echo(f"skipped:   {len(data['skipped'])}")
         for row in data["skipped"]:
-            typer.echo(f"  {shown(row['path'])}: {row['problem']}")
+            typer.echo(f"  {shown(row['path'])}: {shown(row['problem'])}")

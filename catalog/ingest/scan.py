@@ -3,16 +3,17 @@ files that have no ending).
 
 Rules: hidden files and folders (dot-names) are skipped; symlinked folders are followed unless they lead
 somewhere already walked (which also stops symlink loops); symlinked files are skipped, so a link never
-shows up as a copy of its target (a link whose target is gone is reported: a picture may be lost). A
-folder that cannot be read is reported, and the files the catalogue knows below it are kept (they may
-well still exist).
+shows up as a copy of its target (a link whose target is gone is reported: a picture may be lost); hard
+links are noted (:func:`same_files`: a file is catalogued under one of its names). A folder that cannot
+be read is reported, and the files the catalogue knows below it are kept (they may well still exist).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from catalog.errors import UsageError
 from catalog.ingest.formats import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES, is_avif, is_heif
@@ -58,6 +59,8 @@ class ScanResult:
     files: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (size, mtime_ns)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     unreadable: list[str] = field(default_factory=list)  # folders whose content is unknown
+    #: (device, inode) of each file with more than one name (hard links): see :func:`same_files`.
+    links: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def image_suffix(name: str) -> str | None:
@@ -83,8 +86,7 @@ def scan(root: str) -> ScanResult:
     """List the image files below ``root`` (an absolute folder or file path)."""
     result = ScanResult()
     if os.path.isfile(root):
-        st = os.stat(root)
-        result.files[root] = (st.st_size, st.st_mtime_ns)
+        _found(root, os.stat(root), result)
         return result
     visited: set[str] = set()
     stack = [root]
@@ -129,7 +131,29 @@ def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult) -> Non
     except OSError as exc:
         result.problems.append((entry.path, f"cannot stat: {exc.strerror or exc}"))
         return
-    result.files[entry.path] = (st.st_size, st.st_mtime_ns)
+    _found(entry.path, st, result)
+
+
+def _found(path: str, st: os.stat_result, result: ScanResult) -> None:
+    result.files[path] = (st.st_size, st.st_mtime_ns)
+    if st.st_nlink > 1 and st.st_ino:
+        result.links[path] = (st.st_dev, st.st_ino)
+
+
+def same_files(links: Mapping[str, tuple[int, int]], rank: Callable[[str], Any]) -> dict[str, str]:
+    """The hard links among ``links`` (path -> (device, inode)): each path that is the same file as
+    another one, to the one of them that is catalogued (the lowest ``rank``). A file is catalogued
+    once, under one of its names, as ``jdupes`` and czkawka count it: its other names are no copies
+    (they free no space), and ``resolve --action hardlink`` leaves no group behind."""
+    by_file: dict[tuple[int, int], list[str]] = {}
+    for path, key in links.items():
+        by_file.setdefault(key, []).append(path)
+    doubles: dict[str, str] = {}
+    for paths in by_file.values():
+        if len(paths) > 1:
+            first = min(paths, key=rank)
+            doubles.update({path: first for path in paths if path != first})
+    return doubles
 
 
 def _sniff(path: str) -> bool:

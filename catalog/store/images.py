@@ -140,6 +140,16 @@ class ImagesMixin(StoreBase):
                 )
         return known
 
+    def paths_of_sizes(self, sizes: Iterable[int]) -> list[str]:
+        """The paths of the catalogued images of these sizes (index seeks by size): where the other
+        names of a hard-linked file may be catalogued."""
+        with self.session() as s:
+            return [
+                decode_path(path)
+                for chunk in chunked(sorted(set(sizes)))
+                for path in s.scalars(select(Image.path).where(Image.size.in_(chunk)))
+            ]
+
     def twins(self, sizes: Iterable[int], methods: Iterable[str], most: int) -> list[tuple[int, str, str]]:
         """(size, path, content hash) of the readable images of these sizes with a signature of each of
         ``methods``: what a new file of that size may be a byte-identical copy of (it then takes the

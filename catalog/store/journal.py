@@ -67,12 +67,10 @@ class JournalMixin(StoreBase):
         moved_to: str | None,
         target: str | None,
         state: str = "done",
-        restat: tuple[int, int] | None = None,
     ) -> None:
         """In one transaction: the entry is ``state`` and the catalogue follows the file: its row moves
-        to ``moved_to`` when that is still catalogued ground, takes a new (size, mtime) with ``restat``
-        (a hard link to identical bytes), else it leaves."""
-        self.actions_settled([Acted(entry_id, path, moved_to, target, restat)], state=state)
+        to ``moved_to`` when that is still catalogued ground, else it leaves."""
+        self.actions_settled([Acted(entry_id, path, moved_to, target)], state=state)
 
     def actions_settled(
         self,
@@ -102,7 +100,7 @@ class JournalMixin(StoreBase):
                     change["target"] = d.target
                 changes.append(change)
             s.execute(update(JournalEntry), changes)  # by primary key, many rows at once
-            if any(d.moved_to is not None or d.restat is not None for d in done):
+            if any(d.moved_to is not None for d in done):
                 for d in done:  # one after another: a row moved may be the next one's
                     _follow(s, d)
                 return
@@ -115,12 +113,9 @@ class JournalMixin(StoreBase):
 
 def _follow(session: Session, acted: Acted) -> None:
     """The catalogue follows one acted-on file: its row moves to ``moved_to`` (any row there before is
-    stale), takes the new (size, mtime) of ``restat``, or leaves."""
+    stale), or leaves."""
     ids = list(session.scalars(select(Image.id).where(Image.path == acted.path)))
-    if acted.restat is not None:
-        size, mtime_ns = acted.restat
-        session.execute(update(Image).where(Image.id.in_(ids)).values(size=size, mtime_ns=mtime_ns))
-    elif acted.moved_to is not None and ids:
+    if acted.moved_to is not None and ids:
         stale = list(session.scalars(select(Image.id).where(Image.path == acted.moved_to)))
         _delete_images(session, stale)
         session.execute(update(Image).where(Image.id.in_(ids)).values(path=acted.moved_to))

@@ -93,11 +93,10 @@ class KnownFile:
 
 class Acted(NamedTuple):
     """An action that reached the disk: its journal entry, the acted-on path, where the catalogue row
-    goes (``moved_to``: a move within catalogued ground), where the file went or what it links to
-    (``target``), and a hard link's new (size, mtime) (``restat``)."""
+    goes (``moved_to``: a move within catalogued ground), and where the file went or what it links to
+    (``target``)."""
 
     entry_id: int
     path: str
     moved_to: str | None
     target: str | None
-    restat: tuple[int, int] | None = None

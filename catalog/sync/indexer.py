@@ -335,6 +335,7 @@ def _merge(into: ScanResult, other: ScanResult) -> None:
     into.files.update(other.files)
     into.problems.extend(other.problems)
     into.unreadable.extend(other.unreadable)
+    into.links.update(other.links)
 
 
 class _Runner:
@@ -368,11 +369,15 @@ class _Runner:
 
     def run(self, root: str | None, tasks: list[Task]) -> Iterator[FileResult]:
         run = self.early.roots.pop(root, None) if self.early and root else None
-        if run is not None and _files(run.tasks) == _files(tasks):
+        if run is not None and _files(tasks) <= (started := _files(run.tasks)):
             # The very files the plan asks for, already under way (decoded in full: twins the plan
-            # found in another root of this run make the same rows, only later).
+            # found in another root of this run make the same rows, only later); other names of a
+            # hard-linked file were read too, and are left out.
             self._preload()
-            return run.results
+            if len(started) == len(tasks):
+                return run.results
+            wanted = {task.path for task in tasks}
+            return (result for result in run.results if result.path in wanted)
         if self.pool is None and (self.workers <= 1 or len(tasks) < 4 or not can_fork()):
             return process_in_turn(tasks)  # (a server's worker thread must not fork: see ``can_fork``)
         if self.pool is None:
@@ -408,8 +413,9 @@ def _index_scope(
 ) -> None:
     """Plan, process and write one scope; ``root`` names the early-started work that may serve it;
     ``elsewhere``: files of absent roots that may have moved here."""
-    report.problems.extend(found.problems)
     plan = plan_scope(catalog, scope, found, runner.methods, keep, elsewhere)
+    skipped = [*found.problems, *plan.linked]
+    report.problems.extend(skipped)
     report.unchanged += plan.unchanged
     report.backfilled += plan.backfilled
     writer = _Writer(catalog, plan, report, runner.cnn)
@@ -426,7 +432,7 @@ def _index_scope(
     report.removed += catalog.remove(info.id for info in plan.missing.values())
     for path in plan.missing:
         report.log("removed", path)
-    catalog.record_skipped(scope, found.problems)  # for ``status``, once this report has scrolled away
+    catalog.record_skipped(scope, skipped)  # for ``status``, once this report has scrolled away
 
 
 class _Writer:

@@ -5,9 +5,12 @@ it unnecessary (a file moved here, a byte-identical twin already catalogued: a b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from catalog.grouping.keep import copy_place
+from catalog.ingest.scan import same_files
 from catalog.ingest.worker import Task, ending
 from catalog.store import Catalog, KnownFile, Scope
 
@@ -26,6 +29,8 @@ class Plan:
     unchanged: int = 0
     #: Catalogued files read again for a method's signature or their photo facts only.
     backfilled: int = 0
+    #: (path, why) of the files found that are another name of a file catalogued (hard links).
+    linked: list[tuple[str, str]] = field(default_factory=list)
 
 
 #: A new file is offered the catalogued twins of its size and ending only when at most this many
@@ -47,10 +52,12 @@ def plan_scope(
     elsewhere = {} if elsewhere is None else elsewhere
     lacking = catalog.ids_lacking(scope, methods)
     unknowable = tuple(folder.rstrip("/") + "/" for folder in found.unreadable)
+    doubles = hard_links(catalog, found, known)
+    files = {path: stat for path, stat in found.files.items() if path not in doubles}
     missing = {
         path: info
         for path, info in known.items()
-        if path not in found.files and path not in keep and not path.startswith(unknowable)
+        if path not in files and path not in keep and not path.startswith(unknowable)
     }
     hashes_by_size: dict[int, set[str]] = {}
     for info in [*missing.values(), *elsewhere.values()]:
@@ -60,13 +67,13 @@ def plan_scope(
     # original, a backup drive indexed beside the library) takes that image's row instead of being
     # decoded. Sizes many images share (uncompressed scans, RAW files) are left out: each file would
     # carry all their hashes to the workers.
-    new_kinds = {(size, ending(path)) for path, (size, _) in found.files.items() if path not in known}
+    new_kinds = {(size, ending(path)) for path, (size, _) in files.items() if path not in known}
     catalogued = catalog.twins({size for size, _ in new_kinds}, methods, MOST_TWINS) if new_kinds else []
     twins: dict[tuple[int, str], set[str]] = {}
     for size, path, content in catalogued:
         # Not a file of this scope changed or gone since: its row is rewritten or dropped in this run
         # (a copy kept before its original was edited would find no twin, and be decoded after all).
-        if path not in known or found.files.get(path) == (known[path].size, known[path].mtime_ns):
+        if path not in known or files.get(path) == (known[path].size, known[path].mtime_ns):
             twins.setdefault((size, ending(path)), set()).add(content)
     offered = {  # one set per kind, shared by its tasks
         (size, suffix): frozenset(hashes_by_size.get(size, set()) | twins.get((size, suffix), set()))
@@ -74,7 +81,7 @@ def plan_scope(
     }
     tasks = []
     unchanged = backfilled = 0
-    for path, (size, mtime_ns) in found.files.items():
+    for path, (size, mtime_ns) in files.items():
         old = known.get(path)
         if old is None:
             tasks.append(Task(path, size, mtime_ns, methods, offered[size, ending(path)]))
@@ -89,4 +96,37 @@ def plan_scope(
             backfilled += 1
         else:
             unchanged += 1
-    return Plan(tasks, known, elsewhere, missing, unchanged, backfilled)
+    linked = sorted(
+        (path, f"the same file as {first} (a hard link), catalogued once") for path, first in doubles.items()
+    )
+    return Plan(tasks, known, elsewhere, missing, unchanged, backfilled, linked)
+
+
+def link_rank(path: str) -> tuple[bool, str]:
+    """Which name of a hard-linked file is catalogued, the lowest first: not in a folder of copies nor
+    named as a copy, then by path."""
+    return copy_place(path) is not None, path
+
+
+def hard_links(catalog: Catalog, found: ScanResult, known: dict[str, KnownFile]) -> dict[str, str]:
+    """The files ``found`` that are another name of a file catalogued under a path kept (``same_files``),
+    each to that path: a name catalogued outside this scope first (it stays), then one catalogued here,
+    then by :func:`link_rank`. Only files with more than one name are looked at."""
+    links = {path: key for path, key in found.links.items() if path in found.files}
+    if not links:
+        return {}
+    outside = set()
+    keys = set(links.values())
+    sizes = {found.files[path][0] for path in links}
+    for path in catalog.paths_of_sizes(sizes):
+        if path in found.files or path in known:
+            continue
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in keys:
+            links[path] = key
+            outside.add(path)
+    return same_files(links, lambda path: (path not in outside, path not in known, *link_rank(path)))

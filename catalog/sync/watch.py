@@ -376,7 +376,7 @@ class Watcher:
         for path in report.deferred:
             self.settler.note(time.monotonic(), path)
         for path, reason in report.problems:  # an unreadable folder, a symlink: never skipped silently
-            log.warning("skipped %s: %s", shown(path), reason)
+            log.warning("skipped %s: %s", shown(path), shown(reason))
         self.totals.add(report)
         if report.added or report.updated or report.removed or report.errors:
             self.vectors_stale_since = time.monotonic()

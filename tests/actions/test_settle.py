@@ -222,6 +222,10 @@ def test_move_links_and_delete(tmp_path, photo, pics):
         ).stdout
     )
     assert len(hard["actions"]) == 1 and os.path.samefile(pics / "x" / "twin.jpg", keep)
+    # A hard link is another name of the file kept, not a copy: the group is settled, and stays so.
+    for _ in range(2):
+        assert str(pics / "x" / "twin.jpg") not in catalog(db, env, "dupes", "-m", "exact").stdout
+        catalog(db, env, "index", str(pics))
     catalog(db, env, "undo", "--all")
     assert snapshot(pics) == before and not os.path.samefile(pics / "x" / "twin.jpg", keep)
     # delete: only with --apply --yes-delete, and it cannot be undone

@@ -286,3 +286,48 @@ def test_a_copy_kept_before_its_original_was_edited_keeps_the_original_picture(c
     assert (report.added, report.updated, report.identical) == (1, 1, 0)
     found = _facts_and_signatures(catalog)
     assert found[str(pics / "b.jpg")] == before and found[str(original)] != before
+
+
+def test_a_hard_linked_file_is_catalogued_once_under_the_name_a_person_keeps(catalog, make_image, pics):
+    """Two names of one file are no copies (jdupes and czkawka count them once): the name in a folder
+    of copies is skipped, said why, wherever the scan starts; the other names return as files of their
+    own once the link is broken."""
+    original = make_image("a.jpg", seed=1)
+    (pics / "Backup").mkdir()
+    (pics / "Backup" / "deep").mkdir()
+    os.link(original, pics / "Backup" / "a.jpg")
+    os.link(original, pics / "Backup" / "deep" / "a.jpg")
+    other = make_image("b.jpg", seed=2)
+    report = index(catalog, [str(pics)])
+    assert report.added == 2 and set(rows(catalog)) == {str(original), str(other)}
+    linked = f"the same file as {original} (a hard link), catalogued once"
+    assert report.problems == [
+        (str(pics / "Backup" / "a.jpg"), linked),
+        (str(pics / "Backup" / "deep" / "a.jpg"), linked),
+    ]
+    assert [p for p, _ in catalog.skipped()] == [
+        str(pics / "Backup" / "a.jpg"),
+        str(pics / "Backup" / "deep" / "a.jpg"),
+    ]
+    # A scan of the copies' folder alone finds the name catalogued outside it.
+    again = index(catalog, [str(pics / "Backup")])
+    assert again.added == 0 and [p for p, _ in again.problems] == [
+        str(pics / "Backup" / "a.jpg"),
+        str(pics / "Backup" / "deep" / "a.jpg"),
+    ]
+    # A name catalogued before it became a link (made by ``ln`` since) leaves the catalogue.
+    os.link(other, pics / "c.jpg")
+    index(catalog, [str(pics)])
+    os.unlink(other)
+    shutil.copyfile(pics / "c.jpg", other)  # b.jpg again, a file of its own; c.jpg is b's old inode
+    index(catalog, [str(pics)])
+    assert set(rows(catalog)) == {str(original), str(other), str(pics / "c.jpg")}
+    os.unlink(pics / "c.jpg")
+    os.link(other, pics / "c.jpg")
+    report = index(catalog, [str(pics)])
+    assert report.removed == 1 and set(rows(catalog)) == {str(original), str(other)}
+    # The original gone, a name in the copies' folder is the file, catalogued.
+    os.unlink(original)
+    report = index(catalog, [str(pics)])
+    assert str(pics / "Backup" / "a.jpg") in rows(catalog) and str(original) not in rows(catalog)
+    assert [p for p, _ in report.problems] == [str(pics / "Backup" / "deep" / "a.jpg"), str(pics / "c.jpg")]
