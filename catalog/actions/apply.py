@@ -280,6 +280,21 @@ def _is_link_to_keep(entry: JournalEntry) -> bool:
         return False
 
 
+def _still_linked(entry: JournalEntry) -> bool:
+    """Whether the link an entry made is there to undo. A hard link holds the bytes itself: it is
+    still one while its file has other names, even after the kept file was renamed or moved (its
+    bytes are checked before it is undone)."""
+    if _is_link_to_keep(entry):
+        return True
+    if entry.action == "symlink":
+        return False
+    try:
+        st = os.lstat(entry.path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_nlink > 1
+
+
 def _pending_happened(entry: JournalEntry) -> tuple[bool, str | None]:
     """Whether a ``pending`` action reached the disk, and its target."""
     if entry.action == "trash":
@@ -315,7 +330,7 @@ def _undo_happened(entry: JournalEntry) -> bool:
     if not os.path.lexists(entry.path) or os.path.islink(entry.path):
         return False
     if entry.action in ("hardlink", "symlink"):
-        return not _is_link_to_keep(entry) and file_hash(entry.path) == entry.content_hash
+        return not _still_linked(entry) and file_hash(entry.path) == entry.content_hash
     if file_hash(entry.path) != entry.content_hash:
         return False
     if entry.action == "move" and entry.target and file_hash(entry.target) == entry.content_hash:
@@ -431,9 +446,11 @@ def _undo_problem(entry: JournalEntry, found: list[trash.Trashed]) -> str | None
         if not entry.target or file_hash(entry.target) != entry.content_hash:
             return f"{entry.target} is gone or changed"
     else:
-        if not _is_link_to_keep(entry):
+        if not _still_linked(entry):
             return f"{entry.path} is no longer the link catalog made"
-        if file_hash(entry.keep) != entry.content_hash:
+        if entry.action == "hardlink" and file_hash(entry.path) != entry.content_hash:
+            return f"{entry.path} was changed since it became a hard link: its bytes are not the copy's"
+        if entry.action == "symlink" and file_hash(entry.keep) != entry.content_hash:
             return f"the kept file {entry.keep} is gone or changed: the copy's bytes cannot be rebuilt"
     return None
 
@@ -443,7 +460,7 @@ def _undo_recheck(entry: JournalEntry) -> str | None:
     path again, or the link catalog made still there (a file saved over it is never replaced)."""
     if entry.action in ("trash", "move"):
         return f"{entry.path} exists again: not overwritten" if os.path.lexists(entry.path) else None
-    return None if _is_link_to_keep(entry) else f"{entry.path} is no longer the link catalog made"
+    return None if _still_linked(entry) else f"{entry.path} is no longer the link catalog made"
 
 
 def _in_trash(entry: JournalEntry) -> list[trash.Trashed]:
@@ -468,9 +485,9 @@ def _undo_one(entry: JournalEntry, found: list[trash.Trashed]) -> None:
     elif entry.action == "move":
         assert entry.target is not None
         _move(entry.target, entry.path, entry.id)
-    else:  # a link: the kept file's bytes (identical, checked) under a hidden name, renamed over it
+    else:  # a link: its bytes (the kept file's, checked) under a hidden name, renamed over it
         temp = _temp_beside(entry.path, entry.id)
-        shutil.copyfile(entry.keep, temp)
+        shutil.copyfile(entry.path if entry.action == "hardlink" else entry.keep, temp)
         with open(temp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(temp, entry.path)

@@ -173,3 +173,47 @@ def test_undo_all_puts_back_a_link_whose_file_a_later_action_trashed(tmp_path):
     undone = json.loads(catalog(db, env, "undo", "--all", "-f", "json").stdout)
     assert undone["failed"] == [] and len(undone["restored"]) == 2
     assert snapshot(root) == before and not os.path.samefile(root / "x.jpg", root / "y.jpg")
+
+
+def test_a_hard_link_is_undone_after_the_kept_file_was_renamed_but_not_after_it_changed(tmp_path):
+    """A hard link holds the bytes itself: undo needs no kept file (renamed here), only the same bytes."""
+    env = environment(tmp_path)
+    root = tmp_path / "lib"
+    root.mkdir()
+    sources = sorted(UKBENCH.glob("*.jpg"))[:2]
+    for k, source in enumerate(sources):
+        shutil.copyfile(source, root / f"x{k}.jpg")
+        shutil.copyfile(source, root / f"y{k}.jpg")
+        os.utime(root / f"x{k}.jpg", (1_600_000_000, 1_600_000_000))  # x the oldest: kept
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(root), "--methods", "exact")
+    before = snapshot(root)
+    done = json.loads(
+        catalog(
+            db,
+            env,
+            "resolve",
+            "-m",
+            "exact",
+            "--keep",
+            "oldest",
+            "--action",
+            "hardlink",
+            "--apply",
+            "-f",
+            "json",
+        ).stdout
+    )["actions"]
+    assert sorted(a["path"] for a in done) == [str(root / "y0.jpg"), str(root / "y1.jpg")]
+    (root / "x0.jpg").rename(root / "kept.jpg")
+    (root / "x1.jpg").rename(root / "kept1.jpg")
+    with open(root / "kept1.jpg", "r+b") as edited:  # y1's bytes too: they are no longer the copy's
+        edited.seek(100)
+        edited.write(b"edited")
+    undone = json.loads(catalog(db, env, "undo", "--all", "-f", "json", check=False).stdout)
+    assert [r["path"] for r in undone["restored"]] == [str(root / "y0.jpg")]
+    assert [f["path"] for f in undone["failed"]] == [str(root / "y1.jpg")]
+    assert "changed since it became a hard link" in undone["failed"][0]["reason"]
+    assert hashlib.sha256((root / "y0.jpg").read_bytes()).hexdigest() == before["y0.jpg"]
+    assert not os.path.samefile(root / "y0.jpg", root / "kept.jpg")
+    assert os.path.samefile(root / "y1.jpg", root / "kept1.jpg")  # left as it was
