@@ -188,22 +188,8 @@ def test_a_hard_link_is_undone_after_the_kept_file_was_renamed_but_not_after_it_
     db = tmp_path / "c.db"
     catalog(db, env, "index", str(root), "--methods", "exact")
     before = snapshot(root)
-    done = json.loads(
-        catalog(
-            db,
-            env,
-            "resolve",
-            "-m",
-            "exact",
-            "--keep",
-            "oldest",
-            "--action",
-            "hardlink",
-            "--apply",
-            "-f",
-            "json",
-        ).stdout
-    )["actions"]
+    settle = "resolve -m exact --keep oldest --action hardlink --apply -f json".split()
+    done = json.loads(catalog(db, env, *settle).stdout)["actions"]
     assert sorted(a["path"] for a in done) == [str(root / "y0.jpg"), str(root / "y1.jpg")]
     (root / "x0.jpg").rename(root / "kept.jpg")
     (root / "x1.jpg").rename(root / "kept1.jpg")
