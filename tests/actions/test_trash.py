@@ -188,7 +188,7 @@ def test_a_hard_link_is_undone_after_the_kept_file_was_renamed_but_not_after_it_
     db = tmp_path / "c.db"
     catalog(db, env, "index", str(root), "--methods", "exact")
     before = snapshot(root)
-    settle = "resolve -m exact --keep oldest --action hardlink --apply -f json".split()
+    settle = ["resolve", "-m", "exact", "--keep", "oldest", "--action", "hardlink", "--apply", "-f", "json"]
     done = json.loads(catalog(db, env, *settle).stdout)["actions"]
     assert sorted(a["path"] for a in done) == [str(root / "y0.jpg"), str(root / "y1.jpg")]
     (root / "x0.jpg").rename(root / "kept.jpg")
