@@ -5,11 +5,13 @@ the pragmas)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.errors import StoreError
 from catalog.store.models import CHANGE_COUNTER_DDL, PATH_PATTERN_DDL, REGROUP_DDL, UNPAIRED_DDL, Base
-from catalog.store.sql import PAIRS_LOCK_KEY, _connect_args, _sqlite_pragmas
+from catalog.store.sql import PAIRS_LOCK_KEY, _connect_args, _read_only_pragmas, _sqlite_pragmas
 
 if TYPE_CHECKING:
     pass
@@ -30,6 +32,16 @@ CREATION_WAIT = 10.0
 #: The newest migration. Opening a catalogue at this revision skips Alembic altogether (fast start-up);
 #: tests check that it matches the head of migrations/versions.
 HEAD_REVISION = "0014"
+
+
+def read_only_url(path: Path) -> str:
+    """The URL that reads the SQLite catalogue at ``path`` without writing: its folder or the file are
+    read-only (a shared or archived catalogue), so SQLite cannot make the WAL's index file beside it.
+    With a WAL file there (a writer may be at work), read-only mode, which needs the index file to be
+    there and readable; without one nobody writes it, and it is read as immutable (no locks, no index
+    file)."""
+    mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+    return f"sqlite:///file:{quote(str(path))}?{mode}&uri=true"
 
 
 class StoreBase:
@@ -45,6 +57,9 @@ class StoreBase:
         #: ``deferred``, so that a Ctrl-C is raised between transactions, never inside SQLAlchemy.
         self.shield = shield
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        #: Opened for reading only: a SQLite file (or its folder) this process may not write
+        #: (:func:`read_only_url`). Writing raises the driver's "readonly database" error.
+        self.read_only = False
         #: What this open catalogue's users keep in memory between calls, by owner (the HNSW indexes
         #: loaded by ``catalog.search.vectors``): a process that searches many times loads each index once.
         self.caches: dict[str, dict] = {}  # type: ignore[type-arg]
@@ -57,6 +72,7 @@ class StoreBase:
         shield: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> Self:
         """Open (and create or upgrade) the catalogue at a SQLAlchemy URL. ``shield``: see ``shield``."""
+        engine_url, read_only = url, False
         if url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
             if path.is_dir():
@@ -71,13 +87,16 @@ class StoreBase:
                 raise StoreError(
                     f"cannot create the catalogue folder {path.parent}: {exc.strerror}"
                 ) from None
+            if path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                engine_url, read_only = read_only_url(path), True
         try:
-            engine = create_engine(url, connect_args=_connect_args(url))
+            engine = create_engine(engine_url, connect_args=_connect_args(url))
         except (SQLAlchemyError, ImportError) as exc:
             raise StoreError(f"cannot open catalogue {url}: {exc}") from None
         if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", _sqlite_pragmas if not read_only else _read_only_pragmas)
         catalog = cls(engine, url, shield)
+        catalog.read_only = read_only
         try:
             catalog._upgrade(create)
         except DatabaseError as exc:  # locked, read-only, or not a database at all
@@ -101,6 +120,11 @@ class StoreBase:
                     current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
                     if current == HEAD_REVISION:
                         return
+                    if self.read_only:
+                        raise StoreError(
+                            f"the catalogue {self.url} is read-only and was made by an older catalog: "
+                            "open it once where it can be written, to upgrade it"
+                        )
                     break
                 if not tables and create:
                     self._create_schema(conn)

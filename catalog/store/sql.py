@@ -162,6 +162,13 @@ def _connect_args(url: str) -> dict[str, object]:
     return {}
 
 
+def _read_only_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    """A read-only catalogue's connection: the journal mode is the file's own (WAL), never set."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
