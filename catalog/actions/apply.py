@@ -131,7 +131,7 @@ def _carry_out_batch(
                 target = _carry_out(step, entry_id)
             except OSError as exc:
                 rolled_back.append(entry_id)
-                outcome.skipped.append((step.image.path, f"{step.action} failed: {exc.strerror or exc}"))
+                outcome.skipped.append((step.image.path, f"{step.action} failed: {_failure(exc, step)}"))
                 continue
             acted_now.append(Acted(entry_id, step.image.path, _moved_to(step.action, target, roots), target))
             outcome.done.append((step, target, entry_id))
@@ -156,6 +156,18 @@ def _entry(step: Step, batch: int) -> JournalEntry:
         mtime_ns=step.image.mtime_ns,
         state="pending",
     )
+
+
+def _failure(exc: OSError, step: Step) -> str:
+    """Why an action failed, naming the place at fault when it is not the file itself (the trash, the
+    destination folder)."""
+    where = exc.filename
+    if isinstance(where, bytes):
+        where = os.fsdecode(where)
+    reason = exc.strerror or str(exc)
+    if where and where != step.image.path and str(where) not in reason:
+        return f"{reason} ({where})"
+    return reason
 
 
 def _moved_to(action: str, target: str | None, roots: Sequence[str]) -> str | None:

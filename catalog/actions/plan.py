@@ -10,6 +10,7 @@ import stat
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
+from catalog.actions import trash
 from catalog.actions.policies import KeepPolicy
 from catalog.errors import UsageError
 from catalog.ingest.formats import RAW_SUFFIXES, SIDECAR_SUFFIXES
@@ -252,6 +253,8 @@ def check(
             "is read-only: the desktop trash takes only files it may write (make it writable, or move "
             "it with --action move)"
         )
+    if step.action == "trash" and (folder := trash.unwritable(image.path)) is not None:
+        return f"the desktop trash cannot take it: {folder} may not be written"
     target = step.target
     if step.action == "move" and target is not None and (target in busy or os.path.lexists(target)):
         return f"the destination {step.target} exists"

@@ -82,9 +82,35 @@ def entry_of(file: str, path: str) -> Trashed | None:
     return Trashed(file, info, deleted)
 
 
+def unwritable(path: str) -> str | None:
+    """The folder of the home trash that cannot take ``path``'s file (it may not be written, nor the
+    folder it would be made in), when the file is on the home trash's file system (send2trash then uses
+    that trash, and fails); None otherwise. A trash on another file system is not looked at."""
+    data_home = _data_home()
+    nearest = data_home
+    while not os.path.exists(nearest) and os.path.dirname(nearest) != nearest:
+        nearest = os.path.dirname(nearest)
+    try:
+        if os.stat(path).st_dev != os.stat(nearest).st_dev:
+            return None
+    except OSError:
+        return None
+    for folder in ("files", "info"):
+        place = os.path.join(data_home, "Trash", folder)
+        while not os.path.exists(place) and os.path.dirname(place) != place:
+            place = os.path.dirname(place)
+        if not os.access(place, os.W_OK):
+            return place
+    return None
+
+
+def _data_home() -> str:
+    return os.path.expanduser(os.environ.get("XDG_DATA_HOME", "~/.local/share"))
+
+
 def _trash_dirs(path: str) -> list[tuple[str, str]]:
     """(trash folder, top folder its relative paths start from) that may hold ``path``'s file."""
-    data_home = os.path.expanduser(os.environ.get("XDG_DATA_HOME", "~/.local/share"))
+    data_home = _data_home()
     found = [(os.path.join(data_home, "Trash"), data_home)]
     mount = os.path.realpath(os.path.dirname(path) or ".")
     while not os.path.ismount(mount):

@@ -120,3 +120,27 @@ def test_a_read_only_photo_is_skipped_by_the_dry_run_as_by_the_trash(tmp_path):
     applied = subprocess.run([*ask, "--apply"], capture_output=True, text=True, env=env).stdout
     assert acted_lines(dry) == acted_lines(applied) and "is read-only" in dry, (dry, applied)
     assert (lib / "Backup" / "IXUS.jpg").exists()
+
+
+def test_a_trash_that_may_not_be_written_is_named_by_the_dry_run_as_by_the_apply(tmp_path):
+    """A home trash this user may not write: the dry run said "would trash", the apply "trash failed:
+    Permission denied", naming no folder."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copyfile(PHOTO, lib / "IXUS.jpg")
+    shutil.copyfile(PHOTO, lib / "IXUS copy.jpg")
+    db, env = tmp_path / "c.db", environment(tmp_path)
+    catalog(db, env, "index", str(lib), "--methods", "phash")
+    trash = Path(env["XDG_DATA_HOME"]) / "Trash"
+    trash.mkdir(parents=True, exist_ok=True)
+    trash.chmod(0o555)
+    try:
+        prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
+        ask = [*prefix, sys.executable, "-m", "catalog", "--db", str(db), "resolve", "--method", "phash"]
+        dry = subprocess.run(ask, capture_output=True, text=True, env=env).stdout
+        applied = subprocess.run([*ask, "--apply"], capture_output=True, text=True, env=env).stdout
+    finally:
+        trash.chmod(0o755)
+    assert acted_lines(dry) == acted_lines(applied), (dry, applied)
+    assert f"the desktop trash cannot take it: {trash} may not be written" in dry
+    assert files(lib) == [str(lib / "IXUS copy.jpg"), str(lib / "IXUS.jpg")]
