@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from catalog.errors import UsageError
 from catalog.grouping.keep import time_of
@@ -18,9 +19,36 @@ from catalog.store import ImageInfo
 NAMES = ("original", "largest", "biggest", "oldest", "newest", "exif", "raw", "shortest-path", "prefer:DIR")
 
 
+@lru_cache(maxsize=256)
+def folder_names(folder: str, roots: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """``folder`` and its names in the catalogue's paths: a root indexed through a symbolic link
+    (``~/Pictures`` -> ``/data/Pictures``) has its files catalogued under the link, while a folder given
+    as ``.`` in it, or through the real path, names it otherwise; the two never matched."""
+    real = os.path.realpath(folder)
+    names = {folder}
+    for root in roots:
+        real_root = os.path.realpath(root)
+        if real == real_root:
+            names.add(root.rstrip(os.sep) or os.sep)
+        elif real.startswith(real_root.rstrip(os.sep) + os.sep):
+            names.add(root.rstrip(os.sep) + real[len(real_root.rstrip(os.sep)) :])
+    return tuple(sorted(names))
+
+
+def under(path: str, folders: Sequence[str]) -> bool:
+    """Whether ``path`` is below one of ``folders``."""
+    return any(path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
+
+
 @dataclass(frozen=True)
 class KeepPolicy:
     rules: tuple[str, ...]
+    #: The catalogue's roots, to find ``prefer:DIR``'s folder under them (:func:`folder_names`).
+    roots: tuple[str, ...] = ()
+
+    def within(self, roots: Sequence[str]) -> KeepPolicy:
+        """The policy for a catalogue of these roots."""
+        return replace(self, roots=tuple(roots))
 
     @classmethod
     def parse(cls, values: Sequence[str]) -> KeepPolicy:
@@ -44,7 +72,7 @@ class KeepPolicy:
 
     def order(self, images: Sequence[ImageInfo]) -> list[int]:
         """Positions of ``images`` (in their group's order) from the one to keep first."""
-        keys = [_key(rule) for rule in self.rules]
+        keys = [_key(rule, self.roots) for rule in self.rules]
         # "original" is the group's reference (position 0) before the rest, whatever rules follow.
         return sorted(
             range(len(images)),
@@ -55,7 +83,7 @@ class KeepPolicy:
         return ",".join(self.rules)
 
 
-def _key(rule: str) -> Callable[[ImageInfo], object] | None:
+def _key(rule: str, roots: tuple[str, ...] = ()) -> Callable[[ImageInfo], object] | None:
     """The sort key of a policy (None for ``original``: by position in the group, the reference first)."""
     if rule == "original":  # the group's reference: the keep order's original (catalog.grouping.keep)
         return None
@@ -71,7 +99,7 @@ def _key(rule: str) -> Callable[[ImageInfo], object] | None:
         return lambda im: 0 if im.has_exif else 1
     if rule == "raw":  # camera RAW files first
         return lambda im: 0 if os.path.splitext(im.path)[1].lower() in RAW_SUFFIXES else 1
-    if rule == "shortest-path":
-        return lambda im: (len(im.path), im.path)
-    folder = rule.removeprefix("prefer:").rstrip(os.sep) + os.sep
-    return lambda im: 0 if im.path.startswith(folder) else 1
+    if rule == "shortest-path":  # ties: the group's order
+        return lambda im: len(im.path)
+    folders = folder_names(rule.removeprefix("prefer:"), roots)
+    return lambda im: 0 if under(im.path, folders) else 1

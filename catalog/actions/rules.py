@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from catalog.actions.plan import Plan, make_plan
+from catalog.actions.policies import folder_names
 from catalog.errors import UsageError
 from catalog.store import ImageInfo
 from catalog.store.rules import RULES
@@ -37,11 +38,15 @@ class FolderRules:
     rules: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, rows: Iterable[tuple[str, str]]) -> FolderRules:
-        for _, rule in rows:
+    def of(cls, rows: Iterable[tuple[str, str]], roots: Sequence[str] = ()) -> FolderRules:
+        """The rules of ``rows`` (folder, rule), each folder also under its names in the catalogue's
+        paths (``roots``: :func:`catalog.actions.policies.folder_names`)."""
+        named = []
+        for folder, rule in rows:
             if rule not in RULES:
                 raise UsageError(f"unknown folder rule {rule!r}: use {' or '.join(RULES)}")
-        return cls(tuple(sorted(rows, key=lambda row: (-len(row[0]), row[0]))))
+            named += [(name, rule) for name in folder_names(folder, tuple(roots))]
+        return cls(tuple(sorted(named, key=lambda row: (-len(row[0]), row[0]))))
 
     def __bool__(self) -> bool:
         return bool(self.rules)

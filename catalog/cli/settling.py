@@ -197,7 +197,9 @@ def resolve_command(
         raise UsageError("--action delete --apply deletes files for good: add --yes-delete to confirm")
     options = answer_options(ctx, GroupingChoice.reference, None, None, inside, None)
     with ctx.obj.open() as catalog, progress_bar() as progress:
-        rules = FolderRules.of(catalog.folder_rules()) if use_rules else None
+        roots = catalog.roots()
+        policy = policy.within(roots)
+        rules = FolderRules.of(catalog.folder_rules(), roots) if use_rules else None
         result = resolve(
             catalog,
             method,

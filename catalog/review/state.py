@@ -328,7 +328,7 @@ class Review:
     # Folder rules, and every group settled by them at once.
 
     def rules(self) -> FolderRules:
-        return FolderRules.of(self.catalog.folder_rules())
+        return FolderRules.of(self.catalog.folder_rules(), self.catalog.roots())
 
     def set_rule(self, token: str, rule: str | None) -> list[dict[str, str]]:
         """Give the folder of ``token`` (:func:`folder_token`) a rule (``prefer``, ``avoid``), or none;

@@ -81,3 +81,51 @@ def test_rules_are_remembered_and_resolve_follows_them(tmp_path):
     )
     assert inside.returncode == 2 and "inside the catalogued folder" in inside.stderr
     assert snapshot(root) == before
+
+
+def test_a_rule_or_a_preferred_folder_given_through_a_symlinked_path_protects_the_folder(tmp_path):
+    """A library indexed through a symbolic link (``~/Pictures`` -> ``/data/Pictures``) and a rule given
+    as the folder's real path (``cd Pictures/Backup; catalog rules --prefer .``), or the other way round:
+    the rule named the folder otherwise than the catalogued paths, matched nothing, and resolve planned
+    to trash the preferred folder's files."""
+    env = environment(tmp_path)
+    real = tmp_path / "data" / "lib"
+    library(real)
+    (tmp_path / "Pictures").symlink_to(tmp_path / "data")
+    linked = tmp_path / "Pictures" / "lib"
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", "--methods", "exact", str(linked))
+
+    def acted_on() -> set[str]:
+        plan = json.loads(catalog(db, env, "resolve", "--method", "exact", "--format", "json").stdout)
+        return {Path(a["path"]).parent.name for a in plan["actions"]}
+
+    assert "Backup" in acted_on()
+    catalog(db, env, "rules", "--prefer", str(real / "Backup"))  # the real path, as `.` gives it
+    assert "Backup" not in acted_on()
+    catalog(db, env, "rules", "--remove", str(real / "Backup"))
+    preferring = [
+        "resolve",
+        "-m",
+        "exact",
+        "--no-rules",
+        "--keep",
+        f"prefer:{real / 'WhatsApp'}",
+        "-f",
+        "json",
+    ]
+    plan = json.loads(catalog(db, env, *preferring).stdout)
+    assert not any(Path(a["path"]).parent.name == "WhatsApp" for a in plan["actions"])
+    # Indexed by the real path, the rule given through the link.
+    catalog(db, env, "forget", str(linked))
+    catalog(db, env, "index", "--methods", "exact", str(real))
+    catalog(db, env, "rules", "--prefer", str(linked / "Camera"))
+    assert "Camera" not in acted_on() and "Backup" in acted_on()
+
+
+def test_shortest_path_ties_keep_the_groups_reference():
+    from catalog.actions.policies import KeepPolicy
+
+    # Same length: the reference (position 0) stays first, not the path earlier in the alphabet.
+    group = [_image("/lib/Photos/a.jpg"), _image("/lib/Backup/a.jpg"), _image("/lib/x/a.jpg")]
+    assert KeepPolicy.parse(["shortest-path"]).order(group) == [2, 0, 1]
