@@ -17,6 +17,8 @@ from catalog.ingest.formats import RAW_SUFFIXES, SIDECAR_SUFFIXES
 from catalog.store import ImageInfo
 
 ACTIONS = ("trash", "move", "hardlink", "symlink", "delete")
+#: The longest file name most file systems take, in bytes.
+NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -255,9 +257,24 @@ def check(
         )
     if step.action == "trash" and (folder := trash.unwritable(image.path)) is not None:
         return f"the desktop trash cannot take it: {folder} may not be written"
+    name = os.fsencode(os.path.basename(image.path))
+    if step.action == "trash" and len(name) > NAME_MAX - len(".trashinfo"):
+        return "its name is too long for the desktop trash, which adds .trashinfo to it (move it instead)"
+    folder = os.path.dirname(image.path)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"is in a folder that may not be written ({folder}): it cannot leave it, nor be replaced"
     target = step.target
-    if step.action == "move" and target is not None and (target in busy or os.path.lexists(target)):
-        return f"the destination {step.target} exists"
+    if step.action == "move" and target is not None:
+        if target in busy or os.path.lexists(target):
+            return f"the destination {step.target} exists"
+        inside = root_of(os.path.realpath(target), real_roots)
+        if inside is not None:
+            return f"the destination {target} is in the catalogued folder {inside}: it would be grouped again"
+        made = os.path.dirname(target)
+        while not os.path.exists(made) and os.path.dirname(made) != made:
+            made = os.path.dirname(made)
+        if not os.access(made, os.W_OK | os.X_OK):
+            return f"the destination's folder {made} may not be written"
     return None
 
 

@@ -41,7 +41,7 @@ def test_a_step_sees_what_the_steps_before_it_will_do(tmp_path):
         shutil.copyfile(source, tmp_path / name)
     a, b, c = (_info(tmp_path / n) for n in ("a.jpg", "b.jpg", "c.jpg"))
     roots = [str(tmp_path)]
-    moved = str(tmp_path / "moved" / "b.jpg")
+    moved = str(tmp_path.with_name(tmp_path.name + "-moved") / "b.jpg")  # outside the root
     step = Step("move", b, a, target=moved)
     assert check(step, roots, False) is None
     assert check(step, roots, False, busy={moved}) == f"the destination {moved} exists"

@@ -54,7 +54,9 @@ def test_a_dry_run_says_what_the_apply_does_when_destinations_collide(tmp_path):
 
 def test_a_move_that_cannot_remove_its_source_leaves_no_second_copy(tmp_path):
     """The source folder is read-only: the hard link into --to was made, removing the source failed, and
-    the link stayed (a full copy across file systems) while the journal said "rolled-back"."""
+    the link stayed (a full copy across file systems) while the journal said "rolled-back". The plan now
+    skips such a file; the move itself still leaves no second copy when the folder turns read-only
+    between the check and the act."""
     lib = tmp_path / "lib"
     (lib / "Pictures").mkdir(parents=True)
     (lib / "Backup").mkdir()
@@ -62,24 +64,29 @@ def test_a_move_that_cannot_remove_its_source_leaves_no_second_copy(tmp_path):
     shutil.copy2(PHOTO, lib / "Backup" / "IXUS.jpg")
     db, env = tmp_path / "c.db", environment(tmp_path)
     catalog(db, env, "index", str(lib), "--methods", "phash")
+    prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []  # root passes over permissions: not a user
     (lib / "Backup").chmod(0o555)
     try:
-        # Root passes over permissions: run without that power, as a user would.
         done = subprocess.run(
             [
-                *(WITHOUT_OVERRIDE if os.geteuid() == 0 else []),
-                sys.executable, "-m", "catalog", "--db", str(db),
+                *prefix, sys.executable, "-m", "catalog", "--db", str(db),
                 "resolve", "--method", "phash", "--action", "move", "--to", str(tmp_path / "out"), "--apply",
             ],
             capture_output=True, text=True, env=env,
         )  # fmt: skip
+        move = "from catalog.actions.apply import _move; import sys; _move(sys.argv[1], sys.argv[2], 1)"
+        source, target = lib / "Backup" / "IXUS.jpg", tmp_path / "out" / "x.jpg"
+        raced = subprocess.run(
+            [*prefix, sys.executable, "-c", move, str(source), str(target)],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
     finally:
         (lib / "Backup").chmod(0o755)
-    assert done.returncode == 0 and "move failed: Permission denied" in done.stdout, done
+    assert done.returncode == 0 and "is in a folder that may not be written" in done.stdout, done
+    assert "undo:" not in done.stdout  # nothing was done: nothing to undo
+    assert raced.returncode != 0 and "PermissionError" in raced.stderr
     assert files(tmp_path / "out") == []
     assert files(lib) == [str(lib / "Backup" / "IXUS.jpg"), str(lib / "Pictures" / "IXUS.jpg")]
-    assert "undo:" not in done.stdout  # nothing was done: nothing to undo
-    assert "rolled-back" in catalog(db, env, "journal").stdout
 
 
 def test_undo_passes_over_a_run_that_deleted_files(tmp_path):
@@ -144,3 +151,44 @@ def test_a_trash_that_may_not_be_written_is_named_by_the_dry_run_as_by_the_apply
     assert acted_lines(dry) == acted_lines(applied), (dry, applied)
     assert f"the desktop trash cannot take it: {trash} may not be written" in dry
     assert files(lib) == [str(lib / "IXUS copy.jpg"), str(lib / "IXUS.jpg")]
+
+
+def test_the_dry_run_skips_what_the_apply_cannot_do_a_read_only_folder_and_a_name_too_long(tmp_path):
+    """A copy in a folder this user may not write, and one whose name leaves no room for the trash's
+    ``.trashinfo``: the dry run said "would trash", the apply "trash failed"."""
+    lib = tmp_path / "lib"
+    for folder in ("Pictures", "Locked", "Long"):
+        (lib / folder).mkdir(parents=True)
+    shutil.copyfile(PHOTO, lib / "Pictures" / "IXUS.jpg")
+    shutil.copyfile(PHOTO, lib / "Locked" / "IXUS.jpg")
+    shutil.copyfile(PHOTO, lib / "Long" / ("x" * 246 + ".jpg"))
+    db, env = tmp_path / "c.db", environment(tmp_path)
+    catalog(db, env, "index", str(lib), "--methods", "phash")
+    prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
+    ask = [*prefix, sys.executable, "-m", "catalog", "--db", str(db), "resolve", "--method", "phash"]
+    (lib / "Locked").chmod(0o555)
+    try:
+        dry = subprocess.run(ask, capture_output=True, text=True, env=env).stdout
+        applied = subprocess.run([*ask, "--apply"], capture_output=True, text=True, env=env).stdout
+    finally:
+        (lib / "Locked").chmod(0o755)
+    assert acted_lines(dry) == acted_lines(applied), (dry, applied)
+    assert f"is in a folder that may not be written ({lib / 'Locked'})" in dry
+    assert "its name is too long for the desktop trash" in dry
+    assert len(files(lib)) == 3
+
+
+def test_a_move_never_puts_a_copy_into_another_catalogued_root(tmp_path):
+    """``--to`` above another root: the copies of one root landed in the other, catalogued and grouped
+    again."""
+    lib, backup = tmp_path / "lib", tmp_path / "Backup"
+    (lib / "Backup").mkdir(parents=True)
+    backup.mkdir()
+    shutil.copyfile(PHOTO, lib / "IXUS.jpg")
+    shutil.copyfile(PHOTO, lib / "Backup" / "IXUS.jpg")  # would go to tmp_path/Backup/IXUS.jpg
+    shutil.copyfile(PHOTOS / "Canon_EOS_D60.jpg", backup / "D60.jpg")
+    db, env = tmp_path / "c.db", environment(tmp_path)
+    catalog(db, env, "index", str(lib), str(backup), "--methods", "phash")
+    moved = catalog(db, env, "resolve", "-m", "phash", "--action", "move", "--to", str(tmp_path), "--apply")
+    assert f"is in the catalogued folder {backup}: it would be grouped again" in moved.stdout
+    assert files(backup) == [str(backup / "D60.jpg")] and (lib / "Backup" / "IXUS.jpg").exists()
