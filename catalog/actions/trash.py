@@ -71,11 +71,14 @@ def _is_path(original: bytes, top: str, wanted: bytes) -> bool:
 
 def entry_of(file: str, path: str) -> Trashed | None:
     """The trash entry of ``file`` (in a trash's ``files`` folder) if its info file names ``path`` as
-    where it came from, else None."""
+    where it came from, else None. The trash may be another environment's than this process's: the
+    journal names the very file."""
     trash = os.path.dirname(os.path.dirname(file))
     info = os.path.join(trash, "info", os.path.basename(file) + ".trashinfo")
     original, deleted = _read_info(os.fsencode(info))
     tops = [top for folder, top in _trash_dirs(path) if os.path.realpath(folder) == os.path.realpath(trash)]
+    if not tops:  # a trash of another environment (another XDG_DATA_HOME: cron, a timer, another shell)
+        tops = [os.path.dirname(trash), os.path.dirname(os.path.dirname(trash))]
     wanted = os.fsencode(os.path.abspath(path))
     if original is None or not any(_is_path(original, top, wanted) for top in tops):
         return None

@@ -203,3 +203,24 @@ def test_a_hard_link_is_undone_after_the_kept_file_was_renamed_but_not_after_it_
     assert hashlib.sha256((root / "y0.jpg").read_bytes()).hexdigest() == before["y0.jpg"]
     assert not os.path.samefile(root / "y0.jpg", root / "kept.jpg")
     assert os.path.samefile(root / "y1.jpg", root / "kept1.jpg")  # left as it was
+
+
+def test_undo_finds_the_trashed_files_from_another_environment_s_trash(tmp_path):
+    """resolve run with one XDG_DATA_HOME (a timer, cron, another shell), undo with another: the journal
+    names the trashed file, but undo looked only in its own environment's trash ("no longer in the
+    trash")."""
+    env = environment(tmp_path)
+    root = tmp_path / "lib"
+    root.mkdir()
+    source = sorted(UKBENCH.glob("*.jpg"))[0]
+    shutil.copyfile(source, root / "a.jpg")
+    shutil.copyfile(source, root / "a copy.jpg")
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(root), "--methods", "exact")
+    before = snapshot(root)
+    other = {**env, "XDG_DATA_HOME": str(tmp_path / "elsewhere")}
+    trashed = json.loads(catalog(db, other, "resolve", "-m", "exact", "--apply", "-f", "json").stdout)
+    assert [Path(a["target"]).parents[2] for a in trashed["actions"]] == [tmp_path / "elsewhere"]
+    undone = json.loads(catalog(db, env, "undo", "-f", "json").stdout)
+    assert len(undone["restored"]) == 1 and undone["failed"] == []
+    assert snapshot(root) == before and not any((tmp_path / "elsewhere" / "Trash" / "info").iterdir())
