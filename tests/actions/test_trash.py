@@ -145,17 +145,23 @@ def test_undo_takes_only_its_own_trash_item_when_an_identical_one_took_its_name(
     assert trash_files(env) == []
 
 
-def test_undo_all_puts_back_a_link_whose_file_a_later_action_trashed(tmp_path):
-    """A copy made a hard link to the file kept, then that file trashed by a later run (keeping a
-    re-encode; the link is another name of it, not catalogued): undoing all brings the file back first,
-    then the copy's own bytes."""
+def _copies(tmp_path: Path, *names: str) -> tuple[dict[str, str], Path]:
+    """A test home, and a library whose ``names`` are byte copies of one UKBench photo."""
     env = environment(tmp_path)
     root = tmp_path / "lib"
     root.mkdir()
     source = sorted(UKBENCH.glob("*.jpg"))[0]
-    shutil.copyfile(source, root / "x.jpg")
-    shutil.copyfile(source, root / "y.jpg")
-    with Image.open(source) as img:
+    for name in names:
+        shutil.copyfile(source, root / name)
+    return env, root
+
+
+def test_undo_all_puts_back_a_link_whose_file_a_later_action_trashed(tmp_path):
+    """A copy made a hard link to the file kept, then that file trashed by a later run (keeping a
+    re-encode; the link is another name of it, not catalogued): undoing all brings the file back first,
+    then the copy's own bytes."""
+    env, root = _copies(tmp_path, "x.jpg", "y.jpg")
+    with Image.open(root / "x.jpg") as img:
         img.save(root / "z.jpg", quality=90)
     for age, name in enumerate(("x.jpg", "y.jpg", "z.jpg")):  # x the oldest, z the newest
         os.utime(root / name, (1_600_000_000 + age * 1000, 1_600_000_000 + age * 1000))
@@ -209,12 +215,7 @@ def test_undo_finds_the_trashed_files_from_another_environment_s_trash(tmp_path)
     """resolve run with one XDG_DATA_HOME (a timer, cron, another shell), undo with another: the journal
     names the trashed file, but undo looked only in its own environment's trash ("no longer in the
     trash")."""
-    env = environment(tmp_path)
-    root = tmp_path / "lib"
-    root.mkdir()
-    source = sorted(UKBENCH.glob("*.jpg"))[0]
-    shutil.copyfile(source, root / "a.jpg")
-    shutil.copyfile(source, root / "a copy.jpg")
+    env, root = _copies(tmp_path, "a.jpg", "a copy.jpg")
     db = tmp_path / "c.db"
     catalog(db, env, "index", str(root), "--methods", "exact")
     before = snapshot(root)
