@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from catalog.actions import trash
@@ -15,6 +15,7 @@ from catalog.actions.policies import KeepPolicy
 from catalog.errors import UsageError
 from catalog.ingest.formats import RAW_SUFFIXES, SIDECAR_SUFFIXES
 from catalog.store import ImageInfo
+from catalog.store.models import JournalEntry
 
 ACTIONS = ("trash", "move", "hardlink", "symlink", "delete")
 #: The longest file name most file systems take, in bytes.
@@ -50,11 +51,13 @@ def make_plan(
     to: str | None = None,
     verify_content: bool = False,
     raw_pairs: bool = False,
+    linked: Mapping[str, int] | None = None,
 ) -> Plan:
     """What to do to each group (each in its own order, the reference first): keep the image the policy
     puts first (the group's first without a policy), act on the others, and on their sidecars (trash,
     move, delete). Every step is checked against the disk now (:func:`check`); :func:`apply` checks again
-    just before acting. The RAW and the JPEG of one shot are left alone unless ``raw_pairs``."""
+    just before acting. The RAW and the JPEG of one shot are left alone unless ``raw_pairs``; a file that
+    symbolic links made by catalog point to (``linked``: :func:`link_targets`) is never taken away."""
     if action not in ACTIONS:
         raise UsageError(f"unknown action {action!r}: use {', '.join(ACTIONS)}")
     if action == "move" and not to:
@@ -83,7 +86,7 @@ def make_plan(
                 plan.skipped.append((image.path, f"the file to keep, {keep.path}, {problem}"))
                 continue
             step = Step(action, image, keep, _target(action, image, keep, roots, destination))
-            reason = check(step, real_roots, verify_content, raw_pairs, going)
+            reason = check(step, real_roots, verify_content, raw_pairs, going, linked or {})
             if reason is not None:
                 plan.skipped.append((image.path, reason))
                 continue
@@ -219,6 +222,7 @@ def check(
     verify_content: bool,
     raw_pairs: bool = False,
     busy: Container[str] = frozenset(),
+    linked: Mapping[str, int] | None = None,
 ) -> str | None:
     """Why ``step`` must not happen now, or None. ``busy``: the paths that steps checked before it and
     not yet carried out will act on or move a file to (the disk does not show them yet)."""
@@ -255,6 +259,11 @@ def check(
             "is read-only: the desktop trash takes only files it may write (make it writable, or move "
             "it with --action move)"
         )
+    if step.action in ("trash", "move", "delete") and (count := (linked or {}).get(image.path)):
+        return (
+            f"symbolic links that catalog made point to it ({count}): taking it away would leave them "
+            "pointing at nothing (undo them first)"
+        )
     if step.action == "trash" and (folder := trash.unwritable(image.path)) is not None:
         return f"the desktop trash cannot take it: {folder} may not be written"
     name = os.fsencode(os.path.basename(image.path))
@@ -276,6 +285,20 @@ def check(
         if not os.access(made, os.W_OK | os.X_OK):
             return f"the destination's folder {made} may not be written"
     return None
+
+
+def link_targets(entries: Iterable[JournalEntry]) -> dict[str, int]:
+    """The files that symbolic links made by catalog (done ``entries``) still point to, with how many
+    point to each: a later run must not take them away."""
+    targets: dict[str, int] = {}
+    for entry in entries:
+        if entry.action == "symlink" and entry.state == "done":
+            try:
+                if os.readlink(entry.path) == entry.keep:
+                    targets[entry.keep] = targets.get(entry.keep, 0) + 1
+            except OSError:
+                continue
+    return targets
 
 
 def file_hash(path: str) -> str | None:

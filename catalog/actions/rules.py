@@ -13,7 +13,7 @@ and which hold copies (``avoid``), and every group is settled by them at once, w
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from catalog.actions.plan import Plan, make_plan
@@ -127,6 +127,7 @@ def plan_by_rules(
     others: bool = False,
     verify_content: bool = False,
     raw_pairs: bool = False,
+    linked: Mapping[str, int] | None = None,
 ) -> RulePlan:
     """Plan ``action`` on every group as the folder rules decide it (each step checked against the disk
     now, as :func:`catalog.actions.plan.make_plan` checks; ``apply`` checks again)."""
@@ -136,7 +137,7 @@ def plan_by_rules(
         for group, d in zip(groups, decided, strict=True)
         if d.keep is not None and d.act
     ]
-    result = RulePlan(make_plan(chosen, None, action, roots, to, verify_content, raw_pairs), decided)
+    result = RulePlan(make_plan(chosen, None, action, roots, to, verify_content, raw_pairs, linked), decided)
     for d in decided:
         if d.keep is None:
             result.undecided[d.reason] = result.undecided.get(d.reason, 0) + 1

@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from catalog.actions import apply as actions
-from catalog.actions.plan import Plan, file_hash, make_plan
+from catalog.actions.plan import Plan, file_hash, link_targets, make_plan
 from catalog.actions.policies import KeepPolicy
 from catalog.actions.rules import FolderRules, RulePlan, plan_by_rules
 from catalog.config import CnnChoice
@@ -58,13 +58,14 @@ def resolve(
             notes = actions.recover(catalog)
         found = find_groups(catalog, method, threshold, options)
         groups = [[m.image for m in group] for group in found.groups]
+        linked = link_targets(catalog.journal(states=("done",)))
         ruled = None
         if rules:
             ordered = [[group[k] for k in policy.order(group)] for group in groups]
-            ruled = plan_by_rules(ordered, rules, action, roots, to, True, verify_content, raw_pairs)
+            ruled = plan_by_rules(ordered, rules, action, roots, to, True, verify_content, raw_pairs, linked)
             plan = ruled.plan
         else:
-            plan = make_plan(groups, policy, action, roots, to, verify_content, raw_pairs)
+            plan = make_plan(groups, policy, action, roots, to, verify_content, raw_pairs, linked)
         result = Resolution(found.method, found.threshold, apply, plan, notes=notes, rules=ruled)
         if apply:
             result.outcome = actions.apply(catalog, plan, roots, verify_content, progress)
@@ -84,7 +85,8 @@ def act_on_group(
     roots = catalog.roots()
     with actions_lock(catalog.url):
         actions.recover(catalog)
-        plan = make_plan([[keep, *others]], None, action, roots, to)
+        linked = link_targets(catalog.journal(states=("done",)))
+        plan = make_plan([[keep, *others]], None, action, roots, to, linked=linked)
         outcome = actions.apply(catalog, plan, roots)
         refresh_all(catalog)
         return outcome
@@ -105,10 +107,12 @@ def settle_by_rules(
     about to be applied, under the lock, and may refuse it by raising."""
     roots = catalog.roots()
     if not apply:
-        return plan_by_rules(groups, rules, action, roots, to, others), None
+        linked = link_targets(catalog.journal(states=("done",)))
+        return plan_by_rules(groups, rules, action, roots, to, others, linked=linked), None
     with actions_lock(catalog.url):
         actions.recover(catalog)
-        ruled = plan_by_rules(groups, rules, action, roots, to, others)
+        linked = link_targets(catalog.journal(states=("done",)))
+        ruled = plan_by_rules(groups, rules, action, roots, to, others, linked=linked)
         if check is not None:
             check(ruled)
         outcome = actions.apply(catalog, ruled.plan, roots)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 from tests.actions.test_settle import catalog, environment
 from tests.conftest import PHOTOS
 
@@ -192,3 +194,24 @@ def test_a_move_never_puts_a_copy_into_another_catalogued_root(tmp_path):
     moved = catalog(db, env, "resolve", "-m", "phash", "--action", "move", "--to", str(tmp_path), "--apply")
     assert f"is in the catalogued folder {backup}: it would be grouped again" in moved.stdout
     assert files(backup) == [str(backup / "D60.jpg")] and (lib / "Backup" / "IXUS.jpg").exists()
+
+
+def test_a_file_that_links_made_by_catalog_point_to_is_never_taken_away(tmp_path):
+    """``resolve --action symlink``, then ``resolve --keep newest``: the second run trashed the file the
+    first run's links point to, leaving them pointing at nothing (the original only in the trash)."""
+    lib = tmp_path / "lib"
+    (lib / "Backup").mkdir(parents=True)
+    shutil.copyfile(PHOTO, lib / "IXUS.jpg")
+    shutil.copyfile(PHOTO, lib / "Backup" / "IXUS.jpg")
+    with Image.open(PHOTO) as img:
+        img.save(lib / "IXUS small.jpg", quality=80)
+    os.utime(lib / "IXUS.jpg", (1_500_000_000, 1_500_000_000))
+    os.utime(lib / "IXUS small.jpg", (1_700_000_000, 1_700_000_000))  # the newest
+    db, env = tmp_path / "c.db", environment(tmp_path)
+    catalog(db, env, "index", str(lib), "--methods", "phash")
+    catalog(db, env, "resolve", "-m", "phash", "--keep", "oldest", "--action", "symlink", "--apply")
+    assert os.readlink(lib / "Backup" / "IXUS.jpg") == str(lib / "IXUS.jpg")
+    for apply in ([], ["--apply"]):
+        out = catalog(db, env, "resolve", "-m", "phash", "--keep", "newest", *apply).stdout
+        assert f"{lib / 'IXUS.jpg'}: symbolic links that catalog made point to it (1)" in out
+    assert (lib / "IXUS.jpg").exists() and (lib / "Backup" / "IXUS.jpg").exists()  # the link resolves
