@@ -242,13 +242,15 @@ def _drop_source(source: str, target: str) -> None:
 # -- recovery after a crash ---------------------------------------------------------------------------
 
 
-def recover(catalog: Catalog) -> list[str]:
+def recover(catalog: Catalog, recatalogue: Callable[[list[str]], object] | None = None) -> list[str]:
     """Settle the actions a killed process left ``pending`` or ``undoing``, from what is on disk.
-    Returns one line per settled entry (for the user), and catalogues nothing: a file whose undo it
-    finishes is catalogued by the next ``index`` (or a running ``watch``)."""
+    Returns one line per settled entry (for the user). The files whose undo it finishes (put back, maybe
+    not catalogued yet: the undo was killed before) are given to ``recatalogue`` before their entries
+    are marked undone; without it, the next ``index`` (or a running ``watch``) catalogues them."""
     notes = []
     entries = catalog.journal(states=("pending", "undoing"))
     roots = catalog.roots() if entries else []
+    back: list[JournalEntry] = []  # undone on disk: catalogued again, then marked undone
     for entry in entries:
         if entry.state == "pending":
             happened, target = _pending_happened(entry)
@@ -260,11 +262,16 @@ def recover(catalog: Catalog) -> list[str]:
                 notes.append(f"rolled back {entry.action} of {entry.path} (interrupted before it happened)")
         else:
             if _undo_happened(entry):
-                catalog.journal_state(entry.id, "undone")
+                back.append(entry)
                 notes.append(f"finished undoing {entry.action} of {entry.path} (interrupted)")
             else:
                 catalog.journal_state(entry.id, "done", dated=False)  # done when it was done
                 notes.append(f"undo of {entry.action} of {entry.path} had not begun (interrupted)")
+    if back:
+        if recatalogue is not None:  # a move's other place too: the row there goes, or follows the file
+            moved = [e.target for e in back if e.action == "move" and e.target]
+            recatalogue([e.path for e in back] + moved)
+        catalog.journal_states([entry.id for entry in back], "undone")
     return notes
 
 
@@ -355,6 +362,9 @@ def _undo_happened(entry: JournalEntry) -> bool:
 
 @dataclass
 class UndoOutcome:
+    #: The entries whose files are back. They stay ``undoing`` until the caller has catalogued the files
+    #: again (most left the catalogue when acted on) and marks them undone; a kill in between leaves them
+    #: to :func:`recover`.
     restored: list[JournalEntry] = field(default_factory=list)
     failed: list[tuple[JournalEntry, str]] = field(default_factory=list)
 
@@ -418,7 +428,6 @@ def _undo_batch(
     with catalog.shield():
         catalog.journal_states([entry.id for entry, _ in batch], "undoing")
         moved_back: list[Acted] = []
-        undone: list[int] = []
         still_done: list[int] = []
         started = time.monotonic()
         taken = 0
@@ -436,13 +445,11 @@ def _undo_batch(
                 outcome.failed.append((entry, reason))
                 still_done.append(entry.id)
                 continue
-            if entry.action == "move" and entry.target:
+            if entry.action == "move" and entry.target:  # a row that followed the file follows it back
                 moved_back.append(Acted(entry.id, entry.target, entry.path, None))
-            else:
-                undone.append(entry.id)
             outcome.restored.append(entry)
         still_done.extend(entry.id for entry, _ in batch[taken:])
-        catalog.actions_settled(moved_back, "undone", others={"undone": undone, "done": still_done})
+        catalog.actions_settled(moved_back, "undoing", others={"done": still_done})
     return batch[taken:]
 
 

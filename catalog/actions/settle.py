@@ -12,7 +12,7 @@ from catalog.actions import apply as actions
 from catalog.actions.plan import Plan, file_hash, link_targets, make_plan
 from catalog.actions.policies import KeepPolicy
 from catalog.actions.rules import FolderRules, RulePlan, plan_by_rules
-from catalog.config import CnnChoice
+from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import BusyError, UsageError
 from catalog.grouping.options import Options
 from catalog.grouping.reference import find_groups
@@ -55,7 +55,7 @@ def resolve(
     notes: list[str] = []
     with actions_lock(catalog.url) if apply else nullcontext():
         if apply:
-            notes = actions.recover(catalog)
+            notes = recover(catalog, options.cnn)
         found = find_groups(catalog, method, threshold, options)
         groups = [[m.image for m in group] for group in found.groups]
         linked = link_targets(catalog.journal(states=("done",)))
@@ -84,7 +84,7 @@ def act_on_group(
     disk again, journaled, undoable as one batch)."""
     roots = catalog.roots()
     with actions_lock(catalog.url):
-        actions.recover(catalog)
+        recover(catalog)
         linked = link_targets(catalog.journal(states=("done",)))
         plan = make_plan([[keep, *others]], None, action, roots, to, linked=linked)
         outcome = actions.apply(catalog, plan, roots)
@@ -110,7 +110,7 @@ def settle_by_rules(
         linked = link_targets(catalog.journal(states=("done",)))
         return plan_by_rules(groups, rules, action, roots, to, others, linked=linked), None
     with actions_lock(catalog.url):
-        actions.recover(catalog)
+        recover(catalog)
         linked = link_targets(catalog.journal(states=("done",)))
         ruled = plan_by_rules(groups, rules, action, roots, to, others, linked=linked)
         if check is not None:
@@ -128,12 +128,24 @@ class Undone:
 
 
 def undo(catalog: Catalog, which: str, ids: Sequence[int], cnn: CnnChoice) -> Undone:
+    """Put back the files of the journal entries ``which`` names, and catalogue them again: an entry
+    is marked undone once its file is catalogued (killed before, the next actions command's
+    :func:`catalog.actions.apply.recover` catalogues it)."""
     with actions_lock(catalog.url):
-        notes = actions.recover(catalog)
+        notes = recover(catalog, cnn)
         entries = actions.entries_to_undo(catalog, which, ids)
         outcome = actions.undo(catalog, entries)
-    paths = [e.path for e in outcome.restored]
-    return Undone(notes, outcome, reindex(catalog, paths, cnn, notes))
+        reindexed = reindex(catalog, [e.path for e in outcome.restored], cnn, notes)
+        catalog.journal_states([e.id for e in outcome.restored], "undone")
+    return Undone(notes, outcome, reindexed)
+
+
+def recover(catalog: Catalog, cnn: CnnChoice = DEFAULT_CNN) -> list[str]:
+    """:func:`catalog.actions.apply.recover`, cataloguing again the files whose undo it finishes (the
+    caller holds the actions lock)."""
+    notes: list[str] = []
+    notes[:0] = actions.recover(catalog, lambda paths: reindex(catalog, paths, cnn, notes))
+    return notes
 
 
 def reindex(catalog: Catalog, paths: Sequence[str], cnn: CnnChoice, notes: list[str]) -> bool:

@@ -55,7 +55,7 @@ def review_command(
     import socket
     import webbrowser
 
-    from catalog.actions.apply import recover
+    from catalog.actions.settle import recover
     from catalog.grouping.reference import find_groups
     from catalog.lock import actions_lock
     from catalog.review.thumbs import Thumbnails, cache_dir

@@ -225,3 +225,32 @@ def test_undo_finds_the_trashed_files_from_another_environment_s_trash(tmp_path)
     undone = json.loads(catalog(db, env, "undo", "-f", "json").stdout)
     assert len(undone["restored"]) == 1 and undone["failed"] == []
     assert snapshot(root) == before and not any((tmp_path / "elsewhere" / "Trash" / "info").iterdir())
+
+
+def test_files_put_back_by_an_undo_killed_before_it_catalogued_them_are_catalogued_by_the_next(tmp_path):
+    """kill -9 of ``undo`` after its files were back, before it catalogued them: the journal said undone,
+    and nothing but a manual ``index`` brought them back into the catalogue. Here the undo stops exactly
+    there (the put-back of :func:`catalog.actions.apply.undo`, without the caller's cataloguing); its
+    entries stay ``undoing``, and the next command that settles the journal catalogues them."""
+    from catalog.actions import apply as actions
+    from catalog.store import Catalog
+
+    env, root = _copies(tmp_path, "a.jpg", "a copy.jpg", "a copy 2.jpg")
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(root), "--methods", "exact")
+    grouped = catalog(db, env, "dupes", "-m", "exact").stdout
+    catalog(db, env, "resolve", "-m", "exact", "--apply")
+    with Catalog.open(f"sqlite:///{db}") as opened:
+        entries = actions.entries_to_undo(opened, "last", [])
+        outcome = actions.undo(opened, entries)  # the files are back; the process "dies" here
+    assert len(outcome.restored) == 2 and len(list(root.iterdir())) == 3
+    assert [e["state"] for e in json.loads(catalog(db, env, "journal", "-f", "json").stdout)["entries"]] == [
+        "undoing",
+        "undoing",
+    ]
+    assert catalog(db, env, "dupes", "-m", "exact").stdout != grouped  # not catalogued yet
+    again = catalog(db, env, "undo")
+    assert again.stderr.count("finished undoing trash") == 2
+    assert catalog(db, env, "dupes", "-m", "exact").stdout == grouped
+    states = [e["state"] for e in json.loads(catalog(db, env, "journal", "-f", "json").stdout)["entries"]]
+    assert states == ["undone", "undone"]
