@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from catalog.actions import trash
 from catalog.actions.plan import Plan, Step, busy_paths, check, file_hash, recheck, root_of
-from catalog.errors import UsageError
+from catalog.errors import Interrupted, UsageError
 from catalog.store import Acted, Catalog, now
 from catalog.store.models import JournalEntry
 
@@ -67,8 +67,25 @@ def apply(
     outcome = Outcome(skipped=list(plan.skipped))
     if not plan.steps:
         return outcome
-    real_roots = [os.path.realpath(r) for r in roots]
     outcome.batch = catalog.new_batch()
+    try:
+        _batches(catalog, plan, outcome, roots, verify_content, progress)
+    except Interrupted as exc:  # the batches done stay done (journaled): the user hears how many
+        exc.acted = len(outcome.done)
+        raise
+    return outcome
+
+
+def _batches(
+    catalog: Catalog,
+    plan: Plan,
+    outcome: Outcome,
+    roots: Sequence[str],
+    verify_content: bool,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """:func:`apply`'s batches, one after another."""
+    real_roots = [os.path.realpath(r) for r in roots]
     acted: set[str] = set()
     steps = plan.steps
     begun = 0
@@ -91,7 +108,6 @@ def apply(
             batch.append((begun, step))
             going |= busy_paths(step)
         left = _carry_out_batch(catalog, batch, outcome, acted, roots, progress, len(steps)) if batch else []
-    return outcome
 
 
 def _carry_out_batch(

@@ -324,7 +324,14 @@ def report_interruption(exc: KeyboardInterrupt) -> NoReturn:
 
     signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
     done = exc.files_done if isinstance(exc, Interrupted) else None
-    if done is None:
+    acted = exc.acted if isinstance(exc, Interrupted) else None
+    if acted:
+        typer.echo(
+            f"catalog: interrupted; {_plural(acted, 'file')} acted on before it, journaled "
+            "(see catalog journal; catalog undo --last puts them back)",
+            err=True,
+        )
+    elif done is None:
         typer.echo("catalog: interrupted", err=True)
     else:
         typer.echo(

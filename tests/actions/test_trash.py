@@ -96,10 +96,13 @@ def test_ctrl_c_during_apply_leaves_nothing_pending_and_undo_restores_every_byte
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert "Traceback" not in stderr.decode()
-    if process.returncode != 0:  # stopped: one line, the shell's code for Ctrl-C
-        assert process.returncode == 130 and len(stderr.decode().strip().splitlines()) == 1, stderr
     states = journal_states(db)
     assert set(states) <= {"done"}, states  # no entry left pending: each batch is settled before exit
+    if process.returncode != 0:  # stopped: one line, the shell's code for Ctrl-C, and what was done
+        assert process.returncode == 130 and len(stderr.decode().strip().splitlines()) == 1, stderr
+        done = states.get("done", 0)
+        told = f"interrupted; {done} file{'s' if done != 1 else ''} acted on before it"
+        assert not done or (told in stderr.decode() and "catalog undo --last" in stderr.decode()), stderr
     done = json.loads(catalog(db, env, "journal", "-f", "json").stdout)["entries"]
     assert len(done) == states.get("done", 0) == len(trash_files(env))
     assert all(not (Path(e["path"])).exists() and Path(e["target"]).exists() for e in done)
