@@ -152,6 +152,8 @@ def reindex(catalog: Catalog, paths: Sequence[str], cnn: CnnChoice, notes: list[
     """Catalogue files put back, now if no other process is writing the catalogue (else the running
     ``watch`` sees them arrive, or the next ``index`` finds them). One byte-identical to a catalogued
     image (the copy kept) takes its row, not decoded again."""
+    roots = catalog.roots()  # a root forgotten since the action: its files stay out of the catalogue
+    paths = [p for p in paths if any(p.startswith(r.rstrip(os.sep) + os.sep) or p == r for r in roots)]
     if not paths:
         return True
     from catalog.sync.indexer import index_paths

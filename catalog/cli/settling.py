@@ -140,8 +140,9 @@ def resolve_command(
             metavar="POLICY",
             help="Which image of each group to keep, policies in order (comma-separated or repeated): "
             "original (the group's reference: the camera original, by the evidence dupes shows), "
-            "largest (pixels), biggest (bytes), oldest, newest (modified time), exif, raw, prefer:DIR "
-            "(files under DIR first), shortest-path. Ties keep the group's reference. The folder rules "
+            "largest (pixels), biggest (bytes), oldest, newest (date taken, else modified time), exif, "
+            "raw, prefer:DIR (files under DIR first), shortest-path. Ties keep the group's reference. "
+            "The folder rules "
             "(catalog rules) decide first; this policy decides the groups they do not reach.",
         ),
     ] = ["original"],  # noqa: B006 - Typer reads the default, nothing mutates it

@@ -257,3 +257,16 @@ def test_files_put_back_by_an_undo_killed_before_it_catalogued_them_are_catalogu
     assert catalog(db, env, "dupes", "-m", "exact").stdout == grouped
     states = [e["state"] for e in json.loads(catalog(db, env, "journal", "-f", "json").stdout)["entries"]]
     assert states == ["undone", "undone"]
+
+
+def test_files_put_back_under_a_root_forgotten_since_stay_out_of_the_catalogue(tmp_path):
+    """``forget ROOT`` after a resolve, then undo: the files came back, and were catalogued under no
+    root (``roots`` listed none, ``status`` counted them)."""
+    env, root = _copies(tmp_path, "a.jpg", "a copy.jpg")
+    db = tmp_path / "c.db"
+    catalog(db, env, "index", str(root), "--methods", "exact")
+    catalog(db, env, "resolve", "-m", "exact", "--apply")
+    catalog(db, env, "forget", str(root))
+    assert len(json.loads(catalog(db, env, "undo", "-f", "json").stdout)["restored"]) == 1
+    assert sorted(p.name for p in root.iterdir()) == ["a copy.jpg", "a.jpg"]
+    assert json.loads(catalog(db, env, "status", "-f", "json").stdout)["images"] == 0
