@@ -13,7 +13,7 @@ from catalog.actions.plan import Plan, file_hash, link_targets, make_plan
 from catalog.actions.policies import KeepPolicy
 from catalog.actions.rules import FolderRules, RulePlan, plan_by_rules
 from catalog.config import DEFAULT_CNN, CnnChoice
-from catalog.errors import BusyError, UsageError
+from catalog.errors import BusyError, Interrupted, UsageError
 from catalog.grouping.options import Options
 from catalog.grouping.reference import find_groups
 from catalog.grouping.stored import refresh_all
@@ -69,7 +69,11 @@ def resolve(
         result = Resolution(found.method, found.threshold, apply, plan, notes=notes, rules=ruled)
         if apply:
             result.outcome = actions.apply(catalog, plan, roots, verify_content, progress)
-            refresh_all(catalog)
+            try:
+                refresh_all(catalog)
+            except Interrupted as exc:  # the files were acted on: the user hears how many
+                exc.acted = len(result.outcome.done)
+                raise
     return result
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from catalog.errors import UsageError
+from catalog.errors import Interrupted, UsageError
 from catalog.text import plural as _plural
 from catalog.text import shown
 
 if TYPE_CHECKING:
     from catalog.actions.rules import RulePlan
+    from catalog.actions.settle import Resolution
 
 from catalog.cli.base import (
     Format,
@@ -197,80 +200,97 @@ def resolve_command(
     if action is ActionChoice.delete and apply and not yes_delete:
         raise UsageError("--action delete --apply deletes files for good: add --yes-delete to confirm")
     options = answer_options(ctx, GroupingChoice.reference, None, None, inside, None)
-    with ctx.obj.open() as catalog, progress_bar() as progress:
-        roots = catalog.roots()
-        policy = policy.within(roots)
-        rules = FolderRules.of(catalog.folder_rules(), roots) if use_rules else None
-        result = resolve(
-            catalog,
-            method,
-            threshold,
-            options,
-            policy,
-            action.value,
-            to,
-            apply,
-            progress=progress,
-            raw_pairs=raw_pairs,
-            rules=rules,
-        )
-    for note in result.notes:
-        typer.echo(f"catalog: {note}", err=True)
-    if result.outcome is not None:
-        rows = [
-            (step.action, step.image.path, step.keep.path, target) for step, target, _ in result.outcome.done
-        ]
-        skipped = result.outcome.skipped
-    else:
-        rows = [(step.action, step.image.path, step.keep.path, step.target) for step in result.plan.steps]
-        skipped = result.plan.skipped
-    if fmt is Format.json:
-        print_json(
-            {
-                "method": result.method,
-                "threshold": result.threshold,
-                "applied": apply,
-                "batch": result.outcome.batch if result.outcome else None,
-                "actions": [
-                    dict(zip(("action", "path", "keep", "target"), row, strict=True)) for row in rows
-                ],
-                "skipped": [{"path": p, "reason": r} for p, r in skipped],
-                **({"rules": _rules_summary(result.rules)} if result.rules else {}),
-            }
-        )
-        return
-    if fmt is Format.csv:
-        print_csv(
-            ["action", "path", "keep", "target", "skipped"],
-            [(*r, "") for r in rows] + [("", p, "", "", reason) for p, reason in skipped],
-        )
-        return
-    for act, path, kept, target in rows:
-        verb = _PAST.get(act, "deleted") if apply else f"would {act}"
-        where = f" -> {target}" if target and act == "move" else ""
-        typer.echo(f"{verb:>11}  {shown(path)}{shown(where)}  (keeping {shown(kept)})")
-    for path, reason in skipped:
-        typer.echo(f"{'skipped':>11}  {shown(path)}: {reason}")
-    verb = _PAST.get(action.value, "deleted") if apply else "to " + action.value
-    summary = f"{_plural(len(rows), 'file')} {verb}"
-    if skipped:
-        summary += f", {_plural(len(skipped), 'file')} skipped"
-    if apply and rows and result.outcome and result.outcome.batch and action is not ActionChoice.delete:
-        summary += " (undo: catalog undo --last, or catalog undo --all)"
-    elif not apply:
-        summary += " (a dry run: add --apply to carry it out)"
-    typer.echo(f"{summary}; {result.method}, threshold {result.threshold:g}")
-    if result.rules is not None:
-        ruled = result.rules
-        line = (
-            f"folder rules decided {_plural(ruled.by_rule, 'group')}, the keep policy "
-            f"{_plural(ruled.by_order, 'group')}"
-        )
-        if ruled.protected:
-            line += f"; {_plural(ruled.protected, 'file')} kept in preferred folders"
-        for reason, count in sorted(ruled.undecided.items()):
-            line += f"; {_plural(count, 'group')} left undecided: {reason}"
-        typer.echo(line)
+    known: list[Resolution] = []  # the run, once it returned: an interruption after says what it did
+    with _telling_acted(known):
+        with ctx.obj.open() as catalog, progress_bar() as progress:
+            roots = catalog.roots()
+            policy = policy.within(roots)
+            rules = FolderRules.of(catalog.folder_rules(), roots) if use_rules else None
+            result = resolve(
+                catalog,
+                method,
+                threshold,
+                options,
+                policy,
+                action.value,
+                to,
+                apply,
+                progress=progress,
+                raw_pairs=raw_pairs,
+                rules=rules,
+            )
+            known.append(result)
+        for note in result.notes:
+            typer.echo(f"catalog: {note}", err=True)
+        if result.outcome is not None:
+            rows = [
+                (step.action, step.image.path, step.keep.path, target)
+                for step, target, _ in result.outcome.done
+            ]
+            skipped = result.outcome.skipped
+        else:
+            rows = [(step.action, step.image.path, step.keep.path, step.target) for step in result.plan.steps]
+            skipped = result.plan.skipped
+        if fmt is Format.json:
+            print_json(
+                {
+                    "method": result.method,
+                    "threshold": result.threshold,
+                    "applied": apply,
+                    "batch": result.outcome.batch if result.outcome else None,
+                    "actions": [
+                        dict(zip(("action", "path", "keep", "target"), row, strict=True)) for row in rows
+                    ],
+                    "skipped": [{"path": p, "reason": r} for p, r in skipped],
+                    **({"rules": _rules_summary(result.rules)} if result.rules else {}),
+                }
+            )
+            return
+        if fmt is Format.csv:
+            print_csv(
+                ["action", "path", "keep", "target", "skipped"],
+                [(*r, "") for r in rows] + [("", p, "", "", reason) for p, reason in skipped],
+            )
+            return
+        for act, path, kept, target in rows:
+            verb = _PAST.get(act, "deleted") if apply else f"would {act}"
+            where = f" -> {target}" if target and act == "move" else ""
+            typer.echo(f"{verb:>11}  {shown(path)}{shown(where)}  (keeping {shown(kept)})")
+        for path, reason in skipped:
+            typer.echo(f"{'skipped':>11}  {shown(path)}: {reason}")
+        verb = _PAST.get(action.value, "deleted") if apply else "to " + action.value
+        summary = f"{_plural(len(rows), 'file')} {verb}"
+        if skipped:
+            summary += f", {_plural(len(skipped), 'file')} skipped"
+        if apply and rows and result.outcome and result.outcome.batch and action is not ActionChoice.delete:
+            summary += " (undo: catalog undo --last, or catalog undo --all)"
+        elif not apply:
+            summary += " (a dry run: add --apply to carry it out)"
+        typer.echo(f"{summary}; {result.method}, threshold {result.threshold:g}")
+        if result.rules is not None:
+            ruled = result.rules
+            line = (
+                f"folder rules decided {_plural(ruled.by_rule, 'group')}, the keep policy "
+                f"{_plural(ruled.by_order, 'group')}"
+            )
+            if ruled.protected:
+                line += f"; {_plural(ruled.protected, 'file')} kept in preferred folders"
+            for reason, count in sorted(ruled.undecided.items()):
+                line += f"; {_plural(count, 'group')} left undecided: {reason}"
+            typer.echo(line)
+
+
+@contextmanager
+def _telling_acted(known: list[Resolution]) -> Iterator[None]:
+    """An interruption once the run returned (while the catalogue closes, or its lines print) says how
+    many files it acted on, as one during the run does."""
+    try:
+        yield
+    except Interrupted as exc:
+        outcome = known[0].outcome if known else None
+        if outcome is not None and exc.acted is None:
+            exc.acted = len(outcome.done)
+        raise
 
 
 def _rules_summary(ruled: RulePlan) -> dict[str, object]:

@@ -15,6 +15,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,9 +87,15 @@ class Background:
         if not todo:
             self.finished.set()
             return
-        from catalog.interrupts import ignore_in_worker
+        from catalog.interrupts import SIGNALS
 
-        self._pool = multiprocessing.get_context("fork").Pool(max(1, workers), ignore_in_worker)
+        # A signal arriving while a worker is being born would reach it before it learns to ignore it
+        # (or interrupt the parent inside the fork): blocked meanwhile, as the indexer's pools do.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            self._pool = multiprocessing.get_context("fork").Pool(max(1, workers), _start_worker)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self._thread = threading.Thread(
             target=self._run, args=(todo,), name="catalog-thumbnails", daemon=True
         )
@@ -143,3 +150,11 @@ def make(path: str, out: str, folder: str) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _start_worker() -> None:
+    """Each thumbnail worker as it starts: leave stopping to the parent, then take signals again."""
+    from catalog.interrupts import SIGNALS, ignore_in_worker
+
+    ignore_in_worker()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked by the parent around the fork
