@@ -28,7 +28,7 @@ from catalog.ingest.worker import FileResult, Task, finish_signatures, process, 
 from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
 from catalog.search import pairs
 from catalog.store import Catalog, ImageRow, KnownFile, Scope, Writes
-from catalog.sync.plan import Plan, plan_scope
+from catalog.sync.plan import Plan, other_names, plan_scope
 from catalog.text import shown
 
 if TYPE_CHECKING:
@@ -148,7 +148,8 @@ def index(
     for path in gone:  # gone, and never catalogued: a slip of the keyboard
         if not catalog.known_files(Scope(folders=(path,), files=(path,))):
             raise UsageError(f"no such file or folder: {shown(path)}")
-    roots = normalise_roots([p for p in given if p not in absent and p not in gone])
+    named = [p for p in other_names(catalog, given) if os.path.exists(p)] if given else []
+    roots = normalise_roots([p for p in [*given, *named] if p not in absent and p not in gone])
     if not given:
         roots = [r for r in known_roots if r not in absent]
     refuse_linked_twice(roots, [r for r in known_roots if r not in absent])
@@ -285,7 +286,8 @@ def index_paths(
     report = IndexReport(changes=[])
     report.methods, cnn = enable_methods(catalog, methods, report.notes, cnn)
     folders, files, found = [], [], ScanResult()
-    for path in sorted(set(paths)):
+    paths = set(paths)
+    for path in sorted(paths | set(other_names(catalog, paths))):
         if os.path.isdir(path):
             folders.append(path)
             _merge(found, scan(path))

@@ -6,6 +6,7 @@ it unnecessary (a file moved here, a byte-identical twin already catalogued: a b
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -96,10 +97,27 @@ def plan_scope(
             backfilled += 1
         else:
             unchanged += 1
-    linked = sorted(
-        (path, f"the same file as {first} (a hard link), catalogued once") for path, first in doubles.items()
-    )
+    linked = sorted((path, _LINKED.format(first)) for path, first in doubles.items())
     return Plan(tasks, known, elsewhere, missing, unchanged, backfilled, linked)
+
+
+#: Why a hard link is skipped (``status`` lists it): :func:`other_names` reads the name catalogued back.
+_LINKED = "the same file as {} (a hard link), catalogued once"
+
+
+def other_names(catalog: Catalog, paths: Iterable[str]) -> list[str]:
+    """The other names, skipped as hard links, of the files catalogued at ``paths`` or below them: when
+    such a file goes (deleted, moved away), one of its other names is the file, to catalogue. A run over
+    ``paths`` alone (a watcher's events, ``index PATH``) looks at them too."""
+    given = [path.rstrip(os.sep) for path in paths]
+    head, tail = _LINKED.split("{}")
+    found = []
+    for path, problem in catalog.skipped():
+        if problem.startswith(head) and problem.endswith(tail):
+            first = problem[len(head) : -len(tail)]
+            if any(first == p or first.startswith(p + os.sep) for p in given):
+                found.append(path)
+    return found
 
 
 def link_rank(path: str) -> tuple[bool, str]:

@@ -514,8 +514,9 @@ class Watcher:
             if now != identity:
                 raise CatalogError(
                     f"watched folder {shown(root)} is no longer the folder watched (renamed, moved, deleted "
-                    "or replaced); its images are kept: run `catalog index` (it follows a moved root), then "
-                    "start catalog watch again"
+                    "or replaced); its images are kept: run `catalog index NEW_PATH` with the folder's new "
+                    "path (the moved root's images follow it), or `catalog index` if it is back, then start "
+                    "catalog watch again"
                 )
 
 

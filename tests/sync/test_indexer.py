@@ -331,3 +331,28 @@ def test_a_hard_linked_file_is_catalogued_once_under_the_name_a_person_keeps(cat
     report = index(catalog, [str(pics)])
     assert str(pics / "Backup" / "a.jpg") in rows(catalog) and str(original) not in rows(catalog)
     assert [p for p, _ in report.problems] == [str(pics / "Backup" / "deep" / "a.jpg"), str(pics / "c.jpg")]
+
+
+def test_a_run_over_a_vanished_name_of_a_hard_linked_file_catalogues_its_other_name(
+    catalog, make_image, pics
+):
+    """``watch`` sees only the path deleted: the catalogued name of a hard-linked file went, and the other
+    name, skipped as its link, was never looked at again (``index`` of every root found it)."""
+    from catalog.sync.indexer import index_paths
+
+    original = make_image("Pictures/a.jpg", seed=1)
+    (pics / "Backup").mkdir()
+    os.link(original, pics / "Backup" / "a.jpg")
+    index(catalog, [str(pics)])
+    assert set(rows(catalog)) == {str(original)}
+    os.unlink(original)
+    report = index_paths(catalog, [str(original)])  # what a watcher hands over
+    assert set(rows(catalog)) == {str(pics / "Backup" / "a.jpg")} and report.moved + report.added == 1
+    assert catalog.skipped() == []
+    # index PATH alike (the name catalogued stays while it is there).
+    os.link(pics / "Backup" / "a.jpg", original)
+    index(catalog, [str(pics)])
+    assert set(rows(catalog)) == {str(pics / "Backup" / "a.jpg")}
+    os.unlink(pics / "Backup" / "a.jpg")
+    index(catalog, [str(pics / "Backup" / "a.jpg")])
+    assert set(rows(catalog)) == {str(original)}

@@ -623,4 +623,5 @@ def test_a_root_renamed_away_stops_the_watcher_with_a_message(tmp_path):
             daemon.kill()
     log = next(db.parent.glob("watch-*.log")).read_text()
     assert f"watched folder {root} is no longer the folder watched" in log and "Traceback" not in log
+    assert "run `catalog index NEW_PATH` with the folder's new path" in log  # `catalog index` alone does not
     assert set(catalogue_images(db)) == {str(root / "a.png")}  # kept: `catalog index` follows where it went
