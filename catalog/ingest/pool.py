@@ -113,14 +113,14 @@ def start_new_catalogue(roots: list[str], methods: Iterable[str], workers: int) 
     """For a catalogue that does not exist yet every file will be read: scan the roots and start reading
     them now, while the main process loads the database layer. The indexer still plans every root from
     the catalogue and uses these results only if its plan is the same."""
-    from catalog.ingest.scan import scan
+    from catalog.ingest.scan import other_roots, scan
     from catalog.ingest.worker import Task
     from catalog.methods import pixel_methods
 
     wanted = pixel_methods(methods)
     start = EarlyStart(WorkerPool(workers, wanted))
     for root in roots:
-        found = scan(root)
+        found = scan(root, other_roots(root, roots))
         tasks = [Task(path, size, mtime_ns, wanted) for path, (size, mtime_ns) in found.files.items()]
         start.roots[root] = EarlyRun(found, tasks, start.pool.map(tasks))
     return start

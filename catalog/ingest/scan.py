@@ -11,7 +11,7 @@ be read is reported, and the files the catalogue knows below it are kept (they m
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,8 +82,10 @@ def looks_like_image(head: bytes) -> bool:
     )
 
 
-def scan(root: str) -> ScanResult:
-    """List the image files below ``root`` (an absolute folder or file path)."""
+def scan(root: str, elsewhere: Sequence[str] = ()) -> ScanResult:
+    """List the image files below ``root`` (an absolute folder or file path). ``elsewhere``: the other
+    catalogued roots (real paths); a symbolic link into one of them is not followed (its files are
+    catalogued there: through the link, every one would be catalogued twice)."""
     result = ScanResult()
     if os.path.isfile(root):
         _found(root, os.stat(root), result)
@@ -105,15 +107,24 @@ def scan(root: str) -> ScanResult:
             result.unreadable.append(folder)
             continue
         for entry in entries:
-            _visit(entry, stack, result)
+            _visit(entry, stack, result, elsewhere)
     return result
 
 
-def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult) -> None:
+def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult, elsewhere: Sequence[str]) -> None:
     if entry.name.startswith("."):
         return
     try:
         if entry.is_dir():  # follows a symlink; loops are caught by the visited set in scan()
+            if elsewhere and entry.is_symlink():
+                real = os.path.realpath(entry.path)
+                into = [r for r in elsewhere if real == r or real.startswith(r.rstrip(os.sep) + os.sep)]
+                if into:
+                    reason = (
+                        f"skipped: a symbolic link into the catalogued folder {into[0]}, catalogued there"
+                    )
+                    result.problems.append((entry.path, reason))
+                    return
             stack.append(entry.path)
             return
         suffix = image_suffix(entry.name)
@@ -162,6 +173,21 @@ def _sniff(path: str) -> bool:
             return looks_like_image(handle.read(16))
     except OSError:
         return False
+
+
+def other_roots(root: str, roots: Iterable[str]) -> list[str]:
+    """The real paths of ``roots`` a scan of ``root`` (a root, or a path in one) must not enter through a
+    symbolic link: all but those that hold ``root`` or lie inside it (walked with it)."""
+    real = os.path.realpath(root)
+
+    def related(other: str) -> bool:
+        return (
+            other == real
+            or other.startswith(real.rstrip(os.sep) + os.sep)
+            or real.startswith(other.rstrip(os.sep) + os.sep)
+        )
+
+    return [r for r in (os.path.realpath(o) for o in roots) if not related(r)]
 
 
 def normalise_roots(paths: Iterable[str]) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -23,7 +23,7 @@ from catalog.config import DEFAULT_CNN, DEFAULT_METHODS, WRITE_BATCH, CnnChoice
 from catalog.errors import Interrupted, UsageError
 from catalog.grouping import stored
 from catalog.ingest.pool import EarlyStart, WorkerPool
-from catalog.ingest.scan import ScanResult, image_suffix, normalise_roots, scan
+from catalog.ingest.scan import ScanResult, image_suffix, normalise_roots, other_roots, scan
 from catalog.ingest.worker import FileResult, Task, finish_signatures, process, process_in_turn
 from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
 from catalog.search import pairs
@@ -175,9 +175,8 @@ def index(
                 scope = Scope(folders=(root,))
             else:
                 scope = Scope(files=(root,))
-            _index_scope(
-                catalog, scope, runner.scan(root), runner, progress, report, root, elsewhere=elsewhere
-            )
+            found = runner.scan(root, other_roots(root, [*roots, *known_roots]))
+            _index_scope(catalog, scope, found, runner, progress, report, root, elsewhere=elsewhere)
         for path in gone:
             if not runner.cancelled:
                 scope = Scope(folders=(path,), files=(path,))
@@ -287,10 +286,11 @@ def index_paths(
     report.methods, cnn = enable_methods(catalog, methods, report.notes, cnn)
     folders, files, found = [], [], ScanResult()
     paths = set(paths)
+    roots = catalog.roots()
     for path in sorted(paths | set(other_names(catalog, paths))):
         if os.path.isdir(path):
             folders.append(path)
-            _merge(found, scan(path))
+            _merge(found, scan(path, other_roots(path, roots)))
         elif os.path.isfile(path):
             files.append(path)
             # As a folder scan would: image files only, and no symlinked files.
@@ -365,9 +365,9 @@ class _Runner:
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
 
-    def scan(self, root: str) -> ScanResult:
+    def scan(self, root: str, elsewhere: Sequence[str] = ()) -> ScanResult:
         run = self.early.roots.get(root) if self.early else None
-        return run.found if run else scan(root)
+        return run.found if run else scan(root, elsewhere)
 
     def run(self, root: str | None, tasks: list[Task]) -> Iterator[FileResult]:
         run = self.early.roots.pop(root, None) if self.early and root else None

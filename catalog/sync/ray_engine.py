@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from catalog.errors import CatalogError
@@ -58,8 +58,8 @@ class RayRunner:
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
 
-    def scan(self, root: str) -> ScanResult:
-        return scan(root)
+    def scan(self, root: str, elsewhere: Sequence[str] = ()) -> ScanResult:
+        return scan(root, elsewhere)
 
     def run(self, root: str | None, tasks: list[Task]) -> Iterator[FileResult]:
         ray = self.ray

@@ -356,3 +356,22 @@ def test_a_run_over_a_vanished_name_of_a_hard_linked_file_catalogues_its_other_n
     os.unlink(pics / "Backup" / "a.jpg")
     index(catalog, [str(pics / "Backup" / "a.jpg")])
     assert set(rows(catalog)) == {str(original)}
+
+
+def test_a_symlinked_folder_into_another_root_is_not_followed(catalog, make_image, pics):
+    """``Pictures/archive-link -> Archive``, both catalogued roots: every file of Archive was catalogued
+    twice, a byte-identical "copy" of itself (a PATH through such a link was already refused)."""
+    picture = make_image("Pictures/p.jpg", seed=1)
+    archived = make_image("Archive/a.jpg", seed=2)
+    (pics / "Pictures" / "archive-link").symlink_to(pics / "Archive", target_is_directory=True)
+    report = index(catalog, [str(pics / "Pictures"), str(pics / "Archive")])
+    assert set(rows(catalog)) == {str(picture), str(archived)}
+    link = str(pics / "Pictures" / "archive-link")
+    assert [p for p, _ in report.problems] == [link] and "into the catalogued folder" in report.problems[0][1]
+    # Also once Archive is a root already, and for a run over the folder alone (a watcher's).
+    from catalog.sync.indexer import index_paths
+
+    index(catalog, [str(pics / "Pictures")])
+    assert set(rows(catalog)) == {str(picture), str(archived)}
+    index_paths(catalog, [str(pics / "Pictures")])
+    assert set(rows(catalog)) == {str(picture), str(archived)}
