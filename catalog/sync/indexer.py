@@ -271,10 +271,12 @@ def index_paths(
     cancel: threading.Event | None = None,
     cnn: CnnChoice = DEFAULT_CNN,
     workers: int = 1,
+    written: frozenset[str] = frozenset(),
 ) -> IndexReport:
     """Bring the catalogue in line with exactly these paths: files or folders, present or vanished
     (what a watcher saw change, or its whole roots when it reconciles). The same planning and writing
     as :func:`index`; every change is listed in ``report.changes``; ``cancel`` as for :func:`index`.
+    Files ``written`` to (a watcher saw the writes) are read again even with their old size and time.
     Files are read in ``pool``, else in a pool of ``workers`` processes started when there is enough
     work (one: in this process).
 
@@ -306,7 +308,8 @@ def index_paths(
     read_with = pixel_methods(report.methods)
     runner = _Runner(None, pool.workers if pool else workers, read_with, cnn, pool, cancel)
     with _interruptible(runner, report):
-        _index_scope(catalog, Scope(tuple(folders), tuple(files)), found, runner, None, report, None, keep)
+        scope = Scope(tuple(folders), tuple(files))
+        _index_scope(catalog, scope, found, runner, None, report, None, keep, written=written)
     changed = report.added or report.updated or report.backfilled or report.removed or report.moved
     if not report.cancelled and changed:
         _store_pairs(catalog, report, cancel, cnn)
@@ -412,10 +415,12 @@ def _index_scope(
     root: str | None,
     keep: frozenset[str] = frozenset(),
     elsewhere: dict[str, KnownFile] | None = None,
+    written: frozenset[str] = frozenset(),
 ) -> None:
     """Plan, process and write one scope; ``root`` names the early-started work that may serve it;
-    ``elsewhere``: files of absent roots that may have moved here."""
-    plan = plan_scope(catalog, scope, found, runner.methods, keep, elsewhere)
+    ``elsewhere``: files of absent roots that may have moved here; ``written``: files read again even
+    with their old size and time."""
+    plan = plan_scope(catalog, scope, found, runner.methods, keep, elsewhere, written)
     skipped = [*found.problems, *plan.linked]
     report.problems.extend(skipped)
     report.unchanged += plan.unchanged
@@ -506,7 +511,11 @@ class _Writer:
             self.report.log("added", r.path)
         else:
             writes.replace(old.id, _row(r), r.signatures)
-            if old.size != r.size or old.mtime_ns != r.mtime_ns or old.error is not None:
+            if (old.size, old.mtime_ns, old.content_hash) != (
+                r.size,
+                r.mtime_ns,
+                r.content_hash,
+            ) or old.error:
                 self.report.updated += 1
                 self.report.log("updated", r.path)
 

@@ -46,9 +46,11 @@ def plan_scope(
     methods: tuple[str, ...],
     keep: frozenset[str] = frozenset(),
     elsewhere: dict[str, KnownFile] | None = None,
+    written: frozenset[str] = frozenset(),
 ) -> Plan:
     """Classify the files ``found`` in ``scope`` against the catalogue. ``keep``: paths neither read nor
-    dropped this time; ``elsewhere``: files of absent roots that may have moved here."""
+    dropped this time; ``elsewhere``: files of absent roots that may have moved here; ``written``:
+    files changed whatever their size and time say (a watcher saw them written)."""
     known = catalog.known_files(scope)
     elsewhere = {} if elsewhere is None else elsewhere
     lacking = catalog.ids_lacking(scope, methods)
@@ -86,7 +88,7 @@ def plan_scope(
         old = known.get(path)
         if old is None:
             tasks.append(Task(path, size, mtime_ns, methods, offered[size, ending(path)]))
-        elif (old.size, old.mtime_ns) != (size, mtime_ns):
+        elif (old.size, old.mtime_ns) != (size, mtime_ns) or path in written:
             reusable = old.content_hash if old.error is None and old.id not in lacking else None
             tasks.append(Task(path, size, mtime_ns, methods, frozenset([reusable] if reusable else [])))
         elif old.id in lacking:

@@ -109,6 +109,9 @@ class Inbox(FileSystemEventHandler):
 class _Pending:
     changed_at: float
     open_for_writing: bool = False
+    #: Written to (not only created, moved or deleted): read again even with its old size and time (a
+    #: tag editor that keeps the modification time, ``exiftool -P``).
+    written: bool = False
 
 
 @dataclass
@@ -123,10 +126,15 @@ class Settler:
     pending: dict[str, _Pending] = field(default_factory=dict)
     renames: list[tuple[str, str]] = field(default_factory=list)
 
-    def note(self, when: float, path: str, writing: bool = False) -> None:
+    def note(self, when: float, path: str, writing: bool = False, written: bool = False) -> None:
         entry = self.pending.setdefault(path, _Pending(when))
         entry.changed_at = max(entry.changed_at, when)
         entry.open_for_writing = writing and self.tracks_close
+        entry.written = entry.written or written or writing
+
+    def written(self, paths: Iterable[str]) -> frozenset[str]:
+        """Those of ``paths`` that were written to."""
+        return frozenset(p for p in paths if (entry := self.pending.get(p)) is not None and entry.written)
 
     def ready(self, now: float) -> list[str]:
         """Paths quiet for ``settle`` seconds (and closed, where that is known), oldest first."""
@@ -321,7 +329,9 @@ class Watcher:
             return
         if kind == "modified" and not event.is_directory:
             self.settler.note(when, src, writing=True)  # written to; inotify says when it is closed
-        elif kind in ("created", "deleted", "closed"):
+        elif kind == "closed":  # closed after writing (a close without writing is not queued)
+            self.settler.note(when, src, written=True)
+        elif kind in ("created", "deleted"):
             # "created" alone is also how inotify reports a file moved in from an unwatched folder,
             # complete and never to be closed here: only a write makes a file wait for its "closed".
             self.settler.note(when, src)
@@ -335,17 +345,27 @@ class Watcher:
 
     def _apply_renames(self) -> None:
         renames, self.settler.renames = self.settler.renames, []
+        moved = 0
         for src, dest in renames:
             count = self.catalog.rename(src, dest)
             if count:
+                moved += count
                 self.totals.moved += count
                 log.info(
                     "moved %s -> %s%s", shown(src), shown(dest), f" ({count} images)" if count > 1 else ""
                 )
+        if moved:  # a path orders the keep: the stored groups of the renamed images are made again
+            from catalog.grouping.stored import refresh_all
+
+            refresh_all(self.catalog)
 
     def _index(self, paths: list[str], now: float) -> None:
+        written = self.settler.written(paths)
         self.settler.take(paths)
-        report = self._index_paths(self._present(paths), now, pool_for=len(paths), cancel=self.stop_requested)
+        present = self._present(paths)
+        report = self._index_paths(
+            present, now, pool_for=len(paths), cancel=self.stop_requested, written=written
+        )
         for action, path in report.changes or []:
             log.info("%s %s", action, shown(path))
 
@@ -357,10 +377,16 @@ class Watcher:
         return [p for p in paths if p not in gone]
 
     def _index_paths(
-        self, paths: list[str], now: float, pool_for: int, cancel: threading.Event | None = None
+        self,
+        paths: list[str],
+        now: float,
+        pool_for: int,
+        cancel: threading.Event | None = None,
+        written: frozenset[str] = frozenset(),
     ) -> IndexReport:
         """``index_paths`` with what the settler knows: files still settling, or written in the last
-        ``settle`` seconds whatever the events said, are left for later."""
+        ``settle`` seconds whatever the events said, are left for later; files ``written`` to are read
+        again whatever their size and time."""
         from catalog.sync.indexer import index_paths
 
         report = index_paths(
@@ -372,6 +398,7 @@ class Watcher:
             fresh_after_ns=time.time_ns() - int(self.settler.settle * 1e9),
             cancel=cancel,
             cnn=self.cnn,
+            written=written,
         )
         for path in report.deferred:
             self.settler.note(time.monotonic(), path)
