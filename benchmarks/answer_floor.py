@@ -94,7 +94,11 @@ def main() -> None:
         ]
         best = min(runs, key=lambda r: r[0])
         rows.append(
-            ("dupes -f json, whole command", best[0], f"{best[1]:,.0f} MB peak, {len(best[2]):,} bytes")
+            (
+                "dupes -f json, whole command",
+                best[0],
+                f"{best[1]:,.0f} MB peak, {len(best[2].encode()):,} bytes",
+            )
         )
         imports = "import catalog.cli.app, catalog.grouping.stored, catalog.cli.listing"
         seconds, _ = timed(lambda: subprocess.run([sys.executable, "-P", "-c", imports], check=True))
