@@ -58,7 +58,7 @@ def resolve(
             notes = recover(catalog, options.cnn)
         found = find_groups(catalog, method, threshold, options)
         groups = [[m.image for m in group] for group in found.groups]
-        linked = link_targets(catalog.journal(states=("done",)))
+        linked = link_targets(catalog.journal(states=("done",), actions=("symlink",)))
         ruled = None
         if rules:
             ordered = [[group[k] for k in policy.order(group)] for group in groups]
@@ -89,7 +89,7 @@ def act_on_group(
     roots = catalog.roots()
     with actions_lock(catalog.url):
         recover(catalog)
-        linked = link_targets(catalog.journal(states=("done",)))
+        linked = link_targets(catalog.journal(states=("done",), actions=("symlink",)))
         plan = make_plan([[keep, *others]], None, action, roots, to, linked=linked)
         outcome = actions.apply(catalog, plan, roots)
         refresh_all(catalog)
@@ -111,11 +111,11 @@ def settle_by_rules(
     about to be applied, under the lock, and may refuse it by raising."""
     roots = catalog.roots()
     if not apply:
-        linked = link_targets(catalog.journal(states=("done",)))
+        linked = link_targets(catalog.journal(states=("done",), actions=("symlink",)))
         return plan_by_rules(groups, rules, action, roots, to, others, linked=linked), None
     with actions_lock(catalog.url):
         recover(catalog)
-        linked = link_targets(catalog.journal(states=("done",)))
+        linked = link_targets(catalog.journal(states=("done",), actions=("symlink",)))
         ruled = plan_by_rules(groups, rules, action, roots, to, others, linked=linked)
         if check is not None:
             check(ruled)

@@ -110,11 +110,14 @@ class ImagesMixin(StoreBase):
             for path, problem in dict(problems).items():
                 s.merge(SkippedPath(path=path, problem=problem, seen_at=at))
 
-    def skipped(self) -> list[tuple[str, str]]:
-        """(path, problem) of every path the last scans skipped, by path."""
+    def skipped(self, starting: str | None = None) -> list[tuple[str, str]]:
+        """(path, problem) of every path the last scans skipped (or those whose problem begins with
+        ``starting``), by path."""
+        query = select(SkippedPath.path, SkippedPath.problem).order_by(SkippedPath.path)
+        if starting is not None:
+            query = query.where(SkippedPath.problem.startswith(starting, autoescape=True))
         with self.session() as s:
-            rows = s.execute(select(SkippedPath.path, SkippedPath.problem).order_by(SkippedPath.path))
-            return [(path, problem) for path, problem in rows]
+            return [(path, problem) for path, problem in s.execute(query)]
 
     def add_root(self, path: str) -> None:
         with self.session() as s:

@@ -22,12 +22,18 @@ class JournalMixin(StoreBase):
             return int(s.scalar(select(func.max(JournalEntry.batch))) or 0) + 1
 
     def journal(
-        self, states: Iterable[str] | None = None, ids: Iterable[int] | None = None
+        self,
+        states: Iterable[str] | None = None,
+        ids: Iterable[int] | None = None,
+        actions: Iterable[str] | None = None,
     ) -> list[JournalEntry]:
-        """Journal entries (all, or those in ``states``, or with ``ids``), oldest first."""
+        """Journal entries (all, or those in ``states``, or with ``ids``, or of ``actions``), oldest
+        first."""
         query = select(JournalEntry).order_by(JournalEntry.id)
         if states is not None:
             query = query.where(JournalEntry.state.in_(list(states)))
+        if actions is not None:
+            query = query.where(JournalEntry.action.in_(list(actions)))
         if ids is not None:
             query = query.where(JournalEntry.id.in_(list(ids)))
         with self.session() as s:

@@ -114,8 +114,8 @@ def other_names(catalog: Catalog, paths: Iterable[str]) -> list[str]:
     given = [path.rstrip(os.sep) for path in paths]
     head, tail = _LINKED.split("{}")
     found = []
-    for path, problem in catalog.skipped():
-        if problem.startswith(head) and problem.endswith(tail):
+    for path, problem in catalog.skipped(starting=head):
+        if problem.endswith(tail):
             first = problem[len(head) : -len(tail)]
             if any(first == p or first.startswith(p + os.sep) for p in given):
                 found.append(path)
