@@ -82,6 +82,8 @@ def index_command(
 
         answer = hand_over(ctx.obj.url, roots, requested)
         if answer is not None:  # a running `catalog watch` did it
+            if answer.get("usage"):  # refused by the watcher as index itself refuses it
+                raise UsageError(answer["error"])
             if "error" in answer:
                 raise CatalogError(f"catalog watch could not index it: {answer['error']}")
             _print_index_report(answer, fmt, handed=True)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog.errors import UsageError
 from catalog.lock import lock_path
 
 #: Longest wait for the watcher's answer (it indexes the whole path first); a client can be interrupted.
@@ -94,6 +95,8 @@ class Listener:
                 request.answer = handle(request)
             except Exception as exc:  # noqa: BLE001 - the client gets the reason; the watcher goes on
                 request.answer = {"error": " ".join(str(exc).split()) or type(exc).__name__}
+                if isinstance(exc, UsageError):  # the client refuses as it would have itself (exit 2)
+                    request.answer["usage"] = True
             finally:
                 request.done.set()
 

@@ -215,6 +215,10 @@ def test_index_while_watch_runs_is_handed_to_the_watcher(tmp_path):
         assert_exact(db, first, second)
         report = json.loads(catalog(db, env, "index", str(second), "-f", "json").stdout)
         assert report["unchanged"] == 2 and report["watcher"] == daemon.pid
+        # Refused by the watcher as index refuses it alone: a usage error (exit 2), not a failure.
+        (tmp_path / "link").symlink_to(first, target_is_directory=True)
+        refused = catalog(db, env, "index", str(tmp_path / "link"), check=False)
+        assert refused.returncode == 2 and "symbolic link" in refused.stderr, refused.stderr
         assert daemon.poll() is None
     finally:
         daemon.send_signal(15)
