@@ -153,6 +153,10 @@ def _print_index_report(report: dict[str, Any], fmt: ReportFormat, handed: bool 
                 typer.echo(f"  {shown(path)}: {shown(reason)}")
 
 
+#: The skipped paths ``status`` lists as text (its JSON lists all).
+SKIPPED_SHOWN = 50
+
+
 @app.command("roots")
 def roots_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.text) -> None:
     """The catalogued folders, each with its images and unreadable files, and whether it is on disk now
@@ -340,5 +344,9 @@ def status_command(ctx: typer.Context, fmt: ReportFormatOption = ReportFormat.te
         typer.echo(f"  {shown(row['path'])}: {row['error']}")
     if data["skipped"]:  # folders that cannot be read, links: as the last scan over them found them
         typer.echo(f"skipped:   {len(data['skipped'])}")
-        for row in data["skipped"]:
+        for row in data["skipped"][:SKIPPED_SHOWN]:
             typer.echo(f"  {shown(row['path'])}: {shown(row['problem'])}")
+        if len(data["skipped"]) > SKIPPED_SHOWN:  # a backup of hard links skips a name per file
+            typer.echo(
+                f"  ... and {len(data['skipped']) - SKIPPED_SHOWN:,} more (status -f json lists every one)"
+            )

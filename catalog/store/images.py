@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from catalog.store.base import StoreBase
 from catalog.store.models import Image, MethodRecord, Root, Signature, SkippedPath, decode_path
 from catalog.store.records import ImageInfo, ImageSummary, KnownFile, Scope
-from catalog.store.sql import WHOLE_TABLE, _delete_images, _raw, chunked, now, under
+from catalog.store.sql import WHOLE_TABLE, _delete_images, _insert_rows, _raw, chunked, now, under
 from catalog.store.writes import Writes
 
 if TYPE_CHECKING:
@@ -107,8 +107,10 @@ class ImagesMixin(StoreBase):
         with self.session() as s:
             _drop_skipped(s, scope)
             at = now()
-            for path, problem in dict(problems).items():
-                s.merge(SkippedPath(path=path, problem=problem, seen_at=at))
+            rows = [
+                {"path": path, "problem": problem, "seen_at": at} for path, problem in dict(problems).items()
+            ]
+            _insert_rows(s, SkippedPath, rows)  # one executemany: a backup of hard links skips thousands
 
     def skipped(self, starting: str | None = None) -> list[tuple[str, str]]:
         """(path, problem) of every path the last scans skipped (or those whose problem begins with
@@ -407,16 +409,11 @@ class ImagesMixin(StoreBase):
 
 
 def _drop_skipped(session: Session, scope: Scope) -> None:
-    """Delete the skipped paths in ``scope``. The table is small (what scans could not read): matched
-    here, byte for byte, rather than by a condition per folder of the scope (a watcher's batch names
-    hundreds)."""
-    stale = [p for p in session.scalars(select(SkippedPath.path)) if _in_scope(p, scope)]
-    for chunk in chunked(stale):
+    """Delete the skipped paths in ``scope``: its files by key, each of its folders by a range of the
+    key (the table may hold a row per hard link of a backup: it is not read whole)."""
+    for chunk in chunked(sorted(scope.files)):
         session.execute(delete(SkippedPath).where(SkippedPath.path.in_(chunk)))
-
-
-def _in_scope(path: str, scope: Scope) -> bool:
-    """Whether ``path`` is one of the scope's files, one of its folders, or below one."""
-    return path in scope.files or any(
-        path == folder or path.startswith(folder.rstrip("/") + "/") for folder in scope.folders
-    )
+    for folder in scope.folders:
+        session.execute(
+            delete(SkippedPath).where((SkippedPath.path == folder) | under(folder, SkippedPath.path))
+        )

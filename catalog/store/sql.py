@@ -44,9 +44,10 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def under(prefix_path: str):  # type: ignore[no-untyped-def]
-    """SQL condition: the image path lies below the folder ``prefix_path`` (no LIKE escaping)."""
-    return _Under(encode_path(prefix_path.rstrip("/") + "/"))
+def under(prefix_path: str, column=None):  # type: ignore[no-untyped-def]
+    """SQL condition: the image path (or another path ``column``) lies below the folder ``prefix_path``
+    (no LIKE escaping)."""
+    return _Under(encode_path(prefix_path.rstrip("/") + "/"), Image.path if column is None else column)
 
 
 class _Under(ColumnElement[bool]):
@@ -59,26 +60,28 @@ class _Under(ColumnElement[bool]):
     inherit_cache = True
     type = NullType()  # type: ignore[assignment]  # not Boolean: SQLite would compare the whole condition with 1, past its index
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, column) -> None:  # type: ignore[no-untyped-def]
         self.prefix = prefix
+        self.column = column
 
 
 @compiles(_Under)
 def _under_portable(element: _Under, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
     prefix = element.prefix
-    return f"({compiler.process(func.substr(Image.path, 1, len(prefix)) == prefix, **kw)})"
+    return f"({compiler.process(func.substr(element.column, 1, len(prefix)) == prefix, **kw)})"
 
 
 @compiles(_Under, "postgresql")
 def _under_postgresql(element: _Under, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
-    return f"({compiler.process(Image.path.startswith(element.prefix, autoescape=True), **kw)})"
+    return f"({compiler.process(element.column.startswith(element.prefix, autoescape=True), **kw)})"
 
 
 @compiles(_Under, "sqlite")
 def _under_sqlite(element: _Under, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
     prefix = element.prefix
     upper = prefix[:-1] + "0"
-    return f"({compiler.process(and_(Image.path >= prefix, Image.path < upper), **kw)})"
+    column = element.column
+    return f"({compiler.process(and_(column >= prefix, column < upper), **kw)})"
 
 
 def _raw(session: Session, sql: str, *params: object) -> list[tuple]:  # type: ignore[type-arg]

@@ -148,8 +148,11 @@ def index(
     for path in gone:  # gone, and never catalogued: a slip of the keyboard
         if not catalog.known_files(Scope(folders=(path,), files=(path,))):
             raise UsageError(f"no such file or folder: {shown(path)}")
-    named = [p for p in other_names(catalog, given) if os.path.exists(p)] if given else []
-    roots = normalise_roots([p for p in [*given, *named] if p not in absent and p not in gone])
+    roots = normalise_roots([p for p in given if p not in absent and p not in gone])
+    # The other names of a hard-linked file whose catalogued name is gone: one scope, so that the name
+    # catalogued is chosen among all of them (plan.link_rank), not the first one scanned.
+    named = [p for p in other_names(catalog, gone) if os.path.exists(p)] if gone else []
+    named = [p for p in named if not any(p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)]
     if not given:
         roots = [r for r in known_roots if r not in absent]
     refuse_linked_twice(roots, [r for r in known_roots if r not in absent])
@@ -181,6 +184,11 @@ def index(
             if not runner.cancelled:
                 scope = Scope(folders=(path,), files=(path,))
                 _index_scope(catalog, scope, ScanResult(), runner, progress, report, None)
+        if named and not runner.cancelled:
+            found = ScanResult()
+            for path in named:
+                _merge(found, scan(path))
+            _index_scope(catalog, Scope(files=tuple(named)), found, runner, progress, report, None)
     if not report.cancelled:
         _settle_absent_roots(catalog, absent, prune, report)
         _store_pairs(catalog, report, cancel, cnn)
@@ -289,7 +297,8 @@ def index_paths(
     folders, files, found = [], [], ScanResult()
     paths = set(paths)
     roots = catalog.roots()
-    for path in sorted(paths | set(other_names(catalog, paths))):
+    vanished = [p for p in paths if not os.path.lexists(p)]  # a name of a hard-linked file may have gone
+    for path in sorted(paths | set(other_names(catalog, vanished) if vanished else ())):
         if os.path.isdir(path):
             folders.append(path)
             _merge(found, scan(path, other_roots(path, roots)))

@@ -105,19 +105,23 @@ def plan_scope(
 
 #: Why a hard link is skipped (``status`` lists it): :func:`other_names` reads the name catalogued back.
 _LINKED = "the same file as {} (a hard link), catalogued once"
+#: How every such reason ends.
+HARD_LINK = _LINKED.split("{}")[1]
 
 
 def other_names(catalog: Catalog, paths: Iterable[str]) -> list[str]:
     """The other names, skipped as hard links, of the files catalogued at ``paths`` or below them: when
     such a file goes (deleted, moved away), one of its other names is the file, to catalogue. A run over
     ``paths`` alone (a watcher's events, ``index PATH``) looks at them too."""
-    given = [path.rstrip(os.sep) for path in paths]
+    given = {path.rstrip(os.sep) or os.sep for path in paths}
     head, tail = _LINKED.split("{}")
     found = []
     for path, problem in catalog.skipped(starting=head):
         if problem.endswith(tail):
             first = problem[len(head) : -len(tail)]
-            if any(first == p or first.startswith(p + os.sep) for p in given):
+            while first not in given and first != (parent := os.path.dirname(first)):
+                first = parent  # the name catalogued, then each folder above it
+            if first in given:
                 found.append(path)
     return found
 

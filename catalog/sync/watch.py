@@ -37,6 +37,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import CatalogError
 from catalog.ingest.scan import image_suffix
+from catalog.sync.plan import HARD_LINK
 from catalog.text import shown
 
 if TYPE_CHECKING:
@@ -402,8 +403,14 @@ class Watcher:
         )
         for path in report.deferred:
             self.settler.note(time.monotonic(), path)
+        linked = 0
         for path, reason in report.problems:  # an unreadable folder, a symlink: never skipped silently
-            log.warning("skipped %s: %s", shown(path), shown(reason))
+            if reason.endswith(HARD_LINK):
+                linked += 1
+            else:
+                log.warning("skipped %s: %s", shown(path), shown(reason))
+        if linked:  # a backup of hard links has one per file: counted (status lists them)
+            log.info("%d other name(s) of catalogued files (hard links) catalogued once", linked)
         self.totals.add(report)
         if report.added or report.updated or report.removed or report.errors:
             self.vectors_stale_since = time.monotonic()

@@ -375,3 +375,20 @@ def test_a_symlinked_folder_into_another_root_is_not_followed(catalog, make_imag
     assert set(rows(catalog)) == {str(picture), str(archived)}
     index_paths(catalog, [str(pics / "Pictures")])
     assert set(rows(catalog)) == {str(picture), str(archived)}
+
+
+def test_of_the_names_left_of_a_hard_linked_file_the_one_a_person_keeps_is_catalogued(
+    catalog, make_image, pics
+):
+    """Three names, the catalogued one deleted, then ``index`` of it: each other name was a scope of its
+    own, and the first scanned (``Backup/`` sorts first) was catalogued, whatever ``link_rank`` says."""
+    original = make_image("a.jpg", seed=1)
+    for folder in ("Backup", "photos"):
+        (pics / folder).mkdir()
+        os.link(original, pics / folder / "a.jpg")
+    index(catalog, [str(pics)])
+    assert set(rows(catalog)) == {str(original)}
+    os.unlink(original)
+    index(catalog, [str(original)])
+    assert set(rows(catalog)) == {str(pics / "photos" / "a.jpg")}
+    assert [p for p, _ in catalog.skipped()] == [str(pics / "Backup" / "a.jpg")]
