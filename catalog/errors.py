@@ -31,10 +31,12 @@ class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped the command (see :mod:`catalog.interrupts`). A ``KeyboardInterrupt``, so
     that every clean-up runs as it would for Ctrl-C. ``files_done``: files indexed and committed before
     the signal, when the command was indexing; ``acted``: files acted on (journaled as done) before it,
-    when the command was settling (``resolve --apply``, ``undo``)."""
+    when the command was settling (``resolve --apply``), and whether ``undo`` can put them back
+    (``undoable``: not when they were deleted)."""
 
     def __init__(self, signum: int, files_done: int | None = None):
         super().__init__(signum)
         self.signum = signum
         self.files_done = files_done
         self.acted: int | None = None
+        self.undoable = True

@@ -72,6 +72,7 @@ def apply(
         _batches(catalog, plan, outcome, roots, verify_content, progress)
     except Interrupted as exc:  # the batches done stay done (journaled): the user hears how many
         exc.acted = len(outcome.done)
+        exc.undoable = all(step.action in UNDOABLE for step, _, _ in outcome.done)
         raise
     return outcome
 

@@ -73,6 +73,7 @@ def resolve(
                 refresh_all(catalog)
             except Interrupted as exc:  # the files were acted on: the user hears how many
                 exc.acted = len(result.outcome.done)
+                exc.undoable = action in actions.UNDOABLE
                 raise
     return result
 

@@ -90,11 +90,8 @@ def unwritable(path: str) -> str | None:
     folder it would be made in), when the file is on the home trash's file system (send2trash then uses
     that trash, and fails); None otherwise. A trash on another file system is not looked at."""
     data_home = _data_home()
-    nearest = data_home
-    while not os.path.exists(nearest) and os.path.dirname(nearest) != nearest:
-        nearest = os.path.dirname(nearest)
-    try:
-        if os.stat(path).st_dev != os.stat(nearest).st_dev:
+    try:  # send2trash takes the home trash for a file on the home folder's file system
+        if os.stat(path).st_dev != os.stat(os.path.expanduser("~")).st_dev:
             return None
     except OSError:
         return None

@@ -67,6 +67,17 @@ class CatalogGroup(TyperGroup):
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
             report_interruption(exc)
+        except Exception as exc:
+            if "readonly database" not in str(exc):
+                raise
+            # A catalogue file this user may only read, in a folder it may write (so the lock files
+            # were made): the first write says so, in one line.
+            typer.echo(
+                "catalog: error: the catalogue is read-only for this user: it answers questions, "
+                "but cannot record this command's work (nothing was changed)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
@@ -325,10 +336,11 @@ def report_interruption(exc: KeyboardInterrupt) -> NoReturn:
     signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
     done = exc.files_done if isinstance(exc, Interrupted) else None
     acted = exc.acted if isinstance(exc, Interrupted) else None
-    if acted:
+    if acted and isinstance(exc, Interrupted):
+        back = "catalog undo --last puts them back" if exc.undoable else "deleted files cannot come back"
         typer.echo(
             f"catalog: interrupted; {_plural(acted, 'file')} acted on before it, journaled "
-            "(see catalog journal; catalog undo --last puts them back)",
+            f"(see catalog journal; {back})",
             err=True,
         )
     elif done is None:

@@ -290,6 +290,7 @@ def _telling_acted(known: list[Resolution]) -> Iterator[None]:
         outcome = known[0].outcome if known else None
         if outcome is not None and exc.acted is None:
             exc.acted = len(outcome.done)
+            exc.undoable = all(step.action != "delete" for step, _, _ in outcome.done)
         raise
 
 

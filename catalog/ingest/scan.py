@@ -119,11 +119,11 @@ def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult, elsewh
             if elsewhere and entry.is_symlink():
                 real = os.path.realpath(entry.path)
                 into = [r for r in elsewhere if real == r or real.startswith(r.rstrip(os.sep) + os.sep)]
-                if into:
-                    reason = (
-                        f"skipped: a symbolic link into the catalogued folder {into[0]}, catalogued there"
-                    )
-                    result.problems.append((entry.path, reason))
+                above = [r for r in elsewhere if r.startswith(real.rstrip(os.sep) + os.sep)]
+                if into or above:  # through it, the other root's files would be catalogued again
+                    place = "into" if into else "to a folder holding"
+                    reason = f"skipped: a symbolic link {place} the catalogued folder {(into or above)[0]}"
+                    result.problems.append((entry.path, reason + ", catalogued there"))
                     return
             stack.append(entry.path)
             return

@@ -38,8 +38,9 @@ def read_only_url(path: Path) -> str:
     """The URL that reads the SQLite catalogue at ``path`` without writing: its folder or the file are
     read-only (a shared or archived catalogue), so SQLite cannot make the WAL's index file beside it.
     With a WAL file there (a writer may be at work), read-only mode, which needs the index file to be
-    there and readable; without one nobody writes it, and it is read as immutable (no locks, no index
-    file)."""
+    there and readable; without one nobody writes it now, and it is read as immutable (no locks, no
+    index file): as it was when opened, so a long reader (``review``) does not see what a writer that
+    starts later (the owner's ``watch``) writes until it is opened again."""
     mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
     return f"sqlite:///file:{quote(str(path))}?{mode}&uri=true"
 

@@ -355,3 +355,25 @@ def test_a_signal_while_the_table_is_read_beside_the_pairs_is_one_line(tmp_path)
     )
     assert final.returncode == 0 and final.stderr == "", final.stderr
     assert '"groups": [' in final.stdout
+
+
+@pytest.mark.parametrize(
+    "undoable, told", [(True, "catalog undo --last puts them back"), (False, "cannot come back")]
+)
+def test_an_interruption_after_files_were_acted_on_says_how_many_and_whether_undo_helps(
+    capsys, undoable, told
+):
+    """A delete run stopped by Ctrl-C advised ``catalog undo --last``, which passes over delete runs and
+    would have undone an earlier, unrelated run."""
+    import typer
+
+    from catalog.cli.base import report_interruption
+    from catalog.errors import Interrupted
+
+    exc = Interrupted(signal.SIGINT)
+    exc.acted, exc.undoable = 3, undoable
+    with pytest.raises(typer.Exit) as stopped:
+        report_interruption(exc)
+    err = capsys.readouterr().err
+    assert stopped.value.exit_code == 130 and "3 files acted on before it" in err and told in err
+    assert ("undo" in err) == undoable

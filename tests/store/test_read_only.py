@@ -48,6 +48,17 @@ def test_a_read_only_catalogue_answers_and_refuses_writes_in_one_line(tmp_path):
             refused = _as_user(db, env, *writes)
             assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused
             assert refused.stderr.startswith("catalog: error:") and "writable" in refused.stderr
+        # The file alone read-only, in a folder this user may write (the lock files are made): the
+        # first write refuses in one line too.
+        store.chmod(0o755)
+        for path in store.iterdir():
+            path.chmod(0o444 if path == db else 0o644)
+        shutil.copyfile(lib / "0.jpg", lib / "new.jpg")
+        for writes in (("index", str(lib)), ("resolve", "--apply")):
+            refused = _as_user(db, env, *writes)
+            assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused
+            assert refused.stderr.startswith("catalog: error: the catalogue is read-only"), refused.stderr
+        (lib / "new.jpg").unlink()
         # A writer at work (its WAL and index files beside the catalogue): read through them.
         store.chmod(0o755)
         (store / "c.db").chmod(0o644)

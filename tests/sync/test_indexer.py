@@ -375,6 +375,15 @@ def test_a_symlinked_folder_into_another_root_is_not_followed(catalog, make_imag
     assert set(rows(catalog)) == {str(picture), str(archived)}
     index_paths(catalog, [str(pics / "Pictures")])
     assert set(rows(catalog)) == {str(picture), str(archived)}
+    # A link to a folder that holds the other root: through it, the root's files again.
+    (pics / "Pictures" / "archive-link").unlink()
+    (pics / "Pictures" / "up-link").symlink_to(pics, target_is_directory=True)
+    report = index(catalog, [str(pics / "Pictures")])
+    assert set(rows(catalog)) == {str(picture), str(archived)}
+    assert (
+        "a symbolic link to a folder holding the catalogued folder"
+        in dict(report.problems)[str(pics / "Pictures" / "up-link")]
+    )
 
 
 def test_of_the_names_left_of_a_hard_linked_file_the_one_a_person_keeps_is_catalogued(
