@@ -322,7 +322,7 @@ class Watcher:
                 self.settler.note(when, dest)
                 self.settler.note(when, src)
             elif dest_watched:  # a finished download renamed into place, or moved in from elsewhere
-                self.settler.note(when, dest)
+                self.settler.note(when, dest, written=True)  # a file of its own: its time proves nothing
             elif src_watched:  # renamed to a hidden name, or moved out of the watched folders
                 self.settler.note(when, src)
             return
@@ -402,7 +402,7 @@ class Watcher:
             written=written,
         )
         for path in report.deferred:
-            self.settler.note(time.monotonic(), path)
+            self.settler.note(time.monotonic(), path, written=path in written)
         linked = 0
         for path, reason in report.problems:  # an unreadable folder, a symlink: never skipped silently
             if reason.endswith(HARD_LINK):

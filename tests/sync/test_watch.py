@@ -649,4 +649,11 @@ def test_a_file_rewritten_with_its_old_size_and_time_is_read_again_and_a_rename_
         (root / "c.jpg").write_bytes(bytes(data))
         os.utime(root / "c.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
         assert_exact(db, root)
-    assert watcher.totals.updated == 1
+        # exiftool's own way: a temporary file beside it, renamed over it.
+        data[-4] ^= 0xFF
+        temporary = root / "c.jpg_exiftool_tmp"
+        temporary.write_bytes(bytes(data))
+        os.utime(temporary, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(temporary, root / "c.jpg")
+        assert_exact(db, root)
+    assert watcher.totals.updated == 2
