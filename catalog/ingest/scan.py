@@ -84,8 +84,9 @@ def looks_like_image(head: bytes) -> bool:
 
 def scan(root: str, elsewhere: Sequence[str] = ()) -> ScanResult:
     """List the image files below ``root`` (an absolute folder or file path). ``elsewhere``: the other
-    catalogued roots (real paths); a symbolic link into one of them is not followed (its files are
-    catalogued there: through the link, every one would be catalogued twice)."""
+    catalogued roots (real paths); a folder reached through a symbolic link that lies in one of them is
+    not walked (its files are catalogued there: through the link, every one would be catalogued twice);
+    the rest of what the link reaches is."""
     result = ScanResult()
     if os.path.isfile(root):
         _found(root, os.stat(root), result)
@@ -100,6 +101,11 @@ def scan(root: str, elsewhere: Sequence[str] = ()) -> ScanResult:
                 result.problems.append((folder, "skipped: symlink to a folder already walked (loop?)"))
             continue
         visited.add(real)
+        into = [r for r in elsewhere if real == r or real.startswith(r.rstrip(os.sep) + os.sep)]
+        if into:  # reached through a symbolic link: through it, the other root's files again
+            reason = f"skipped: the catalogued folder {into[0]}, reached through a symbolic link"
+            result.problems.append((folder, reason + " (catalogued there)"))
+            continue
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
@@ -107,24 +113,15 @@ def scan(root: str, elsewhere: Sequence[str] = ()) -> ScanResult:
             result.unreadable.append(folder)
             continue
         for entry in entries:
-            _visit(entry, stack, result, elsewhere)
+            _visit(entry, stack, result)
     return result
 
 
-def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult, elsewhere: Sequence[str]) -> None:
+def _visit(entry: os.DirEntry[str], stack: list[str], result: ScanResult) -> None:
     if entry.name.startswith("."):
         return
     try:
         if entry.is_dir():  # follows a symlink; loops are caught by the visited set in scan()
-            if elsewhere and entry.is_symlink():
-                real = os.path.realpath(entry.path)
-                into = [r for r in elsewhere if real == r or real.startswith(r.rstrip(os.sep) + os.sep)]
-                above = [r for r in elsewhere if r.startswith(real.rstrip(os.sep) + os.sep)]
-                if into or above:  # through it, the other root's files would be catalogued again
-                    place = "into" if into else "to a folder holding"
-                    reason = f"skipped: a symbolic link {place} the catalogued folder {(into or above)[0]}"
-                    result.problems.append((entry.path, reason + ", catalogued there"))
-                    return
             stack.append(entry.path)
             return
         suffix = image_suffix(entry.name)

@@ -106,6 +106,9 @@ class ImagesMixin(StoreBase):
     def _record_skipped(self, scope: Scope, problems: Sequence[tuple[str, str]]) -> None:
         with self.session() as s:
             _drop_skipped(s, scope)
+            # A path outside the scope may be recorded too (another name of a hard-linked file
+            # catalogued here): its old row goes by key.
+            _drop_skipped(s, Scope(files=tuple(path for path, _ in problems)))
             at = now()
             rows = [
                 {"path": path, "problem": problem, "seen_at": at} for path, problem in dict(problems).items()
@@ -410,7 +413,8 @@ class ImagesMixin(StoreBase):
 
 def _drop_skipped(session: Session, scope: Scope) -> None:
     """Delete the skipped paths in ``scope``: its files by key, each of its folders by a range of the
-    key (the table may hold a row per hard link of a backup: it is not read whole)."""
+    key in SQLite (the table may hold a row per hard link of a backup: it is not read whole; PostgreSQL
+    has no pattern index on it, and scans it per folder)."""
     for chunk in chunked(sorted(scope.files)):
         session.execute(delete(SkippedPath).where(SkippedPath.path.in_(chunk)))
     for folder in scope.folders:

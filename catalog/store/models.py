@@ -245,7 +245,7 @@ class SkippedPath(Base):
     __tablename__ = "skipped_paths"
 
     path: Mapped[str] = mapped_column(PathText, primary_key=True)
-    problem: Mapped[str] = mapped_column(Text)
+    problem: Mapped[str] = mapped_column(PathText)  # names paths: kept as paths are (not UTF-8 too)
     seen_at: Mapped[datetime] = mapped_column(DateTime)
 
 

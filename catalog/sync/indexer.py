@@ -66,6 +66,9 @@ class IndexReport:
     absent: list[tuple[str, int]] = field(default_factory=list)
     #: New signature codes whose near pairs were stored (``catalog.search.pairs``).
     paired: int = 0
+    #: Catalogued paths this run found gone or changed (not reported): another name of such a file,
+    #: skipped as its hard link, may now be a file to catalogue (:func:`_other_names`).
+    touched: list[str] = field(default_factory=list, repr=False)
 
     def log(self, action: str, path: str) -> None:
         if self.changes is not None:
@@ -149,10 +152,6 @@ def index(
         if not catalog.known_files(Scope(folders=(path,), files=(path,))):
             raise UsageError(f"no such file or folder: {shown(path)}")
     roots = normalise_roots([p for p in given if p not in absent and p not in gone])
-    # The other names of a hard-linked file whose catalogued name is gone: one scope, so that the name
-    # catalogued is chosen among all of them (plan.link_rank), not the first one scanned.
-    named = [p for p in other_names(catalog, gone) if os.path.exists(p)] if gone else []
-    named = [p for p in named if not any(p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)]
     if not given:
         roots = [r for r in known_roots if r not in absent]
     refuse_linked_twice(roots, [r for r in known_roots if r not in absent])
@@ -184,11 +183,7 @@ def index(
             if not runner.cancelled:
                 scope = Scope(folders=(path,), files=(path,))
                 _index_scope(catalog, scope, ScanResult(), runner, progress, report, None)
-        if named and not runner.cancelled:
-            found = ScanResult()
-            for path in named:
-                _merge(found, scan(path))
-            _index_scope(catalog, Scope(files=tuple(named)), found, runner, progress, report, None)
+        _other_names(catalog, runner, report, roots)
     if not report.cancelled:
         _settle_absent_roots(catalog, absent, prune, report)
         _store_pairs(catalog, report, cancel, cnn)
@@ -297,8 +292,7 @@ def index_paths(
     folders, files, found = [], [], ScanResult()
     paths = set(paths)
     roots = catalog.roots()
-    vanished = [p for p in paths if not os.path.lexists(p)]  # a name of a hard-linked file may have gone
-    for path in sorted(paths | set(other_names(catalog, vanished) if vanished else ())):
+    for path in sorted(paths):
         if os.path.isdir(path):
             folders.append(path)
             _merge(found, scan(path, other_roots(path, roots)))
@@ -319,11 +313,32 @@ def index_paths(
     with _interruptible(runner, report):
         scope = Scope(tuple(folders), tuple(files))
         _index_scope(catalog, scope, found, runner, None, report, None, keep, written=written)
+        _other_names(catalog, runner, report, [*folders, *files])
     changed = report.added or report.updated or report.backfilled or report.removed or report.moved
     if not report.cancelled and changed:
         _store_pairs(catalog, report, cancel, cnn)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _other_names(
+    catalog: Catalog, runner: _Runner | RayRunner, report: IndexReport, scanned: Sequence[str]
+) -> None:
+    """The other names of the hard-linked files whose catalogued name this run found gone or changed
+    (deleted, or saved as a new file over it): one scope of their own, so that the name catalogued is
+    chosen among all of them (``plan.link_rank``), not the first one scanned. Those below ``scanned``
+    were planned with it."""
+    if runner.cancelled or not report.touched:
+        return
+    inside = tuple(path.rstrip(os.sep) + os.sep for path in scanned)
+    named = [
+        p for p in other_names(catalog, report.touched) if os.path.exists(p) and not p.startswith(inside)
+    ]
+    if named:
+        found = ScanResult()
+        for path in named:
+            _merge(found, scan(path))
+        _index_scope(catalog, Scope(files=tuple(named)), found, runner, None, report, None)
 
 
 @contextmanager
@@ -430,6 +445,7 @@ def _index_scope(
     ``elsewhere``: files of absent roots that may have moved here; ``written``: files read again even
     with their old size and time."""
     plan = plan_scope(catalog, scope, found, runner.methods, keep, elsewhere, written)
+    report.touched += [*plan.missing, *(task.path for task in plan.tasks if task.path in plan.known)]
     skipped = [*found.problems, *plan.linked]
     report.problems.extend(skipped)
     report.unchanged += plan.unchanged

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -333,6 +334,16 @@ def test_a_hard_linked_file_is_catalogued_once_under_the_name_a_person_keeps(cat
     assert [p for p, _ in report.problems] == [str(pics / "Backup" / "deep" / "a.jpg"), str(pics / "c.jpg")]
 
 
+def _linked_pair(catalog: Catalog, make_image, pics, name: str) -> Path:  # type: ignore[no-untyped-def]
+    """``name`` and ``Backup/<its name>``, one file under two names, indexed: the first is catalogued."""
+    original = make_image(name, seed=1)
+    (pics / "Backup").mkdir()
+    os.link(original, pics / "Backup" / original.name)
+    index(catalog, [str(pics)])
+    assert set(rows(catalog)) == {str(original)}
+    return original
+
+
 def test_a_run_over_a_vanished_name_of_a_hard_linked_file_catalogues_its_other_name(
     catalog, make_image, pics
 ):
@@ -340,11 +351,7 @@ def test_a_run_over_a_vanished_name_of_a_hard_linked_file_catalogues_its_other_n
     name, skipped as its link, was never looked at again (``index`` of every root found it)."""
     from catalog.sync.indexer import index_paths
 
-    original = make_image("Pictures/a.jpg", seed=1)
-    (pics / "Backup").mkdir()
-    os.link(original, pics / "Backup" / "a.jpg")
-    index(catalog, [str(pics)])
-    assert set(rows(catalog)) == {str(original)}
+    original = _linked_pair(catalog, make_image, pics, "Pictures/a.jpg")
     os.unlink(original)
     report = index_paths(catalog, [str(original)])  # what a watcher hands over
     assert set(rows(catalog)) == {str(pics / "Backup" / "a.jpg")} and report.moved + report.added == 1
@@ -367,7 +374,9 @@ def test_a_symlinked_folder_into_another_root_is_not_followed(catalog, make_imag
     report = index(catalog, [str(pics / "Pictures"), str(pics / "Archive")])
     assert set(rows(catalog)) == {str(picture), str(archived)}
     link = str(pics / "Pictures" / "archive-link")
-    assert [p for p, _ in report.problems] == [link] and "into the catalogued folder" in report.problems[0][1]
+    assert [p for p, _ in report.problems] == [link] and "reached through a symbolic link" in report.problems[
+        0
+    ][1]
     # Also once Archive is a root already, and for a run over the folder alone (a watcher's).
     from catalog.sync.indexer import index_paths
 
@@ -375,14 +384,17 @@ def test_a_symlinked_folder_into_another_root_is_not_followed(catalog, make_imag
     assert set(rows(catalog)) == {str(picture), str(archived)}
     index_paths(catalog, [str(pics / "Pictures")])
     assert set(rows(catalog)) == {str(picture), str(archived)}
-    # A link to a folder that holds the other root: through it, the root's files again.
+    # A link to a folder that holds the other root: its other photos are catalogued through it, the
+    # root's are not.
     (pics / "Pictures" / "archive-link").unlink()
     (pics / "Pictures" / "up-link").symlink_to(pics, target_is_directory=True)
+    other = make_image("other.jpg", seed=3)
     report = index(catalog, [str(pics / "Pictures")])
-    assert set(rows(catalog)) == {str(picture), str(archived)}
+    through = str(pics / "Pictures" / "up-link" / other.name)
+    assert set(rows(catalog)) == {str(picture), str(archived), through}
     assert (
-        "a symbolic link to a folder holding the catalogued folder"
-        in dict(report.problems)[str(pics / "Pictures" / "up-link")]
+        "reached through a symbolic link"
+        in dict(report.problems)[str(pics / "Pictures" / "up-link" / "Archive")]
     )
 
 
@@ -401,3 +413,37 @@ def test_of_the_names_left_of_a_hard_linked_file_the_one_a_person_keeps_is_catal
     index(catalog, [str(original)])
     assert set(rows(catalog)) == {str(pics / "photos" / "a.jpg")}
     assert [p for p, _ in catalog.skipped()] == [str(pics / "Backup" / "a.jpg")]
+
+
+def test_other_names_come_back_when_the_catalogued_name_goes_or_becomes_another_file(
+    catalog, make_image, pics
+):
+    """From a review: the other name of a hard-linked file stayed skipped when its catalogued name was
+    deleted under a folder scan (``index A``), or saved over as a new file (an editor's save-and-rename);
+    and copies hard-linked in place (``jdupes -L``) made a second ``index A`` fail on a duplicate row."""
+    from catalog.sync.indexer import index_paths
+
+    original = _linked_pair(catalog, make_image, pics, "A/x.jpg")
+    os.unlink(original)
+    index(catalog, [str(pics / "A")])  # the folder, which is still there
+    assert set(rows(catalog)) == {str(pics / "Backup" / "x.jpg")}
+    # Saved over: the catalogued name is a new file, the other keeps the old picture.
+    os.link(pics / "Backup" / "x.jpg", pics / "A" / "x.jpg")
+    index(catalog, [str(pics)])
+    assert set(rows(catalog)) == {str(pics / "Backup" / "x.jpg")}
+    edited = make_image("A/x.tmp.jpg", seed=2)
+    os.replace(edited, pics / "Backup" / "x.jpg")
+    index_paths(catalog, [str(pics / "Backup" / "x.jpg")])  # what a watcher hands over
+    assert set(rows(catalog)) == {str(pics / "Backup" / "x.jpg"), str(original)}
+    # Catalogued copies made hard links in place (jdupes -L): a run over one folder records the other
+    # folders' names too, and the second such run records them again.
+    for folder in ("B", "C"):
+        (pics / folder).mkdir()
+        shutil.copyfile(original, pics / folder / "x.jpg")
+    index(catalog, [str(pics)])
+    for folder in ("B", "C"):
+        os.unlink(pics / folder / "x.jpg")
+        os.link(original, pics / folder / "x.jpg")
+    for _ in range(2):
+        index(catalog, [str(pics / "B")])
+    assert str(pics / "B" / "x.jpg") in dict(catalog.skipped())
