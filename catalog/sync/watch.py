@@ -24,19 +24,16 @@ import contextlib
 import errno
 import logging
 import os
-import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from catalog.config import DEFAULT_CNN, CnnChoice
 from catalog.errors import CatalogError
 from catalog.ingest.scan import image_suffix
+from catalog.sync.events import Inbox, Settler, Totals, ignored, path_text
 from catalog.sync.plan import HARD_LINK
 from catalog.text import shown
 
@@ -47,139 +44,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("catalog.sync.watch")
 
-#: Endings of files that are still being downloaded or written under a temporary name.
-TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", ".swp", "~")
 #: Ready paths handed to one indexing run (so that a stop request waits for one batch at most).
 BATCH = 2000
 #: Quiet seconds after a change before the HNSW indexes beside the catalogue are brought up to date.
 VECTOR_SYNC_DELAY = 5.0
 #: Seconds between two looks at whether each root is still the folder its watch began on.
 ROOT_CHECK = 2.0
-
-
-def ignored(path: str, roots: Iterable[str]) -> bool:
-    """Hidden or temporary files and anything in hidden folders (below the watched root) are ignored,
-    as ``catalog index`` skips them."""
-    for root in roots:
-        if path == root or path.startswith(root.rstrip("/") + "/"):
-            relative = path[len(root) :].strip("/")
-            break
-    else:
-        return True  # outside every watched root
-    parts = relative.split("/") if relative else []
-    if any(part.startswith(".") for part in parts):
-        return True
-    name = parts[-1] if parts else ""
-    return name.lower().endswith(TEMPORARY_SUFFIXES)
-
-
-def _text(path: str | bytes) -> str:
-    return os.fsdecode(path)
-
-
-class Inbox(FileSystemEventHandler):
-    """What watchdog's thread hands over: events, timestamped, in order. Nothing else happens there."""
-
-    def __init__(self) -> None:
-        self.events: queue.SimpleQueue[tuple[float, FileSystemEvent | None]] = queue.SimpleQueue()
-
-    def dispatch(self, event: FileSystemEvent) -> None:
-        if event.event_type not in ("opened", "closed_no_write", "attrib"):  # our own reads, chmod
-            self.events.put((time.monotonic(), event))
-
-    def wake(self) -> None:
-        """Make a waiting :meth:`drain` return (to stop)."""
-        self.events.put((time.monotonic(), None))
-
-    def drain(self, wait: float = 0.0) -> list[tuple[float, Any]]:
-        """Every event queued, waiting up to ``wait`` seconds for the first one (idle: no polling)."""
-        drained = []
-        if wait > 0:
-            try:
-                drained.append(self.events.get(timeout=wait))
-            except queue.Empty:
-                return drained
-        while True:
-            try:
-                drained.append(self.events.get_nowait())
-            except queue.Empty:
-                return drained
-
-
-@dataclass
-class _Pending:
-    changed_at: float
-    open_for_writing: bool = False
-    #: Written to (not only created, moved or deleted): read again even with its old size and time (a
-    #: tag editor that keeps the modification time, ``exiftool -P``).
-    written: bool = False
-
-
-@dataclass
-class Settler:
-    """Changed paths waiting to be indexed, and the renames to apply first."""
-
-    settle: float
-    tracks_close: bool  # the observer reports when a writer closes a file (inotify)
-    #: A file modified without a "closed" event is indexed after this long anyway (a writer that keeps
-    #: it open, or a change made without opening it, such as truncate).
-    max_open: float = 60.0
-    pending: dict[str, _Pending] = field(default_factory=dict)
-    renames: list[tuple[str, str]] = field(default_factory=list)
-
-    def note(self, when: float, path: str, writing: bool = False, written: bool = False) -> None:
-        entry = self.pending.setdefault(path, _Pending(when))
-        entry.changed_at = max(entry.changed_at, when)
-        entry.open_for_writing = writing and self.tracks_close
-        entry.written = entry.written or written or writing
-
-    def written(self, paths: Iterable[str]) -> frozenset[str]:
-        """Those of ``paths`` that were written to."""
-        return frozenset(p for p in paths if (entry := self.pending.get(p)) is not None and entry.written)
-
-    def ready(self, now: float) -> list[str]:
-        """Paths quiet for ``settle`` seconds (and closed, where that is known), oldest first."""
-        done = []
-        for path, entry in self.pending.items():
-            quiet = now - entry.changed_at
-            if quiet >= self.settle and (not entry.open_for_writing or quiet >= self.max_open):
-                done.append(path)
-        return sorted(done, key=lambda p: self.pending[p].changed_at)
-
-    def forget_writers(self) -> None:
-        """Events were lost ("closed" ones too): fall back to quiet time and modification times."""
-        for entry in self.pending.values():
-            entry.open_for_writing = False
-
-    def settling(self, now: float) -> frozenset[str]:
-        ready = set(self.ready(now))
-        return frozenset(p for p in self.pending if p not in ready)
-
-    def take(self, paths: Iterable[str]) -> None:
-        for path in paths:
-            self.pending.pop(path, None)
-
-
-@dataclass
-class Totals:
-    added: int = 0
-    updated: int = 0
-    moved: int = 0
-    removed: int = 0
-    errors: int = 0
-
-    def add(self, report: IndexReport) -> None:
-        self.added += report.added
-        self.updated += report.updated
-        self.moved += report.moved
-        self.removed += report.removed
-        self.errors += len(report.errors)
-
-    def __str__(self) -> str:
-        return (
-            f"{self.added} added, {self.updated} updated, {self.moved} moved, {self.removed} removed, "
-            f"{self.errors} unreadable"
-        )
 
 
 class Watcher:
@@ -312,9 +182,9 @@ class Watcher:
                 self._classify(when, event)
 
     def _classify(self, when: float, event: Any) -> None:
-        kind, src = event.event_type, _text(event.src_path)
+        kind, src = event.event_type, path_text(event.src_path)
         if kind == "moved":
-            dest = _text(event.dest_path)
+            dest = path_text(event.dest_path)
             src_watched = self._wanted(src, event.is_directory)
             dest_watched = self._wanted(dest, event.is_directory)
             if src_watched and dest_watched:

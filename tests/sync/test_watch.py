@@ -25,7 +25,8 @@ from catalog.errors import StoreError
 from catalog.ingest.scan import image_suffix
 from catalog.ingest.worker import Task, process
 from catalog.store import Catalog
-from catalog.sync.watch import Watcher, ignored
+from catalog.sync.events import ignored
+from catalog.sync.watch import Watcher
 from tests.conftest import PHOTOS, SMALL_PHOTOS, synthetic, wait_until
 from tests.helpers import cli, run
 
@@ -474,7 +475,7 @@ def test_events_lost_to_an_inotify_queue_overflow_are_recovered(tmp_path, source
 
 
 def test_a_path_is_ready_once_quiet_for_the_settle_time():
-    from catalog.sync.watch import Settler
+    from catalog.sync.events import Settler
 
     settler = Settler(settle=0.5, tracks_close=True)
     settler.note(10.0, "/p/a.jpg")
@@ -490,7 +491,7 @@ def test_a_path_is_ready_once_quiet_for_the_settle_time():
 
 
 def test_a_file_open_for_writing_waits_for_its_close_or_max_open():
-    from catalog.sync.watch import Settler
+    from catalog.sync.events import Settler
 
     settler = Settler(settle=0.5, tracks_close=True, max_open=60.0)
     settler.note(0.0, "/p/w.jpg", writing=True)
