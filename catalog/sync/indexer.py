@@ -29,6 +29,7 @@ from catalog.methods import Method, get_method, pixel_methods, resolve_cnn
 from catalog.search import pairs
 from catalog.store import Catalog, ImageRow, KnownFile, Scope, Writes
 from catalog.sync.plan import Plan, other_names, plan_scope
+from catalog.sync.roots import refuse_linked_twice, vanished
 from catalog.text import shown
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def index(
     # A known root that is gone is reported (below), not an error; no path: every root present. Any
     # other path that is gone (a file indexed on its own, a folder inside a root) has its catalogued
     # files dropped, as vanished files are.
-    gone = [p for p in given if p not in absent and _gone(p, absent)]
+    gone = [p for p in given if p not in absent and vanished(p, absent)]
     for path in gone:  # gone, and never catalogued: a slip of the keyboard
         if not catalog.known_files(Scope(folders=(path,), files=(path,))):
             raise UsageError(f"no such file or folder: {shown(path)}")
@@ -201,41 +202,6 @@ def _store_pairs(
         report.paired += pairs.refresh(catalog, method, cancel)
         if cancel is None or not cancel.is_set():
             stored.refresh(catalog, method, cancel)
-
-
-def refuse_linked_twice(roots: list[str], known: list[str]) -> None:
-    """A root folder that is, holds or lies inside another root (catalogued or given) only through a
-    symbolic link would catalogue every file there a second time, as copies of themselves: refused.
-    (Files given one by one are no roots: a file reached twice is caught as the same file.)"""
-    folders = [r for r in dict.fromkeys([*known, *roots]) if os.path.isdir(r)]
-    real = {folder: os.path.realpath(folder) for folder in folders}
-    for root in (r for r in roots if r in real):
-        for other in folders:
-            if other == root or _under(root, other) or _under(other, root):
-                continue  # the same path, or nested as written: the scan sees each file once
-            mine, theirs = real[root], real[other]
-            if mine == theirs or _under(mine, theirs) or _under(theirs, mine):
-                raise UsageError(
-                    f"{shown(root)} and the root {shown(other)} are the same folder, or one holds the other, "
-                    f"through a symbolic link ({shown(mine)}): its files would be catalogued twice; index "
-                    f"{shown(other)}"
-                )
-
-
-def _gone(path: str, absent: list[str]) -> bool:
-    """Whether ``path`` is no longer there, as far as the disk can tell: not below an absent root (a
-    drive not mounted keeps its images), and in a folder that can be read (one that cannot says
-    nothing of what it holds)."""
-    if os.path.lexists(path) or any(path == root or _under(path, root) for root in absent):
-        return False
-    folder = os.path.dirname(path)
-    while not os.path.isdir(folder) and folder != os.path.dirname(folder):
-        folder = os.path.dirname(folder)  # the nearest folder still there
-    return os.access(folder, os.R_OK | os.X_OK)
-
-
-def _under(path: str, folder: str) -> bool:
-    return path.startswith(folder.rstrip("/") + "/")
 
 
 def _images(n: int) -> str:

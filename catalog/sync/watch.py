@@ -101,7 +101,7 @@ class Watcher:
 
     def run(self, on_ready: Callable[[], None] | None = None) -> None:
         """Watch until :meth:`stop` (or SIGINT/SIGTERM when run in the main thread)."""
-        from catalog.sync.indexer import refuse_linked_twice
+        from catalog.sync.roots import refuse_linked_twice
 
         refuse_linked_twice(self.roots, self.catalog.roots())
         observer = self._start_observer()
@@ -330,7 +330,8 @@ class Watcher:
         """``catalog index PATH`` run while this watcher writes: each folder becomes a watched root, and
         the paths are indexed now (a root moved away and found here is recognised as moved)."""
         from catalog.ingest.scan import normalise_roots
-        from catalog.sync.indexer import index, refuse_linked_twice
+        from catalog.sync.indexer import index
+        from catalog.sync.roots import refuse_linked_twice
 
         roots = normalise_roots(request.paths)
         refuse_linked_twice(roots, self.roots)  # before any is watched
