@@ -13,7 +13,7 @@ from catalog.actions.plan import Plan, file_hash, link_targets, make_plan
 from catalog.actions.policies import KeepPolicy
 from catalog.actions.rules import FolderRules, RulePlan, plan_by_rules
 from catalog.config import DEFAULT_CNN, CnnChoice
-from catalog.errors import BusyError, Interrupted, UsageError
+from catalog.errors import BusyError, CatalogError, Interrupted, UsageError
 from catalog.grouping.options import Options
 from catalog.grouping.reference import find_groups
 from catalog.grouping.stored import refresh_all
@@ -168,6 +168,9 @@ def reindex(catalog: Catalog, paths: Sequence[str], cnn: CnnChoice, notes: list[
             index_paths(catalog, paths, cnn=cnn, workers=os.cpu_count() or 1)  # a process per core
     except BusyError:
         notes.append("another process is writing the catalogue: it catalogues the files put back")
+        return False
+    except (CatalogError, OSError) as exc:  # the files are back: the next index catalogues them
+        notes.append(f"the files put back could not be catalogued now ({exc}): the next index does")
         return False
     return True
 
